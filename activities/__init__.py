@@ -1,0 +1,50 @@
+"""Side effects of journeys: sending messages, the customer store, templates, contact policy.
+
+Workflows import the types and activity references below; nothing here is deterministic.
+"""
+
+from activities.customers import CustomerProfile
+from providers import TemplateError
+from activities.policy import KST, PolicyConfig
+from activities.send import (
+    CONFIG_ERROR,
+    OUTCOME_UNKNOWN,
+    PROVIDER_UNAVAILABLE,
+    OutcomeStatus,
+    SendActivities,
+    SendOutcome,
+    SendRequest,
+    idempotency_key,
+)
+from activities.store import MessageRecord, MessageStatus, ReceiptRecord, Store
+from activities.templates import Template, TemplateRegistry, default_templates, profile_variables
+from providers import Channel, DeliveryReceipt, ErrorClass, Purpose, ReceiptMode, ReceiptStatus
+
+__all__ = [
+    "CONFIG_ERROR",
+    "KST",
+    "OUTCOME_UNKNOWN",
+    "PROVIDER_UNAVAILABLE",
+    "Channel",
+    "CustomerProfile",
+    "DeliveryReceipt",
+    "ErrorClass",
+    "MessageRecord",
+    "MessageStatus",
+    "OutcomeStatus",
+    "PolicyConfig",
+    "Purpose",
+    "ReceiptMode",
+    "ReceiptRecord",
+    "ReceiptStatus",
+    "SendActivities",
+    "SendOutcome",
+    "SendRequest",
+    "Store",
+    "Template",
+    "TemplateError",
+    "TemplateRegistry",
+    "default_templates",
+    "idempotency_key",
+    "profile_variables",
+]

@@ -1,0 +1,64 @@
+"""Customer profiles: contact addresses, app state, tier and consents."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from providers import Channel
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+CUSTOMER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
+
+
+def _phone(value: str) -> str:
+    digits = re.sub(r"[\s\-()]", "", value)
+    if digits.startswith("+82"):
+        digits = "0" + digits[3:]
+    if not re.fullmatch(r"0\d{8,10}", digits):
+        raise ValueError("phone must be a Korean number such as 010-1234-5678")
+    return digits
+
+
+def _email(value: str) -> str:
+    value = value.strip()
+    if not _EMAIL.match(value) or len(value) > 254:
+        raise ValueError("email is not a valid address")
+    return value
+
+
+Phone = Annotated[str, AfterValidator(_phone)]
+Email = Annotated[str, AfterValidator(_email)]
+
+
+class CustomerProfile(BaseModel):
+    """What we know about a customer; loaded at send time, never stored in workflow history.
+
+    ``customer_id`` appears in workflow ids and search attributes, so it must be an opaque id,
+    never a phone number or an email address.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    customer_id: str = Field(pattern=CUSTOMER_ID_PATTERN)
+    name: str | None = Field(default=None, max_length=100)
+    phone: Phone | None = None
+    email: Email | None = None
+    push_tokens: list[Annotated[str, Field(min_length=1, max_length=4096)]] = Field(default_factory=list)
+    app_installed: bool = False
+    tier: str = Field(default="regular", max_length=32)
+    marketing_consent: dict[Channel, datetime] = Field(
+        default_factory=dict, description="channel -> when the customer opted in to ads there"
+    )
+    night_consent_at: datetime | None = Field(default=None, description="consent to ads 21:00-08:00")
+    unsubscribed: bool = False
+    dead_addresses: list[str] = Field(default_factory=list, description="maintained by the store")
+
+    @model_validator(mode="after")
+    def _reachable(self) -> CustomerProfile:
+        if not self.phone and not self.email and not self.push_tokens:
+            raise ValueError("a customer needs a phone, an email or a push token")
+        return self

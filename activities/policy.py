@@ -1,0 +1,81 @@
+"""Contact policy applied to every send: consent, Korea's ad rules, quiet hours.
+
+Frequency caps across journeys come with the full contact-policy work (DESIGN §6).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta, timezone
+
+from pydantic import BaseModel
+
+from activities.customers import CustomerProfile
+from providers import Channel, Purpose
+
+KST = timezone(timedelta(hours=9), "KST")
+
+# Channels on which Korean law wants "(광고)" and a free opt-out line on ads (email has its own
+# rules and is exempt from the night ban).
+AD_MARKED_CHANNELS = frozenset({Channel.SMS, Channel.BRAND_MESSAGE, Channel.RCS, Channel.PUSH, Channel.WEB_PUSH})
+NIGHT_EXEMPT_CHANNELS = frozenset({Channel.EMAIL})
+
+
+class PolicyConfig(BaseModel):
+    """Settings of the contact policy."""
+
+    brand_name: str = "듀러블샵"
+    opt_out_line: str = "무료수신거부 080-000-0000"
+    quiet_start: time = time(21, 0)
+    quiet_end: time = time(8, 0)
+    consent_valid_for: timedelta = timedelta(days=730)
+
+
+class Decision(BaseModel):
+    """What the policy says about one send."""
+
+    allowed: bool
+    reason: str | None = None
+    not_before: datetime | None = None
+
+
+def _in_quiet_hours(local: time, cfg: PolicyConfig) -> bool:
+    if cfg.quiet_start > cfg.quiet_end:  # spans midnight
+        return local >= cfg.quiet_start or local < cfg.quiet_end
+    return cfg.quiet_start <= local < cfg.quiet_end
+
+
+def _quiet_hours_end(at: datetime, cfg: PolicyConfig) -> datetime:
+    local = at.astimezone(KST)
+    end = local.replace(hour=cfg.quiet_end.hour, minute=cfg.quiet_end.minute, second=0, microsecond=0)
+    if end <= local:
+        end += timedelta(days=1)
+    return end
+
+
+def check(
+    profile: CustomerProfile, channel: Channel, purpose: Purpose, at: datetime, cfg: PolicyConfig
+) -> Decision:
+    """Decide whether a message may go out now (``at`` is journey time, not wall time)."""
+    if purpose is not Purpose.ADVERTISING:
+        return Decision(allowed=True)
+    if profile.unsubscribed:
+        return Decision(allowed=False, reason="unsubscribed")
+    opted_in = profile.marketing_consent.get(channel)
+    if opted_in is None:
+        return Decision(allowed=False, reason="no_marketing_consent")
+    if at - opted_in > cfg.consent_valid_for:
+        return Decision(allowed=False, reason="marketing_consent_expired")
+    if (
+        channel not in NIGHT_EXEMPT_CHANNELS
+        and profile.night_consent_at is None
+        and _in_quiet_hours(at.astimezone(KST).time(), cfg)
+    ):
+        return Decision(allowed=False, reason="quiet_hours", not_before=_quiet_hours_end(at, cfg))
+    return Decision(allowed=True)
+
+
+def mark_advertising(body: str, channel: Channel, purpose: Purpose, cfg: PolicyConfig) -> str:
+    """Add the ``(광고)`` prefix with the sender's name and the free opt-out line to an ad."""
+    if purpose is not Purpose.ADVERTISING or channel not in AD_MARKED_CHANNELS:
+        return body
+    return f"(광고){cfg.brand_name}\n{body}\n{cfg.opt_out_line}"

@@ -1,0 +1,281 @@
+"""The ``send_message`` activity: policy, rendering, idempotent provider call, message log.
+
+Errors become Temporal ``ApplicationError``s here and nowhere else:
+
+=======================  ============  ==========================================
+type                     retryable     when
+=======================  ============  ==========================================
+``ProviderUnavailable``  yes           429/5xx/connect failure (honours Retry-After)
+``SendOutcomeUnknown``   yes           timeout after write; next attempt reconciles
+``ConfigError``          no            bad template, key or sender: the step stops
+=======================  ============  ==========================================
+
+Every other outcome (accepted, rejected, skipped by policy, deferred) is returned as a
+:class:`SendOutcome` the workflow branches on.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+import structlog
+from pydantic import BaseModel, ConfigDict, Field
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.customers import CustomerProfile
+from activities.policy import PolicyConfig, check, mark_advertising
+from activities.store import MessageRecord, MessageStatus, Store
+from activities.templates import TemplateRegistry, profile_variables
+from providers import (
+    PHONE_CHANNELS,
+    Channel,
+    ConfigError,
+    ErrorClass,
+    OutboundMessage,
+    Provider,
+    ProviderRegistry,
+    ProviderUnavailable,
+    Purpose,
+    ReceiptMode,
+    SendResult,
+    SendStatus,
+    sms_kind,
+)
+
+log = structlog.get_logger("activities.send")
+
+CONFIG_ERROR = "ConfigError"
+PROVIDER_UNAVAILABLE = "ProviderUnavailable"
+OUTCOME_UNKNOWN = "SendOutcomeUnknown"
+
+
+def idempotency_key(workflow_id: str, step: str, channel: Channel) -> str:
+    """``{workflow_id}:{step}:{channel}``: one message per journey step and channel, ever."""
+    return f"{workflow_id}:{step}:{channel.value}"
+
+
+class SendRequest(BaseModel):
+    """What a journey asks to send. Holds no contact details: the activity loads them."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    workflow_id: str
+    journey: str
+    step: str
+    customer_id: str
+    channel: Channel
+    template: str
+    purpose: Purpose = Purpose.INFORMATIONAL
+    variables: dict[str, str] = Field(default_factory=dict)
+    journey_time: datetime = Field(description="workflow.now() at the send: policy runs on journey time")
+    supersedes: list[str] = Field(
+        default_factory=list, description="keys of earlier channels of this step (fallback)"
+    )
+
+    @property
+    def idempotency_key(self) -> str:
+        return idempotency_key(self.workflow_id, self.step, self.channel)
+
+
+class OutcomeStatus(StrEnum):
+    """What became of a send request."""
+
+    ACCEPTED = "accepted"  # the provider took it; a receipt may follow
+    REJECTED = "rejected"  # the provider refused it (see error_class)
+    SKIPPED = "skipped"  # the policy or the profile ruled it out (see reason)
+    DEFERRED = "deferred"  # not now: send again at not_before
+
+
+class SendOutcome(BaseModel):
+    """The activity's answer."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    status: OutcomeStatus
+    channel: Channel
+    idempotency_key: str
+    provider: str | None = None
+    provider_message_id: str | None = None
+    receipt: ReceiptMode = ReceiptMode.NONE
+    error_class: ErrorClass | None = None
+    error_code: str | None = None
+    reason: str | None = None
+    not_before: datetime | None = None
+    replayed: bool = Field(default=False, description="answered from the message log, not sent")
+
+
+def _address(profile: CustomerProfile, channel: Channel) -> str | None:
+    if channel in PHONE_CHANNELS:
+        return profile.phone
+    if channel is Channel.EMAIL:
+        return profile.email
+    if channel in (Channel.PUSH, Channel.WEB_PUSH):
+        live = [t for t in profile.push_tokens if t not in profile.dead_addresses]
+        return live[0] if live else None
+    if channel is Channel.IN_APP:
+        return profile.customer_id
+    return None
+
+
+def _from_record(record: MessageRecord) -> SendOutcome:
+    accepted = record.status is MessageStatus.ACCEPTED
+    return SendOutcome(
+        status=OutcomeStatus.ACCEPTED if accepted else OutcomeStatus.REJECTED,
+        channel=Channel(record.channel),
+        idempotency_key=record.idempotency_key,
+        provider=record.provider,
+        provider_message_id=record.provider_message_id,
+        receipt=ReceiptMode(record.receipt_mode or ReceiptMode.NONE),
+        error_class=ErrorClass(record.error_class) if record.error_class else None,
+        error_code=record.error_code,
+        replayed=True,
+    )
+
+
+class SendActivities:
+    """Activities that send messages; built by ``worker.py`` from the store and providers.
+
+    Args:
+        store: customers and the message log.
+        providers: which provider sends on which channel.
+        templates: the template registry.
+        policy: contact-policy settings.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        providers: ProviderRegistry,
+        templates: TemplateRegistry,
+        policy: PolicyConfig | None = None,
+    ) -> None:
+        self._store = store
+        self._providers = providers
+        self._templates = templates
+        self._policy = policy or PolicyConfig()
+
+    @activity.defn(name="send_message")
+    async def send_message(self, req: SendRequest) -> SendOutcome:
+        """Send one journey message at most once.
+
+        Raises:
+            ApplicationError: ``ProviderUnavailable``/``SendOutcomeUnknown`` (retryable) or
+                ``ConfigError`` (not retryable).
+        """
+        key = req.idempotency_key
+        bound = log.bind(
+            workflow_id=req.workflow_id, journey=req.journey, step=req.step,
+            channel=req.channel.value, purpose=req.purpose.value,
+        )
+
+        def done(outcome: SendOutcome) -> SendOutcome:
+            bound.info(
+                "message.sent" if outcome.status is OutcomeStatus.ACCEPTED else "message.not_sent",
+                outcome=outcome.status.value, provider=outcome.provider,
+                error_class=outcome.error_class, error_code=outcome.error_code,
+                reason=outcome.reason, replayed=outcome.replayed,
+            )
+            return outcome
+
+        profile = await self._store.get_customer(req.customer_id)
+        if profile is None:
+            return done(SendOutcome(status=OutcomeStatus.SKIPPED, channel=req.channel,
+                                    idempotency_key=key, reason="unknown_customer"))
+        address = _address(profile, req.channel)
+        if address is None or address in profile.dead_addresses:
+            reason = "address_dead" if address else "no_address"
+            return done(SendOutcome(status=OutcomeStatus.SKIPPED, channel=req.channel,
+                                    idempotency_key=key, reason=reason, error_class=ErrorClass.FALLBACK))
+        decision = check(profile, req.channel, req.purpose, req.journey_time, self._policy)
+        if not decision.allowed:
+            status = OutcomeStatus.DEFERRED if decision.not_before else OutcomeStatus.SKIPPED
+            return done(SendOutcome(status=status, channel=req.channel, idempotency_key=key,
+                                    reason=decision.reason, not_before=decision.not_before))
+
+        try:
+            provider = self._providers.for_channel(req.channel)
+            msg = self._message(req, profile, address)
+        except ConfigError as exc:
+            bound.error("message.config_error", error=str(exc))
+            raise ApplicationError(str(exc), type=CONFIG_ERROR, non_retryable=True) from exc
+
+        await self._store.mark_superseded(req.supersedes)
+        record, created = await self._store.claim_message(
+            idempotency_key=key, workflow_id=req.workflow_id, step=req.step,
+            channel=req.channel.value, customer_id=req.customer_id, provider=provider.name,
+            purpose=req.purpose.value, template=req.template,
+        )
+        if not created:
+            if record.status in (MessageStatus.ACCEPTED, MessageStatus.REJECTED):
+                return done(_from_record(record))
+            # An earlier attempt claimed the row and then died or timed out: ask the provider
+            # before sending again, so a crash between send and log never means two messages.
+            found = await self._lookup(provider, key)
+            if found is not None:
+                return done(await self._finish(req, provider, found))
+
+        result = await provider.send(msg)
+        if result.status is SendStatus.UNKNOWN:
+            found = await self._lookup(provider, key)
+            if found is None:
+                await self._store.finish_message(key, MessageStatus.UNKNOWN, error_code=result.error_code)
+                raise ApplicationError(
+                    f"outcome of {req.channel.value} send unknown ({result.error_code})",
+                    type=OUTCOME_UNKNOWN,
+                )
+            result = found
+        if result.error_class is ErrorClass.RETRY:
+            await self._store.finish_message(key, MessageStatus.SENDING, error_code=result.error_code)
+            bound.warning("message.retry", error_code=result.error_code)
+            raise ApplicationError(
+                f"{provider.name} unavailable ({result.error_code})",
+                type=PROVIDER_UNAVAILABLE,
+                next_retry_delay=result.retry_after,
+            )
+        outcome = await self._finish(req, provider, result)
+        if result.error_class is ErrorClass.RECIPIENT_DEAD:
+            await self._store.mark_address_dead(req.customer_id, address)
+        if result.error_class is ErrorClass.CONFIG:
+            done(outcome)
+            raise ApplicationError(
+                f"{provider.name} refused our configuration ({result.error_code})",
+                type=CONFIG_ERROR, non_retryable=True,
+            )
+        return done(outcome)
+
+    def _message(self, req: SendRequest, profile: CustomerProfile, address: str) -> OutboundMessage:
+        variables = {**req.variables, **profile_variables(profile)}
+        rendered = self._templates.render(req.template, req.channel, variables)
+        body = mark_advertising(rendered.body, req.channel, req.purpose, self._policy)
+        kind = sms_kind(body, rendered.subject) if req.channel is Channel.SMS else None
+        return OutboundMessage(
+            channel=req.channel, purpose=req.purpose, to=address, body=body,
+            subject=rendered.subject if kind is None or kind.value == "LMS" else None,
+            template_code=rendered.provider_template_code, variables=variables,
+            sms_kind=kind, idempotency_key=req.idempotency_key,
+            workflow_id=req.workflow_id, step=req.step,
+        )
+
+    async def _lookup(self, provider: Provider, key: str) -> SendResult | None:
+        try:
+            return await provider.lookup(key)
+        except ProviderUnavailable as exc:
+            raise ApplicationError(str(exc), type=PROVIDER_UNAVAILABLE) from exc
+
+    async def _finish(self, req: SendRequest, provider: Provider, result: SendResult) -> SendOutcome:
+        accepted = result.status is SendStatus.ACCEPTED
+        await self._store.finish_message(
+            req.idempotency_key,
+            MessageStatus.ACCEPTED if accepted else MessageStatus.REJECTED,
+            provider_message_id=result.provider_message_id, receipt_mode=result.receipt.value,
+            error_class=result.error_class.value if result.error_class else None,
+            error_code=result.error_code, error_message=result.error_message,
+        )
+        return SendOutcome(
+            status=OutcomeStatus.ACCEPTED if accepted else OutcomeStatus.REJECTED,
+            channel=req.channel, idempotency_key=req.idempotency_key, provider=provider.name,
+            provider_message_id=result.provider_message_id, receipt=result.receipt,
+            error_class=result.error_class, error_code=result.error_code,
+        )

@@ -1,0 +1,255 @@
+"""The customer store and message log on SQLAlchemy 2 async (SQLite file or PostgreSQL)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import event, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+
+from activities.customers import CustomerProfile
+from activities.store._tables import CustomerRow, MessageRow
+from providers import DeliveryReceipt
+
+_MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class MessageStatus(StrEnum):
+    """Where a logged message stands."""
+
+    SENDING = "sending"  # claimed; the provider call may or may not have happened
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    UNKNOWN = "unknown"  # the provider call's outcome is unknown: reconcile before resending
+
+
+class MessageRecord(BaseModel):
+    """One row of the message log."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    idempotency_key: str
+    workflow_id: str
+    step: str
+    channel: str
+    customer_id: str
+    provider: str
+    purpose: str
+    template: str
+    status: MessageStatus
+    attempts: int
+    provider_message_id: str | None = None
+    receipt_mode: str | None = None
+    error_class: str | None = None
+    error_code: str | None = None
+    superseded: bool = False
+    receipt_status: str | None = None
+    receipt_error_code: str | None = None
+    receipt_at: datetime | None = None
+    receipt_late: bool = False
+    created_at: datetime
+
+
+class ReceiptRecord(BaseModel):
+    """What recording a receipt found."""
+
+    message: MessageRecord
+    duplicate: bool
+    late: bool
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # WAL lets the webhook app record a receipt while a worker writes the log.
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+class Store:
+    """Customers and the message log.
+
+    Every method is one short transaction: no transaction is held across a provider call.
+
+    Args:
+        engine: an async engine (``sqlite+aiosqlite:///journeys.db`` or ``postgresql+asyncpg://``).
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._session = async_sessionmaker(engine, expire_on_commit=False)
+
+    @classmethod
+    def from_url(cls, url: str, **engine_kwargs: Any) -> Store:
+        """Build a store for a database URL."""
+        engine = create_async_engine(url, **engine_kwargs)
+        if engine.dialect.name == "sqlite":
+            event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return cls(engine)
+
+    async def migrate(self) -> None:
+        """Bring the schema up to the newest Alembic revision."""
+
+        def upgrade(sync_conn: Any) -> None:
+            cfg = Config()
+            cfg.set_main_option("script_location", str(_MIGRATIONS))
+            cfg.attributes["connection"] = sync_conn
+            command.upgrade(cfg, "head")
+
+        async with self.engine.begin() as conn:
+            await conn.run_sync(upgrade)
+
+    async def close(self) -> None:
+        """Release every pooled connection."""
+        await self.engine.dispose()
+
+    # customers ------------------------------------------------------------------------------
+
+    async def upsert_customer(self, profile: CustomerProfile) -> None:
+        """Create or replace a profile; dead addresses still in use stay dead."""
+        data = profile.model_dump(mode="json", exclude={"dead_addresses"})
+        now = _now()
+        async with self._session.begin() as session:
+            row = await session.get(CustomerRow, profile.customer_id, with_for_update=True)
+            if row is None:
+                session.add(
+                    CustomerRow(
+                        customer_id=profile.customer_id, profile=data, dead_addresses=[],
+                        created_at=now, updated_at=now,
+                    )
+                )
+                try:
+                    await session.flush()
+                except IntegrityError:  # a concurrent insert won: update theirs
+                    await session.rollback()
+                    return await self.upsert_customer(profile)
+                return
+            addresses = {profile.phone, profile.email, *profile.push_tokens}
+            row.profile = data
+            row.dead_addresses = [a for a in row.dead_addresses if a in addresses]
+            row.updated_at = now
+
+    async def get_customer(self, customer_id: str) -> CustomerProfile | None:
+        """The current profile, or None."""
+        async with self._session() as session:
+            row = await session.get(CustomerRow, customer_id)
+            if row is None:
+                return None
+            return CustomerProfile.model_validate({**row.profile, "dead_addresses": row.dead_addresses})
+
+    async def mark_address_dead(self, customer_id: str, address: str) -> None:
+        """Remember that ``address`` no longer reaches the customer (hard bounce, dead token)."""
+        async with self._session.begin() as session:
+            row = await session.get(CustomerRow, customer_id, with_for_update=True)
+            if row is not None and address not in row.dead_addresses:
+                row.dead_addresses = [*row.dead_addresses, address]
+                row.updated_at = _now()
+
+    # message log ----------------------------------------------------------------------------
+
+    async def claim_message(self, **fields: Any) -> tuple[MessageRecord, bool]:
+        """Insert a ``sending`` row under a unique idempotency key.
+
+        Returns:
+            The row and whether this call created it. An existing row means an earlier
+            attempt got this far: the caller must not send blindly.
+        """
+        now = _now()
+        row = MessageRow(
+            status=MessageStatus.SENDING.value, attempts=1, superseded=False, receipt_late=False,
+            created_at=now, updated_at=now, **fields,
+        )
+        try:
+            async with self._session.begin() as session:
+                session.add(row)
+            return MessageRecord.model_validate(row), True
+        except IntegrityError:
+            pass
+        async with self._session.begin() as session:
+            existing = (
+                await session.execute(
+                    select(MessageRow)
+                    .where(MessageRow.idempotency_key == fields["idempotency_key"])
+                    .with_for_update()
+                )
+            ).scalar_one()
+            existing.attempts += 1
+            existing.updated_at = now
+            return MessageRecord.model_validate(existing), False
+
+    async def finish_message(self, idempotency_key: str, status: MessageStatus, **fields: Any) -> None:
+        """Record the provider's answer for a claimed row."""
+        async with self._session.begin() as session:
+            await session.execute(
+                update(MessageRow)
+                .where(MessageRow.idempotency_key == idempotency_key)
+                .values(status=status.value, updated_at=_now(), **fields)
+            )
+
+    async def mark_superseded(self, idempotency_keys: list[str]) -> None:
+        """The journey moved on to another channel: later receipts for these are late."""
+        if not idempotency_keys:
+            return
+        async with self._session.begin() as session:
+            await session.execute(
+                update(MessageRow)
+                .where(MessageRow.idempotency_key.in_(idempotency_keys))
+                .values(superseded=True, updated_at=_now())
+            )
+
+    async def record_receipt(self, receipt: DeliveryReceipt) -> ReceiptRecord | None:
+        """Attach a delivery receipt to its message; None when no message matches.
+
+        The same receipt twice changes nothing and is reported as a duplicate.
+        """
+        async with self._session.begin() as session:
+            query = select(MessageRow).with_for_update()
+            if receipt.idempotency_key:
+                query = query.where(MessageRow.idempotency_key == receipt.idempotency_key)
+            elif receipt.provider_message_id:
+                query = query.where(
+                    MessageRow.provider == receipt.provider,
+                    MessageRow.provider_message_id == receipt.provider_message_id,
+                )
+            else:
+                return None
+            row = (await session.execute(query)).scalar_one_or_none()
+            if row is None:
+                return None
+            duplicate = row.receipt_status is not None
+            if not duplicate:
+                row.receipt_status = receipt.status.value
+                row.receipt_error_code = receipt.error_code
+                row.receipt_at = receipt.occurred_at or _now()
+                row.receipt_late = row.superseded
+                if row.provider_message_id is None:
+                    row.provider_message_id = receipt.provider_message_id
+                row.updated_at = _now()
+            return ReceiptRecord(
+                message=MessageRecord.model_validate(row), duplicate=duplicate, late=row.receipt_late
+            )
+
+    async def messages(
+        self, *, workflow_id: str | None = None, customer_id: str | None = None
+    ) -> list[MessageRecord]:
+        """Logged messages, oldest first."""
+        query = select(MessageRow).order_by(MessageRow.id)
+        if workflow_id is not None:
+            query = query.where(MessageRow.workflow_id == workflow_id)
+        if customer_id is not None:
+            query = query.where(MessageRow.customer_id == customer_id)
+        async with self._session() as session:
+            rows = (await session.execute(query)).scalars().all()
+            return [MessageRecord.model_validate(r) for r in rows]

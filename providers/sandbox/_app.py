@@ -1,0 +1,293 @@
+"""The sandbox provider service: an aggregator-like HTTP API that records sends and posts receipts.
+
+Its behaviour is chosen by the recipient, like a payment provider's test cards (README,
+"Sandbox recipients"). It honours idempotency keys (the same key returns the first answer and
+sends nothing) and answers a status lookup by key, so an UNKNOWN outcome can be reconciled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import httpx
+import structlog
+from fastapi import FastAPI, Header, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from providers.base import Channel
+from providers.signing import sign
+
+log = structlog.get_logger("providers.sandbox")
+
+KAKAO_CHANNELS = frozenset({Channel.ALIMTALK, Channel.BRAND_MESSAGE})
+TRANSIENT_FAILURES = 2  # recipient ...0004 sees this many 503s per message
+
+
+class ReceiptTiming(StrEnum):
+    """When the sandbox posts a delivery receipt."""
+
+    # Before the send is answered: under Temporal's time-skipping server a receipt that comes
+    # after the send activity returned loses the race against the receipt timer (DESIGN §11).
+    BEFORE_RESPONSE = "before_response"
+    AFTER_RESPONSE = "after_response"
+
+
+@dataclass
+class SandboxConfig:
+    """How a sandbox instance behaves."""
+
+    api_key: str = "sandbox-key"
+    webhook_url: str | None = None
+    webhook_secret: str = "sandbox-webhook-secret"
+    receipt_timing: ReceiptTiming = ReceiptTiming.AFTER_RESPONSE
+    receipt_delay_seconds: float = 0.2
+    webhook_attempts: int = 5
+
+
+class SendBody(BaseModel):
+    """``POST /v1/messages`` body."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    channel: Channel
+    to: str = Field(min_length=1, max_length=320)
+    body: str = Field(max_length=10_000)
+    subject: str | None = Field(default=None, max_length=200)
+    template_code: str | None = None
+    sender: str | None = None
+    message_type: str | None = None
+    reference: str | None = Field(default=None, max_length=300)
+    custom_fields: dict[str, str] = Field(default_factory=dict)
+
+
+class OutageBody(BaseModel):
+    """``POST /v1/control/outage`` body."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seconds: float = Field(ge=0, le=3600)
+
+
+@dataclass
+class Answer:
+    """A recorded HTTP answer, replayed for a repeated idempotency key."""
+
+    status_code: int
+    body: dict[str, Any]
+
+
+@dataclass
+class SandboxState:
+    """Everything the sandbox has seen."""
+
+    messages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    answers: dict[str, Answer] = field(default_factory=dict)
+    by_reference: dict[str, str] = field(default_factory=dict)
+    transient_counts: dict[str, int] = field(default_factory=dict)
+    receipts_posted: list[dict[str, Any]] = field(default_factory=list)
+    outage_until: float = 0.0
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+
+def _digits(phone: str) -> str:
+    return re.sub(r"\D", "", phone)
+
+
+def _error(status: int, code: str, message: str) -> Answer:
+    return Answer(status, {"error": {"code": code, "message": message}})
+
+
+def _behaviour(body: SendBody, state: SandboxState, key: str) -> tuple[Answer | None, str | None]:
+    """Decide the sandbox's answer: (error answer, or None to accept; receipt outcome code).
+
+    The receipt outcome is ``"delivered"``, ``"none"`` or a failure code.
+    """
+    to = body.to.strip()
+    if body.channel is Channel.EMAIL:
+        if to.split("@", 1)[0].lower() == "bounce":
+            return None, "HARD_BOUNCE"
+        return None, "delivered"
+    if body.channel in (Channel.PUSH, Channel.WEB_PUSH):
+        if to == "unregistered":
+            return _error(404, "UNREGISTERED", "push token is no longer registered"), None
+        return None, "delivered"
+    if body.channel in (Channel.IN_APP, Channel.WEBHOOK):
+        return None, "delivered"
+    digits = _digits(to)
+    if not 9 <= len(digits) <= 12:
+        return _error(400, "INVALID_NUMBER", "phone number is not valid"), None
+    kakao = body.channel in KAKAO_CHANNELS
+    match digits[-4:]:
+        case "0001" if kakao:
+            return _error(422, "NOT_KAKAO_USER", "recipient is not a KakaoTalk user"), None
+        case "0002" if kakao:
+            return None, "none"
+        case "0003":
+            return _error(422, "BLOCKED", "recipient rejects every message"), None
+        case "0004":
+            seen = state.transient_counts.get(key, 0)
+            if seen < TRANSIENT_FAILURES:
+                state.transient_counts[key] = seen + 1
+                return _error(503, "TEMPORARILY_UNAVAILABLE", "try again"), None
+            return None, "delivered"
+        case "0005":
+            return _error(400, "INVALID_NUMBER", "phone number does not exist"), None
+        case "0006" if body.channel is Channel.ALIMTALK:
+            return None, "KAKAO_DELIVERY_FAILED"
+    return None, "delivered"
+
+
+def create_sandbox_app(
+    config: SandboxConfig | None = None, *, receipt_client: httpx.AsyncClient | None = None
+) -> FastAPI:
+    """Build the sandbox ASGI app.
+
+    Args:
+        config: behaviour; defaults suit a local run.
+        receipt_client: the HTTP client receipts are posted with; pass one with an
+            ``httpx.ASGITransport`` to reach an in-process webhook app.
+    """
+    cfg = config or SandboxConfig()
+    state = SandboxState()
+    app = FastAPI(title="Durable Journeys sandbox provider", version="1")
+    app.state.sandbox = state
+    app.state.config = cfg
+    client_holder: dict[str, httpx.AsyncClient | None] = {"client": receipt_client}
+
+    def _client() -> httpx.AsyncClient:
+        if client_holder["client"] is None:
+            client_holder["client"] = httpx.AsyncClient(timeout=10)
+        return client_holder["client"]
+
+    async def post_receipt(message: dict[str, Any], outcome: str) -> None:
+        if not cfg.webhook_url:
+            return
+        receipt = {
+            "message_id": message["id"],
+            "reference": message["reference"],
+            "channel": message["channel"],
+            "status": "delivered" if outcome == "delivered" else "failed",
+            "error_code": None if outcome == "delivered" else outcome,
+            "occurred_at": datetime.now(UTC).isoformat(),
+            "custom_fields": message["custom_fields"],
+        }
+        message["receipt"] = receipt["status"]
+        payload = json.dumps({"receipts": [receipt]}).encode()
+        for attempt in range(cfg.webhook_attempts):
+            ts = int(time.time())
+            headers = {
+                "Content-Type": "application/json",
+                "X-Sandbox-Timestamp": str(ts),
+                "X-Sandbox-Signature": sign(cfg.webhook_secret, ts, payload),
+            }
+            try:
+                resp = await _client().post(cfg.webhook_url, content=payload, headers=headers)
+            except httpx.HTTPError as exc:
+                log.warning("sandbox.receipt_post_failed", error=type(exc).__name__, attempt=attempt)
+            else:
+                if resp.status_code < 500:
+                    state.receipts_posted.append({**receipt, "http_status": resp.status_code})
+                    return
+                log.warning("sandbox.receipt_rejected", status=resp.status_code, attempt=attempt)
+            await asyncio.sleep(min(0.2 * 2**attempt, 5))
+
+    async def deliver_later(message: dict[str, Any], outcome: str) -> None:
+        await asyncio.sleep(cfg.receipt_delay_seconds)
+        await post_receipt(message, outcome)
+
+    @app.post("/v1/messages", status_code=202)
+    async def send(
+        body: SendBody,
+        authorization: str | None = Header(default=None),
+        idempotency_key: str | None = Header(default=None),
+    ) -> JSONResponse:
+        if authorization != f"Bearer {cfg.api_key}":
+            return JSONResponse({"error": {"code": "UNAUTHORIZED", "message": "bad API key"}}, 401)
+        if time.monotonic() < state.outage_until:
+            return JSONResponse(
+                {"error": {"code": "OUTAGE", "message": "service unavailable"}},
+                503,
+                headers={"Retry-After": "1"},
+            )
+        key = idempotency_key or body.reference or uuid.uuid4().hex
+        if key in state.answers:  # a repeat: the first answer, nothing sent again
+            first = state.answers[key]
+            return JSONResponse(first.body, first.status_code, headers={"Idempotent-Replayed": "true"})
+        error, outcome = _behaviour(body, state, key)
+        state.attempts.append({"key": key, "channel": body.channel, "to": body.to, "error": error and error.body})
+        if error is not None:
+            if error.status_code < 500:
+                state.answers[key] = error
+            return JSONResponse(error.body, error.status_code)
+        message = {
+            "id": f"sbx_{uuid.uuid4().hex}",
+            "reference": key,
+            "status": "accepted",
+            "receipt": None,
+            "accepted_at": datetime.now(UTC).isoformat(),
+            **body.model_dump(mode="json"),
+        }
+        message["reference"] = key
+        state.messages[message["id"]] = message
+        state.by_reference[key] = message["id"]
+        answer = Answer(
+            202,
+            {"message_id": message["id"], "status": "accepted",
+             "receipt": "none" if outcome == "none" else "webhook"},
+        )
+        state.answers[key] = answer
+        if outcome != "none":
+            if cfg.receipt_timing is ReceiptTiming.BEFORE_RESPONSE:
+                await post_receipt(message, outcome)
+            else:
+                task = asyncio.create_task(deliver_later(message, outcome))
+                state.tasks.add(task)
+                task.add_done_callback(state.tasks.discard)
+        return JSONResponse(answer.body, answer.status_code)
+
+    @app.get("/v1/messages")
+    async def list_messages(to: str | None = None, reference: str | None = None) -> dict[str, Any]:
+        items = [
+            m for m in state.messages.values()
+            if (to is None or m["to"] == to) and (reference is None or m["reference"] == reference)
+        ]
+        return {"messages": items}
+
+    @app.get("/v1/messages/by-reference/{reference:path}")
+    async def by_reference(reference: str) -> JSONResponse:
+        message_id = state.by_reference.get(reference)
+        if message_id is None:
+            return JSONResponse({"error": {"code": "NOT_FOUND", "message": "no such reference"}}, 404)
+        return JSONResponse(state.messages[message_id])
+
+    @app.get("/v1/messages/{message_id}")
+    async def get_message(message_id: str) -> JSONResponse:
+        if message_id not in state.messages:
+            return JSONResponse({"error": {"code": "NOT_FOUND", "message": "no such message"}}, 404)
+        return JSONResponse(state.messages[message_id])
+
+    @app.post("/v1/control/outage")
+    async def outage(body: OutageBody) -> dict[str, Any]:
+        """Answer every send with 503 for ``seconds`` (0 ends an outage)."""
+        state.outage_until = time.monotonic() + body.seconds
+        return {"outage_seconds": body.seconds}
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.exception_handler(json.JSONDecodeError)
+    async def bad_json(_: Request, exc: json.JSONDecodeError) -> JSONResponse:
+        return JSONResponse({"error": {"code": "BAD_REQUEST", "message": str(exc)}}, 400)
+
+    return app

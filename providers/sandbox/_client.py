@@ -1,0 +1,201 @@
+"""The client side of the sandbox provider: what the send activity calls."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+import httpx
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from providers.base import (
+    Channel,
+    DeliveryReceipt,
+    ErrorClass,
+    OutboundMessage,
+    ReceiptMode,
+    ReceiptStatus,
+    SendResult,
+    SendStatus,
+    json_headers,
+)
+from providers.errors import ProviderUnavailable, WebhookError
+from providers.signing import verify
+
+# Provider error codes -> what the journey does (DESIGN §3).
+ERROR_CLASSES: dict[str, ErrorClass] = {
+    "NOT_KAKAO_USER": ErrorClass.FALLBACK,
+    "BLOCKED": ErrorClass.FALLBACK,
+    "KAKAO_DELIVERY_FAILED": ErrorClass.FALLBACK,
+    "INVALID_NUMBER": ErrorClass.REQUEST,
+    "BAD_REQUEST": ErrorClass.REQUEST,
+    "UNREGISTERED": ErrorClass.RECIPIENT_DEAD,
+    "HARD_BOUNCE": ErrorClass.RECIPIENT_DEAD,
+    "UNAUTHORIZED": ErrorClass.CONFIG,
+    "TEMPLATE_NOT_FOUND": ErrorClass.CONFIG,
+}
+
+# Errors raised before the request was written: nothing can have been sent.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+
+
+class _ReceiptIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    message_id: str
+    reference: str | None = None
+    channel: Channel | None = None
+    status: ReceiptStatus
+    error_code: str | None = None
+    occurred_at: datetime | None = None
+    custom_fields: dict[str, str] = {}
+
+
+class _ReceiptsIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    receipts: list[_ReceiptIn]
+
+
+def _retry_after(resp: httpx.Response) -> timedelta | None:
+    value = resp.headers.get("Retry-After")
+    if value and value.isdigit():
+        return timedelta(seconds=int(value))
+    return None
+
+
+class SandboxProvider:
+    """Sends through the sandbox service's API.
+
+    Args:
+        client: an ``httpx.AsyncClient`` whose ``base_url`` is the sandbox (an ASGI transport
+            in tests, a real connection elsewhere).
+        api_key: the sandbox API key.
+        webhook_secret: the secret receipts are signed with.
+        name: the provider name used in webhook paths and the message log.
+    """
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        api_key: str,
+        webhook_secret: str,
+        name: str = "sandbox",
+    ) -> None:
+        self.name = name
+        self._client = client
+        self._api_key = api_key
+        self._secret = webhook_secret
+
+    async def send(self, msg: OutboundMessage) -> SendResult:
+        """Send one message; the idempotency key travels as a header and as the reference."""
+        payload = {
+            "channel": msg.channel.value,
+            "to": msg.to,
+            "body": msg.body,
+            "subject": msg.subject,
+            "template_code": msg.template_code,
+            "sender": msg.sender,
+            "message_type": msg.sms_kind.value if msg.sms_kind else None,
+            "reference": msg.idempotency_key,
+            "custom_fields": {
+                k: v for k, v in {"workflow_id": msg.workflow_id, "step": msg.step}.items() if v
+            },
+        }
+        headers = json_headers(
+            {"Authorization": f"Bearer {self._api_key}", "Idempotency-Key": msg.idempotency_key}
+        )
+        try:
+            resp = await self._client.post("/v1/messages", json=payload, headers=headers)
+        except _NOT_SENT as exc:
+            return SendResult(
+                status=SendStatus.REJECTED, error_class=ErrorClass.RETRY, error_code=type(exc).__name__
+            )
+        except httpx.TransportError as exc:
+            # The request may have been written: only a lookup by key can tell.
+            return SendResult(
+                status=SendStatus.UNKNOWN, error_class=ErrorClass.UNKNOWN, error_code=type(exc).__name__
+            )
+        return self._result(resp)
+
+    def _result(self, resp: httpx.Response) -> SendResult:
+        try:
+            data = resp.json()
+        except ValueError:
+            data = {}
+        if resp.status_code in (200, 201, 202):
+            mode = ReceiptMode.NONE if data.get("receipt") == "none" else ReceiptMode.WEBHOOK
+            return SendResult(
+                status=SendStatus.ACCEPTED, provider_message_id=data.get("message_id"), receipt=mode
+            )
+        error = data.get("error") or {}
+        code = str(error.get("code") or f"HTTP_{resp.status_code}")
+        if resp.status_code == 429 or resp.status_code >= 500:
+            error_class = ErrorClass.RETRY
+        elif resp.status_code in (401, 403):
+            error_class = ErrorClass.CONFIG
+        else:
+            error_class = ERROR_CLASSES.get(code, ErrorClass.REQUEST)
+        return SendResult(
+            status=SendStatus.REJECTED,
+            error_class=error_class,
+            error_code=code,
+            error_message=error.get("message"),
+            retry_after=_retry_after(resp),
+        )
+
+    async def lookup(self, idempotency_key: str) -> SendResult | None:
+        """Find an earlier send by idempotency key.
+
+        Raises:
+            ProviderUnavailable: the sandbox cannot answer now.
+        """
+        try:
+            resp = await self._client.get(
+                f"/v1/messages/by-reference/{idempotency_key}",
+                headers={"Authorization": f"Bearer {self._api_key}"},
+            )
+        except httpx.TransportError as exc:
+            raise ProviderUnavailable(f"sandbox lookup failed: {type(exc).__name__}") from exc
+        if resp.status_code == 404:
+            return None
+        if resp.status_code != 200:
+            raise ProviderUnavailable(f"sandbox lookup answered {resp.status_code}")
+        data = resp.json()
+        return SendResult(
+            status=SendStatus.ACCEPTED,
+            provider_message_id=data["id"],
+            receipt=ReceiptMode.WEBHOOK,
+        )
+
+    def parse_webhook(self, headers: dict[str, str], body: bytes) -> list[DeliveryReceipt]:
+        """Verify and parse a receipt webhook.
+
+        Raises:
+            SignatureError: forged, missing or stale signature.
+            WebhookError: the body is not a receipt batch.
+        """
+        lower = {k.lower(): v for k, v in headers.items()}
+        verify(self._secret, lower.get("x-sandbox-timestamp"), lower.get("x-sandbox-signature"), body)
+        try:
+            batch = _ReceiptsIn.model_validate(json.loads(body))
+        except (ValueError, ValidationError) as exc:
+            raise WebhookError(f"unreadable receipt batch: {exc}") from exc
+        return [
+            DeliveryReceipt(
+                provider=self.name,
+                provider_message_id=r.message_id,
+                idempotency_key=r.reference,
+                status=r.status,
+                error_code=r.error_code,
+                error_class=ERROR_CLASSES.get(r.error_code or "", ErrorClass.FALLBACK)
+                if r.status is ReceiptStatus.FAILED
+                else None,
+                occurred_at=r.occurred_at,
+                workflow_id=r.custom_fields.get("workflow_id"),
+                step=r.custom_fields.get("step"),
+                channel=r.channel,
+            )
+            for r in batch.receipts
+        ]

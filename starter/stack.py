@@ -1,0 +1,141 @@
+"""An embedded stack: store, sandbox provider, webhook app and send activities wired together.
+
+The demo serves it over real HTTP on free ports; tests wire it in-process through
+``httpx.ASGITransport``. Both run the same code paths: send -> sandbox -> signed receipt ->
+webhook app -> message log -> signal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities import SendActivities, Store, TemplateRegistry
+from providers import ProviderRegistry
+from providers.sandbox import ReceiptTiming, SandboxConfig, SandboxState, create_sandbox_app
+from starter.journeys import Journeys
+from starter.serve import free_port, serving
+from starter.webhooks import create_webhook_app
+from workflows import TASK_QUEUE, PostPurchaseSettings
+
+
+@dataclass
+class Stack:
+    """The wired parts; ``worker()`` builds a worker for them."""
+
+    journeys: Journeys
+    store: Store
+    providers: ProviderRegistry
+    activities: SendActivities
+    sandbox_app: FastAPI
+    webhook_app: FastAPI
+    sandbox_url: str
+    webhook_url: str
+    task_queue: str
+
+    @property
+    def sandbox(self) -> SandboxState:
+        """What the sandbox recorded: ``messages`` (accepted sends), ``attempts``, receipts."""
+        return self.sandbox_app.state.sandbox
+
+    def worker(self, **kwargs: Any) -> Worker:
+        """A worker for this stack's task queue."""
+        from worker import build_worker
+
+        return build_worker(self.journeys.client, self.activities, task_queue=self.task_queue, **kwargs)
+
+
+@asynccontextmanager
+async def embedded_stack(
+    client: Client,
+    *,
+    database_url: str,
+    settings: Any = None,
+    task_queue: str = TASK_QUEUE,
+    http: bool = False,
+    receipt_timing: ReceiptTiming = ReceiptTiming.AFTER_RESPONSE,
+    receipt_delay: timedelta = timedelta(milliseconds=200),
+    post_purchase: PostPurchaseSettings | None = None,
+    templates: TemplateRegistry | None = None,
+) -> AsyncIterator[Stack]:
+    """Build and run a stack until the block ends.
+
+    Args:
+        client: a Temporal client with the pydantic data converter.
+        database_url: the store's database.
+        settings: a ``worker.Settings`` (keys and secrets); defaults otherwise.
+        task_queue: the journeys' task queue.
+        http: serve the sandbox and webhook app over real HTTP on free ports.
+        receipt_timing: when the sandbox posts receipts (before its answer under time skipping).
+        receipt_delay: how long after accepting the sandbox delivers (``AFTER_RESPONSE`` only).
+        post_purchase: default post-purchase timings for journeys started by this stack.
+        templates: the template registry (default: the reference templates).
+    """
+    from worker import Settings, build_activities, build_providers
+
+    settings = settings or Settings()
+    async with AsyncExitStack() as stack:
+        store = Store.from_url(database_url)
+        stack.push_async_callback(store.close)
+        await store.migrate()
+        journeys = Journeys(
+            client, store, task_queue=task_queue, templates=templates, post_purchase=post_purchase
+        )
+        webhook_holder: dict[str, Any] = {}
+
+        async def webhook_asgi(scope: Any, receive: Any, send: Any) -> None:
+            await webhook_holder["app"](scope, receive, send)
+
+        if http:
+            sandbox_port, webhook_port = free_port(), free_port()
+            sandbox_url, webhook_url = f"http://127.0.0.1:{sandbox_port}", f"http://127.0.0.1:{webhook_port}"
+            receipt_client = httpx.AsyncClient(timeout=10)
+            sandbox_client = httpx.AsyncClient(base_url=sandbox_url, timeout=settings.provider_timeout_seconds)
+        else:
+            sandbox_url, webhook_url = "http://sandbox", "http://webhooks"
+            receipt_client = httpx.AsyncClient(transport=httpx.ASGITransport(app=webhook_asgi))
+            sandbox_client = None  # set below, once the sandbox app exists
+        stack.push_async_callback(receipt_client.aclose)
+        sandbox_app = create_sandbox_app(
+            SandboxConfig(
+                api_key=settings.sandbox_api_key.get_secret_value(),
+                webhook_secret=settings.sandbox_webhook_secret.get_secret_value(),
+                webhook_url=f"{webhook_url}/webhooks/sandbox",
+                receipt_timing=receipt_timing,
+                receipt_delay_seconds=receipt_delay.total_seconds(),
+            ),
+            receipt_client=receipt_client,
+        )
+        if sandbox_client is None:
+            sandbox_client = httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=sandbox_app), base_url=sandbox_url
+            )
+        stack.push_async_callback(sandbox_client.aclose)
+        providers = build_providers(settings, sandbox_client=sandbox_client)
+        webhook_app = create_webhook_app(
+            journeys, providers, api_key=settings.api_key.get_secret_value(),
+            max_body_bytes=settings.webhook_max_body_bytes,
+        )
+        webhook_holder["app"] = webhook_app
+        if http:
+            await stack.enter_async_context(serving(sandbox_app, port=sandbox_port))
+            await stack.enter_async_context(serving(webhook_app, port=webhook_port))
+        yield Stack(
+            journeys=journeys,
+            store=store,
+            providers=providers,
+            activities=build_activities(settings, store, providers, templates),
+            sandbox_app=sandbox_app,
+            webhook_app=webhook_app,
+            sandbox_url=sandbox_url,
+            webhook_url=webhook_url,
+            task_queue=task_queue,
+        )

@@ -1,0 +1,140 @@
+"""The webhook app: provider receipts in, signals out; app events; health.
+
+``POST /webhooks/{provider}`` verifies the provider's signature, records each receipt in the
+message log, and signals the journey that sent the message (found through the log, never
+through fields a caller controls). Duplicate receipts are harmless; a receipt for a journey
+that has ended is recorded as late and answered 200, so the provider does not retry forever.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Header, HTTPException, Request
+from pydantic import BaseModel, ConfigDict, Field
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities import Store
+from providers import ConfigError, ProviderRegistry, SignatureError, WebhookError
+from starter.errors import JourneyNotFound
+from starter.journeys import Journeys
+from workflows import EventType, JourneyEvent, OrderId, PostPurchaseJourney, post_purchase_id
+
+log = structlog.get_logger("starter.webhooks")
+
+
+class ReceiptsAnswer(BaseModel):
+    """What the webhook did with a batch of receipts."""
+
+    received: int = 0
+    signalled: int = 0
+    duplicate: int = 0
+    late: int = 0
+    unknown: int = 0
+
+
+class OrderEventIn(BaseModel):
+    """``POST /events`` body: an order event from the app."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: EventType
+    order_id: OrderId
+    event_id: str | None = Field(default=None, max_length=200)
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+def create_webhook_app(
+    journeys: Journeys, providers: ProviderRegistry, *, api_key: str, max_body_bytes: int = 256 * 1024
+) -> FastAPI:
+    """Build the webhook ASGI app.
+
+    Args:
+        journeys: the facade (its Temporal client and store are used).
+        providers: the providers whose webhooks are accepted.
+        api_key: the key the app's backend sends as ``Authorization: Bearer <key>`` on ``/events``.
+        max_body_bytes: larger bodies are refused with 413 before they are parsed.
+    """
+    app = FastAPI(title="Durable Journeys webhooks", version="1")
+    store: Store = journeys.store
+
+    async def read_body(request: Request) -> bytes:
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > max_body_bytes:
+            raise HTTPException(413, "body too large")
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > max_body_bytes:
+                raise HTTPException(413, "body too large")
+        return body
+
+    @app.post("/webhooks/{provider_name}", response_model=ReceiptsAnswer)
+    async def receipts(provider_name: str, request: Request) -> ReceiptsAnswer:
+        try:
+            provider = providers.get(provider_name)
+        except ConfigError:
+            raise HTTPException(404, "unknown provider") from None
+        body = await read_body(request)
+        try:
+            parsed = provider.parse_webhook(dict(request.headers), body)
+        except SignatureError as exc:
+            log.warning("webhook.signature_refused", provider=provider_name, error=str(exc))
+            raise HTTPException(401, "invalid signature") from None
+        except WebhookError as exc:
+            raise HTTPException(400, str(exc)) from None
+        answer = ReceiptsAnswer(received=len(parsed))
+        for receipt in parsed:
+            record = await store.record_receipt(receipt)
+            if record is None:
+                answer.unknown += 1
+                log.info("receipt.unknown", provider=provider_name, message_id=receipt.provider_message_id)
+                continue
+            if record.duplicate:
+                answer.duplicate += 1
+            msg = record.message
+            enriched = receipt.model_copy(
+                update={"idempotency_key": msg.idempotency_key, "workflow_id": msg.workflow_id,
+                        "step": msg.step, "channel": msg.channel}
+            )
+            try:
+                await journeys.client.get_workflow_handle(msg.workflow_id).signal(
+                    PostPurchaseJourney.on_receipt, enriched
+                )
+            except RPCError as exc:
+                if exc.status is not RPCStatusCode.NOT_FOUND:
+                    raise HTTPException(503, "journey service unavailable, retry") from None
+                answer.late += 1  # the journey has ended: the log row keeps the receipt
+                log.info("receipt.late", workflow_id=msg.workflow_id, step=msg.step, channel=msg.channel)
+                continue
+            answer.signalled += 1
+            log.info("receipt.signalled", workflow_id=msg.workflow_id, step=msg.step,
+                     channel=msg.channel, status=receipt.status.value, late=record.late)
+        return answer
+
+    def check_key(authorization: str | None) -> None:
+        expected = f"Bearer {api_key}"
+        if authorization is None or not hmac.compare_digest(authorization.encode(), expected.encode()):
+            raise HTTPException(401, "invalid API key")
+
+    @app.post("/events", status_code=202)
+    async def events(body: OrderEventIn, authorization: str | None = Header(default=None)) -> dict[str, Any]:
+        check_key(authorization)
+        if not body.type.value.startswith("order."):
+            raise HTTPException(422, "only order events are routed in this version")
+        event = JourneyEvent(
+            type=body.type, event_id=body.event_id or f"{body.type.value}:{body.order_id}", data=body.data
+        )
+        try:
+            delivered = await journeys.signal_event(post_purchase_id(body.order_id), event)
+        except JourneyNotFound:
+            raise HTTPException(404, "no journey for that order") from None
+        return {"delivered": delivered}
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

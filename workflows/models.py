@@ -1,0 +1,141 @@
+"""Journey inputs, business events and timelines (pydantic, stored in workflow history).
+
+Models here keep ``extra="ignore"`` so an older worker can read a newer payload, and use no
+``default_factory`` that reads the clock (workflow determinism).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from activities import Channel
+
+ORDER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
+OrderId = Annotated[str, Field(pattern=ORDER_ID_PATTERN, description="opaque order id, no PII")]
+
+
+class EventType(StrEnum):
+    """Business and engagement events a journey reacts to (signal ``event``)."""
+
+    ORDER_PAID = "order.paid"
+    ORDER_SHIPPED = "order.shipped"
+    ORDER_DELIVERED = "order.delivered"
+    ORDER_CANCELLED = "order.cancelled"
+    ORDER_REFUNDED = "order.refunded"
+    PURCHASE = "purchase"
+    CART_UPDATED = "cart.updated"
+    CART_CLEARED = "cart.cleared"
+    APP_INSTALLED = "app.installed"
+    APP_OPENED = "app.opened"
+    MESSAGE_OPENED = "message.opened"
+    MESSAGE_CLICKED = "message.clicked"
+    UNSUBSCRIBED = "unsubscribed"
+
+
+class JourneyEvent(BaseModel):
+    """One business event; ``event_id`` makes a redelivered event harmless."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    type: EventType
+    event_id: str | None = Field(default=None, max_length=200)
+    occurred_at: datetime | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class OrderItem(BaseModel):
+    """One line of an order."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str = Field(min_length=1, max_length=200)
+    quantity: int = Field(default=1, ge=1)
+    unit_price: int = Field(ge=0, description="KRW")
+
+
+class Order(BaseModel):
+    """A paid order."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    order_id: OrderId
+    customer_id: str = Field(min_length=1, max_length=64)
+    amount: int = Field(gt=0, description="total paid, KRW")
+    items: list[OrderItem] = Field(min_length=1)
+    paid_at: datetime | None = None
+
+
+class PostPurchaseSettings(BaseModel):
+    """Timings and links of the post-purchase journey (the demo compresses the timings)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    receipt_timeout: timedelta = Field(default=timedelta(minutes=10), gt=timedelta(0))
+    review_delay: timedelta = Field(default=timedelta(days=3), ge=timedelta(0))
+    sale_after_delivery: timedelta = Field(default=timedelta(days=14), ge=timedelta(0))
+    give_up_after: timedelta = Field(default=timedelta(days=30), gt=timedelta(0))
+    review_url: str = "https://shop.example/reviews/new?order={order_id}"
+    sale_url: str = "https://shop.example/sale/recent-buyers"
+
+
+class PostPurchaseInput(BaseModel):
+    """Input of the post-purchase journey."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    order: Order
+    settings: PostPurchaseSettings = Field(default_factory=PostPurchaseSettings)
+
+
+class Outcome(StrEnum):
+    """What happened at one point of a journey."""
+
+    SENT = "sent"  # accepted by the provider, waiting for a receipt
+    DELIVERED = "delivered"
+    FAILED = "failed"  # failure receipt, or the send could not be made
+    REJECTED = "rejected"
+    NO_RECEIPT = "no_receipt"
+    SKIPPED = "skipped"
+    DEFERRED = "deferred"
+    LATE_RECEIPT = "late_receipt"
+    NOT_DELIVERED = "not_delivered"  # every channel of a step failed
+    CONFIG_ERROR = "config_error"
+    EVENT = "event"
+    ENDED = "ended"
+
+
+class TimelineEntry(BaseModel):
+    """One line of a journey's timeline (query ``timeline``)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    step: str
+    at: datetime
+    elapsed: timedelta = Field(description="journey time since the run started")
+    outcome: Outcome
+    channel: Channel | None = None
+    detail: str | None = None
+
+
+class StepResult(BaseModel):
+    """What ``send_with_fallback`` achieved."""
+
+    step: str
+    delivered: Channel | None = None
+    config_error: bool = False
+
+
+class JourneyResult(BaseModel):
+    """A finished journey."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    journey: str
+    outcome: str
+    timeline: list[TimelineEntry]

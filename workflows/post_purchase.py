@@ -1,0 +1,106 @@
+"""The post-purchase journey: payment, shipping, review request, recent-buyer sale.
+
+Storyboard (journey time):
+
+1. ``order.paid``: payment-complete AlimTalk at once; SMS if AlimTalk fails or no receipt comes.
+2. ``order.shipped``: shipping-started AlimTalk, same fallback.
+3. ``review_delay`` (3 days) after ``order.delivered``: review request, same fallback.
+4. ``sale_after_delivery`` (14 days) after delivery: recent-buyer sale LMS, an ad.
+
+``order.cancelled`` or ``order.refunded`` ends the journey at any point; if shipping or
+delivery does not come within ``give_up_after`` (30 days), the journey ends.
+"""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from activities import Channel, Purpose
+
+from workflows.models import EventType, JourneyResult, Order, PostPurchaseInput
+from workflows.steps import JourneyWorkflow
+
+JOURNEY = "post-purchase"
+KAKAO_THEN_SMS = (Channel.ALIMTALK, Channel.SMS)
+
+# step -> (channels, template): the facade checks these templates before a journey starts.
+POST_PURCHASE_STEPS: dict[str, tuple[tuple[Channel, ...], str]] = {
+    "payment_complete": (KAKAO_THEN_SMS, "order_paid"),
+    "shipping_started": (KAKAO_THEN_SMS, "order_shipped"),
+    "review_request": (KAKAO_THEN_SMS, "review_request"),
+    "recent_buyer_sale": ((Channel.SMS,), "recent_buyer_sale"),
+}
+
+
+def post_purchase_id(order_id: str) -> str:
+    """The workflow id of an order's post-purchase journey (one per order, ever)."""
+    return f"{JOURNEY}:{order_id}"
+
+
+def order_variables(order: Order, review_url: str, sale_url: str) -> dict[str, str]:
+    """Template variables derived from the order (the customer's name comes from the profile)."""
+    first = order.items[0].name
+    more = len(order.items) - 1
+    return {
+        "order_id": order.order_id,
+        "item_name": f"{first} 외 {more}건" if more else first,
+        "amount": f"{order.amount:,}",
+        "review_url": review_url.format(order_id=order.order_id),
+        "sale_url": sale_url,
+    }
+
+
+@workflow.defn(name="PostPurchase")
+class PostPurchaseJourney(JourneyWorkflow):
+    """One order's post-purchase journey.
+
+    Signals: ``event`` (``order.shipped``, ``order.delivered``, ``order.cancelled``,
+    ``order.refunded``), ``receipt``. Query: ``timeline``.
+    """
+
+    journey = JOURNEY
+    exit_events = frozenset({EventType.ORDER_CANCELLED, EventType.ORDER_REFUNDED})
+
+    @workflow.run
+    async def run(self, inp: PostPurchaseInput) -> JourneyResult:
+        return await self.run_story(inp.order.customer_id, self._story(inp))
+
+    async def _story(self, inp: PostPurchaseInput) -> str:
+        s = inp.settings
+        variables = order_variables(inp.order, s.review_url, s.sale_url)
+
+        self.stage("paid")
+        await self._step("payment_complete", variables, inp)
+
+        event = await self.wait_for(
+            {EventType.ORDER_SHIPPED, EventType.ORDER_DELIVERED}, s.give_up_after, summary="wait for shipping"
+        )
+        if event is None:
+            return "gave_up:not_shipped"
+        if event.type is EventType.ORDER_SHIPPED:
+            self.stage("shipped")
+            await self._step("shipping_started", variables, inp)
+            if await self.wait_for({EventType.ORDER_DELIVERED}, s.give_up_after, summary="wait for delivery") is None:
+                return "gave_up:not_delivered"
+        delivered_at = workflow.now()
+
+        self.stage("delivered")
+        await self.delay(s.review_delay, summary="review request after delivery")
+        self.stage("review")
+        await self._step("review_request", variables, inp)
+
+        await self.delay_until(delivered_at + s.sale_after_delivery, summary="recent-buyer sale")
+        self.stage("sale")
+        await self._step("recent_buyer_sale", variables, inp, purpose=Purpose.ADVERTISING)
+        return "completed"
+
+    async def _step(
+        self, step: str, variables: dict[str, str], inp: PostPurchaseInput,
+        *, purpose: Purpose = Purpose.INFORMATIONAL,
+    ) -> None:
+        channels, template = POST_PURCHASE_STEPS[step]
+        await self.send_with_fallback(
+            step, channels, template, variables, purpose=purpose,
+            receipt_timeout=inp.settings.receipt_timeout,
+        )

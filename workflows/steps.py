@@ -1,0 +1,317 @@
+"""Reusable durable steps journeys are written from (DESIGN §5).
+
+:class:`JourneyWorkflow` is the base of every journey. It owns the signals ``receipt`` and
+``event``, the query ``timeline``, and the steps:
+
+- :meth:`JourneyWorkflow.send_with_fallback`: first channel that delivers wins, the rest are
+  never sent; late receipts are recorded, never acted on.
+- :meth:`JourneyWorkflow.wait_for`: an event or ``None`` on timeout; buffered, so events that
+  arrive early are not lost.
+- :meth:`JourneyWorkflow.delay` / :meth:`JourneyWorkflow.delay_until`: durable timers with a
+  summary shown in the Temporal UI.
+
+Every wait ends early when an exit event (``exit_events``) arrives, raising :class:`JourneyExit`;
+and no send starts after one arrived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Collection, Sequence
+from datetime import datetime, timedelta
+from typing import ClassVar
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities import (
+        CONFIG_ERROR,
+        Channel,
+        DeliveryReceipt,
+        OutcomeStatus,
+        Purpose,
+        ReceiptMode,
+        ReceiptStatus,
+        SendActivities,
+        SendOutcome,
+        SendRequest,
+        idempotency_key,
+    )
+
+from workflows.constants import JOURNEY_STAGE
+from workflows.models import (
+    EventType,
+    JourneyEvent,
+    JourneyResult,
+    Outcome,
+    StepResult,
+    TimelineEntry,
+)
+
+SEND_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=1),
+    non_retryable_error_types=[CONFIG_ERROR],
+)
+SEND_START_TO_CLOSE = timedelta(seconds=30)
+# After this long of provider outage the step gives up on the channel and falls back.
+SEND_SCHEDULE_TO_CLOSE = timedelta(hours=1)
+
+
+class JourneyExit(Exception):
+    """An exit event (cancelled order, purchase ...) ended the journey."""
+
+    def __init__(self, event: JourneyEvent) -> None:
+        super().__init__(event.type.value)
+        self.event = event
+
+
+class JourneyWorkflow:
+    """Base of every journey workflow: signals, query and durable steps.
+
+    Signals: ``receipt(DeliveryReceipt)``, ``event(JourneyEvent)``. Query: ``timeline()``.
+    """
+
+    journey: ClassVar[str] = "journey"
+    exit_events: ClassVar[frozenset[EventType]] = frozenset()
+
+    def __init__(self) -> None:
+        self._events: list[JourneyEvent] = []
+        self._consumed: set[int] = set()
+        self._event_ids: set[str] = set()
+        self._receipts: dict[str, DeliveryReceipt] = {}
+        self._closed_keys: set[str] = set()
+        self._timeline: list[TimelineEntry] = []
+        self._exit: JourneyEvent | None = None
+        self._customer_id = ""
+
+    # signals and query ------------------------------------------------------------------------
+
+    @workflow.signal(name="receipt")
+    def on_receipt(self, receipt: DeliveryReceipt) -> None:
+        """A provider's delivery receipt; duplicates are ignored, late ones recorded."""
+        key = receipt.idempotency_key
+        if not key or key in self._receipts:
+            return
+        self._receipts[key] = receipt
+        if key in self._closed_keys:
+            self._record(
+                self._step_of(key), Outcome.LATE_RECEIPT, receipt.channel,
+                f"{receipt.status.value} after the step moved on; nothing resent",
+            )
+
+    @workflow.signal(name="event")
+    def on_event(self, event: JourneyEvent) -> None:
+        """A business event; one with an ``event_id`` already seen is ignored."""
+        if event.event_id:
+            if event.event_id in self._event_ids:
+                return
+            self._event_ids.add(event.event_id)
+        self._events.append(event)
+        self._record(event.type.value, Outcome.EVENT)
+        if event.type in self.exit_events and self._exit is None:
+            self._exit = event
+
+    @workflow.query(name="timeline")
+    def timeline(self) -> list[TimelineEntry]:
+        """Every step so far with its journey time, channel and outcome."""
+        return list(self._timeline)
+
+    # steps -----------------------------------------------------------------------------------
+
+    async def send_with_fallback(
+        self,
+        step: str,
+        channels: Sequence[Channel],
+        template: str,
+        variables: dict[str, str],
+        *,
+        purpose: Purpose = Purpose.INFORMATIONAL,
+        receipt_timeout: timedelta,
+    ) -> StepResult:
+        """Send on the first channel; on rejection, failed receipt or no receipt in time, the next.
+
+        Only the first channel that delivers counts: later channels are never sent.
+
+        Raises:
+            JourneyExit: an exit event arrived before or during the step.
+        """
+        tried: list[str] = []
+        for channel in channels:
+            self._raise_if_exited()
+            outcome = await self._send(step, channel, template, variables, purpose, tried)
+            if outcome is None:
+                return StepResult(step=step, config_error=True)
+            tried.append(outcome.idempotency_key)
+            if outcome.status is OutcomeStatus.ACCEPTED:
+                if outcome.receipt is ReceiptMode.NONE:
+                    self._record(step, Outcome.DELIVERED, channel, "accepted; no receipt expected")
+                    return StepResult(step=step, delivered=channel)
+                self._record(step, Outcome.SENT, channel)
+                receipt = await self._await_receipt(outcome.idempotency_key, receipt_timeout)
+                if receipt is None:
+                    self._closed_keys.add(outcome.idempotency_key)
+                    self._record(step, Outcome.NO_RECEIPT, channel, f"none within {receipt_timeout}")
+                    continue
+                if receipt.status is ReceiptStatus.DELIVERED:
+                    self._record(step, Outcome.DELIVERED, channel)
+                    return StepResult(step=step, delivered=channel)
+                self._record(step, Outcome.FAILED, channel, receipt.error_code)
+            elif outcome.status is OutcomeStatus.REJECTED:
+                self._record(step, Outcome.REJECTED, channel, outcome.error_code)
+            elif outcome.status is OutcomeStatus.SKIPPED:
+                self._record(step, Outcome.SKIPPED, channel, outcome.reason)
+            else:  # FAILED after retries: the channel is down for now
+                self._record(step, Outcome.FAILED, channel, outcome.error_code)
+        self._record(step, Outcome.NOT_DELIVERED, None, "no channel delivered")
+        return StepResult(step=step)
+
+    async def wait_for(
+        self, event_types: Collection[EventType], timeout: timedelta, *, summary: str | None = None
+    ) -> JourneyEvent | None:
+        """The first not-yet-consumed event of ``event_types``, or ``None`` after ``timeout``.
+
+        Raises:
+            JourneyExit: an exit event arrived.
+        """
+        wanted = frozenset(event_types)
+
+        def match() -> int | None:
+            for i, event in enumerate(self._events):
+                if i not in self._consumed and event.type in wanted:
+                    return i
+            return None
+
+        try:
+            await workflow.wait_condition(
+                lambda: self._exit is not None or match() is not None,
+                timeout=timeout,
+                timeout_summary=summary or f"wait for {', '.join(sorted(wanted))}",
+            )
+        except asyncio.TimeoutError:
+            return None
+        self._raise_if_exited()
+        index = match()
+        assert index is not None
+        self._consumed.add(index)
+        return self._events[index]
+
+    async def delay(self, duration: timedelta, *, summary: str) -> None:
+        """A durable timer that an exit event cuts short.
+
+        Raises:
+            JourneyExit: an exit event arrived.
+        """
+        if duration > timedelta(0):
+            try:
+                await workflow.wait_condition(
+                    lambda: self._exit is not None, timeout=duration, timeout_summary=summary
+                )
+            except asyncio.TimeoutError:
+                pass
+        self._raise_if_exited()
+
+    async def delay_until(self, when: datetime, *, summary: str) -> None:
+        """Wait until ``when`` in journey time (no wait if it has passed)."""
+        await self.delay(when - workflow.now(), summary=summary)
+
+    # journey bookkeeping ---------------------------------------------------------------------
+
+    def stage(self, name: str) -> None:
+        """Show the journey's stage in the UI (current details and ``JourneyStage``)."""
+        workflow.set_current_details(f"{self.journey}: {name}")
+        workflow.upsert_search_attributes([JOURNEY_STAGE.value_set(name)])
+
+    async def run_story(self, customer_id: str, story: object) -> JourneyResult:
+        """Run a journey's story coroutine; an exit event ends it cleanly."""
+        self._customer_id = customer_id
+        try:
+            outcome = await story  # type: ignore[misc]
+        except JourneyExit as exc:
+            outcome = f"exited:{exc.event.type.value}"
+            self.stage("exited")
+            self._record("journey", Outcome.ENDED, None, f"ended by {exc.event.type.value}")
+        else:
+            self.stage(str(outcome))
+            self._record("journey", Outcome.ENDED, None, str(outcome))
+        return JourneyResult(journey=self.journey, outcome=str(outcome), timeline=self._timeline)
+
+    # internals -------------------------------------------------------------------------------
+
+    async def _send(
+        self,
+        step: str,
+        channel: Channel,
+        template: str,
+        variables: dict[str, str],
+        purpose: Purpose,
+        supersedes: list[str],
+    ) -> SendOutcome | None:
+        """One channel's send, waiting out deferrals; None on a configuration error."""
+        info = workflow.info()
+        while True:
+            request = SendRequest(
+                workflow_id=info.workflow_id, journey=self.journey, step=step,
+                customer_id=self._customer_id, channel=channel, template=template,
+                purpose=purpose, variables=variables, journey_time=workflow.now(),
+                supersedes=supersedes,
+            )
+            try:
+                outcome: SendOutcome = await workflow.execute_activity_method(
+                    SendActivities.send_message,
+                    request,
+                    start_to_close_timeout=SEND_START_TO_CLOSE,
+                    schedule_to_close_timeout=SEND_SCHEDULE_TO_CLOSE,
+                    retry_policy=SEND_RETRY,
+                    summary=f"{step} via {channel.value}",
+                )
+            except ActivityError as err:
+                cause = err.cause
+                if isinstance(cause, ApplicationError) and cause.type == CONFIG_ERROR:
+                    workflow.logger.error("step %s stopped by a configuration error: %s", step, cause)
+                    self._record(step, Outcome.CONFIG_ERROR, channel, cause.message)
+                    return None
+                # Retries ran out (a long outage): give the channel up and fall back.
+                return SendOutcome(
+                    status=OutcomeStatus.REJECTED, channel=channel,
+                    idempotency_key=idempotency_key(info.workflow_id, step, channel),
+                    error_code=f"send_failed:{type(cause).__name__ if cause else 'unknown'}",
+                )
+            if outcome.status is not OutcomeStatus.DEFERRED or outcome.not_before is None:
+                return outcome
+            self._record(step, Outcome.DEFERRED, channel, f"{outcome.reason} until {outcome.not_before}")
+            await self.delay_until(outcome.not_before, summary=f"{step}: {outcome.reason}")
+            self._raise_if_exited()
+
+    async def _await_receipt(self, key: str, timeout: timedelta) -> DeliveryReceipt | None:
+        try:
+            await workflow.wait_condition(
+                lambda: key in self._receipts or self._exit is not None,
+                timeout=timeout,
+                timeout_summary=f"receipt for {key.rsplit(':', 2)[-2]}",
+            )
+        except asyncio.TimeoutError:
+            return None
+        if key in self._receipts:
+            return self._receipts[key]
+        self._raise_if_exited()
+        return None
+
+    def _raise_if_exited(self) -> None:
+        if self._exit is not None:
+            raise JourneyExit(self._exit)
+
+    def _record(self, step: str, outcome: Outcome, channel: Channel | None = None, detail: str | None = None) -> None:
+        now = workflow.now()
+        self._timeline.append(
+            TimelineEntry(
+                step=step, at=now, elapsed=now - workflow.info().workflow_start_time,
+                outcome=outcome, channel=channel, detail=detail,
+            )
+        )
+
+    def _step_of(self, key: str) -> str:
+        return key.rsplit(":", 2)[-2]
