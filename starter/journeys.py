@@ -25,6 +25,7 @@ from workflows import (
     PostPurchaseInput,
     PostPurchaseJourney,
     PostPurchaseSettings,
+    TimelineEntry,
     order_variables,
     post_purchase_id,
 )
@@ -165,6 +166,10 @@ class Journeys:
         return await self.signal_event(post_purchase_id(order_id), event)
 
     # generic ---------------------------------------------------------------------------------
+
+    async def timeline(self, workflow_id: str) -> list[TimelineEntry]:
+        """A journey's timeline so far (works on running and finished journeys)."""
+        return await self.client.get_workflow_handle(workflow_id).query(PostPurchaseJourney.timeline)
 
     async def signal_event(self, workflow_id: str, event: JourneyEvent) -> bool:
         """Deliver an event to one journey.

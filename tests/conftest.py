@@ -13,11 +13,13 @@ import pytest
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
+from temporalio.service import RPCError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from providers.sandbox import ReceiptTiming
 from starter.stack import Stack, embedded_stack
+from tests import factories
 from workflows import SEARCH_ATTRIBUTES
 
 POSTGRES_URL = os.environ.get("JOURNEYS_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
@@ -56,6 +58,14 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
         await environment.shutdown()
 
 
+@pytest.fixture(autouse=True)
+async def journey_clock(request: pytest.FixtureRequest) -> None:
+    """Consents in sample profiles date from the test server's clock, which earlier tests moved."""
+    if "env" in request.fixturenames:
+        environment: WorkflowEnvironment = request.getfixturevalue("env")
+        factories.clock = await environment.get_current_time()
+
+
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite+aiosqlite:///{tmp_path / 'journeys.db'}"
@@ -71,3 +81,14 @@ async def stack(env: WorkflowEnvironment, sqlite_url: str) -> AsyncIterator[Stac
         receipt_timing=ReceiptTiming.BEFORE_RESPONSE,
     ) as s:
         yield s
+        await terminate_journeys(s)
+
+
+async def terminate_journeys(s: Stack) -> None:
+    """End the journeys a test left running: the time-skipping server's clock is shared, and
+    journeys parked on timers with no worker left make later tests' time skipping stall."""
+    for workflow_id in {m.workflow_id for m in await s.store.messages()}:
+        try:
+            await s.journeys.client.get_workflow_handle(workflow_id).terminate("test finished")
+        except RPCError:
+            pass  # already closed

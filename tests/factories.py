@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from activities import Channel, CustomerProfile
 from workflows import Order, OrderItem
 
-CONSENTED = datetime(2026, 1, 1, tzinfo=UTC)
+# Journey time "now" (the time-skipping server's clock); conftest sets it before each test.
+clock = datetime.now(UTC)
 
 
 def customer(phone: str = "010-1234-5678", **overrides: Any) -> CustomerProfile:
@@ -18,8 +19,8 @@ def customer(phone: str = "010-1234-5678", **overrides: Any) -> CustomerProfile:
         "name": "김하늘",
         "phone": phone,
         "email": "haneul@example.com",
-        "marketing_consent": {Channel.SMS: CONSENTED},
-        "night_consent_at": CONSENTED,
+        "marketing_consent": {Channel.SMS: clock - timedelta(days=30)},
+        "night_consent_at": clock - timedelta(days=30),
     }
     data.update(overrides)
     return CustomerProfile.model_validate(data)

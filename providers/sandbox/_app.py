@@ -242,8 +242,8 @@ def create_sandbox_app(
         state.by_reference[key] = message["id"]
         answer = Answer(
             202,
-            {"message_id": message["id"], "status": "accepted",
-             "receipt": "none" if outcome == "none" else "webhook"},
+            # ...0002 is told a receipt will come, and none ever does: the receipt-timeout path.
+            {"message_id": message["id"], "status": "accepted", "receipt": "webhook"},
         )
         state.answers[key] = answer
         if outcome != "none":

@@ -1,19 +1,41 @@
-"""The post-purchase journey on the time-skipping server, with the real sandbox and store."""
+"""The post-purchase journey on the time-skipping server, with the real sandbox and store.
+
+Each test asserts which messages reached the sandbox, on which channel, at which journey time,
+and what did not go out.
+"""
 
 from __future__ import annotations
 
+import json
+import time
 from datetime import timedelta
 
+import httpx
 from temporalio.testing import WorkflowEnvironment
 
-from activities import Channel
+from activities import KST, Channel, MessageStatus
+from providers.signing import sign
 from starter.stack import Stack
 from tests.factories import customer, order
-from workflows import JourneyResult, Outcome
+from workflows import JourneyResult, Outcome, TimelineEntry
+
+RECEIPT_TIMEOUT = timedelta(minutes=10)
 
 
-def sent(result: JourneyResult) -> list[tuple[str, Channel | None, Outcome]]:
-    return [(e.step, e.channel, e.outcome) for e in result.timeline if e.outcome in (Outcome.DELIVERED,)]
+def deliveries(result: JourneyResult) -> list[tuple[str, Channel | None]]:
+    return [(e.step, e.channel) for e in result.timeline if e.outcome is Outcome.DELIVERED]
+
+
+def entry(result: JourneyResult, step: str, outcome: Outcome, channel: Channel | None = None) -> TimelineEntry:
+    found = [e for e in result.timeline if e.step == step and e.outcome is outcome
+             and (channel is None or e.channel is channel)]
+    assert len(found) == 1, (step, outcome, channel, result.timeline)
+    return found[0]
+
+
+def sandbox_sends(stack: Stack) -> list[tuple[str, str]]:
+    """(step, channel) of every message the sandbox accepted, in order."""
+    return [(m["custom_fields"]["step"], m["channel"]) for m in stack.sandbox.messages.values()]
 
 
 async def test_ordinary_customer_gets_four_messages_at_journey_times(env: WorkflowEnvironment, stack: Stack) -> None:
@@ -26,17 +48,248 @@ async def test_ordinary_customer_gets_four_messages_at_journey_times(env: Workfl
         await env.sleep(timedelta(days=1))
         assert await stack.journeys.order_delivered(o.order_id)
         result: JourneyResult = await handle.result()
+
     assert result.outcome == "completed"
-    print(result.timeline)
-    delivered = [e for e in result.timeline if e.outcome is Outcome.DELIVERED]
-    assert [(e.step, e.channel) for e in delivered] == [
+    assert deliveries(result) == [
         ("payment_complete", Channel.ALIMTALK),
         ("shipping_started", Channel.ALIMTALK),
         ("review_request", Channel.ALIMTALK),
         ("recent_buyer_sale", Channel.SMS),
     ]
-    messages = list(stack.sandbox.messages.values())
-    assert [(m["channel"], m["template_code"]) for m in messages] == [
-        ("alimtalk", "ORDER_PAID_V1"), ("alimtalk", "ORDER_SHIPPED_V1"),
-        ("alimtalk", "REVIEW_REQUEST_V1"), ("sms", None),
+    paid = entry(result, "payment_complete", Outcome.DELIVERED)
+    shipped = entry(result, "order.shipped", Outcome.EVENT)
+    delivered = entry(result, "order.delivered", Outcome.EVENT)
+    assert paid.elapsed < timedelta(seconds=5)
+    assert abs(entry(result, "shipping_started", Outcome.SENT).at - shipped.at) < timedelta(seconds=5)
+    review_at = entry(result, "review_request", Outcome.SENT).at
+    sale_at = entry(result, "recent_buyer_sale", Outcome.SENT).at
+    assert abs(review_at - (delivered.at + timedelta(days=3))) < timedelta(seconds=5)
+    assert abs(sale_at - (delivered.at + timedelta(days=14))) < timedelta(seconds=5)
+
+    # exactly these four messages reached the provider, and nothing else
+    assert sandbox_sends(stack) == [
+        ("payment_complete", "alimtalk"), ("shipping_started", "alimtalk"),
+        ("review_request", "alimtalk"), ("recent_buyer_sale", "sms"),
     ]
+    sale = list(stack.sandbox.messages.values())[-1]
+    assert sale["message_type"] == "LMS"
+    assert sale["body"].startswith("(광고)") and sale["body"].rstrip().endswith("080-000-0000")
+    assert "김하늘" in list(stack.sandbox.messages.values())[0]["body"]
+    log = await stack.store.messages(workflow_id=handle.id)
+    assert [(m.step, m.channel, m.status, m.receipt_status) for m in log] == [
+        ("payment_complete", "alimtalk", MessageStatus.ACCEPTED, "delivered"),
+        ("shipping_started", "alimtalk", MessageStatus.ACCEPTED, "delivered"),
+        ("review_request", "alimtalk", MessageStatus.ACCEPTED, "delivered"),
+        ("recent_buyer_sale", "sms", MessageStatus.ACCEPTED, "delivered"),
+    ]
+
+
+async def test_not_a_kakao_user_gets_sms_at_once(env: WorkflowEnvironment, stack: Stack) -> None:
+    c = customer("010-0000-0001")
+    o = order(c)
+    async with stack.worker():
+        handle = await stack.journeys.order_paid(o, c)
+        await env.sleep(timedelta(minutes=1))
+        timeline = await stack.journeys.timeline(handle.id)
+    rejected = [e for e in timeline if e.outcome is Outcome.REJECTED]
+    assert [(e.step, e.channel, e.detail) for e in rejected] == [
+        ("payment_complete", Channel.ALIMTALK, "NOT_KAKAO_USER")
+    ]
+    sms = [e for e in timeline if e.outcome is Outcome.DELIVERED]
+    assert [(e.step, e.channel) for e in sms] == [("payment_complete", Channel.SMS)]
+    assert sms[0].at - rejected[0].at < timedelta(seconds=5)
+    assert sandbox_sends(stack) == [("payment_complete", "sms")]
+
+
+async def test_no_alimtalk_receipt_falls_back_after_timeout_and_late_receipt_changes_nothing(
+    env: WorkflowEnvironment, stack: Stack
+) -> None:
+    c = customer("010-0000-0002")
+    o = order(c)
+    async with stack.worker():
+        handle = await stack.journeys.order_paid(o, c)
+        await env.sleep(timedelta(minutes=30))
+        timeline = await stack.journeys.timeline(handle.id)
+        sent = next(e for e in timeline if e.outcome is Outcome.SENT and e.channel is Channel.ALIMTALK)
+        sms = next(e for e in timeline if e.outcome is Outcome.DELIVERED)
+        assert sms.channel is Channel.SMS
+        assert abs((sms.at - sent.at) - RECEIPT_TIMEOUT) < timedelta(seconds=5)
+        assert sandbox_sends(stack) == [("payment_complete", "alimtalk"), ("payment_complete", "sms")]
+
+        # Kakao's receipt finally arrives, signed, through the webhook app.
+        alimtalk = next(m for m in stack.sandbox.messages.values() if m["channel"] == "alimtalk")
+        body = json.dumps({"receipts": [{
+            "message_id": alimtalk["id"], "reference": alimtalk["reference"], "channel": "alimtalk",
+            "status": "delivered", "custom_fields": alimtalk["custom_fields"],
+        }]}).encode()
+        ts = int(time.time())
+        headers = {"X-Sandbox-Timestamp": str(ts), "X-Sandbox-Signature": sign("sandbox-webhook-secret", ts, body)}
+        with env.auto_time_skipping_disabled():
+            async with httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=stack.webhook_app), base_url="http://webhooks"
+            ) as http:
+                resp = await http.post("/webhooks/sandbox", content=body, headers=headers)
+        assert resp.status_code == 200 and resp.json()["signalled"] == 1
+        timeline = await stack.journeys.timeline(handle.id)
+
+    late = [e for e in timeline if e.outcome is Outcome.LATE_RECEIPT]
+    assert [(e.step, e.channel) for e in late] == [("payment_complete", Channel.ALIMTALK)]
+    assert sandbox_sends(stack) == [("payment_complete", "alimtalk"), ("payment_complete", "sms")]
+    log = {m.channel: m for m in await stack.store.messages(workflow_id=handle.id)}
+    assert log["alimtalk"].receipt_late and log["alimtalk"].superseded
+    assert not log["sms"].receipt_late
+
+
+async def test_failed_alimtalk_receipt_falls_back_to_sms(env: WorkflowEnvironment, stack: Stack) -> None:
+    c = customer("010-0000-0006")
+    o = order(c)
+    async with stack.worker():
+        handle = await stack.journeys.order_paid(o, c)
+        await env.sleep(timedelta(minutes=1))
+        timeline = await stack.journeys.timeline(handle.id)
+    failed = [e for e in timeline if e.outcome is Outcome.FAILED]
+    assert [(e.step, e.channel, e.detail) for e in failed] == [
+        ("payment_complete", Channel.ALIMTALK, "KAKAO_DELIVERY_FAILED")
+    ]
+    assert [(e.step, e.channel) for e in timeline if e.outcome is Outcome.DELIVERED] == [
+        ("payment_complete", Channel.SMS)
+    ]
+    assert failed[0].elapsed < timedelta(seconds=5)  # at once, not after the receipt timeout
+    assert sandbox_sends(stack) == [("payment_complete", "alimtalk"), ("payment_complete", "sms")]
+
+
+async def test_transient_503s_are_retried_into_one_message(env: WorkflowEnvironment, stack: Stack) -> None:
+    c = customer("010-0000-0004")
+    o = order(c)
+    async with stack.worker():
+        handle = await stack.journeys.order_paid(o, c)
+        await env.sleep(timedelta(minutes=1))
+        timeline = await stack.journeys.timeline(handle.id)
+    key = f"{handle.id}:payment_complete:alimtalk"
+    attempts = [a for a in stack.sandbox.attempts if a["key"] == key]
+    assert [a["error"]["error"]["code"] if a["error"] else "accepted" for a in attempts] == [
+        "TEMPORARILY_UNAVAILABLE", "TEMPORARILY_UNAVAILABLE", "accepted"
+    ]
+    assert sandbox_sends(stack) == [("payment_complete", "alimtalk")]
+    log = await stack.store.messages(workflow_id=handle.id)
+    assert [(m.idempotency_key, m.status) for m in log] == [(key, MessageStatus.ACCEPTED)]
+    assert [(e.step, e.channel) for e in timeline if e.outcome is Outcome.DELIVERED] == [
+        ("payment_complete", Channel.ALIMTALK)
+    ]
+
+
+async def test_every_channel_failing_is_recorded_and_the_journey_goes_on(
+    env: WorkflowEnvironment, stack: Stack
+) -> None:
+    c = customer("010-0000-0003")
+    o = order(c)
+    async with stack.worker():
+        handle = await stack.journeys.order_paid(o, c)
+        await env.sleep(timedelta(hours=1))
+        await stack.journeys.order_shipped(o.order_id)
+        await env.sleep(timedelta(hours=1))
+        timeline = await stack.journeys.timeline(handle.id)
+    assert [(e.step, e.channel, e.outcome) for e in timeline if e.channel or e.outcome is Outcome.NOT_DELIVERED] == [
+        ("payment_complete", Channel.ALIMTALK, Outcome.REJECTED),
+        ("payment_complete", Channel.SMS, Outcome.REJECTED),
+        ("payment_complete", None, Outcome.NOT_DELIVERED),
+        ("shipping_started", Channel.ALIMTALK, Outcome.REJECTED),
+        ("shipping_started", Channel.SMS, Outcome.REJECTED),
+        ("shipping_started", None, Outcome.NOT_DELIVERED),
+    ]
+    assert sandbox_sends(stack) == []
+
+
+async def test_cancelled_after_shipping_sends_no_review_and_no_ad(env: WorkflowEnvironment, stack: Stack) -> None:
+    c = customer()
+    o = order(c)
+    async with stack.worker():
+        handle = await stack.journeys.order_paid(o, c)
+        await env.sleep(timedelta(hours=2))
+        await stack.journeys.order_shipped(o.order_id)
+        await env.sleep(timedelta(hours=2))
+        assert await stack.journeys.order_cancelled(o.order_id)
+        result: JourneyResult = await handle.result()
+        # the journey is over: later events are accepted and change nothing
+        assert await stack.journeys.order_delivered(o.order_id) is False
+    assert result.outcome == "exited:order.cancelled"
+    assert sandbox_sends(stack) == [("payment_complete", "alimtalk"), ("shipping_started", "alimtalk")]
+
+
+async def test_order_paid_twice_starts_one_journey_and_sends_one_message(
+    env: WorkflowEnvironment, stack: Stack
+) -> None:
+    c = customer()
+    o = order(c)
+    async with stack.worker():
+        first = await stack.journeys.order_paid(o, c)
+        second = await stack.journeys.order_paid(o, c)
+        await env.sleep(timedelta(minutes=5))
+        assert first.id == second.id
+        assert first.result_run_id == second.result_run_id
+        await stack.journeys.order_cancelled(o.order_id)
+        await first.result()
+        # after the journey ended, a replayed order.paid webhook starts nothing new
+        third = await stack.journeys.order_paid(o, c)
+        assert (await third.describe()).run_id == first.result_run_id
+    assert sandbox_sends(stack) == [("payment_complete", "alimtalk")]
+
+
+async def test_no_shipment_within_give_up_after_ends_the_journey(env: WorkflowEnvironment, stack: Stack) -> None:
+    c = customer()
+    o = order(c)
+    async with stack.worker():
+        handle = await stack.journeys.order_paid(o, c)
+        result: JourneyResult = await handle.result()
+    assert result.outcome == "gave_up:not_shipped"
+    assert result.timeline[-1].elapsed >= timedelta(days=30)
+    assert sandbox_sends(stack) == [("payment_complete", "alimtalk")]
+
+
+async def test_delivered_without_shipped_event_still_gets_review_and_sale(env: WorkflowEnvironment, stack: Stack) -> None:
+    c = customer()
+    o = order(c)
+    async with stack.worker():
+        handle = await stack.journeys.order_paid(o, c)
+        await env.sleep(timedelta(days=2))
+        await stack.journeys.order_delivered(o.order_id)
+        result: JourneyResult = await handle.result()
+    assert deliveries(result) == [
+        ("payment_complete", Channel.ALIMTALK), ("review_request", Channel.ALIMTALK),
+        ("recent_buyer_sale", Channel.SMS),
+    ]
+
+
+async def test_ad_at_night_waits_for_eight_am_kst_without_night_consent(env: WorkflowEnvironment, stack: Stack) -> None:
+    c = customer(night_consent_at=None)
+    o = order(c)
+    async with stack.worker():
+        handle = await stack.journeys.order_paid(o, c)
+        now = await env.get_current_time()
+        # choose the delivery moment so that delivery + 14 days falls at 22:00 KST (13:00 UTC)
+        target = now.replace(hour=13, minute=0, second=0, microsecond=0)
+        if target <= now:
+            target += timedelta(days=1)
+        await env.sleep(target - now)
+        await stack.journeys.order_delivered(o.order_id)
+        result: JourneyResult = await handle.result()
+    deferred = entry(result, "recent_buyer_sale", Outcome.DEFERRED, Channel.SMS)
+    sale = entry(result, "recent_buyer_sale", Outcome.SENT, Channel.SMS)
+    assert deferred.detail and deferred.detail.startswith("quiet_hours")
+    kst = sale.at.astimezone(KST)
+    assert (kst.hour, kst.minute) == (8, 0)
+    assert abs(sale.at - deferred.at - timedelta(hours=10)) < timedelta(seconds=5)
+    assert sandbox_sends(stack)[-1] == ("recent_buyer_sale", "sms")
+
+
+async def test_ad_without_marketing_consent_is_not_sent(env: WorkflowEnvironment, stack: Stack) -> None:
+    c = customer(marketing_consent={})
+    o = order(c)
+    async with stack.worker():
+        handle = await stack.journeys.order_paid(o, c)
+        await stack.journeys.order_delivered(o.order_id)
+        result: JourneyResult = await handle.result()
+    skipped = entry(result, "recent_buyer_sale", Outcome.SKIPPED, Channel.SMS)
+    assert skipped.detail == "no_marketing_consent"
+    assert ("recent_buyer_sale", "sms") not in sandbox_sends(stack)
+    assert ("review_request", "alimtalk") in sandbox_sends(stack)
