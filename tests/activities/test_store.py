@@ -1,0 +1,130 @@
+"""The store on SQLite and on PostgreSQL (127.0.0.1:5432, database ``test``)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from activities import CustomerProfile, MessageStatus, Store
+from providers import DeliveryReceipt, ReceiptStatus
+from tests.conftest import POSTGRES_URL
+
+
+async def _postgres_store() -> AsyncIterator[Store]:
+    schema = f"journeys_test_{uuid.uuid4().hex[:12]}"
+    admin = Store.from_url(POSTGRES_URL)
+    try:
+        async with admin.engine.begin() as conn:
+            await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except (OSError, ConnectionError) as exc:
+        await admin.close()
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is required in CI and is unreachable: {exc}")
+        pytest.skip(f"PostgreSQL unreachable at {POSTGRES_URL}: {exc}")
+    store = Store.from_url(POSTGRES_URL, connect_args={"server_settings": {"search_path": schema}})
+    try:
+        yield store
+    finally:
+        await store.close()
+        async with admin.engine.begin() as conn:
+            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        await admin.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    if request.param == "sqlite":
+        s = Store.from_url(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}")
+        await s.migrate()
+        yield s
+        await s.close()
+    else:
+        async for s in _postgres_store():
+            await s.migrate()
+            yield s
+
+
+def profile(**overrides: object) -> CustomerProfile:
+    data: dict[str, object] = {"customer_id": "c-1", "phone": "010-1234-5678", "email": "a@example.com"}
+    data.update(overrides)
+    return CustomerProfile.model_validate(data)
+
+
+def message(key: str = "post-purchase:o-1:payment_complete:alimtalk") -> dict[str, str]:
+    return {
+        "idempotency_key": key, "workflow_id": "post-purchase:o-1", "step": "payment_complete",
+        "channel": "alimtalk", "customer_id": "c-1", "provider": "sandbox",
+        "purpose": "informational", "template": "order_paid",
+    }
+
+
+async def test_migrate_twice_is_harmless(store: Store) -> None:
+    await store.migrate()
+    assert await store.messages() == []
+
+
+async def test_profile_round_trip_and_upsert_replaces(store: Store) -> None:
+    assert await store.get_customer("c-1") is None
+    await store.upsert_customer(profile(name="김하늘"))
+    await store.upsert_customer(profile(name="이바다", tier="vip"))
+    got = await store.get_customer("c-1")
+    assert got is not None and (got.name, got.tier, got.phone) == ("이바다", "vip", "01012345678")
+
+
+async def test_dead_address_survives_upsert_only_while_still_used(store: Store) -> None:
+    await store.upsert_customer(profile(push_tokens=["tok-a"]))
+    await store.mark_address_dead("c-1", "tok-a")
+    await store.mark_address_dead("c-1", "tok-a")
+    await store.upsert_customer(profile(push_tokens=["tok-a"]))
+    got = await store.get_customer("c-1")
+    assert got is not None and got.dead_addresses == ["tok-a"]
+    await store.upsert_customer(profile(push_tokens=["tok-b"]))  # a new token: alive again
+    got = await store.get_customer("c-1")
+    assert got is not None and got.dead_addresses == []
+
+
+async def test_an_idempotency_key_is_claimed_once(store: Store) -> None:
+    first, created = await store.claim_message(**message())
+    again, created_again = await store.claim_message(**message())
+    assert (created, created_again) == (True, False)
+    assert (first.status, again.attempts) == (MessageStatus.SENDING, 2)
+    assert len(await store.messages()) == 1
+
+
+async def test_concurrent_claims_create_one_row(store: Store) -> None:
+    results = await asyncio.gather(*(store.claim_message(**message()) for _ in range(8)))
+    assert sum(created for _, created in results) == 1
+    assert len(await store.messages()) == 1
+
+
+async def test_receipts_duplicate_late_and_unknown(store: Store) -> None:
+    key = message()["idempotency_key"]
+    await store.claim_message(**message())
+    await store.finish_message(key, MessageStatus.ACCEPTED, provider_message_id="sbx_1")
+    receipt = DeliveryReceipt(provider="sandbox", provider_message_id="sbx_1", status=ReceiptStatus.DELIVERED)
+    first = await store.record_receipt(receipt)
+    second = await store.record_receipt(receipt)
+    assert first is not None and second is not None
+    assert (first.duplicate, second.duplicate, first.late) == (False, True, False)
+    assert await store.record_receipt(receipt.model_copy(update={"provider_message_id": "nope"})) is None
+
+    late_key = message("post-purchase:o-1:payment_complete:sms")["idempotency_key"]
+    await store.claim_message(**message(late_key))
+    await store.mark_superseded([late_key])
+    late = await store.record_receipt(
+        DeliveryReceipt(provider="sandbox", idempotency_key=late_key, status=ReceiptStatus.DELIVERED)
+    )
+    assert late is not None and late.late and late.message.receipt_late
+
+
+async def test_hostile_text_is_stored_verbatim(store: Store) -> None:
+    name = "Robert'); DROP TABLE customers;--"
+    await store.upsert_customer(profile(name=name))
+    got = await store.get_customer("c-1")
+    assert got is not None and got.name == name

@@ -1,0 +1,142 @@
+"""The webhook app: signed receipts signal the journey; forged ones are refused."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import httpx
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from activities import Channel
+from providers.signing import sign
+from starter.stack import Stack
+from tests.factories import customer, order
+from tests.helpers import eventually
+from workflows import Outcome
+
+SECRET = "sandbox-webhook-secret"
+
+
+@pytest.fixture
+async def http(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=stack.webhook_app), base_url="http://hooks") as c:
+        yield c
+
+
+def signed(body: bytes, secret: str = SECRET, ts: int | None = None) -> dict[str, str]:
+    ts = int(time.time()) if ts is None else ts
+    return {"X-Sandbox-Timestamp": str(ts), "X-Sandbox-Signature": sign(secret, ts, body),
+            "Content-Type": "application/json"}
+
+
+async def waiting_for_receipt(stack: Stack) -> tuple[str, bytes]:
+    """Start a journey whose AlimTalk gets no receipt from the sandbox (…0002); return its receipt body."""
+    c = customer("010-0000-0002")
+    o = order(c)
+    handle = await stack.journeys.order_paid(o, c)
+
+    async def sent() -> bool:
+        return any(e.outcome is Outcome.SENT for e in await stack.journeys.timeline(handle.id))
+
+    await eventually(sent)
+    [message] = stack.sandbox.messages.values()
+    body = json.dumps({"receipts": [{"message_id": message["id"], "reference": message["reference"],
+                                     "channel": "alimtalk", "status": "delivered"}]}).encode()
+    return handle.id, body
+
+
+async def test_valid_receipt_signals_the_journey_and_a_duplicate_is_harmless(
+    env: WorkflowEnvironment, stack: Stack, http: httpx.AsyncClient
+) -> None:
+    async with stack.worker():
+        workflow_id, body = await waiting_for_receipt(stack)
+        first = await http.post("/webhooks/sandbox", content=body, headers=signed(body))
+        again = await http.post("/webhooks/sandbox", content=body, headers=signed(body))
+        await env.sleep(timedelta(hours=1))
+        timeline = await stack.journeys.timeline(workflow_id)
+    assert first.status_code == 200 and first.json()["signalled"] == 1
+    assert again.status_code == 200 and again.json()["duplicate"] == 1
+    assert [(e.step, e.channel) for e in timeline if e.outcome is Outcome.DELIVERED] == [
+        ("payment_complete", Channel.ALIMTALK)
+    ]
+    assert [m["channel"] for m in stack.sandbox.messages.values()] == ["alimtalk"]  # no SMS fallback
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param({}, id="missing"),
+        pytest.param("forged", id="forged"),
+        pytest.param("stale", id="replayed-old-timestamp"),
+    ],
+)
+async def test_forged_or_missing_signature_gets_401_and_signals_nothing(
+    env: WorkflowEnvironment, stack: Stack, http: httpx.AsyncClient, headers: object
+) -> None:
+    async with stack.worker():
+        workflow_id, body = await waiting_for_receipt(stack)
+        if headers == "forged":
+            headers = signed(body, secret="guess")
+        elif headers == "stale":
+            headers = signed(body, ts=int(time.time()) - 3600)
+        resp = await http.post("/webhooks/sandbox", content=body, headers=headers)  # type: ignore[arg-type]
+        assert resp.status_code == 401
+        await env.sleep(timedelta(hours=1))
+        timeline = await stack.journeys.timeline(workflow_id)
+    # the receipt was never believed: the journey fell back to SMS after the timeout
+    assert [(e.channel, e.outcome) for e in timeline if e.channel] == [
+        (Channel.ALIMTALK, Outcome.SENT), (Channel.ALIMTALK, Outcome.NO_RECEIPT),
+        (Channel.SMS, Outcome.SENT), (Channel.SMS, Outcome.DELIVERED),
+    ]
+    log = {m.channel: m for m in await stack.store.messages()}
+    assert log["alimtalk"].receipt_status is None
+
+
+async def test_unknown_provider_oversized_body_and_unknown_message(stack: Stack, http: httpx.AsyncClient) -> None:
+    assert (await http.post("/webhooks/nope", content=b"{}")).status_code == 404
+    big = b"x" * (300 * 1024)
+    assert (await http.post("/webhooks/sandbox", content=big, headers=signed(big))).status_code == 413
+    body = json.dumps({"receipts": [{"message_id": "sbx_unknown", "status": "delivered"}]}).encode()
+    resp = await http.post("/webhooks/sandbox", content=body, headers=signed(body))
+    assert resp.status_code == 200 and resp.json()["unknown"] == 1
+    bad = b'{"receipts": "nope"}'
+    assert (await http.post("/webhooks/sandbox", content=bad, headers=signed(bad))).status_code == 400
+
+
+async def test_receipt_for_an_ended_journey_is_recorded_late_with_200(
+    env: WorkflowEnvironment, stack: Stack, http: httpx.AsyncClient
+) -> None:
+    async with stack.worker():
+        workflow_id, body = await waiting_for_receipt(stack)
+        await stack.journeys.client.get_workflow_handle(workflow_id).terminate("operator ended it")
+        resp = await http.post("/webhooks/sandbox", content=body, headers=signed(body))
+    assert resp.status_code == 200 and resp.json()["late"] == 1
+    log = {m.channel: m for m in await stack.store.messages()}
+    assert log["alimtalk"].receipt_status == "delivered"
+
+
+async def test_events_endpoint_needs_the_api_key(env: WorkflowEnvironment, stack: Stack, http: httpx.AsyncClient) -> None:
+    c = customer()
+    o = order(c)
+    async with stack.worker():
+        handle = await stack.journeys.order_paid(o, c)
+        event = {"type": "order.cancelled", "order_id": o.order_id}
+        assert (await http.post("/events", json=event)).status_code == 401
+        assert (await http.post("/events", json=event, headers={"Authorization": "Bearer wrong"})).status_code == 401
+        assert (await http.post("/events", json={**event, "order_id": "x' OR 1=1"},
+                                headers={"Authorization": "Bearer dev-api-key"})).status_code == 422
+        ok = await http.post("/events", json=event, headers={"Authorization": "Bearer dev-api-key"})
+        assert ok.status_code == 202 and ok.json() == {"delivered": True}
+        result = await handle.result()
+        missing = await http.post("/events", json={**event, "order_id": "never-paid"},
+                                  headers={"Authorization": "Bearer dev-api-key"})
+    assert result.outcome == "exited:order.cancelled"
+    assert missing.status_code == 404
+
+
+async def test_healthz(http: httpx.AsyncClient) -> None:
+    assert (await http.get("/healthz")).json() == {"status": "ok"}
