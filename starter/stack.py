@@ -65,6 +65,8 @@ async def embedded_stack(
     receipt_delay: timedelta = timedelta(milliseconds=200),
     post_purchase: PostPurchaseSettings | None = None,
     templates: TemplateRegistry | None = None,
+    sandbox_port: int | None = None,
+    webhook_port: int | None = None,
 ) -> AsyncIterator[Stack]:
     """Build and run a stack until the block ends.
 
@@ -78,6 +80,8 @@ async def embedded_stack(
         receipt_delay: how long after accepting the sandbox delivers (``AFTER_RESPONSE`` only).
         post_purchase: default post-purchase timings for journeys started by this stack.
         templates: the template registry (default: the reference templates).
+        sandbox_port: with ``http``, the sandbox's port (default: a free one).
+        webhook_port: with ``http``, the webhook app's port (default: a free one).
     """
     from worker import Settings, build_activities, build_providers
 
@@ -95,7 +99,7 @@ async def embedded_stack(
             await webhook_holder["app"](scope, receive, send)
 
         if http:
-            sandbox_port, webhook_port = free_port(), free_port()
+            sandbox_port, webhook_port = sandbox_port or free_port(), webhook_port or free_port()
             sandbox_url, webhook_url = f"http://127.0.0.1:{sandbox_port}", f"http://127.0.0.1:{webhook_port}"
             receipt_client = httpx.AsyncClient(timeout=10)
             sandbox_client = httpx.AsyncClient(base_url=sandbox_url, timeout=settings.provider_timeout_seconds)

@@ -45,7 +45,8 @@ class JourneyEvent(BaseModel):
 
     type: EventType
     event_id: str | None = Field(default=None, max_length=200)
-    occurred_at: datetime | None = None
+    occurred_at: datetime | None = Field(default=None, description="when it happened, per the sender")
+    received_at: datetime | None = Field(default=None, description="journey time it reached the journey")
     data: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -81,12 +81,13 @@ class PostPurchaseJourney(JourneyWorkflow):
         if event.type is EventType.ORDER_SHIPPED:
             self.stage("shipped")
             await self._step("shipping_started", variables, inp)
-            if await self.wait_for({EventType.ORDER_DELIVERED}, s.give_up_after, summary="wait for delivery") is None:
+            event = await self.wait_for({EventType.ORDER_DELIVERED}, s.give_up_after, summary="wait for delivery")
+            if event is None:
                 return "gave_up:not_delivered"
-        delivered_at = workflow.now()
+        delivered_at = event.received_at or workflow.now()
 
         self.stage("delivered")
-        await self.delay(s.review_delay, summary="review request after delivery")
+        await self.delay_until(delivered_at + s.review_delay, summary="review request after delivery")
         self.stage("review")
         await self._step("review_request", variables, inp)
 

@@ -110,6 +110,9 @@ class JourneyWorkflow:
             if event.event_id in self._event_ids:
                 return
             self._event_ids.add(event.event_id)
+        # Stamp journey time: "3 days after delivery" counts from here, even if the journey
+        # was busy with another step when the event came.
+        event = event.model_copy(update={"received_at": workflow.now()})
         self._events.append(event)
         self._record(event.type.value, Outcome.EVENT)
         if event.type in self.exit_events and self._exit is None:

@@ -293,3 +293,24 @@ async def test_ad_without_marketing_consent_is_not_sent(env: WorkflowEnvironment
     assert skipped.detail == "no_marketing_consent"
     assert ("recent_buyer_sale", "sms") not in sandbox_sends(stack)
     assert ("review_request", "alimtalk") in sandbox_sends(stack)
+
+
+async def test_review_counts_from_delivery_even_when_delivery_arrives_mid_step(
+    env: WorkflowEnvironment, stack: Stack
+) -> None:
+    """``…0002``: the shipping step waits 10 minutes for a receipt; delivery lands meanwhile."""
+    c = customer("010-0000-0002")
+    o = order(c)
+    async with stack.worker():
+        handle = await stack.journeys.order_paid(o, c)
+        await env.sleep(timedelta(hours=1))
+        await stack.journeys.order_shipped(o.order_id)
+        await stack.journeys.order_delivered(o.order_id)
+        result: JourneyResult = await handle.result()
+    delivered = entry(result, "order.delivered", Outcome.EVENT)
+    shipping_sms = entry(result, "shipping_started", Outcome.SENT, Channel.SMS)
+    assert shipping_sms.at - delivered.at >= RECEIPT_TIMEOUT - timedelta(seconds=5)
+    review = entry(result, "review_request", Outcome.SENT, Channel.ALIMTALK)
+    assert abs(review.at - (delivered.at + timedelta(days=3))) < timedelta(seconds=5)
+    sale = entry(result, "recent_buyer_sale", Outcome.SENT, Channel.SMS)
+    assert abs(sale.at - (delivered.at + timedelta(days=14))) < timedelta(seconds=5)

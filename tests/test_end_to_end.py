@@ -1,0 +1,71 @@
+"""One journey end to end on the real dev server, with the sandbox and webhook app over HTTP.
+
+Real time, real sockets: the sandbox answers the send, then posts a signed receipt to the
+webhook app, which records it and signals the journey.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from activities import Channel
+from providers.sandbox import ReceiptTiming
+from starter.binaries import find_binary
+from starter.stack import embedded_stack
+from tests.factories import customer, order
+from workflows import SEARCH_ATTRIBUTES, JourneyResult, Outcome, PostPurchaseSettings
+
+pytestmark = pytest.mark.devserver
+
+
+@pytest.fixture(scope="module")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=find_binary("temporal"),
+        search_attributes=SEARCH_ATTRIBUTES,
+        data_converter=pydantic_data_converter,
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+async def test_journey_over_real_http_on_the_dev_server(dev_env: WorkflowEnvironment, tmp_path: Path) -> None:
+    timings = PostPurchaseSettings(receipt_timeout=timedelta(seconds=5), review_delay=timedelta(seconds=1),
+                                   sale_after_delivery=timedelta(seconds=2))
+    async with embedded_stack(
+        dev_env.client, database_url=f"sqlite+aiosqlite:///{tmp_path / 'e2e.db'}", http=True,
+        receipt_timing=ReceiptTiming.AFTER_RESPONSE, receipt_delay=timedelta(milliseconds=100),
+        post_purchase=timings, task_queue="e2e",
+    ) as stack:
+        async with httpx.AsyncClient(base_url=stack.webhook_url) as http:
+            assert (await http.get("/healthz")).status_code == 200
+        kakao, no_kakao = customer(), customer("010-0000-0001")
+        o1, o2 = order(kakao), order(no_kakao)
+        async with stack.worker():
+            h1 = await stack.journeys.order_paid(o1, kakao)
+            h2 = await stack.journeys.order_paid(o2, no_kakao)
+            for o in (o1, o2):
+                await stack.journeys.order_delivered(o.order_id)
+            r1: JourneyResult = await h1.result()
+            r2: JourneyResult = await h2.result()
+        assert [(e.step, e.channel) for e in r1.timeline if e.outcome is Outcome.DELIVERED] == [
+            ("payment_complete", Channel.ALIMTALK), ("review_request", Channel.ALIMTALK),
+            ("recent_buyer_sale", Channel.SMS),
+        ]
+        assert [(e.step, e.channel) for e in r2.timeline if e.outcome is Outcome.DELIVERED] == [
+            ("payment_complete", Channel.SMS), ("review_request", Channel.SMS), ("recent_buyer_sale", Channel.SMS),
+        ]
+        # every receipt travelled sandbox -> HTTP -> webhook app -> message log
+        log = await stack.store.messages()
+        accepted = [m for m in log if m.status == "accepted"]
+        assert len(accepted) == 6 and all(m.receipt_status == "delivered" for m in accepted)
+        assert len(stack.sandbox.messages) == 6
