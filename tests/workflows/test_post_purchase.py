@@ -33,6 +33,17 @@ def entry(result: JourneyResult, step: str, outcome: Outcome, channel: Channel |
     return found[0]
 
 
+async def timeline_after(
+    env: WorkflowEnvironment, stack: Stack, phone: str, after: timedelta
+) -> tuple[str, list[TimelineEntry]]:
+    """Pay an order for a customer with ``phone``, let ``after`` of journey time pass."""
+    c = customer(phone)
+    async with stack.worker():
+        handle = await stack.journeys.order_paid(order(c), c)
+        await env.sleep(after)
+        return handle.id, await stack.journeys.timeline(handle.id)
+
+
 def sandbox_sends(stack: Stack) -> list[tuple[str, str]]:
     """(step, channel) of every message the sandbox accepted, in order."""
     return [(m["custom_fields"]["step"], m["channel"]) for m in stack.sandbox.messages.values()]
@@ -85,12 +96,7 @@ async def test_ordinary_customer_gets_four_messages_at_journey_times(env: Workfl
 
 
 async def test_not_a_kakao_user_gets_sms_at_once(env: WorkflowEnvironment, stack: Stack) -> None:
-    c = customer("010-0000-0001")
-    o = order(c)
-    async with stack.worker():
-        handle = await stack.journeys.order_paid(o, c)
-        await env.sleep(timedelta(minutes=1))
-        timeline = await stack.journeys.timeline(handle.id)
+    _, timeline = await timeline_after(env, stack, "010-0000-0001", timedelta(minutes=1))
     rejected = [e for e in timeline if e.outcome is Outcome.REJECTED]
     assert [(e.step, e.channel, e.detail) for e in rejected] == [
         ("payment_complete", Channel.ALIMTALK, "NOT_KAKAO_USER")
@@ -141,12 +147,7 @@ async def test_no_alimtalk_receipt_falls_back_after_timeout_and_late_receipt_cha
 
 
 async def test_failed_alimtalk_receipt_falls_back_to_sms(env: WorkflowEnvironment, stack: Stack) -> None:
-    c = customer("010-0000-0006")
-    o = order(c)
-    async with stack.worker():
-        handle = await stack.journeys.order_paid(o, c)
-        await env.sleep(timedelta(minutes=1))
-        timeline = await stack.journeys.timeline(handle.id)
+    _, timeline = await timeline_after(env, stack, "010-0000-0006", timedelta(minutes=1))
     failed = [e for e in timeline if e.outcome is Outcome.FAILED]
     assert [(e.step, e.channel, e.detail) for e in failed] == [
         ("payment_complete", Channel.ALIMTALK, "KAKAO_DELIVERY_FAILED")
@@ -159,19 +160,14 @@ async def test_failed_alimtalk_receipt_falls_back_to_sms(env: WorkflowEnvironmen
 
 
 async def test_transient_503s_are_retried_into_one_message(env: WorkflowEnvironment, stack: Stack) -> None:
-    c = customer("010-0000-0004")
-    o = order(c)
-    async with stack.worker():
-        handle = await stack.journeys.order_paid(o, c)
-        await env.sleep(timedelta(minutes=1))
-        timeline = await stack.journeys.timeline(handle.id)
-    key = f"{handle.id}:payment_complete:alimtalk"
+    workflow_id, timeline = await timeline_after(env, stack, "010-0000-0004", timedelta(minutes=1))
+    key = f"{workflow_id}:payment_complete:alimtalk"
     attempts = [a for a in stack.sandbox.attempts if a["key"] == key]
     assert [a["error"]["error"]["code"] if a["error"] else "accepted" for a in attempts] == [
         "TEMPORARILY_UNAVAILABLE", "TEMPORARILY_UNAVAILABLE", "accepted"
     ]
     assert sandbox_sends(stack) == [("payment_complete", "alimtalk")]
-    log = await stack.store.messages(workflow_id=handle.id)
+    log = await stack.store.messages(workflow_id=workflow_id)
     assert [(m.idempotency_key, m.status) for m in log] == [(key, MessageStatus.ACCEPTED)]
     assert [(e.step, e.channel) for e in timeline if e.outcome is Outcome.DELIVERED] == [
         ("payment_complete", Channel.ALIMTALK)
