@@ -22,7 +22,8 @@ from temporalio.worker import Worker
 
 from activities import PolicyConfig, SendActivities, Store, TemplateRegistry, default_templates
 from activities.logs import configure_logging
-from providers import ProviderRegistry
+from activities.inbox import InboxProvider
+from providers import Channel, ProviderRegistry
 from providers.sandbox import SandboxProvider
 from workflows import ALL_WORKFLOWS, TASK_QUEUE
 
@@ -82,8 +83,11 @@ def build_store(settings: Settings) -> Store:
     return Store.from_url(settings.database_url)
 
 
-def build_providers(settings: Settings, *, sandbox_client: httpx.AsyncClient | None = None) -> ProviderRegistry:
-    """Every configured provider; the sandbox serves every channel until real ones are set."""
+def build_providers(
+    settings: Settings, store: Store, *, sandbox_client: httpx.AsyncClient | None = None
+) -> ProviderRegistry:
+    """Every configured provider: the in-app inbox for ``in_app``, the sandbox for the rest
+    until real providers are configured."""
     client = sandbox_client or httpx.AsyncClient(
         base_url=settings.sandbox_url, timeout=settings.provider_timeout_seconds
     )
@@ -92,7 +96,10 @@ def build_providers(settings: Settings, *, sandbox_client: httpx.AsyncClient | N
         api_key=settings.sandbox_api_key.get_secret_value(),
         webhook_secret=settings.sandbox_webhook_secret.get_secret_value(),
     )
-    return ProviderRegistry({sandbox.name: sandbox}, default=sandbox.name)
+    inbox = InboxProvider(store)
+    return ProviderRegistry(
+        {sandbox.name: sandbox, inbox.name: inbox}, routes={Channel.IN_APP: inbox.name}, default=sandbox.name
+    )
 
 
 def build_worker(
@@ -127,7 +134,7 @@ async def run_worker(settings: Settings) -> None:
     client = await connect_client(settings)
     store = build_store(settings)
     await store.migrate()
-    providers = build_providers(settings)
+    providers = build_providers(settings, store)
     worker = build_worker(
         client,
         build_activities(settings, store, providers),

@@ -18,6 +18,8 @@ KST = timezone(timedelta(hours=9), "KST")
 # rules and is exempt from the night ban).
 AD_MARKED_CHANNELS = frozenset({Channel.SMS, Channel.BRAND_MESSAGE, Channel.RCS, Channel.PUSH, Channel.WEB_PUSH})
 NIGHT_EXEMPT_CHANNELS = frozenset({Channel.EMAIL})
+# Our own app's inbox is not an "electronic transmission" under the ad rules: no opt-in needed.
+CONSENT_EXEMPT_CHANNELS = frozenset({Channel.IN_APP})
 
 
 class PolicyConfig(BaseModel):
@@ -56,7 +58,7 @@ def check(
     profile: CustomerProfile, channel: Channel, purpose: Purpose, at: datetime, cfg: PolicyConfig
 ) -> Decision:
     """Decide whether a message may go out now (``at`` is journey time, not wall time)."""
-    if purpose is not Purpose.ADVERTISING:
+    if purpose is not Purpose.ADVERTISING or channel in CONSENT_EXEMPT_CHANNELS:
         return Decision(allowed=True)
     if profile.unsubscribed:
         return Decision(allowed=False, reason="unsubscribed")

@@ -16,7 +16,7 @@ Every other outcome (accepted, rejected, skipped by policy, deferred) is returne
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 import structlog
@@ -51,9 +51,14 @@ PROVIDER_UNAVAILABLE = "ProviderUnavailable"
 OUTCOME_UNKNOWN = "SendOutcomeUnknown"
 
 
-def idempotency_key(workflow_id: str, step: str, channel: Channel) -> str:
-    """``{workflow_id}:{step}:{channel}``: one message per journey step and channel, ever."""
-    return f"{workflow_id}:{step}:{channel.value}"
+def idempotency_key(workflow_id: str, step: str, channel: Channel, episode: str | None = None) -> str:
+    """``{workflow_id}:{step}:{channel}``: one message per journey step and channel, ever.
+
+    A journey whose workflow id is reused by later runs (the cart) passes its run chain's
+    ``episode`` (first run id), making the key ``{workflow_id}@{episode}:{step}:{channel}``.
+    """
+    scope = f"{workflow_id}@{episode}" if episode else workflow_id
+    return f"{scope}:{step}:{channel.value}"
 
 
 class SendRequest(BaseModel):
@@ -73,10 +78,14 @@ class SendRequest(BaseModel):
     supersedes: list[str] = Field(
         default_factory=list, description="keys of earlier channels of this step (fallback)"
     )
+    episode: str | None = Field(default=None, description="run chain id, for journeys with reused ids")
+    reentry_cooldown: timedelta | None = Field(
+        default=None, description="skip if another run of this workflow id sent within this long"
+    )
 
     @property
     def idempotency_key(self) -> str:
-        return idempotency_key(self.workflow_id, self.step, self.channel)
+        return idempotency_key(self.workflow_id, self.step, self.channel, self.episode)
 
 
 class OutcomeStatus(StrEnum):
@@ -188,6 +197,11 @@ class SendActivities:
             reason = "address_dead" if address else "no_address"
             return done(SendOutcome(status=OutcomeStatus.SKIPPED, channel=req.channel,
                                     idempotency_key=key, reason=reason, error_class=ErrorClass.FALLBACK))
+        if req.reentry_cooldown is not None and await self._store.sent_in_other_episode(
+            req.workflow_id, req.episode, since=req.journey_time - req.reentry_cooldown
+        ):
+            return done(SendOutcome(status=OutcomeStatus.SKIPPED, channel=req.channel,
+                                    idempotency_key=key, reason="reentry_cooldown"))
         decision = check(profile, req.channel, req.purpose, req.journey_time, self._policy)
         if not decision.allowed:
             status = OutcomeStatus.DEFERRED if decision.not_before else OutcomeStatus.SKIPPED
@@ -206,6 +220,7 @@ class SendActivities:
             idempotency_key=key, workflow_id=req.workflow_id, step=req.step,
             channel=req.channel.value, customer_id=req.customer_id, provider=provider.name,
             purpose=req.purpose.value, template=req.template,
+            journey_time=req.journey_time, episode=req.episode,
         )
         if not created:
             if record.status in (MessageStatus.ACCEPTED, MessageStatus.REJECTED):

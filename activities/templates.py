@@ -170,6 +170,52 @@ POST_PURCHASE_TEMPLATES = (
 )
 
 
+_CART_PUSH = "#{customer_name}님, 장바구니에 #{item_names}을(를) 담아 두셨어요. 품절 전에 확인해 보세요!"
+_CART_COUPON = (
+    "#{customer_name}님, 장바구니 상품(#{item_names}, #{cart_total}원)을 위한 할인 쿠폰을 드려요.\n"
+    "쿠폰 코드: #{coupon_code}\n#{cart_url}"
+)
+
+CART_TEMPLATES = (
+    Template(
+        code="cart_reminder",
+        purpose=Purpose.ADVERTISING,
+        texts={Channel.PUSH: _CART_PUSH, Channel.WEB_PUSH: _CART_PUSH},
+        subjects={Channel.PUSH: "장바구니를 잊지 마세요", Channel.WEB_PUSH: "장바구니를 잊지 마세요"},
+    ),
+    Template(
+        code="cart_coupon",
+        purpose=Purpose.ADVERTISING,
+        texts={Channel.BRAND_MESSAGE: _CART_COUPON, Channel.EMAIL: _CART_COUPON},
+        subjects={Channel.EMAIL: "#{customer_name}님을 위한 장바구니 쿠폰"},
+        provider_template_codes={Channel.BRAND_MESSAGE: "CART_COUPON_BM_V1"},
+    ),
+)
+
+_WELCOME = "#{customer_name}님, 첫 구매를 환영합니다! 이용 가이드를 확인해 보세요.\n#{tutorial_url}"
+_RECOMMEND = "#{customer_name}님을 위한 추천 상품이 도착했어요.\n#{recommendation_url}"
+_VIP = "#{customer_name}님, VIP 고객님께 무료배송과 전용 상담 혜택이 적용되었습니다."
+_REGULAR = "#{customer_name}님, 구매 2주를 맞아 멤버십 혜택을 안내해 드려요. 다음 구매 시 적립금 2배!"
+_CARE_CHANNELS = (Channel.PUSH, Channel.IN_APP, Channel.EMAIL, Channel.SMS)
+
+CARE_TEMPLATES = (
+    Template(
+        code="care_welcome",
+        texts={Channel.IN_APP: _WELCOME, Channel.EMAIL: _WELCOME, Channel.SMS: _WELCOME},
+        subjects={Channel.IN_APP: "환영합니다", Channel.EMAIL: "환영합니다"},
+    ),
+    Template(
+        code="care_recommendation",
+        purpose=Purpose.ADVERTISING,
+        texts={Channel.IN_APP: _RECOMMEND, Channel.SMS: _RECOMMEND},
+        subjects={Channel.IN_APP: "추천 상품"},
+        provider_template_codes={Channel.IN_APP: "banner"},
+    ),
+    Template(code="care_tier_vip", texts={c: _VIP for c in _CARE_CHANNELS}),
+    Template(code="care_tier_regular", texts={c: _REGULAR for c in _CARE_CHANNELS}),
+)
+
+
 def default_templates() -> TemplateRegistry:
     """The templates the reference journeys use."""
-    return TemplateRegistry(POST_PURCHASE_TEMPLATES)
+    return TemplateRegistry([*POST_PURCHASE_TEMPLATES, *CART_TEMPLATES, *CARE_TEMPLATES])

@@ -66,7 +66,7 @@ def webhooks(host: str = "127.0.0.1", port: int = 8000) -> None:
 
     async def serve() -> None:
         journeys = await Journeys.connect(settings)
-        web = create_webhook_app(journeys, build_providers(settings), api_key=settings.api_key.get_secret_value(),
+        web = create_webhook_app(journeys, build_providers(settings, journeys.store), api_key=settings.api_key.get_secret_value(),
                                  max_body_bytes=settings.webhook_max_body_bytes)
         await uvicorn.Server(uvicorn.Config(web, host=host, port=port, log_config=None)).serve()
         await journeys.close()

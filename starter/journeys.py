@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from temporalio.client import Client, WorkflowHandle
@@ -11,9 +11,29 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes, Workfl
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities import CustomerProfile, Store, TemplateError, TemplateRegistry, default_templates, profile_variables
+from activities import (
+    Channel,
+    CustomerProfile,
+    Store,
+    TemplateError,
+    TemplateRegistry,
+    default_templates,
+    profile_variables,
+)
 from starter.errors import InvalidInput, JourneyNotFound
 from workflows import (
+    CareInput,
+    CareSettings,
+    Cart,
+    CartAbandonmentJourney,
+    CartInput,
+    CartSettings,
+    CustomerId,
+    JourneyWorkflow,
+    PostPurchaseCareJourney,
+    care_id,
+    cart_id,
+    cart_variables,
     CUSTOMER_ID,
     JOURNEY,
     JOURNEY_STAGE,
@@ -29,10 +49,33 @@ from workflows import (
     order_variables,
     post_purchase_id,
 )
+from workflows.cart_abandonment import CART_STEPS
 from workflows.post_purchase import POST_PURCHASE_STEPS
+from workflows.post_purchase_care import CARE_TEMPLATES_USED
 
 M = TypeVar("M", bound=BaseModel)
-_ORDER_ID = TypeAdapter(OrderId)
+CareSegment = Literal["first_order", "every_order", "off"]
+_ORDER_ID: TypeAdapter[str] = TypeAdapter(OrderId)
+_CUSTOMER_ID: TypeAdapter[str] = TypeAdapter(CustomerId)
+_CART_EVENTS = frozenset({EventType.PURCHASE, EventType.CART_UPDATED, EventType.CART_CLEARED,
+                          EventType.MESSAGE_OPENED, EventType.MESSAGE_CLICKED})
+_CARE_EVENTS = frozenset({EventType.APP_INSTALLED, EventType.APP_OPENED,
+                          EventType.MESSAGE_OPENED, EventType.MESSAGE_CLICKED})
+
+
+def _validated(adapter: TypeAdapter[str], value: str, what: str) -> str:
+    try:
+        return adapter.validate_python(value)
+    except ValidationError as exc:
+        raise InvalidInput.from_validation(what, exc) from None
+
+
+def _attributes(customer_id: str, journey: str, stage: str) -> TypedSearchAttributes:
+    return TypedSearchAttributes([
+        SearchAttributePair(CUSTOMER_ID, customer_id),
+        SearchAttributePair(JOURNEY, journey),
+        SearchAttributePair(JOURNEY_STAGE, stage),
+    ])
 
 
 def _parse(model: type[M], value: M | Mapping[str, Any], what: str) -> M:
@@ -63,12 +106,18 @@ class Journeys:
         task_queue: str = TASK_QUEUE,
         templates: TemplateRegistry | None = None,
         post_purchase: PostPurchaseSettings | None = None,
+        cart: CartSettings | None = None,
+        care: CareSettings | None = None,
+        care_segment: CareSegment = "first_order",
     ) -> None:
         self.client = client
         self.store = store
         self.task_queue = task_queue
         self.templates = templates or default_templates()
         self.post_purchase = post_purchase or PostPurchaseSettings()
+        self.cart = cart or CartSettings()
+        self.care = care or CareSettings()
+        self.care_segment: CareSegment = care_segment
 
     @classmethod
     async def connect(cls, settings: Any = None, **kwargs: Any) -> Journeys:
@@ -109,16 +158,30 @@ class Journeys:
             **order_variables(order, journey_settings.review_url, journey_settings.sale_url),
             **profile_variables(profile),
         }
-        problems = []
-        for step, (channels, template) in POST_PURCHASE_STEPS.items():
-            try:
-                self.templates.validate(template, channels, variables)
-            except TemplateError as exc:
-                problems.append(f"{step}: {exc}")
-        if problems:
-            raise InvalidInput("order", problems)
+        self._check_templates("order", POST_PURCHASE_STEPS, variables)
+
+        if self.care_segment != "off":
+            self._check_templates("care", {t: (c, t) for t, c in CARE_TEMPLATES_USED.items()},
+                                  {"tutorial_url": self.care.tutorial_url,
+                                   "recommendation_url": self.care.recommendation_url,
+                                   **profile_variables(profile)})
 
         await self.store.upsert_customer(profile)
+        first_order = await self.store.record_order(profile.customer_id, order.order_id, order.paid_at)
+        handle = await self._start_post_purchase(order, journey_settings)
+        if self.care_segment == "every_order" or (self.care_segment == "first_order" and first_order):
+            await self._start_care(order, profile)
+        # A purchase ends the customer's cart journey at once, if one is running.
+        await self._signal_if_running(
+            cart_id(profile.customer_id),
+            JourneyEvent(type=EventType.PURCHASE, event_id=f"purchase:{order.order_id}",
+                         data={"order_id": order.order_id}),
+        )
+        return handle
+
+    async def _start_post_purchase(
+        self, order: Order, journey_settings: PostPurchaseSettings
+    ) -> WorkflowHandle[Any, Any]:
         workflow_id = post_purchase_id(order.order_id)
         try:
             return await self.client.start_workflow(
@@ -128,18 +191,140 @@ class Journeys:
                 task_queue=self.task_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                search_attributes=TypedSearchAttributes(
-                    [
-                        SearchAttributePair(CUSTOMER_ID, order.customer_id),
-                        SearchAttributePair(JOURNEY, PostPurchaseJourney.journey),
-                        SearchAttributePair(JOURNEY_STAGE, "paid"),
-                    ]
-                ),
+                search_attributes=_attributes(order.customer_id, PostPurchaseJourney.journey, "paid"),
                 static_summary=f"Post-purchase journey of order {order.order_id}",
             )
         except WorkflowAlreadyStartedError:
             # The journey of this order already ran to its end: one journey per order, ever.
             return self.client.get_workflow_handle(workflow_id)
+
+    async def _start_care(self, order: Order, profile: CustomerProfile) -> WorkflowHandle[Any, Any]:
+        workflow_id = care_id(profile.customer_id, order.order_id)
+        try:
+            return await self.client.start_workflow(
+                PostPurchaseCareJourney.run,
+                CareInput(customer_id=profile.customer_id, order_id=order.order_id,
+                          app_installed=profile.app_installed, tier=profile.tier, settings=self.care),
+                id=workflow_id,
+                task_queue=self.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                search_attributes=_attributes(profile.customer_id, PostPurchaseCareJourney.journey, "welcome"),
+                static_summary=f"Care journey after order {order.order_id}",
+            )
+        except WorkflowAlreadyStartedError:
+            return self.client.get_workflow_handle(workflow_id)
+
+    def _check_templates(
+        self, what: str, steps: Mapping[str, tuple[tuple[Channel, ...], str]], variables: Mapping[str, str]
+    ) -> None:
+        problems = []
+        for step, (channels, template) in steps.items():
+            try:
+                self.templates.validate(template, channels, variables)
+            except TemplateError as exc:
+                problems.append(f"{step}: {exc}")
+        if problems:
+            raise InvalidInput(what, problems)
+
+    # cart ------------------------------------------------------------------------------------
+
+    async def cart_updated(
+        self,
+        customer_id: str,
+        cart: Cart | Mapping[str, Any],
+        *,
+        customer: CustomerProfile | Mapping[str, Any] | None = None,
+        event_id: str | None = None,
+    ) -> WorkflowHandle[Any, Any]:
+        """Feed the customer's cart journey, starting it if none runs (signal-with-start).
+
+        A burst of updates makes one run; each update restarts the idle timer.
+
+        Raises:
+            InvalidInput: bad cart or customer, or no profile stored for the customer yet.
+        """
+        customer_id = _validated(_CUSTOMER_ID, customer_id, "customer_id")
+        parsed = _parse(Cart, cart, "cart")
+        profile = None if customer is None else _parse(CustomerProfile, customer, "customer")
+        if profile is not None and profile.customer_id != customer_id:
+            raise InvalidInput("customer", ["customer_id: does not match"])
+        if profile is None:
+            profile = await self.store.get_customer(customer_id)
+            if profile is None:
+                raise InvalidInput("customer", [f"customer_id: no profile for {customer_id!r}; pass customer="])
+        else:
+            await self.store.upsert_customer(profile)
+        self._check_templates("cart", CART_STEPS, {**cart_variables(parsed, self.cart), **profile_variables(profile)})
+        event = JourneyEvent(type=EventType.CART_UPDATED, event_id=event_id,
+                             data={"cart": parsed.model_dump(mode="json")})
+        return await self.client.start_workflow(
+            CartAbandonmentJourney.run,
+            CartInput(customer_id=customer_id, settings=self.cart),
+            id=cart_id(customer_id),
+            task_queue=self.task_queue,
+            start_signal="event",
+            start_signal_args=[event],
+            search_attributes=_attributes(customer_id, CartAbandonmentJourney.journey, "browsing"),
+            static_summary="Cart-abandonment journey",
+        )
+
+    async def cart_cleared(self, customer_id: str) -> bool:
+        """End the customer's cart journey (the cart was emptied); False if none runs."""
+        customer_id = _validated(_CUSTOMER_ID, customer_id, "customer_id")
+        return await self._signal_if_running(cart_id(customer_id), JourneyEvent(type=EventType.CART_CLEARED))
+
+    async def purchase(self, customer_id: str, order_id: str | None = None) -> bool:
+        """A purchase without order details: ends the cart journey at once. (``order_paid`` does this too.)"""
+        customer_id = _validated(_CUSTOMER_ID, customer_id, "customer_id")
+        event_id = f"purchase:{order_id}" if order_id else None
+        return await self._signal_if_running(
+            cart_id(customer_id), JourneyEvent(type=EventType.PURCHASE, event_id=event_id)
+        )
+
+    # engagement ------------------------------------------------------------------------------
+
+    async def emit(self, customer_id: str, event: JourneyEvent | Mapping[str, Any]) -> int:
+        """Route a customer event to every journey of the customer that cares; returns how many got it.
+
+        ``purchase``, ``cart.*`` and ``message.*`` go to the cart journey; ``app.*`` (and
+        ``message.*``) to the customer's care journeys; ``unsubscribed`` updates the profile.
+        """
+        customer_id = _validated(_CUSTOMER_ID, customer_id, "customer_id")
+        parsed = _parse(JourneyEvent, event, "event")
+        if parsed.type is EventType.UNSUBSCRIBED:
+            await self.unsubscribe(customer_id)
+            return 0
+        targets: list[str] = []
+        if parsed.type in _CART_EVENTS:
+            targets.append(cart_id(customer_id))
+        if parsed.type in _CARE_EVENTS:
+            targets.extend(care_id(customer_id, o) for o in await self.store.customer_orders(customer_id))
+        delivered = 0
+        for workflow_id in targets:
+            delivered += await self._signal_if_running(workflow_id, parsed)
+        return delivered
+
+    async def unsubscribe(self, customer_id: str, channels: list[Channel] | None = None) -> None:
+        """Withdraw marketing consent (all channels, or some); informational messages still go."""
+        profile = await self.store.get_customer(customer_id)
+        if profile is None:
+            raise JourneyNotFound(f"no customer {customer_id!r}")
+        if channels is None:
+            profile = profile.model_copy(update={"unsubscribed": True, "marketing_consent": {}})
+        else:
+            consent = {c: t for c, t in profile.marketing_consent.items() if c not in channels}
+            profile = profile.model_copy(update={"marketing_consent": consent})
+        await self.store.upsert_customer(profile)
+
+    async def _signal_if_running(self, workflow_id: str, event: JourneyEvent) -> bool:
+        try:
+            await self.client.get_workflow_handle(workflow_id).signal(JourneyWorkflow.on_event, event)
+        except RPCError as exc:
+            if exc.status is RPCStatusCode.NOT_FOUND:
+                return False
+            raise
+        return True
 
     async def order_shipped(self, order_id: str, **data: Any) -> bool:
         """Tell the order's journey it shipped; False if the journey already ended."""
@@ -158,10 +343,7 @@ class Journeys:
         return await self._order_event(order_id, EventType.ORDER_REFUNDED, data)
 
     async def _order_event(self, order_id: str, event_type: EventType, data: dict[str, Any]) -> bool:
-        try:
-            order_id = _ORDER_ID.validate_python(order_id)
-        except ValidationError as exc:
-            raise InvalidInput.from_validation("order_id", exc) from None
+        order_id = _validated(_ORDER_ID, order_id, "order_id")
         event = JourneyEvent(type=event_type, event_id=f"{event_type.value}:{order_id}", data=data)
         return await self.signal_event(post_purchase_id(order_id), event)
 
@@ -169,7 +351,7 @@ class Journeys:
 
     async def timeline(self, workflow_id: str) -> list[TimelineEntry]:
         """A journey's timeline so far (works on running and finished journeys)."""
-        return await self.client.get_workflow_handle(workflow_id).query(PostPurchaseJourney.timeline)
+        return await self.client.get_workflow_handle(workflow_id).query(JourneyWorkflow.timeline)
 
     async def signal_event(self, workflow_id: str, event: JourneyEvent) -> bool:
         """Deliver an event to one journey.
@@ -182,7 +364,7 @@ class Journeys:
         """
         handle = self.client.get_workflow_handle(workflow_id)
         try:
-            await handle.signal(PostPurchaseJourney.on_event, event)
+            await handle.signal(JourneyWorkflow.on_event, event)
         except RPCError as exc:
             if exc.status is not RPCStatusCode.NOT_FOUND:
                 raise

@@ -21,10 +21,10 @@ from temporalio.worker import Worker
 from activities import SendActivities, Store, TemplateRegistry
 from providers import ProviderRegistry
 from providers.sandbox import ReceiptTiming, SandboxConfig, SandboxState, create_sandbox_app
-from starter.journeys import Journeys
+from starter.journeys import CareSegment, Journeys
 from starter.serve import free_port, serving
 from starter.webhooks import create_webhook_app
-from workflows import TASK_QUEUE, PostPurchaseSettings
+from workflows import TASK_QUEUE, CareSettings, CartSettings, PostPurchaseSettings
 
 
 @dataclass
@@ -64,6 +64,9 @@ async def embedded_stack(
     receipt_timing: ReceiptTiming = ReceiptTiming.AFTER_RESPONSE,
     receipt_delay: timedelta = timedelta(milliseconds=200),
     post_purchase: PostPurchaseSettings | None = None,
+    cart: CartSettings | None = None,
+    care: CareSettings | None = None,
+    care_segment: CareSegment = "first_order",
     templates: TemplateRegistry | None = None,
     sandbox_port: int | None = None,
     webhook_port: int | None = None,
@@ -79,6 +82,9 @@ async def embedded_stack(
         receipt_timing: when the sandbox posts receipts (before its answer under time skipping).
         receipt_delay: how long after accepting the sandbox delivers (``AFTER_RESPONSE`` only).
         post_purchase: default post-purchase timings for journeys started by this stack.
+        cart: default cart-journey settings.
+        care: default care-journey settings.
+        care_segment: which orders start a care journey.
         templates: the template registry (default: the reference templates).
         sandbox_port: with ``http``, the sandbox's port (default: a free one).
         webhook_port: with ``http``, the webhook app's port (default: a free one).
@@ -91,7 +97,8 @@ async def embedded_stack(
         stack.push_async_callback(store.close)
         await store.migrate()
         journeys = Journeys(
-            client, store, task_queue=task_queue, templates=templates, post_purchase=post_purchase
+            client, store, task_queue=task_queue, templates=templates, post_purchase=post_purchase,
+            cart=cart, care=care, care_segment=care_segment,
         )
         webhook_holder: dict[str, Any] = {}
 
@@ -123,7 +130,7 @@ async def embedded_stack(
                 transport=httpx.ASGITransport(app=sandbox_app), base_url=sandbox_url
             )
         stack.push_async_callback(sandbox_client.aclose)
-        providers = build_providers(settings, sandbox_client=sandbox_client)
+        providers = build_providers(settings, store, sandbox_client=sandbox_client)
         webhook_app = create_webhook_app(
             journeys, providers, api_key=settings.api_key.get_secret_value(),
             max_body_bytes=settings.webhook_max_body_bytes,

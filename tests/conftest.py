@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
@@ -19,7 +20,7 @@ from providers.sandbox import ReceiptTiming
 from starter.devserver import find_binary
 from starter.stack import Stack, embedded_stack
 from tests import factories
-from workflows import SEARCH_ATTRIBUTES
+from workflows import SEARCH_ATTRIBUTES, care_id, cart_id
 
 POSTGRES_URL = os.environ.get("JOURNEYS_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 
@@ -63,13 +64,20 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-async def stack(env: WorkflowEnvironment, sqlite_url: str) -> AsyncIterator[Stack]:
+def care_segment() -> str:
+    """Care journeys are off unless a test module turns them on (they send on day 0 too)."""
+    return "off"
+
+
+@pytest.fixture
+async def stack(env: WorkflowEnvironment, sqlite_url: str, care_segment: str) -> AsyncIterator[Stack]:
     """A fresh stack on its own task queue, receipts posted before the sandbox answers."""
     async with embedded_stack(
         env.client,
         database_url=sqlite_url,
         task_queue=f"tq-{uuid.uuid4()}",
         receipt_timing=ReceiptTiming.BEFORE_RESPONSE,
+        care_segment=care_segment,  # type: ignore[arg-type]
     ) as s:
         yield s
         await terminate_journeys(s)
@@ -78,7 +86,12 @@ async def stack(env: WorkflowEnvironment, sqlite_url: str) -> AsyncIterator[Stac
 async def terminate_journeys(s: Stack) -> None:
     """End the journeys a test left running: the time-skipping server's clock is shared, and
     journeys parked on timers with no worker left make later tests' time skipping stall."""
-    for workflow_id in {m.workflow_id for m in await s.store.messages()}:
+    async with s.store.engine.connect() as conn:
+        customers = (await conn.execute(text("SELECT customer_id FROM customers"))).scalars().all()
+        orders = (await conn.execute(text("SELECT customer_id, order_id FROM orders"))).all()
+    ids = {m.workflow_id for m in await s.store.messages()}
+    ids |= {cart_id(c) for c in customers} | {care_id(c, o) for c, o in orders}
+    for workflow_id in sorted(ids):
         try:
             await s.journeys.client.get_workflow_handle(workflow_id).terminate("test finished")
         except RPCError:

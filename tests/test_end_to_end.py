@@ -39,7 +39,7 @@ async def test_journey_over_real_http_on_the_dev_server(dev_env: WorkflowEnviron
     async with embedded_stack(
         dev_env.client, database_url=f"sqlite+aiosqlite:///{tmp_path / 'e2e.db'}", http=True,
         receipt_timing=ReceiptTiming.AFTER_RESPONSE, receipt_delay=timedelta(milliseconds=100),
-        post_purchase=timings, task_queue="e2e",
+        post_purchase=timings, task_queue="e2e", care_segment="off",
     ) as stack:
         async with httpx.AsyncClient(base_url=stack.webhook_url) as http:
             assert (await http.get("/healthz")).status_code == 200

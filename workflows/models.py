@@ -140,3 +140,91 @@ class JourneyResult(BaseModel):
     journey: str
     outcome: str
     timeline: list[TimelineEntry]
+
+
+CustomerId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$", description="opaque, no PII")]
+
+
+class CartItem(BaseModel):
+    """One line of a shopping cart."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str = Field(min_length=1, max_length=200)
+    quantity: int = Field(default=1, ge=1)
+    unit_price: int = Field(ge=0, description="KRW")
+
+
+class Cart(BaseModel):
+    """A cart's contents as the app last saw them."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    items: list[CartItem] = Field(min_length=1, max_length=200)
+    url: str = Field(default="https://shop.example/cart", max_length=500)
+
+    @property
+    def total(self) -> int:
+        return sum(i.unit_price * i.quantity for i in self.items)
+
+
+class CartSettings(BaseModel):
+    """Timings of the cart-abandonment journey."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    idle_after: timedelta = Field(default=timedelta(hours=1), gt=timedelta(0))
+    second_touch_after: timedelta = Field(default=timedelta(hours=24), gt=timedelta(0))
+    reentry_cooldown: timedelta = Field(default=timedelta(days=7), ge=timedelta(0))
+    receipt_timeout: timedelta = Field(default=timedelta(minutes=10), gt=timedelta(0))
+    coupon_code: str = Field(default="CART10", min_length=1, max_length=40)
+    continue_as_new_after: int = Field(default=2000, ge=100, description="history events per run")
+
+
+class CartState(BaseModel):
+    """What a cart journey carries over continue-as-new."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    cart: Cart | None = None
+    last_update_at: datetime | None = None
+    updates: int = 0
+    pushed_at: datetime | None = None
+    push_delivered: bool = False
+    runs: int = 1
+    event_ids: list[str] = Field(default_factory=list)
+    timeline: list[TimelineEntry] = Field(default_factory=list)
+
+
+class CartInput(BaseModel):
+    """Input of the cart-abandonment journey (``state`` is set by continue-as-new)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    customer_id: CustomerId
+    settings: CartSettings = Field(default_factory=CartSettings)
+    state: CartState | None = None
+
+
+class CareSettings(BaseModel):
+    """Timings and links of the post-purchase care journey."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    banner_after: timedelta = Field(default=timedelta(days=7), ge=timedelta(0))
+    tier_message_after: timedelta = Field(default=timedelta(days=14), ge=timedelta(0))
+    receipt_timeout: timedelta = Field(default=timedelta(minutes=10), gt=timedelta(0))
+    tutorial_url: str = "https://shop.example/guide"
+    recommendation_url: str = "https://shop.example/for-you"
+
+
+class CareInput(BaseModel):
+    """Input of the post-purchase care journey: the segment it starts in (no contact details)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    customer_id: CustomerId
+    order_id: OrderId
+    app_installed: bool = False
+    tier: str = Field(default="regular", max_length=32)
+    settings: CareSettings = Field(default_factory=CareSettings)

@@ -17,7 +17,7 @@ and no send starts after one arrived.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
 from typing import ClassVar
 
@@ -77,16 +77,20 @@ class JourneyWorkflow:
 
     journey: ClassVar[str] = "journey"
     exit_events: ClassVar[frozenset[EventType]] = frozenset()
+    # A journey whose workflow id is reused by later runs (the cart) scopes its idempotency
+    # keys to the run chain, so a new run's messages are not mistaken for the last run's.
+    reuses_workflow_id: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self._events: list[JourneyEvent] = []
         self._consumed: set[int] = set()
-        self._event_ids: set[str] = set()
+        self._event_ids: dict[str, None] = {}  # insertion-ordered: deterministic to carry over
         self._receipts: dict[str, DeliveryReceipt] = {}
         self._closed_keys: set[str] = set()
         self._timeline: list[TimelineEntry] = []
         self._exit: JourneyEvent | None = None
         self._customer_id = ""
+        self._reentry_cooldown: timedelta | None = None
 
     # signals and query ------------------------------------------------------------------------
 
@@ -109,7 +113,7 @@ class JourneyWorkflow:
         if event.event_id:
             if event.event_id in self._event_ids:
                 return
-            self._event_ids.add(event.event_id)
+            self._event_ids[event.event_id] = None
         # Stamp journey time: "3 days after delivery" counts from here, even if the journey
         # was busy with another step when the event came.
         event = event.model_copy(update={"received_at": workflow.now()})
@@ -117,6 +121,10 @@ class JourneyWorkflow:
         self._record(event.type.value, Outcome.EVENT)
         if event.type in self.exit_events and self._exit is None:
             self._exit = event
+        self.on_event_received(event)
+
+    def on_event_received(self, event: JourneyEvent) -> None:
+        """Hook for journeys that keep state from events (the cart's contents, app installed)."""
 
     @workflow.query(name="timeline")
     def timeline(self) -> list[TimelineEntry]:
@@ -145,7 +153,7 @@ class JourneyWorkflow:
         tried: list[str] = []
         for channel in channels:
             self._raise_if_exited()
-            outcome = await self._send(step, channel, template, variables, purpose, tried)
+            outcome = await self._send_one(step, channel, template, variables, purpose, tried)
             if outcome is None:
                 return StepResult(step=step, config_error=True)
             tried.append(outcome.idempotency_key)
@@ -202,6 +210,29 @@ class JourneyWorkflow:
         self._consumed.add(index)
         return self._events[index]
 
+    async def wait_until(self, predicate: Callable[[], bool], timeout: timedelta, *, summary: str) -> bool:
+        """Wait for ``predicate`` at most ``timeout``; False on timeout.
+
+        Raises:
+            JourneyExit: an exit event arrived.
+        """
+        if timeout <= timedelta(0):
+            self._raise_if_exited()
+            return predicate()
+        try:
+            await workflow.wait_condition(
+                lambda: self._exit is not None or predicate(), timeout=timeout, timeout_summary=summary
+            )
+        except asyncio.TimeoutError:
+            self._raise_if_exited()
+            return False
+        self._raise_if_exited()
+        return True
+
+    def has_event(self, event_types: Collection[EventType]) -> bool:
+        """Whether an event of ``event_types`` has arrived in this run."""
+        return any(e.type in event_types for e in self._events)
+
     async def delay(self, duration: timedelta, *, summary: str) -> None:
         """A durable timer that an exit event cuts short.
 
@@ -244,7 +275,7 @@ class JourneyWorkflow:
 
     # internals -------------------------------------------------------------------------------
 
-    async def _send(
+    async def _send_one(
         self,
         step: str,
         channel: Channel,
@@ -260,7 +291,7 @@ class JourneyWorkflow:
                 workflow_id=info.workflow_id, journey=self.journey, step=step,
                 customer_id=self._customer_id, channel=channel, template=template,
                 purpose=purpose, variables=variables, journey_time=workflow.now(),
-                supersedes=supersedes,
+                supersedes=supersedes, episode=self._episode(), reentry_cooldown=self._reentry_cooldown,
             )
             try:
                 outcome: SendOutcome = await workflow.execute_activity_method(
@@ -280,7 +311,7 @@ class JourneyWorkflow:
                 # Retries ran out (a long outage): give the channel up and fall back.
                 return SendOutcome(
                     status=OutcomeStatus.REJECTED, channel=channel,
-                    idempotency_key=idempotency_key(info.workflow_id, step, channel),
+                    idempotency_key=idempotency_key(info.workflow_id, step, channel, self._episode()),
                     error_code=f"send_failed:{type(cause).__name__ if cause else 'unknown'}",
                 )
             if outcome.status is not OutcomeStatus.DEFERRED or outcome.not_before is None:
@@ -302,6 +333,9 @@ class JourneyWorkflow:
             return self._receipts[key]
         self._raise_if_exited()
         return None
+
+    def _episode(self) -> str | None:
+        return workflow.info().first_execution_run_id if self.reuses_workflow_id else None
 
     def _raise_if_exited(self) -> None:
         if self._exit is not None:

@@ -10,12 +10,12 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import event, select, update
+from sqlalchemy import event, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from activities.customers import CustomerProfile
-from activities.store._tables import CustomerRow, MessageRow
+from activities.store._tables import CustomerRow, InboxRow, MessageRow, OrderRow
 from providers import DeliveryReceipt
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
@@ -54,7 +54,22 @@ class MessageRecord(BaseModel):
     receipt_error_code: str | None = None
     receipt_at: datetime | None = None
     receipt_late: bool = False
+    journey_time: datetime | None = None
+    episode: str | None = None
     created_at: datetime
+
+
+class InboxMessage(BaseModel):
+    """One message of a customer's in-app inbox."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    kind: str
+    title: str | None = None
+    body: str
+    created_at: datetime
+    read_at: datetime | None = None
 
 
 class ReceiptRecord(BaseModel):
@@ -253,3 +268,92 @@ class Store:
         async with self._session() as session:
             rows = (await session.execute(query)).scalars().all()
             return [MessageRecord.model_validate(r) for r in rows]
+
+    async def sent_in_other_episode(
+        self, workflow_id: str, episode: str | None, *, since: datetime
+    ) -> bool:
+        """Whether another run chain of ``workflow_id`` had a message accepted at or after ``since``
+        (journey time): re-entry cooldowns across runs of a journey whose id is reused."""
+        query = (
+            select(func.count())
+            .select_from(MessageRow)
+            .where(
+                MessageRow.workflow_id == workflow_id,
+                MessageRow.status == MessageStatus.ACCEPTED.value,
+                MessageRow.journey_time >= since,
+            )
+        )
+        if episode is not None:
+            query = query.where((MessageRow.episode != episode) | MessageRow.episode.is_(None))
+        async with self._session() as session:
+            return bool((await session.execute(query)).scalar_one())
+
+    # orders ---------------------------------------------------------------------------------
+
+    async def record_order(self, customer_id: str, order_id: str, paid_at: datetime | None = None) -> bool:
+        """Remember a paid order; True if it is the customer's first (the same order again: same answer)."""
+        async with self._session.begin() as session:
+            if await session.get(OrderRow, order_id) is None:
+                session.add(OrderRow(order_id=order_id, customer_id=customer_id, paid_at=paid_at or _now()))
+                try:
+                    await session.flush()
+                except IntegrityError:
+                    await session.rollback()
+                    return await self.record_order(customer_id, order_id, paid_at)
+            first = (
+                await session.execute(
+                    select(OrderRow.order_id)
+                    .where(OrderRow.customer_id == customer_id)
+                    .order_by(OrderRow.paid_at, OrderRow.order_id)
+                    .limit(1)
+                )
+            ).scalar_one()
+            return first == order_id
+
+    async def customer_orders(self, customer_id: str, *, limit: int = 20) -> list[str]:
+        """The customer's most recent order ids, newest first."""
+        async with self._session() as session:
+            rows = await session.execute(
+                select(OrderRow.order_id)
+                .where(OrderRow.customer_id == customer_id)
+                .order_by(OrderRow.paid_at.desc(), OrderRow.order_id.desc())
+                .limit(limit)
+            )
+            return list(rows.scalars())
+
+    # in-app inbox ---------------------------------------------------------------------------
+
+    async def add_inbox_message(
+        self, *, idempotency_key: str, customer_id: str, kind: str, body: str, title: str | None = None
+    ) -> int:
+        """Put a message in the customer's inbox once per idempotency key; returns its id."""
+        try:
+            async with self._session.begin() as session:
+                row = InboxRow(idempotency_key=idempotency_key, customer_id=customer_id, kind=kind,
+                               title=title, body=body, created_at=_now())
+                session.add(row)
+            return row.id
+        except IntegrityError:
+            async with self._session() as session:
+                return (
+                    await session.execute(select(InboxRow.id).where(InboxRow.idempotency_key == idempotency_key))
+                ).scalar_one()
+
+    async def inbox(self, customer_id: str, *, unread_only: bool = False) -> list[InboxMessage]:
+        """The customer's inbox, newest first."""
+        query = select(InboxRow).where(InboxRow.customer_id == customer_id)
+        if unread_only:
+            query = query.where(InboxRow.read_at.is_(None))
+        async with self._session() as session:
+            rows = (await session.execute(query.order_by(InboxRow.id.desc()))).scalars().all()
+            return [InboxMessage.model_validate(r) for r in rows]
+
+    async def mark_inbox_read(self, customer_id: str, message_id: int) -> bool:
+        """Mark one inbox message read; False if the customer has no such message."""
+        async with self._session.begin() as session:
+            row = await session.get(InboxRow, message_id)
+            if row is None or row.customer_id != customer_id:
+                return False
+            if row.read_at is None:
+                row.read_at = _now()
+            return True
