@@ -5,7 +5,7 @@ Storyboard (journey time from the start):
 1. Day 0: a welcome with a tutorial link, in the app's inbox (customers without the app: email,
    or SMS when there is no email).
 2. Day 7: a recommendation banner in the app (shown at the next app open) if the app was opened
-   since day 0; otherwise (inactive, or no app) an SMS instead.
+   (or installed) since day 0; otherwise (inactive, or no app) an SMS instead.
 3. Day 14: a tier-specific message (VIP or regular): push, or the inbox when push cannot reach
    them; email or SMS without the app.
 
@@ -75,7 +75,7 @@ class PostPurchaseCareJourney(JourneyWorkflow):
         await self._step("care_welcome", APP_WELCOME if self._app_installed else NO_APP, variables, inp)
 
         await self.delay_until(start + s.banner_after, summary="day-7 recommendation")
-        active = self._app_installed and self.has_event({EventType.APP_OPENED})
+        active = self._app_installed and self.has_event({EventType.APP_OPENED, EventType.APP_INSTALLED})
         self.stage("recommendation" if active else "reactivation")
         await self._step("care_recommendation", ACTIVE if active else INACTIVE, variables, inp,
                          purpose=Purpose.ADVERTISING)

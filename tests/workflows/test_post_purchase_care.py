@@ -1,0 +1,131 @@
+"""The post-purchase care journey: segments, activity on day 7, tiers on day 14."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from activities import Channel
+from starter.stack import Stack
+from tests import factories
+from tests.factories import customer, order
+from workflows import JourneyResult, Outcome, care_id
+
+
+@pytest.fixture
+def care_segment() -> str:
+    return "first_order"
+
+
+def member(*, app: bool, tier: str = "regular", **overrides: Any) -> Any:
+    consented = factories.clock - timedelta(days=30)
+    return customer(app_installed=app, tier=tier, push_tokens=["device-token-1"] if app else [],
+                    marketing_consent={Channel.SMS: consented}, **overrides)
+
+
+def care_sends(stack: Stack, customer_id: str) -> list[tuple[str, str]]:
+    """(step, channel) of care messages: the sandbox's and the in-app inbox's, from the message log."""
+    return [(m.step, m.channel) for m in stack_messages[customer_id]]
+
+
+stack_messages: dict[str, list[Any]] = {}
+
+
+async def run_care(env: WorkflowEnvironment, stack: Stack, c: Any, events: dict[timedelta, str]) -> JourneyResult:
+    """Pay a first order, emit app events at the given journey times, run the care journey out."""
+    o = order(c)
+    async with stack.worker():
+        await stack.journeys.order_paid(o, c)
+        elapsed = timedelta(0)
+        for at, event_type in sorted(events.items()):
+            await env.sleep(at - elapsed)
+            elapsed = at
+            assert await stack.journeys.emit(c.customer_id, {"type": event_type}) >= 1
+        result: JourneyResult = await stack.journeys.client.get_workflow_handle(
+            care_id(c.customer_id, o.order_id)).result()
+    log = await stack.store.messages(workflow_id=care_id(c.customer_id, o.order_id))
+    stack_messages[c.customer_id] = [m for m in log if m.status == "accepted"]
+    return result
+
+
+def at_day(result: JourneyResult, step: str) -> float:
+    [sent] = [e for e in result.timeline if e.step == step and e.outcome in (Outcome.SENT, Outcome.DELIVERED)][:1]
+    return sent.elapsed / timedelta(days=1)
+
+
+async def test_active_app_user_gets_the_day7_banner_in_app(env: WorkflowEnvironment, stack: Stack) -> None:
+    c = member(app=True)
+    result = await run_care(env, stack, c, {timedelta(days=2): "app.opened"})
+    assert care_sends(stack, c.customer_id) == [
+        ("care_welcome", "in_app"), ("care_recommendation", "in_app"), ("care_tier_regular", "push")]
+    assert round(at_day(result, "care_welcome")) == 0
+    assert round(at_day(result, "care_recommendation"), 3) == 7
+    assert round(at_day(result, "care_tier_regular"), 3) == 14
+    inbox = await stack.store.inbox(c.customer_id)
+    assert [m.kind for m in inbox] == ["banner", "message"]  # newest first
+
+
+async def test_inactive_app_user_gets_sms_on_day7(env: WorkflowEnvironment, stack: Stack) -> None:
+    c = member(app=True)
+    await run_care(env, stack, c, {})
+    assert care_sends(stack, c.customer_id) == [
+        ("care_welcome", "in_app"), ("care_recommendation", "sms"), ("care_tier_regular", "push")]
+
+
+@pytest.mark.parametrize(("tier", "template"), [("vip", "care_tier_vip"), ("regular", "care_tier_regular")])
+async def test_day14_message_depends_on_tier(env: WorkflowEnvironment, stack: Stack, tier: str, template: str) -> None:
+    c = member(app=True, tier=tier)
+    await run_care(env, stack, c, {timedelta(days=1): "app.opened"})
+    assert care_sends(stack, c.customer_id)[-1] == (template, "push")
+    body = list(stack.sandbox.messages.values())[-1]["body"]
+    assert ("VIP" in body) == (tier == "vip")
+
+
+async def test_no_app_gets_email_and_sms_in_place_of_in_app(env: WorkflowEnvironment, stack: Stack) -> None:
+    c = member(app=False)
+    await run_care(env, stack, c, {})
+    assert care_sends(stack, c.customer_id) == [
+        ("care_welcome", "email"), ("care_recommendation", "sms"), ("care_tier_regular", "email")]
+    assert await stack.store.inbox(c.customer_id) == []
+
+
+async def test_app_installed_on_day3_switches_later_steps_to_the_app(env: WorkflowEnvironment, stack: Stack) -> None:
+    c = member(app=False)
+    await run_care(env, stack, c, {timedelta(days=3): "app.installed"})
+    assert care_sends(stack, c.customer_id) == [
+        ("care_welcome", "email"), ("care_recommendation", "in_app"), ("care_tier_regular", "in_app")]
+
+
+async def test_only_the_first_order_starts_care(env: WorkflowEnvironment, stack: Stack) -> None:
+    c = member(app=True)
+    first, second = order(c), order(c)
+    async with stack.worker():
+        await stack.journeys.order_paid(first, c)
+        await env.sleep(timedelta(hours=1))
+        await stack.journeys.order_paid(second, c)
+        await stack.journeys.order_paid(first, c)  # a replayed webhook for the first order
+        await env.sleep(timedelta(hours=1))
+    care = {m.workflow_id for m in await stack.store.messages() if m.workflow_id.startswith("care:")}
+    assert care == {care_id(c.customer_id, first.order_id)}
+
+
+async def test_inbox_api(env: WorkflowEnvironment, stack: Stack) -> None:
+    c = member(app=True)
+    async with stack.worker():
+        await stack.journeys.order_paid(order(c), c)
+        await env.sleep(timedelta(hours=1))
+    auth = {"Authorization": "Bearer dev-api-key"}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=stack.webhook_app), base_url="http://hooks") as http:
+        assert (await http.get(f"/inbox/{c.customer_id}")).status_code == 401
+        inbox = (await http.get(f"/inbox/{c.customer_id}", headers=auth)).json()
+        [welcome] = inbox["messages"]
+        assert welcome["kind"] == "message" and welcome["read_at"] is None and "환영" in welcome["body"]
+        read = await http.post(f"/inbox/{c.customer_id}/{welcome['id']}/read", headers=auth)
+        assert read.status_code == 200
+        assert (await http.post(f"/inbox/someone-else/{welcome['id']}/read", headers=auth)).status_code == 404
+        unread = (await http.get(f"/inbox/{c.customer_id}?unread=true", headers=auth)).json()
+        assert unread["messages"] == []
