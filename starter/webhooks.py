@@ -20,7 +20,7 @@ from activities import Store
 from providers import ConfigError, ProviderRegistry, SignatureError, WebhookError
 from starter.errors import JourneyNotFound
 from starter.journeys import Journeys
-from workflows import EventType, JourneyEvent, OrderId, PostPurchaseJourney, post_purchase_id
+from workflows import CustomerId, EventType, JourneyEvent, JourneyWorkflow, OrderId, post_purchase_id
 
 log = structlog.get_logger("starter.webhooks")
 
@@ -35,13 +35,14 @@ class ReceiptsAnswer(BaseModel):
     unknown: int = 0
 
 
-class OrderEventIn(BaseModel):
-    """``POST /events`` body: an order event from the app."""
+class EventIn(BaseModel):
+    """``POST /events`` body: an order event (with ``order_id``) or a customer event (with ``customer_id``)."""
 
     model_config = ConfigDict(extra="forbid")
 
     type: EventType
-    order_id: OrderId
+    order_id: OrderId | None = None
+    customer_id: CustomerId | None = None
     event_id: str | None = Field(default=None, max_length=200)
     data: dict[str, Any] = Field(default_factory=dict)
 
@@ -101,7 +102,7 @@ def create_webhook_app(
             )
             try:
                 await journeys.client.get_workflow_handle(msg.workflow_id).signal(
-                    PostPurchaseJourney.on_receipt, enriched
+                    JourneyWorkflow.on_receipt, enriched
                 )
             except RPCError as exc:
                 if exc.status is not RPCStatusCode.NOT_FOUND:
@@ -120,18 +121,43 @@ def create_webhook_app(
             raise HTTPException(401, "invalid API key")
 
     @app.post("/events", status_code=202)
-    async def events(body: OrderEventIn, authorization: str | None = Header(default=None)) -> dict[str, Any]:
+    async def events(body: EventIn, authorization: str | None = Header(default=None)) -> dict[str, Any]:
         check_key(authorization)
-        if not body.type.value.startswith("order."):
-            raise HTTPException(422, "only order events are routed in this version")
-        event = JourneyEvent(
-            type=body.type, event_id=body.event_id or f"{body.type.value}:{body.order_id}", data=body.data
-        )
+        if body.type.value.startswith("order."):
+            if body.order_id is None:
+                raise HTTPException(422, "order events need order_id")
+            event = JourneyEvent(
+                type=body.type, event_id=body.event_id or f"{body.type.value}:{body.order_id}", data=body.data
+            )
+            try:
+                delivered = await journeys.signal_event(post_purchase_id(body.order_id), event)
+            except JourneyNotFound:
+                raise HTTPException(404, "no journey for that order") from None
+            return {"delivered": int(delivered)}
+        if body.customer_id is None:
+            raise HTTPException(422, "customer events need customer_id")
+        event = JourneyEvent(type=body.type, event_id=body.event_id, data=body.data)
         try:
-            delivered = await journeys.signal_event(post_purchase_id(body.order_id), event)
+            return {"delivered": await journeys.emit(body.customer_id, event)}
         except JourneyNotFound:
-            raise HTTPException(404, "no journey for that order") from None
-        return {"delivered": delivered}
+            raise HTTPException(404, "unknown customer") from None
+
+    @app.get("/inbox/{customer_id}")
+    async def inbox(
+        customer_id: CustomerId, unread: bool = False, authorization: str | None = Header(default=None)
+    ) -> dict[str, Any]:
+        check_key(authorization)
+        messages = await store.inbox(customer_id, unread_only=unread)
+        return {"messages": [m.model_dump(mode="json") for m in messages]}
+
+    @app.post("/inbox/{customer_id}/{message_id}/read")
+    async def inbox_read(
+        customer_id: CustomerId, message_id: int, authorization: str | None = Header(default=None)
+    ) -> dict[str, bool]:
+        check_key(authorization)
+        if not await store.mark_inbox_read(customer_id, message_id):
+            raise HTTPException(404, "no such message")
+        return {"read": True}
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

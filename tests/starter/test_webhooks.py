@@ -130,7 +130,7 @@ async def test_events_endpoint_needs_the_api_key(env: WorkflowEnvironment, stack
         assert (await http.post("/events", json={**event, "order_id": "x' OR 1=1"},
                                 headers={"Authorization": "Bearer dev-api-key"})).status_code == 422
         ok = await http.post("/events", json=event, headers={"Authorization": "Bearer dev-api-key"})
-        assert ok.status_code == 202 and ok.json() == {"delivered": True}
+        assert ok.status_code == 202 and ok.json() == {"delivered": 1}
         result = await handle.result()
         missing = await http.post("/events", json={**event, "order_id": "never-paid"},
                                   headers={"Authorization": "Bearer dev-api-key"})

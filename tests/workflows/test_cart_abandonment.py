@@ -195,8 +195,8 @@ async def test_5000_updates_continue_as_new_and_keep_the_cart(env: WorkflowEnvir
         for start in range(0, 5000, 500):
             await asyncio.gather(*(update(i) for i in range(start, start + 499)))
             await update(start + 499)  # so the last update of all is 4999
-        # Past the idle hour and the 24 h coupon. (The time-skipping server's result() long
-        # poll does not follow continue-as-new chains reliably; the clock is moved instead.)
+        # Past the idle hour and the 24 h coupon: only handles from start_workflow skip time
+        # while awaiting a result, so the clock is moved first.
         await env.sleep(timedelta(hours=26))
         result: JourneyResult = await handle.result()
         history = [e async for e in handle.fetch_history_events()]
