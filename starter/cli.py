@@ -37,7 +37,7 @@ def demo(
     ui_port: int = typer.Option(8233, help="Port of the Temporal UI."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show every log line."),
 ) -> None:
-    """Run the post-purchase journey for sample customers on the embedded dev server."""
+    """Run the three reference journeys for sample customers on the embedded dev server."""
     from activities.logs import configure_logging
     from starter.demo import run_demo
 

