@@ -40,6 +40,7 @@ from workflows import (
     TASK_QUEUE,
     EventType,
     JourneyEvent,
+    JourneyResult,
     Order,
     OrderId,
     PostPurchaseInput,
@@ -182,38 +183,39 @@ class Journeys:
     async def _start_post_purchase(
         self, order: Order, journey_settings: PostPurchaseSettings
     ) -> WorkflowHandle[Any, Any]:
-        workflow_id = post_purchase_id(order.order_id)
-        try:
-            return await self.client.start_workflow(
-                PostPurchaseJourney.run,
-                PostPurchaseInput(order=order, settings=journey_settings),
-                id=workflow_id,
-                task_queue=self.task_queue,
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                search_attributes=_attributes(order.customer_id, PostPurchaseJourney.journey, "paid"),
-                static_summary=f"Post-purchase journey of order {order.order_id}",
-            )
-        except WorkflowAlreadyStartedError:
-            # The journey of this order already ran to its end: one journey per order, ever.
-            return self.client.get_workflow_handle(workflow_id)
+        return await self._start_once(
+            PostPurchaseJourney, PostPurchaseInput(order=order, settings=journey_settings),
+            post_purchase_id(order.order_id), order.customer_id, "paid",
+            f"Post-purchase journey of order {order.order_id}",
+        )
 
     async def _start_care(self, order: Order, profile: CustomerProfile) -> WorkflowHandle[Any, Any]:
-        workflow_id = care_id(profile.customer_id, order.order_id)
+        return await self._start_once(
+            PostPurchaseCareJourney,
+            CareInput(customer_id=profile.customer_id, order_id=order.order_id,
+                      app_installed=profile.app_installed, tier=profile.tier, settings=self.care),
+            care_id(profile.customer_id, order.order_id), profile.customer_id, "welcome",
+            f"Care journey after order {order.order_id}",
+        )
+
+    async def _start_once(
+        self, journey: Any, inp: BaseModel, workflow_id: str, customer_id: str, stage: str, summary: str
+    ) -> WorkflowHandle[Any, Any]:
+        """Start a journey whose id may run once, ever: a repeat start returns the existing run."""
         try:
             return await self.client.start_workflow(
-                PostPurchaseCareJourney.run,
-                CareInput(customer_id=profile.customer_id, order_id=order.order_id,
-                          app_installed=profile.app_installed, tier=profile.tier, settings=self.care),
+                journey.run,
+                inp,
                 id=workflow_id,
                 task_queue=self.task_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                search_attributes=_attributes(profile.customer_id, PostPurchaseCareJourney.journey, "welcome"),
-                static_summary=f"Care journey after order {order.order_id}",
+                search_attributes=_attributes(customer_id, journey.journey, stage),
+                static_summary=summary,
             )
         except WorkflowAlreadyStartedError:
-            return self.client.get_workflow_handle(workflow_id)
+            # That journey already ran to its end (a redelivered order.paid): nothing new starts.
+            return self.client.get_workflow_handle(workflow_id, result_type=JourneyResult)
 
     def _check_templates(
         self, what: str, steps: Mapping[str, tuple[tuple[Channel, ...], str]], variables: Mapping[str, str]
