@@ -81,6 +81,9 @@ class PostPurchaseSettings(BaseModel):
     review_delay: timedelta = Field(default=timedelta(days=3), ge=timedelta(0))
     sale_after_delivery: timedelta = Field(default=timedelta(days=14), ge=timedelta(0))
     give_up_after: timedelta = Field(default=timedelta(days=30), gt=timedelta(0))
+    send_timeout: timedelta = Field(
+        default=timedelta(seconds=30), gt=timedelta(0), description="one provider call, before it is retried"
+    )
     review_url: str = "https://shop.example/reviews/new?order={order_id}"
     sale_url: str = "https://shop.example/sale/recent-buyers"
 

@@ -4,7 +4,8 @@ Storyboard (journey time):
 
 1. ``order.paid``: payment-complete AlimTalk at once; SMS if AlimTalk fails or no receipt comes.
 2. ``order.shipped``: shipping-started AlimTalk, same fallback.
-3. ``review_delay`` (3 days) after ``order.delivered``: review request, same fallback.
+3. ``review_delay`` (3 days) after ``order.delivered``, at the first moment between 10:00 and
+   20:00 KST: review request, same fallback.
 4. ``sale_after_delivery`` (14 days) after delivery: recent-buyer sale LMS, an ad.
 
 ``order.cancelled`` or ``order.refunded`` ends the journey at any point; if shipping or
@@ -12,6 +13,8 @@ delivery does not come within ``give_up_after`` (30 days), the journey ends.
 """
 
 from __future__ import annotations
+
+from datetime import time
 
 from temporalio import workflow
 
@@ -22,6 +25,8 @@ from workflows.models import EventType, JourneyResult, Order, PostPurchaseInput
 from workflows.steps import JourneyWorkflow
 
 JOURNEY = "post-purchase"
+REVIEW_IN_DAYTIME = "review-request-daytime"  # patch id (v2); see README "Changing a live journey"
+REVIEW_HOURS = (time(10, 0), time(20, 0))
 KAKAO_THEN_SMS = (Channel.ALIMTALK, Channel.SMS)
 
 # step -> (channels, template): the facade checks these templates before a journey starts.
@@ -64,6 +69,7 @@ class PostPurchaseJourney(JourneyWorkflow):
 
     @workflow.run
     async def run(self, inp: PostPurchaseInput) -> JourneyResult:
+        self._send_timeout = inp.settings.send_timeout
         return await self.run_story(inp.order.customer_id, self._story(inp))
 
     async def _story(self, inp: PostPurchaseInput) -> str:
@@ -88,6 +94,9 @@ class PostPurchaseJourney(JourneyWorkflow):
 
         self.stage("delivered")
         await self.delay_until(delivered_at + s.review_delay, summary="review request after delivery")
+        if workflow.patched(REVIEW_IN_DAYTIME):
+            # v2: a review request never wakes anyone up; it waits for 10:00-20:00 KST.
+            await self.delay_until_local_hours(REVIEW_HOURS[0], REVIEW_HOURS[1], summary="review request in daytime")
         self.stage("review")
         await self._step("review_request", variables, inp)
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Collection, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import ClassVar
 
 from temporalio import workflow
@@ -28,6 +28,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities import (
         CONFIG_ERROR,
+        KST,
         Channel,
         DeliveryReceipt,
         OutcomeStatus,
@@ -91,6 +92,7 @@ class JourneyWorkflow:
         self._exit: JourneyEvent | None = None
         self._customer_id = ""
         self._reentry_cooldown: timedelta | None = None
+        self._send_timeout = SEND_START_TO_CLOSE
 
     # signals and query ------------------------------------------------------------------------
 
@@ -252,6 +254,20 @@ class JourneyWorkflow:
         """Wait until ``when`` in journey time (no wait if it has passed)."""
         await self.delay(when - workflow.now(), summary=summary)
 
+    async def delay_until_local_hours(self, start: time, end: time, *, summary: str) -> None:
+        """Wait, if needed, until the customer's local (KST) clock is within ``[start, end)``.
+
+        Raises:
+            JourneyExit: an exit event arrived.
+        """
+        local = workflow.now().astimezone(KST)
+        if start <= local.time() < end:
+            return
+        opening = local.replace(hour=start.hour, minute=start.minute, second=0, microsecond=0)
+        if opening <= local:
+            opening += timedelta(days=1)
+        await self.delay_until(opening, summary=summary)
+
     # journey bookkeeping ---------------------------------------------------------------------
 
     def stage(self, name: str) -> None:
@@ -297,7 +313,7 @@ class JourneyWorkflow:
                 outcome: SendOutcome = await workflow.execute_activity_method(
                     SendActivities.send_message,
                     request,
-                    start_to_close_timeout=SEND_START_TO_CLOSE,
+                    start_to_close_timeout=self._send_timeout,
                     schedule_to_close_timeout=SEND_SCHEDULE_TO_CLOSE,
                     retry_policy=SEND_RETRY,
                     summary=f"{step} via {channel.value}",

@@ -51,6 +51,7 @@ class SandboxConfig:
     receipt_timing: ReceiptTiming = ReceiptTiming.AFTER_RESPONSE
     receipt_delay_seconds: float = 0.2
     webhook_attempts: int = 5
+    send_latency_seconds: float = 0.0
 
 
 class SendBody(BaseModel):
@@ -70,7 +71,7 @@ class SendBody(BaseModel):
 
 
 class OutageBody(BaseModel):
-    """``POST /v1/control/outage`` body."""
+    """``POST /v1/control/outage`` and ``/v1/control/latency`` body."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -220,6 +221,10 @@ def create_sandbox_app(
                 headers={"Retry-After": "1"},
             )
         key = idempotency_key or body.reference or uuid.uuid4().hex
+        if cfg.send_latency_seconds:
+            # A slow provider: the send is taken, then processed; a client that gives up
+            # meanwhile does not stop it (the case reconciliation by key exists for).
+            await asyncio.sleep(cfg.send_latency_seconds)
         if key in state.answers:  # a repeat: the first answer, nothing sent again
             first = state.answers[key]
             return JSONResponse(first.body, first.status_code, headers={"Idempotent-Replayed": "true"})
@@ -281,6 +286,12 @@ def create_sandbox_app(
         """Answer every send with 503 for ``seconds`` (0 ends an outage)."""
         state.outage_until = time.monotonic() + body.seconds
         return {"outage_seconds": body.seconds}
+
+    @app.post("/v1/control/latency")
+    async def latency(body: OutageBody) -> dict[str, Any]:
+        """Take ``seconds`` before answering every send."""
+        cfg.send_latency_seconds = body.seconds
+        return {"latency_seconds": body.seconds}
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
+from datetime import time as daytime
 
 import httpx
+import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from activities import KST, Channel, MessageStatus
@@ -20,6 +22,15 @@ from tests.factories import customer, order
 from workflows import JourneyResult, Outcome, TimelineEntry
 
 RECEIPT_TIMEOUT = timedelta(minutes=10)
+
+
+def review_time(delivered_at: datetime) -> datetime:
+    """Three days after delivery, moved to the next 10:00-20:00 KST window (patch v2)."""
+    due = (delivered_at + timedelta(days=3)).astimezone(KST)
+    if daytime(10) <= due.time() < daytime(20):
+        return due
+    opening = due.replace(hour=10, minute=0, second=0, microsecond=0)
+    return opening if opening > due else opening + timedelta(days=1)
 
 
 def deliveries(result: JourneyResult) -> list[tuple[str, Channel | None]]:
@@ -74,7 +85,7 @@ async def test_ordinary_customer_gets_four_messages_at_journey_times(env: Workfl
     assert abs(entry(result, "shipping_started", Outcome.SENT).at - shipped.at) < timedelta(seconds=5)
     review_at = entry(result, "review_request", Outcome.SENT).at
     sale_at = entry(result, "recent_buyer_sale", Outcome.SENT).at
-    assert abs(review_at - (delivered.at + timedelta(days=3))) < timedelta(seconds=5)
+    assert abs(review_at - review_time(delivered.at)) < timedelta(seconds=5)
     assert abs(sale_at - (delivered.at + timedelta(days=14))) < timedelta(seconds=5)
 
     # exactly these four messages reached the provider, and nothing else
@@ -307,6 +318,27 @@ async def test_review_counts_from_delivery_even_when_delivery_arrives_mid_step(
     shipping_sms = entry(result, "shipping_started", Outcome.SENT, Channel.SMS)
     assert shipping_sms.at - delivered.at >= RECEIPT_TIMEOUT - timedelta(seconds=5)
     review = entry(result, "review_request", Outcome.SENT, Channel.ALIMTALK)
-    assert abs(review.at - (delivered.at + timedelta(days=3))) < timedelta(seconds=5)
+    assert abs(review.at - review_time(delivered.at)) < timedelta(seconds=5)
     sale = entry(result, "recent_buyer_sale", Outcome.SENT, Channel.SMS)
     assert abs(sale.at - (delivered.at + timedelta(days=14))) < timedelta(seconds=5)
+
+
+@pytest.mark.parametrize(("delivered_kst", "review_kst"), [(14, 14), (23, 10), (7, 10)])
+async def test_review_request_waits_for_daytime_in_korea(
+    env: WorkflowEnvironment, stack: Stack, delivered_kst: int, review_kst: int
+) -> None:
+    c = customer()
+    o = order(c)
+    async with stack.worker():
+        handle = await stack.journeys.order_paid(o, c)
+        now = (await env.get_current_time()).astimezone(KST)
+        target = now.replace(hour=delivered_kst, minute=0, second=0, microsecond=0)
+        if target <= now:
+            target += timedelta(days=1)
+        await env.sleep(target - now)
+        await stack.journeys.order_delivered(o.order_id)
+        result: JourneyResult = await handle.result()
+    review = entry(result, "review_request", Outcome.SENT, Channel.ALIMTALK).at.astimezone(KST)
+    delivered = entry(result, "order.delivered", Outcome.EVENT).at.astimezone(KST)
+    assert review.hour == review_kst
+    assert timedelta(days=3) <= review - delivered < timedelta(days=4)

@@ -1,0 +1,121 @@
+"""Record one history per journey scenario into ``tests/histories/<name>-<version>.json``.
+
+Run ``python -m tests.histories.regenerate v2`` after changing a journey, *keeping* the files
+of earlier versions: ``tests/test_replay.py`` replays every file against today's code, so a
+change that would break journeys already running fails CI. See README, "Changing a live journey".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from temporalio.client import WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from activities import Channel, CustomerProfile
+from providers.sandbox import ReceiptTiming
+from starter.devserver import find_binary
+from starter.stack import Stack, embedded_stack
+from workflows import Order, OrderItem, care_id
+
+HERE = Path(__file__).parent
+Scenario = Callable[[WorkflowEnvironment, Stack], Awaitable[WorkflowHandle]]
+
+
+def _customer(phone: str = "010-1234-5678", *, app: bool = False) -> CustomerProfile:
+    consented = datetime(2026, 1, 1, tzinfo=UTC)
+    return CustomerProfile.model_validate({
+        "customer_id": f"h-{uuid.uuid4().hex[:8]}", "name": "김하늘", "phone": phone, "email": "h@example.com",
+        "app_installed": app, "push_tokens": ["tok"] if app else [],
+        "marketing_consent": dict.fromkeys((Channel.SMS, Channel.PUSH, Channel.BRAND_MESSAGE), consented),
+        "night_consent_at": consented,
+    })
+
+
+def _order(c: CustomerProfile) -> Order:
+    return Order(order_id=f"h-{uuid.uuid4().hex[:8]}", customer_id=c.customer_id, amount=39000,
+                 items=[OrderItem(name="무선 이어폰", unit_price=39000)])
+
+
+async def post_purchase(env: WorkflowEnvironment, stack: Stack, phone: str = "010-1234-5678") -> WorkflowHandle:
+    c = _customer(phone)
+    o = _order(c)
+    handle = await stack.journeys.order_paid(o, c)
+    await env.sleep(timedelta(hours=20))
+    await stack.journeys.order_shipped(o.order_id)
+    await env.sleep(timedelta(days=1))
+    await stack.journeys.order_delivered(o.order_id)
+    await handle.result()
+    return handle
+
+
+async def post_purchase_fallback(env: WorkflowEnvironment, stack: Stack) -> WorkflowHandle:
+    return await post_purchase(env, stack, "010-0000-0002")
+
+
+async def cart(env: WorkflowEnvironment, stack: Stack) -> WorkflowHandle:
+    c = _customer(app=True)
+    handle = await stack.journeys.cart_updated(c.customer_id, {"items": [{"name": "양말", "unit_price": 5000}]},
+                                               customer=c)
+    await env.sleep(timedelta(minutes=30))
+    await stack.journeys.cart_updated(c.customer_id, {"items": [{"name": "모자", "unit_price": 9000}]})
+    await handle.result()
+    return handle
+
+
+async def care(env: WorkflowEnvironment, stack: Stack) -> WorkflowHandle:
+    c = _customer(app=True)
+    o = _order(c)
+    await stack.journeys.order_paid(o, c)
+    await env.sleep(timedelta(days=2))
+    await stack.journeys.emit(c.customer_id, {"type": "app.opened"})
+    await env.sleep(timedelta(days=13))
+    handle = stack.journeys.client.get_workflow_handle(care_id(c.customer_id, o.order_id))
+    await handle.result()
+    return handle
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "post_purchase": post_purchase,
+    "post_purchase_fallback": post_purchase_fallback,
+    "cart": cart,
+    "care": care,
+}
+
+
+async def main(version: str) -> None:
+    from tests.conftest import register_search_attributes
+
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter, test_server_existing_path=find_binary("temporal-test-server")
+    )
+    await register_search_attributes(env.client)
+    try:
+        for name, scenario in SCENARIOS.items():
+            with tempfile.TemporaryDirectory() as tmp:
+                async with embedded_stack(
+                    env.client, database_url=f"sqlite+aiosqlite:///{Path(tmp) / 'h.db'}",
+                    task_queue=f"history-{name}", receipt_timing=ReceiptTiming.BEFORE_RESPONSE,
+                    care_segment="first_order" if name == "care" else "off",
+                ) as stack:
+                    async with stack.worker():
+                        handle = await scenario(env, stack)
+                        history = await handle.fetch_history()
+            path = HERE / f"{name}-{version}.json"
+            path.write_text(history.to_json())
+            print(f"wrote {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
+    finally:
+        await env.shutdown()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m tests.histories.regenerate <version>")
+    asyncio.run(main(sys.argv[1]))
