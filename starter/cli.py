@@ -163,3 +163,5 @@ def main() -> None:
     sys.stderr.flush()
     logging.shutdown()
     os._exit(code if isinstance(code, int) else 0)
+if __name__ == "__main__":
+    main()

@@ -37,6 +37,7 @@ DEMO_TIMINGS = PostPurchaseSettings(
     review_delay=timedelta(seconds=3),
     sale_after_delivery=timedelta(seconds=14),
     give_up_after=timedelta(minutes=2),
+    review_hours_kst=None,  # the demo runs at any hour and in a minute
 )
 DEMO_CART = CartSettings(
     idle_after=timedelta(seconds=2), second_touch_after=timedelta(seconds=5), receipt_timeout=timedelta(seconds=3)

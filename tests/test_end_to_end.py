@@ -35,7 +35,8 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
 
 async def test_journey_over_real_http_on_the_dev_server(dev_env: WorkflowEnvironment, tmp_path: Path) -> None:
     timings = PostPurchaseSettings(receipt_timeout=timedelta(seconds=5), review_delay=timedelta(seconds=1),
-                                   sale_after_delivery=timedelta(seconds=2))
+                                   sale_after_delivery=timedelta(seconds=2),
+                                   review_hours_kst=None)
     async with embedded_stack(
         dev_env.client, database_url=f"sqlite+aiosqlite:///{tmp_path / 'e2e.db'}", http=True,
         receipt_timing=ReceiptTiming.AFTER_RESPONSE, receipt_delay=timedelta(milliseconds=100),

@@ -6,7 +6,7 @@ Models here keep ``extra="ignore"`` so an older worker can read a newer payload,
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -81,6 +81,9 @@ class PostPurchaseSettings(BaseModel):
     review_delay: timedelta = Field(default=timedelta(days=3), ge=timedelta(0))
     sale_after_delivery: timedelta = Field(default=timedelta(days=14), ge=timedelta(0))
     give_up_after: timedelta = Field(default=timedelta(days=30), gt=timedelta(0))
+    review_hours_kst: tuple[time, time] | None = Field(
+        default=(time(10, 0), time(20, 0)), description="review requests wait for this window; None: any time"
+    )
     send_timeout: timedelta = Field(
         default=timedelta(seconds=30), gt=timedelta(0), description="one provider call, before it is retried"
     )

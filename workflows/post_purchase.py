@@ -14,8 +14,6 @@ delivery does not come within ``give_up_after`` (30 days), the journey ends.
 
 from __future__ import annotations
 
-from datetime import time
-
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
@@ -26,7 +24,6 @@ from workflows.steps import JourneyWorkflow
 
 JOURNEY = "post-purchase"
 REVIEW_IN_DAYTIME = "review-request-daytime"  # patch id (v2); see README "Changing a live journey"
-REVIEW_HOURS = (time(10, 0), time(20, 0))
 KAKAO_THEN_SMS = (Channel.ALIMTALK, Channel.SMS)
 
 # step -> (channels, template): the facade checks these templates before a journey starts.
@@ -94,9 +91,10 @@ class PostPurchaseJourney(JourneyWorkflow):
 
         self.stage("delivered")
         await self.delay_until(delivered_at + s.review_delay, summary="review request after delivery")
-        if workflow.patched(REVIEW_IN_DAYTIME):
+        if s.review_hours_kst and workflow.patched(REVIEW_IN_DAYTIME):
             # v2: a review request never wakes anyone up; it waits for 10:00-20:00 KST.
-            await self.delay_until_local_hours(REVIEW_HOURS[0], REVIEW_HOURS[1], summary="review request in daytime")
+            opening, closing = s.review_hours_kst
+            await self.delay_until_local_hours(opening, closing, summary="review request in daytime")
         self.stage("review")
         await self._step("review_request", variables, inp)
 

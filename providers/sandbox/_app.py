@@ -97,6 +97,7 @@ class SandboxState:
     transient_counts: dict[str, int] = field(default_factory=dict)
     receipts_posted: list[dict[str, Any]] = field(default_factory=list)
     outage_until: float = 0.0
+    in_progress: set[str] = field(default_factory=set)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
 
@@ -221,13 +222,23 @@ def create_sandbox_app(
                 headers={"Retry-After": "1"},
             )
         key = idempotency_key or body.reference or uuid.uuid4().hex
-        if cfg.send_latency_seconds:
-            # A slow provider: the send is taken, then processed; a client that gives up
-            # meanwhile does not stop it (the case reconciliation by key exists for).
-            await asyncio.sleep(cfg.send_latency_seconds)
         if key in state.answers:  # a repeat: the first answer, nothing sent again
             first = state.answers[key]
             return JSONResponse(first.body, first.status_code, headers={"Idempotent-Replayed": "true"})
+        if key in state.in_progress:  # the same key is being processed right now
+            return JSONResponse({"error": {"code": "IDEMPOTENCY_IN_PROGRESS", "message": "retry later"}}, 409,
+                                headers={"Retry-After": "1"})
+        state.in_progress.add(key)
+        try:
+            if cfg.send_latency_seconds:
+                # A slow provider: the send is taken, then processed; a client that gives up
+                # meanwhile does not stop it (the case reconciliation by key exists for).
+                await asyncio.sleep(cfg.send_latency_seconds)
+            return await accept(body, key)
+        finally:
+            state.in_progress.discard(key)
+
+    async def accept(body: SendBody, key: str) -> JSONResponse:
         error, outcome = _behaviour(body, state, key)
         state.attempts.append({"key": key, "channel": body.channel, "to": body.to, "error": error and error.body})
         if error is not None:

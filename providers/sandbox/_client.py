@@ -131,7 +131,7 @@ class SandboxProvider:
             )
         error = data.get("error") or {}
         code = str(error.get("code") or f"HTTP_{resp.status_code}")
-        if resp.status_code == 429 or resp.status_code >= 500:
+        if resp.status_code in (409, 429) or resp.status_code >= 500:
             error_class = ErrorClass.RETRY
         elif resp.status_code in (401, 403):
             error_class = ErrorClass.CONFIG
