@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -12,7 +15,7 @@ from alembic.config import Config
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import event, func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from activities.customers import CustomerProfile
 from activities.store._tables import CustomerRow, InboxRow, MessageRow, OrderRow
@@ -105,6 +108,19 @@ class Store:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._session = async_sessionmaker(engine, expire_on_commit=False)
+        # SQLite has one writer at a time: queue writers here instead of in busy-waiting
+        # threads that each hold a pooled connection. PostgreSQL needs no such lock.
+        self._write_lock: asyncio.Lock | None = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncSession]:
+        """One write transaction."""
+        if self._write_lock is None:
+            async with self._session.begin() as session:
+                yield session
+            return
+        async with self._write_lock, self._session.begin() as session:
+            yield session
 
     @classmethod
     def from_url(cls, url: str, **engine_kwargs: Any) -> Store:
@@ -136,25 +152,25 @@ class Store:
         """Create or replace a profile; dead addresses still in use stay dead."""
         data = profile.model_dump(mode="json", exclude={"dead_addresses"})
         now = _now()
-        async with self._session.begin() as session:
-            row = await session.get(CustomerRow, profile.customer_id, with_for_update=True)
-            if row is None:
-                session.add(
-                    CustomerRow(
-                        customer_id=profile.customer_id, profile=data, dead_addresses=[],
-                        created_at=now, updated_at=now,
-                    )
-                )
-                try:
-                    await session.flush()
-                except IntegrityError:  # a concurrent insert won: update theirs
-                    await session.rollback()
-                    return await self.upsert_customer(profile)
-                return
-            addresses = {profile.phone, profile.email, *profile.push_tokens}
-            row.profile = data
-            row.dead_addresses = [a for a in row.dead_addresses if a in addresses]
-            row.updated_at = now
+        for _ in range(3):
+            try:
+                async with self._write() as session:
+                    row = await session.get(CustomerRow, profile.customer_id, with_for_update=True)
+                    if row is None:
+                        session.add(
+                            CustomerRow(
+                                customer_id=profile.customer_id, profile=data, dead_addresses=[],
+                                created_at=now, updated_at=now,
+                            )
+                        )
+                        return
+                    addresses = {profile.phone, profile.email, *profile.push_tokens}
+                    row.profile = data
+                    row.dead_addresses = [a for a in row.dead_addresses if a in addresses]
+                    row.updated_at = now
+                    return
+            except IntegrityError:  # a concurrent insert (another process) won: update theirs
+                continue
 
     async def get_customer(self, customer_id: str) -> CustomerProfile | None:
         """The current profile, or None."""
@@ -166,7 +182,7 @@ class Store:
 
     async def mark_address_dead(self, customer_id: str, address: str) -> None:
         """Remember that ``address`` no longer reaches the customer (hard bounce, dead token)."""
-        async with self._session.begin() as session:
+        async with self._write() as session:
             row = await session.get(CustomerRow, customer_id, with_for_update=True)
             if row is not None and address not in row.dead_addresses:
                 row.dead_addresses = [*row.dead_addresses, address]
@@ -187,12 +203,12 @@ class Store:
             created_at=now, updated_at=now, **fields,
         )
         try:
-            async with self._session.begin() as session:
+            async with self._write() as session:
                 session.add(row)
             return MessageRecord.model_validate(row), True
         except IntegrityError:
             pass
-        async with self._session.begin() as session:
+        async with self._write() as session:
             existing = (
                 await session.execute(
                     select(MessageRow)
@@ -206,7 +222,7 @@ class Store:
 
     async def finish_message(self, idempotency_key: str, status: MessageStatus, **fields: Any) -> None:
         """Record the provider's answer for a claimed row."""
-        async with self._session.begin() as session:
+        async with self._write() as session:
             await session.execute(
                 update(MessageRow)
                 .where(MessageRow.idempotency_key == idempotency_key)
@@ -217,7 +233,7 @@ class Store:
         """The journey moved on to another channel: later receipts for these are late."""
         if not idempotency_keys:
             return
-        async with self._session.begin() as session:
+        async with self._write() as session:
             await session.execute(
                 update(MessageRow)
                 .where(MessageRow.idempotency_key.in_(idempotency_keys))
@@ -229,7 +245,7 @@ class Store:
 
         The same receipt twice changes nothing and is reported as a duplicate.
         """
-        async with self._session.begin() as session:
+        async with self._write() as session:
             query = select(MessageRow).with_for_update()
             if receipt.idempotency_key:
                 query = query.where(MessageRow.idempotency_key == receipt.idempotency_key)
@@ -292,14 +308,13 @@ class Store:
 
     async def record_order(self, customer_id: str, order_id: str, paid_at: datetime | None = None) -> bool:
         """Remember a paid order; True if it is the customer's first (the same order again: same answer)."""
-        async with self._session.begin() as session:
-            if await session.get(OrderRow, order_id) is None:
-                session.add(OrderRow(order_id=order_id, customer_id=customer_id, paid_at=paid_at or _now()))
-                try:
-                    await session.flush()
-                except IntegrityError:
-                    await session.rollback()
-                    return await self.record_order(customer_id, order_id, paid_at)
+        try:
+            async with self._write() as session:
+                if await session.get(OrderRow, order_id) is None:
+                    session.add(OrderRow(order_id=order_id, customer_id=customer_id, paid_at=paid_at or _now()))
+        except IntegrityError:
+            pass  # the same order recorded concurrently: it is there now
+        async with self._session() as session:
             first = (
                 await session.execute(
                     select(OrderRow.order_id)
@@ -328,7 +343,7 @@ class Store:
     ) -> int:
         """Put a message in the customer's inbox once per idempotency key; returns its id."""
         try:
-            async with self._session.begin() as session:
+            async with self._write() as session:
                 row = InboxRow(idempotency_key=idempotency_key, customer_id=customer_id, kind=kind,
                                title=title, body=body, created_at=_now())
                 session.add(row)
@@ -350,7 +365,7 @@ class Store:
 
     async def mark_inbox_read(self, customer_id: str, message_id: int) -> bool:
         """Mark one inbox message read; False if the customer has no such message."""
-        async with self._session.begin() as session:
+        async with self._write() as session:
             row = await session.get(InboxRow, message_id)
             if row is None or row.customer_id != customer_id:
                 return False

@@ -1,0 +1,268 @@
+"""``python -m bench [N]``: journey throughput as a ratio of bare Temporal, cost, memory, test speed.
+
+Everything runs in one process on one embedded dev server, so the ratios compare like with like.
+Prints a table, writes ``bench/results.json`` and appends a row to ``bench/README.md``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHandle
+from temporalio.worker import Worker
+
+from activities import Channel, CustomerProfile, Store
+from activities.logs import configure_logging
+from bench._bare import BareInput, BarePostPurchase, bare_send
+from providers.sandbox import ReceiptTiming
+from starter.devserver import start_dev_server
+from starter.stack import Stack, embedded_stack
+from workflows import JourneyResult, Order, OrderItem, Outcome, PostPurchaseSettings
+
+HERE = Path(__file__).parent
+REVIEW_DELAY = 1.0
+SALE_AFTER = 2.0
+TIMINGS = PostPurchaseSettings(
+    review_delay=timedelta(seconds=REVIEW_DELAY), sale_after_delivery=timedelta(seconds=SALE_AFTER),
+    receipt_timeout=timedelta(seconds=30), review_hours_kst=None,
+)
+POSTGRES_URL = os.environ.get("JOURNEYS_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+BILLABLE = {
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED: "start",
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED: "signal",
+    EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED: "activity",  # every attempt is billed
+    EventType.EVENT_TYPE_TIMER_STARTED: "timer",
+    EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES: "upsert",
+    EventType.EVENT_TYPE_MARKER_RECORDED: "marker",
+}
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def costs(handle: WorkflowHandle[Any, Any]) -> tuple[int, Counter[str]]:
+    events = [e async for e in handle.fetch_history_events()]
+    return len(events), Counter(BILLABLE[e.event_type] for e in events if e.event_type in BILLABLE)
+
+
+async def bare(client: Client, n: int) -> dict[str, Any]:
+    queue = f"bare-{uuid.uuid4()}"
+    async with Worker(client, task_queue=queue, workflows=[BarePostPurchase], activities=[bare_send]):
+        t0 = time.perf_counter()
+        handles = await asyncio.gather(*(
+            client.start_workflow(BarePostPurchase.run, BareInput(REVIEW_DELAY, SALE_AFTER),
+                                  id=f"bare-{uuid.uuid4()}", task_queue=queue) for _ in range(n)))
+        await asyncio.gather(*(h.signal(BarePostPurchase.event, "shipped") for h in handles))
+        await asyncio.gather(*(h.signal(BarePostPurchase.event, "delivered") for h in handles))
+        await asyncio.gather(*(h.result() for h in handles))
+        elapsed = time.perf_counter() - t0
+        events, actions = await costs(handles[0])
+    return {"journeys_per_s": n / elapsed, "seconds": elapsed, "history_events": events,
+            "actions": sum(actions.values()), "actions_by_kind": dict(actions)}
+
+
+def _customer(i: int) -> CustomerProfile:
+    now = datetime.now(UTC)
+    return CustomerProfile.model_validate({
+        "customer_id": f"b-{i}-{uuid.uuid4().hex[:6]}", "name": "김하늘", "phone": "010-1234-5678",
+        "marketing_consent": {Channel.SMS: now - timedelta(days=1)}, "night_consent_at": now - timedelta(days=1),
+    })
+
+
+async def ours(client: Client, n: int, database_url: str) -> dict[str, Any]:
+    async with embedded_stack(
+        client, database_url=database_url, http=True, receipt_timing=ReceiptTiming.AFTER_RESPONSE,
+        receipt_delay=timedelta(milliseconds=10), post_purchase=TIMINGS, care_segment="off",
+        task_queue=f"ours-{uuid.uuid4()}",
+    ) as stack:
+        async with stack.worker():
+            customers = [_customer(i) for i in range(n)]
+            orders = [Order(order_id=f"bo-{uuid.uuid4().hex[:12]}", customer_id=c.customer_id, amount=1000,
+                            items=[OrderItem(name="양말", unit_price=1000)]) for c in customers]
+            t0 = time.perf_counter()
+            handles = await asyncio.gather(*(stack.journeys.order_paid(o, c) for o, c in zip(orders, customers)))
+            await asyncio.gather(*(stack.journeys.order_shipped(o.order_id) for o in orders))
+            await asyncio.gather(*(stack.journeys.order_delivered(o.order_id) for o in orders))
+            results: list[JourneyResult] = await asyncio.gather(*(h.result() for h in handles))
+            elapsed = time.perf_counter() - t0
+            events, actions = await costs(handles[0])
+    latencies = []
+    for r in results:
+        shipped = next(e for e in r.timeline if e.step == "order.shipped")
+        sent = next(e for e in r.timeline if e.step == "shipping_started" and e.outcome is Outcome.SENT)
+        latencies.append((sent.at - shipped.at).total_seconds() * 1000)
+    latencies.sort()
+    return {
+        "journeys_per_s": n / elapsed, "seconds": elapsed, "history_events": events,
+        "actions": sum(actions.values()), "actions_by_kind": dict(actions),
+        "event_to_send_ms_p50": statistics.median(latencies),
+        "event_to_send_ms_p99": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
+        "completed": sum(r.outcome == "completed" for r in results),
+    }
+
+
+async def memory_per_1000_waiting(client: Client, database_url: str, k: int = 1000) -> float:
+    """RSS growth of this process (worker included) while k journeys wait on a timer."""
+    async with embedded_stack(client, database_url=database_url, http=True, care_segment="off",
+                              post_purchase=TIMINGS, task_queue=f"mem-{uuid.uuid4()}") as stack:
+        async with stack.worker(max_cached_workflows=k + 100):
+            before = rss_mb()
+            customers = [_customer(i) for i in range(k)]
+            handles = await asyncio.gather(*(
+                stack.journeys.order_paid(Order(order_id=f"m-{uuid.uuid4().hex[:12]}", customer_id=c.customer_id,
+                                                amount=1000, items=[OrderItem(name="양말", unit_price=1000)]), c)
+                for c in customers))
+            await _wait_all_waiting(stack, [h.id for h in handles])
+            after = rss_mb()
+            await asyncio.gather(*(h.terminate("bench") for h in handles))
+    return (after - before) * 1000 / k
+
+
+async def _wait_all_waiting(stack: Stack, ids: list[str]) -> None:
+    for _ in range(600):
+        rows = await stack.store.messages()
+        if sum(m.receipt_status == "delivered" for m in rows) >= len(ids):
+            await asyncio.sleep(1)
+            return
+        await asyncio.sleep(0.2)
+
+
+async def time_skipping_journey_seconds() -> float:
+    """Wall time of the full multi-week post-purchase scenario (paid, shipped, delivered, review,
+    sale on day 14) on the time-skipping server, server start excluded."""
+    from temporalio.contrib.pydantic import pydantic_data_converter
+    from temporalio.testing import WorkflowEnvironment
+
+    from starter.devserver import find_binary
+    from tests.conftest import register_search_attributes
+    from tests.histories.regenerate import post_purchase
+
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter, test_server_existing_path=find_binary("temporal-test-server"))
+    await register_search_attributes(env.client)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            async with embedded_stack(env.client, database_url=f"sqlite+aiosqlite:///{Path(tmp) / 't.db'}",
+                                      receipt_timing=ReceiptTiming.BEFORE_RESPONSE, care_segment="off",
+                                      task_queue=f"ts-{uuid.uuid4()}") as stack:
+                async with stack.worker():
+                    t0 = time.perf_counter()
+                    await post_purchase(env, stack)
+                    return time.perf_counter() - t0
+    finally:
+        await env.shutdown()
+
+
+async def postgres_url() -> str | None:
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    admin = Store.from_url(POSTGRES_URL)
+    try:
+        async with admin.engine.begin() as conn:
+            await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except OSError:
+        return None
+    finally:
+        await admin.close()
+    return schema
+
+
+async def main(n: int) -> dict[str, Any]:
+    configure_logging(json=False, level="ERROR")
+    env = await start_dev_server()
+    try:
+        client = env.client
+        with tempfile.TemporaryDirectory() as tmp:
+            sqlite_url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
+            base = await bare(client, n)
+            on_sqlite = await ours(client, n, sqlite_url)
+            schema = await postgres_url()
+            on_pg = None
+            if schema:
+                on_pg = await ours_pg(client, n, POSTGRES_URL, schema)
+            mem = await memory_per_1000_waiting(client, f"sqlite+aiosqlite:///{Path(tmp) / 'mem.db'}")
+    finally:
+        await env.shutdown()
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"), "n": n, "bare": base, "sqlite": on_sqlite,
+        "postgres": on_pg,
+        "ratio_sqlite": on_sqlite["journeys_per_s"] / base["journeys_per_s"],
+        "ratio_postgres": on_pg["journeys_per_s"] / base["journeys_per_s"] if on_pg else None,
+        "rss_mb_per_1000_waiting": mem,
+        "time_skipping_full_journey_test_s": await time_skipping_journey_seconds(),
+    }
+
+
+async def ours_pg(client: Client, n: int, url: str, schema: str) -> dict[str, Any]:
+    import activities.store._store as store_mod
+
+    original = store_mod.Store.from_url.__func__  # type: ignore[attr-defined]
+
+    def with_schema(cls: type, u: str, **kw: Any) -> Store:
+        kw.setdefault("connect_args", {"server_settings": {"search_path": schema}})
+        return original(cls, u, **kw)
+
+    store_mod.Store.from_url = classmethod(with_schema)  # type: ignore[method-assign,assignment]
+    try:
+        return await ours(client, n, url)
+    finally:
+        store_mod.Store.from_url = classmethod(original)  # type: ignore[method-assign,assignment]
+        admin = Store.from_url(POSTGRES_URL)
+        async with admin.engine.begin() as conn:
+            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        await admin.close()
+
+
+def report(r: dict[str, Any]) -> str:
+    pg = r["postgres"]
+    lines = [
+        f"N = {r['n']} post-purchase journeys on the embedded dev server ({r['date']})",
+        f"bare Temporal      {r['bare']['journeys_per_s']:8.1f} journeys/s   history {r['bare']['history_events']:3d} events, "
+        f"{r['bare']['actions']} actions",
+        f"ours, SQLite       {r['sqlite']['journeys_per_s']:8.1f} journeys/s   ratio {r['ratio_sqlite']:.2f}   "
+        f"event->send p50 {r['sqlite']['event_to_send_ms_p50']:.0f} ms p99 {r['sqlite']['event_to_send_ms_p99']:.0f} ms",
+    ]
+    if pg:
+        lines.append(f"ours, PostgreSQL   {pg['journeys_per_s']:8.1f} journeys/s   ratio {r['ratio_postgres']:.2f}   "
+                     f"event->send p50 {pg['event_to_send_ms_p50']:.0f} ms p99 {pg['event_to_send_ms_p99']:.0f} ms")
+    lines += [
+        f"ours per journey: {r['sqlite']['history_events']} history events, {r['sqlite']['actions']} actions "
+        f"{r['sqlite']['actions_by_kind']}",
+        f"worker RSS per 1,000 journeys waiting on a timer: {r['rss_mb_per_1000_waiting']:.1f} MB",
+        f"full multi-week journey on the time-skipping server: {r['time_skipping_full_journey_test_s']:.2f} s",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 500
+    result = asyncio.run(main(n))
+    print(report(result))
+    (HERE / "results.json").write_text(json.dumps(result, indent=2, default=str))
+    pg = result["postgres"]
+    row = (f"| {result['date'][:10]} | {n} | {result['bare']['journeys_per_s']:.1f} | "
+           f"{result['sqlite']['journeys_per_s']:.1f} ({result['ratio_sqlite']:.2f}) | "
+           + (f"{pg['journeys_per_s']:.1f} ({result['ratio_postgres']:.2f})" if pg else "n/a")
+           + f" | {result['sqlite']['event_to_send_ms_p50']:.0f}/{result['sqlite']['event_to_send_ms_p99']:.0f} | "
+           f"{result['sqlite']['history_events']} / {result['sqlite']['actions']} | "
+           f"{result['rss_mb_per_1000_waiting']:.1f} | {result['time_skipping_full_journey_test_s']:.2f} |\n")
+    with (HERE / "README.md").open("a") as f:
+        f.write(row)
+    sys.stdout.flush()
+    os._exit(0)  # temporalio/sdk-python#300
