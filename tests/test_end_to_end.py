@@ -6,7 +6,6 @@ webhook app, which records it and signals the journey.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,21 +15,11 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities import Channel
 from providers.sandbox import ReceiptTiming
-from starter.devserver import start_dev_server
 from starter.stack import embedded_stack
 from tests.factories import customer, order
 from workflows import JourneyResult, Outcome, PostPurchaseSettings
 
 pytestmark = pytest.mark.devserver
-
-
-@pytest.fixture(scope="module")
-async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await start_dev_server()
-    try:
-        yield env
-    finally:
-        await env.shutdown()
 
 
 async def test_journey_over_real_http_on_the_dev_server(dev_env: WorkflowEnvironment, tmp_path: Path) -> None:

@@ -17,7 +17,6 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from providers.sandbox import ReceiptTiming
-from starter.devserver import start_dev_server
 from starter.stack import Stack, embedded_stack
 from tests.factories import customer, order
 from workflows import JourneyResult, Outcome, PostPurchaseSettings
@@ -32,15 +31,6 @@ FAST = PostPurchaseSettings(
     give_up_after=timedelta(minutes=5),
     review_hours_kst=None,  # real time: the test must not depend on the hour in Korea
 )
-
-
-@pytest.fixture(scope="module")
-async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await start_dev_server()
-    try:
-        yield env
-    finally:
-        await env.shutdown()
 
 
 @pytest.fixture
