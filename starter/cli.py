@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import sys
 from collections.abc import Coroutine
 from typing import Any
@@ -17,8 +18,22 @@ app.add_typer(db_app, name="db")
 
 
 def _run(coro: Coroutine[Any, Any, int | None]) -> int:
+    """Run a command; SIGINT and SIGTERM cancel it, so its cleanup (a dev server it started,
+    open connections) runs instead of leaving orphans behind."""
+
+    async def main() -> int:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            return await coro or 0
+        except asyncio.CancelledError:
+            return 130
+
     try:
-        return asyncio.run(coro) or 0
+        return asyncio.run(main())
     except KeyboardInterrupt:
         return 130
 
