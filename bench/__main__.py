@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -19,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 from sqlalchemy import text
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
@@ -87,22 +89,67 @@ def _customer(i: int) -> CustomerProfile:
 
 
 async def ours(client: Client, n: int, database_url: str) -> dict[str, Any]:
+    """Everything in this process: worker, facade, sandbox and webhook app (as the tests run it)."""
     async with embedded_stack(
         client, database_url=database_url, http=True, receipt_timing=ReceiptTiming.AFTER_RESPONSE,
         receipt_delay=timedelta(milliseconds=10), post_purchase=TIMINGS, care_segment="off",
         task_queue=f"ours-{uuid.uuid4()}",
     ) as stack:
         async with stack.worker():
-            customers = [_customer(i) for i in range(n)]
-            orders = [Order(order_id=f"bo-{uuid.uuid4().hex[:12]}", customer_id=c.customer_id, amount=1000,
-                            items=[OrderItem(name="양말", unit_price=1000)]) for c in customers]
-            t0 = time.perf_counter()
-            handles = await asyncio.gather(*(stack.journeys.order_paid(o, c) for o, c in zip(orders, customers)))
-            await asyncio.gather(*(stack.journeys.order_shipped(o.order_id) for o in orders))
-            await asyncio.gather(*(stack.journeys.order_delivered(o.order_id) for o in orders))
-            results: list[JourneyResult] = await asyncio.gather(*(h.result() for h in handles))
-            elapsed = time.perf_counter() - t0
-            events, actions = await costs(handles[0])
+            return await _journeys(stack.journeys, n)
+
+
+async def ours_split(client: Client, n: int, database_url: str) -> dict[str, Any]:
+    """As deployed: the sandbox provider and the webhook app in their own processes (`journeys
+    sandbox`, `journeys webhooks`), the worker and the app's facade here."""
+    from starter.journeys import Journeys
+    from starter.serve import free_port
+    from worker import Settings, build_activities, build_providers, build_worker
+
+    sandbox_port, webhook_port = free_port(), free_port()
+    settings = Settings(database_url=database_url, sandbox_url=f"http://127.0.0.1:{sandbox_port}",
+                        temporal_address=client.service_client.config.target_host,
+                        task_queue=f"split-{uuid.uuid4()}")
+    env = {**os.environ, "JOURNEYS_DATABASE_URL": database_url, "JOURNEYS_LOG_LEVEL": "ERROR",
+           "JOURNEYS_TEMPORAL_ADDRESS": settings.temporal_address}
+    store = Store.from_url(database_url)
+    await store.migrate()
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "starter.cli", "sandbox", "--port", str(sandbox_port),
+                          "--webhook-url", f"http://127.0.0.1:{webhook_port}/webhooks/sandbox"], env=env),
+        subprocess.Popen([sys.executable, "-m", "starter.cli", "webhooks", "--port", str(webhook_port)], env=env),
+    ]
+    try:
+        async with httpx.AsyncClient() as http:
+            for port in (sandbox_port, webhook_port):
+                for _ in range(200):
+                    try:
+                        if (await http.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
+                            break
+                    except httpx.TransportError:
+                        await asyncio.sleep(0.05)
+        journeys = Journeys(client, store, task_queue=settings.task_queue, post_purchase=TIMINGS, care_segment="off")
+        activities = build_activities(settings, store, build_providers(settings, store))
+        async with build_worker(client, activities, task_queue=settings.task_queue):
+            return await _journeys(journeys, n)
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(10)
+        await store.close()
+
+
+async def _journeys(journeys: Any, n: int) -> dict[str, Any]:
+    customers = [_customer(i) for i in range(n)]
+    orders = [Order(order_id=f"bo-{uuid.uuid4().hex[:12]}", customer_id=c.customer_id, amount=1000,
+                    items=[OrderItem(name="양말", unit_price=1000)]) for c in customers]
+    t0 = time.perf_counter()
+    handles = await asyncio.gather(*(journeys.order_paid(o, c) for o, c in zip(orders, customers)))
+    await asyncio.gather(*(journeys.order_shipped(o.order_id) for o in orders))
+    await asyncio.gather(*(journeys.order_delivered(o.order_id) for o in orders))
+    results: list[JourneyResult] = await asyncio.gather(*(h.result() for h in handles))
+    elapsed = time.perf_counter() - t0
+    events, actions = await costs(handles[0])
     latencies = []
     for r in results:
         shipped = next(e for e in r.timeline if e.step == "order.shipped")
@@ -194,6 +241,7 @@ async def main(n: int) -> dict[str, Any]:
             sqlite_url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
             base = await bare(client, n)
             on_sqlite = await ours(client, n, sqlite_url)
+            split = await ours_split(client, n, f"sqlite+aiosqlite:///{Path(tmp) / 'split.db'}")
             schema = await postgres_url()
             on_pg = None
             if schema:
@@ -204,7 +252,9 @@ async def main(n: int) -> dict[str, Any]:
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"), "n": n, "bare": base, "sqlite": on_sqlite,
         "postgres": on_pg,
+        "split_sqlite": split,
         "ratio_sqlite": on_sqlite["journeys_per_s"] / base["journeys_per_s"],
+        "ratio_split_sqlite": split["journeys_per_s"] / base["journeys_per_s"],
         "ratio_postgres": on_pg["journeys_per_s"] / base["journeys_per_s"] if on_pg else None,
         "rss_mb_per_1000_waiting": mem,
         "time_skipping_full_journey_test_s": await time_skipping_journey_seconds(),
@@ -240,6 +290,10 @@ def report(r: dict[str, Any]) -> str:
         f"ours, SQLite       {r['sqlite']['journeys_per_s']:8.1f} journeys/s   ratio {r['ratio_sqlite']:.2f}   "
         f"event->send p50 {r['sqlite']['event_to_send_ms_p50']:.0f} ms p99 {r['sqlite']['event_to_send_ms_p99']:.0f} ms",
     ]
+    sp = r["split_sqlite"]
+    lines.append(f"ours, SQLite, provider+webhooks in own processes {sp['journeys_per_s']:6.1f} journeys/s   "
+                 f"ratio {r['ratio_split_sqlite']:.2f}   event->send p50 {sp['event_to_send_ms_p50']:.0f} ms "
+                 f"p99 {sp['event_to_send_ms_p99']:.0f} ms")
     if pg:
         lines.append(f"ours, PostgreSQL   {pg['journeys_per_s']:8.1f} journeys/s   ratio {r['ratio_postgres']:.2f}   "
                      f"event->send p50 {pg['event_to_send_ms_p50']:.0f} ms p99 {pg['event_to_send_ms_p99']:.0f} ms")
@@ -260,6 +314,7 @@ if __name__ == "__main__":
     pg = result["postgres"]
     row = (f"| {result['date'][:10]} | {n} | {result['bare']['journeys_per_s']:.1f} | "
            f"{result['sqlite']['journeys_per_s']:.1f} ({result['ratio_sqlite']:.2f}) | "
+           f"{result['split_sqlite']['journeys_per_s']:.1f} ({result['ratio_split_sqlite']:.2f}) | "
            + (f"{pg['journeys_per_s']:.1f} ({result['ratio_postgres']:.2f})" if pg else "n/a")
            + f" | {result['sqlite']['event_to_send_ms_p50']:.0f}/{result['sqlite']['event_to_send_ms_p99']:.0f} | "
            f"{result['sqlite']['history_events']} / {result['sqlite']['actions']} | "

@@ -83,7 +83,7 @@ def webhooks(host: str = "127.0.0.1", port: int = 8000) -> None:
         journeys = await Journeys.connect(settings)
         web = create_webhook_app(journeys, build_providers(settings, journeys.store), api_key=settings.api_key.get_secret_value(),
                                  max_body_bytes=settings.webhook_max_body_bytes)
-        await uvicorn.Server(uvicorn.Config(web, host=host, port=port, log_config=None)).serve()
+        await uvicorn.Server(uvicorn.Config(web, host=host, port=port, log_config=None, lifespan="off")).serve()
         await journeys.close()
 
     raise typer.Exit(_run(serve()))
@@ -106,7 +106,7 @@ def sandbox(
         webhook_secret=settings.sandbox_webhook_secret.get_secret_value(),
         webhook_url=webhook_url,
     ))
-    uvicorn.run(sandbox_app, host=host, port=port, log_config=None)
+    uvicorn.run(sandbox_app, host=host, port=port, log_config=None, lifespan="off")
 
 
 @app.command()
