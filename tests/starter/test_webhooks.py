@@ -140,3 +140,29 @@ async def test_events_endpoint_needs_the_api_key(env: WorkflowEnvironment, stack
 
 async def test_healthz(http: httpx.AsyncClient) -> None:
     assert (await http.get("/healthz")).json() == {"status": "ok"}
+
+
+async def test_reordered_receipts_keep_the_first_outcome(
+    env: WorkflowEnvironment, stack: Stack, http: httpx.AsyncClient
+) -> None:
+    """A stale 'failed' receipt that arrives after 'delivered' changes nothing: no SMS fallback."""
+    async with stack.worker():
+        workflow_id, delivered = await waiting_for_receipt(stack)
+        failed = json.loads(delivered)
+        failed["receipts"][0].update(status="failed", error_code="KAKAO_DELIVERY_FAILED",
+                                     occurred_at="2020-01-01T00:00:00+00:00")
+        stale = json.dumps(failed).encode()
+        both = json.loads(delivered)
+        both["receipts"] = [failed["receipts"][0], *both["receipts"]][::-1]  # delivered first, then failed
+        batch = json.dumps(both).encode()
+        resp = await http.post("/webhooks/sandbox", content=batch, headers=signed(batch))
+        again = await http.post("/webhooks/sandbox", content=stale, headers=signed(stale))
+        await env.sleep(timedelta(hours=1))
+        timeline = await stack.journeys.timeline(workflow_id)
+    assert resp.json()["received"] == 2 and resp.json()["duplicate"] == 1
+    assert again.json()["duplicate"] == 1
+    assert [(e.channel, e.outcome) for e in timeline if e.channel] == [
+        (Channel.ALIMTALK, Outcome.SENT), (Channel.ALIMTALK, Outcome.DELIVERED)]
+    assert [m["channel"] for m in stack.sandbox.messages.values()] == ["alimtalk"]
+    log = {m.channel: m for m in await stack.store.messages()}
+    assert log["alimtalk"].receipt_status == "delivered"
