@@ -200,7 +200,7 @@ async def time_skipping_journey_seconds() -> float:
     from temporalio.testing import WorkflowEnvironment
 
     from starter.devserver import find_binary
-    from tests.conftest import register_search_attributes
+    from starter.setup import register_search_attributes
     from tests.histories.regenerate import post_purchase
 
     env = await WorkflowEnvironment.start_time_skipping(

@@ -120,6 +120,21 @@ def dev(ui_port: int = 8233, port: int = 7233, sandbox_port: int = 8600, webhook
 
 
 @app.command()
+def setup() -> None:
+    """Register the journeys' search attributes on the configured namespace (idempotent)."""
+    from starter.setup import register_search_attributes
+    from worker import connect_client
+
+    settings = _settings()
+
+    async def register() -> None:
+        added = await register_search_attributes(await connect_client(settings))
+        typer.echo(f"added: {', '.join(added)}" if added else "search attributes already registered")
+
+    raise typer.Exit(_run(register()))
+
+
+@app.command()
 def inspect(workflow_id: str) -> None:
     """Print a journey's timeline."""
     from starter.demo import format_timeline

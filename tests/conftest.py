@@ -9,32 +9,18 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.client import Client
 from temporalio.service import RPCError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from providers.sandbox import ReceiptTiming
 from starter.devserver import find_binary, start_dev_server
+from starter.setup import register_search_attributes
 from starter.stack import Stack, embedded_stack
 from tests import factories
-from workflows import SEARCH_ATTRIBUTES, care_id, cart_id
+from workflows import care_id, cart_id
 
 POSTGRES_URL = os.environ.get("JOURNEYS_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
-
-
-async def register_search_attributes(client: Client) -> None:
-    """The time-skipping server needs custom search attributes registered before use."""
-    await client.operator_service.add_search_attributes(
-        AddSearchAttributesRequest(
-            namespace=client.namespace,
-            search_attributes={
-                key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for key in SEARCH_ATTRIBUTES
-            },
-        )
-    )
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ webhook app, which records it and signals the journey.
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -54,3 +55,21 @@ async def test_journey_over_real_http_on_the_dev_server(dev_env: WorkflowEnviron
         accepted = [m for m in log if m.status == "accepted"]
         assert len(accepted) == 6 and all(m.receipt_status == "delivered" for m in accepted)
         assert len(stack.sandbox.messages) == 6
+
+
+async def test_setup_registers_search_attributes_once(dev_env: WorkflowEnvironment) -> None:
+    from google.protobuf.duration_pb2 import Duration
+    from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
+    from temporalio.client import Client
+    from temporalio.contrib.pydantic import pydantic_data_converter
+
+    from starter.setup import register_search_attributes
+
+    assert await register_search_attributes(dev_env.client) == []  # the dev server got them at start
+    namespace = f"setup-{uuid.uuid4().hex[:8]}"
+    await dev_env.client.workflow_service.register_namespace(RegisterNamespaceRequest(
+        namespace=namespace, workflow_execution_retention_period=Duration(seconds=86400)))
+    fresh = await Client.connect(dev_env.client.service_client.config.target_host, namespace=namespace,
+                                 data_converter=pydantic_data_converter)
+    assert sorted(await register_search_attributes(fresh)) == ["CustomerId", "Journey", "JourneyStage"]
+    assert await register_search_attributes(fresh) == []

@@ -91,7 +91,7 @@ SCENARIOS: dict[str, Scenario] = {
 
 
 async def main(version: str) -> None:
-    from tests.conftest import register_search_attributes
+    from starter.setup import register_search_attributes
 
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter, test_server_existing_path=find_binary("temporal-test-server")
