@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 import structlog
 from pydantic import BaseModel, ConfigDict, Field
@@ -41,6 +42,7 @@ from providers import (
     ReceiptMode,
     SendResult,
     SendStatus,
+    SmsKind,
     sms_kind,
 )
 
@@ -188,25 +190,23 @@ class SendActivities:
             )
             return outcome
 
+        def not_sent(reason: str | None, status: OutcomeStatus = OutcomeStatus.SKIPPED, **extra: Any) -> SendOutcome:
+            return done(SendOutcome(status=status, channel=req.channel, idempotency_key=key, reason=reason, **extra))
+
         profile = await self._store.get_customer(req.customer_id)
         if profile is None:
-            return done(SendOutcome(status=OutcomeStatus.SKIPPED, channel=req.channel,
-                                    idempotency_key=key, reason="unknown_customer"))
+            return not_sent("unknown_customer")
         address = _address(profile, req.channel)
         if address is None or address in profile.dead_addresses:
-            reason = "address_dead" if address else "no_address"
-            return done(SendOutcome(status=OutcomeStatus.SKIPPED, channel=req.channel,
-                                    idempotency_key=key, reason=reason, error_class=ErrorClass.FALLBACK))
+            return not_sent("address_dead" if address else "no_address", error_class=ErrorClass.FALLBACK)
         if req.reentry_cooldown is not None and await self._store.sent_in_other_episode(
             req.workflow_id, req.episode, since=req.journey_time - req.reentry_cooldown
         ):
-            return done(SendOutcome(status=OutcomeStatus.SKIPPED, channel=req.channel,
-                                    idempotency_key=key, reason="reentry_cooldown"))
+            return not_sent("reentry_cooldown")
         decision = check(profile, req.channel, req.purpose, req.journey_time, self._policy)
         if not decision.allowed:
             status = OutcomeStatus.DEFERRED if decision.not_before else OutcomeStatus.SKIPPED
-            return done(SendOutcome(status=status, channel=req.channel, idempotency_key=key,
-                                    reason=decision.reason, not_before=decision.not_before))
+            return not_sent(decision.reason, status, not_before=decision.not_before)
 
         try:
             provider = self._providers.for_channel(req.channel)
@@ -267,7 +267,7 @@ class SendActivities:
         kind = sms_kind(body, rendered.subject) if req.channel is Channel.SMS else None
         return OutboundMessage(
             channel=req.channel, purpose=req.purpose, to=address, body=body,
-            subject=rendered.subject if kind is None or kind.value == "LMS" else None,
+            subject=rendered.subject if kind is None or kind is SmsKind.LMS else None,
             template_code=rendered.provider_template_code, variables=variables,
             sms_kind=kind, idempotency_key=req.idempotency_key,
             workflow_id=req.workflow_id, step=req.step,

@@ -7,7 +7,12 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -22,6 +27,10 @@ from activities import (
 )
 from starter.errors import InvalidInput, JourneyNotFound
 from workflows import (
+    CUSTOMER_ID,
+    JOURNEY,
+    JOURNEY_STAGE,
+    TASK_QUEUE,
     CareInput,
     CareSettings,
     Cart,
@@ -29,30 +38,26 @@ from workflows import (
     CartInput,
     CartSettings,
     CustomerId,
-    JourneyWorkflow,
-    PostPurchaseCareJourney,
-    care_id,
-    cart_id,
-    cart_variables,
-    CUSTOMER_ID,
-    JOURNEY,
-    JOURNEY_STAGE,
-    TASK_QUEUE,
     EventType,
     JourneyEvent,
     JourneyResult,
+    JourneyWorkflow,
     Order,
     OrderId,
+    PostPurchaseCareJourney,
     PostPurchaseInput,
     PostPurchaseJourney,
     PostPurchaseSettings,
     TimelineEntry,
+    care_id,
+    cart_id,
+    cart_variables,
     order_variables,
     post_purchase_id,
 )
 from workflows.cart_abandonment import CART_STEPS
 from workflows.post_purchase import POST_PURCHASE_STEPS
-from workflows.post_purchase_care import CARE_TEMPLATES_USED
+from workflows.post_purchase_care import CARE_STEPS, care_variables
 
 M = TypeVar("M", bound=BaseModel)
 CareSegment = Literal["first_order", "every_order", "off"]
@@ -162,10 +167,7 @@ class Journeys:
         self._check_templates("order", POST_PURCHASE_STEPS, variables)
 
         if self.care_segment != "off":
-            self._check_templates("care", {t: (c, t) for t, c in CARE_TEMPLATES_USED.items()},
-                                  {"tutorial_url": self.care.tutorial_url,
-                                   "recommendation_url": self.care.recommendation_url,
-                                   **profile_variables(profile)})
+            self._check_templates("care", CARE_STEPS, {**care_variables(self.care), **profile_variables(profile)})
 
         await self.store.upsert_customer(profile)
         first_order = await self.store.record_order(profile.customer_id, order.order_id, order.paid_at)
@@ -320,6 +322,7 @@ class Journeys:
         await self.store.upsert_customer(profile)
 
     async def _signal_if_running(self, workflow_id: str, event: JourneyEvent) -> bool:
+        """Signal a journey; False when it is not running (ended or never started)."""
         try:
             await self.client.get_workflow_handle(workflow_id).signal(JourneyWorkflow.on_event, event)
         except RPCError as exc:
@@ -364,17 +367,12 @@ class Journeys:
         Raises:
             JourneyNotFound: no journey with that id was ever started.
         """
-        handle = self.client.get_workflow_handle(workflow_id)
-        try:
-            await handle.signal(JourneyWorkflow.on_event, event)
+        if await self._signal_if_running(workflow_id, event):
+            return True
+        try:  # ended, or never started?
+            await self.client.get_workflow_handle(workflow_id).describe()
         except RPCError as exc:
-            if exc.status is not RPCStatusCode.NOT_FOUND:
-                raise
-            try:
-                await handle.describe()
-            except RPCError as exc2:
-                if exc2.status is RPCStatusCode.NOT_FOUND:
-                    raise JourneyNotFound(f"no journey {workflow_id!r}") from None
-                raise
-            return False
-        return True
+            if exc.status is RPCStatusCode.NOT_FOUND:
+                raise JourneyNotFound(f"no journey {workflow_id!r}") from None
+            raise
+        return False

@@ -82,7 +82,7 @@ class CartAbandonmentJourney(JourneyWorkflow):
     @workflow.run
     async def run(self, inp: CartInput) -> JourneyResult:
         self._reentry_cooldown = inp.settings.reentry_cooldown
-        return await self.run_story(inp.customer_id, self._story(inp))
+        return await self.run_story(inp.customer_id, inp.settings, self._story(inp))
 
     def on_event_received(self, event: JourneyEvent) -> None:
         if event.type is EventType.CART_UPDATED and "cart" in event.data:

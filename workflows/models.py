@@ -72,20 +72,25 @@ class Order(BaseModel):
     paid_at: datetime | None = None
 
 
-class PostPurchaseSettings(BaseModel):
-    """Timings and links of the post-purchase journey (the demo compresses the timings)."""
+class JourneySettings(BaseModel):
+    """What every journey's sends share: how long to wait for a receipt and for one provider call."""
 
     model_config = ConfigDict(extra="ignore")
 
     receipt_timeout: timedelta = Field(default=timedelta(minutes=10), gt=timedelta(0))
+    send_timeout: timedelta = Field(
+        default=timedelta(seconds=30), gt=timedelta(0), description="one provider call, before it is retried"
+    )
+
+
+class PostPurchaseSettings(JourneySettings):
+    """Timings and links of the post-purchase journey (the demo compresses the timings)."""
+
     review_delay: timedelta = Field(default=timedelta(days=3), ge=timedelta(0))
     sale_after_delivery: timedelta = Field(default=timedelta(days=14), ge=timedelta(0))
     give_up_after: timedelta = Field(default=timedelta(days=30), gt=timedelta(0))
     review_hours_kst: tuple[time, time] | None = Field(
         default=(time(10, 0), time(20, 0)), description="review requests wait for this window; None: any time"
-    )
-    send_timeout: timedelta = Field(
-        default=timedelta(seconds=30), gt=timedelta(0), description="one provider call, before it is retried"
     )
     review_url: str = "https://shop.example/reviews/new?order={order_id}"
     sale_url: str = "https://shop.example/sale/recent-buyers"
@@ -174,15 +179,12 @@ class Cart(BaseModel):
         return sum(i.unit_price * i.quantity for i in self.items)
 
 
-class CartSettings(BaseModel):
+class CartSettings(JourneySettings):
     """Timings of the cart-abandonment journey."""
-
-    model_config = ConfigDict(extra="ignore")
 
     idle_after: timedelta = Field(default=timedelta(hours=1), gt=timedelta(0))
     second_touch_after: timedelta = Field(default=timedelta(hours=24), gt=timedelta(0))
     reentry_cooldown: timedelta = Field(default=timedelta(days=7), ge=timedelta(0))
-    receipt_timeout: timedelta = Field(default=timedelta(minutes=10), gt=timedelta(0))
     coupon_code: str = Field(default="CART10", min_length=1, max_length=40)
     continue_as_new_after: int = Field(default=2000, ge=100, description="history events per run")
 
@@ -212,14 +214,11 @@ class CartInput(BaseModel):
     state: CartState | None = None
 
 
-class CareSettings(BaseModel):
+class CareSettings(JourneySettings):
     """Timings and links of the post-purchase care journey."""
-
-    model_config = ConfigDict(extra="ignore")
 
     banner_after: timedelta = Field(default=timedelta(days=7), ge=timedelta(0))
     tier_message_after: timedelta = Field(default=timedelta(days=14), ge=timedelta(0))
-    receipt_timeout: timedelta = Field(default=timedelta(minutes=10), gt=timedelta(0))
     tutorial_url: str = "https://shop.example/guide"
     recommendation_url: str = "https://shop.example/for-you"
 

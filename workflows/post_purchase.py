@@ -66,8 +66,7 @@ class PostPurchaseJourney(JourneyWorkflow):
 
     @workflow.run
     async def run(self, inp: PostPurchaseInput) -> JourneyResult:
-        self._send_timeout = inp.settings.send_timeout
-        return await self.run_story(inp.order.customer_id, self._story(inp))
+        return await self.run_story(inp.order.customer_id, inp.settings, self._story(inp))
 
     async def _story(self, inp: PostPurchaseInput) -> str:
         s = inp.settings

@@ -20,7 +20,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities import Channel, Purpose
 
-from workflows.models import CareInput, EventType, JourneyEvent, JourneyResult
+from workflows.models import CareInput, CareSettings, EventType, JourneyResult
 from workflows.steps import JourneyWorkflow
 
 JOURNEY = "care"
@@ -30,13 +30,20 @@ APP_TIER = (Channel.PUSH, Channel.IN_APP)
 ACTIVE = (Channel.IN_APP,)
 INACTIVE = (Channel.SMS,)
 
-# Every template a care journey may use, with the channels it may go out on (checked at start).
-CARE_TEMPLATES_USED: dict[str, tuple[Channel, ...]] = {
-    "care_welcome": (*APP_WELCOME, *NO_APP),
-    "care_recommendation": (*ACTIVE, *INACTIVE),
-    "care_tier_vip": (*APP_TIER, *NO_APP),
-    "care_tier_regular": (*APP_TIER, *NO_APP),
+APP_EVENTS = frozenset({EventType.APP_INSTALLED, EventType.APP_OPENED})
+
+# step -> (every channel it may go out on, template): the facade checks these before a start.
+CARE_STEPS: dict[str, tuple[tuple[Channel, ...], str]] = {
+    "care_welcome": ((*APP_WELCOME, *NO_APP), "care_welcome"),
+    "care_recommendation": ((*ACTIVE, *INACTIVE), "care_recommendation"),
+    "care_tier_vip": ((*APP_TIER, *NO_APP), "care_tier_vip"),
+    "care_tier_regular": ((*APP_TIER, *NO_APP), "care_tier_regular"),
 }
+
+
+def care_variables(settings: CareSettings) -> dict[str, str]:
+    """Template variables of the care journey (the customer's name comes from the profile)."""
+    return {"tutorial_url": settings.tutorial_url, "recommendation_url": settings.recommendation_url}
 
 
 def care_id(customer_id: str, order_id: str) -> str:
@@ -53,29 +60,23 @@ class PostPurchaseCareJourney(JourneyWorkflow):
 
     journey = JOURNEY
 
-    @workflow.init
-    def __init__(self, inp: CareInput) -> None:
-        super().__init__()
-        self._app_installed = inp.app_installed
-
     @workflow.run
     async def run(self, inp: CareInput) -> JourneyResult:
-        return await self.run_story(inp.customer_id, self._story(inp))
-
-    def on_event_received(self, event: JourneyEvent) -> None:
-        if event.type in (EventType.APP_INSTALLED, EventType.APP_OPENED):
-            self._app_installed = True
+        return await self.run_story(inp.customer_id, inp.settings, self._story(inp))
 
     async def _story(self, inp: CareInput) -> str:
         s = inp.settings
         start = workflow.now()
-        variables = {"tutorial_url": s.tutorial_url, "recommendation_url": s.recommendation_url}
+        variables = care_variables(s)
+
+        def app() -> bool:  # installed at the start, or since
+            return inp.app_installed or self.has_event(APP_EVENTS)
 
         self.stage("welcome")
-        await self._step("care_welcome", APP_WELCOME if self._app_installed else NO_APP, variables, inp)
+        await self._step("care_welcome", APP_WELCOME if app() else NO_APP, variables, inp)
 
         await self.delay_until(start + s.banner_after, summary="day-7 recommendation")
-        active = self._app_installed and self.has_event({EventType.APP_OPENED, EventType.APP_INSTALLED})
+        active = self.has_event(APP_EVENTS)  # opened, or installed, since day 0
         self.stage("recommendation" if active else "reactivation")
         await self._step("care_recommendation", ACTIVE if active else INACTIVE, variables, inp,
                          purpose=Purpose.ADVERTISING)
@@ -83,7 +84,7 @@ class PostPurchaseCareJourney(JourneyWorkflow):
         await self.delay_until(start + s.tier_message_after, summary="day-14 tier message")
         template = "care_tier_vip" if inp.tier == "vip" else "care_tier_regular"
         self.stage(f"tier_{inp.tier}")
-        await self._step(template, APP_TIER if self._app_installed else NO_APP, variables, inp)
+        await self._step(template, APP_TIER if app() else NO_APP, variables, inp)
         return "completed"
 
     async def _step(

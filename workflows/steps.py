@@ -46,6 +46,7 @@ from workflows.models import (
     EventType,
     JourneyEvent,
     JourneyResult,
+    JourneySettings,
     Outcome,
     StepResult,
     TimelineEntry,
@@ -275,9 +276,10 @@ class JourneyWorkflow:
         workflow.set_current_details(f"{self.journey}: {name}")
         workflow.upsert_search_attributes([JOURNEY_STAGE.value_set(name)])
 
-    async def run_story(self, customer_id: str, story: object) -> JourneyResult:
-        """Run a journey's story coroutine; an exit event ends it cleanly."""
+    async def run_story(self, customer_id: str, settings: JourneySettings, story: object) -> JourneyResult:
+        """Run a journey's story coroutine with its send settings; an exit event ends it cleanly."""
         self._customer_id = customer_id
+        self._send_timeout = settings.send_timeout
         try:
             outcome = await story  # type: ignore[misc]
         except JourneyExit as exc:
