@@ -32,6 +32,7 @@ from bench._bare import BareInput, BarePostPurchase, bare_send
 from providers.sandbox import ReceiptTiming
 from starter.devserver import start_dev_server
 from starter.stack import Stack, embedded_stack
+from tests import factories
 from workflows import JourneyResult, Order, OrderItem, Outcome, PostPurchaseSettings
 
 HERE = Path(__file__).parent
@@ -81,11 +82,9 @@ async def bare(client: Client, n: int) -> dict[str, Any]:
 
 
 def _customer(i: int) -> CustomerProfile:
-    now = datetime.now(UTC)
-    return CustomerProfile.model_validate({
-        "customer_id": f"b-{i}-{uuid.uuid4().hex[:6]}", "name": "김하늘", "phone": "010-1234-5678",
-        "marketing_consent": {Channel.SMS: now - timedelta(days=1)}, "night_consent_at": now - timedelta(days=1),
-    })
+    consented = datetime.now(UTC) - timedelta(days=1)
+    return factories.customer(customer_id=f"b-{i}-{uuid.uuid4().hex[:6]}", email=None,
+                              marketing_consent={Channel.SMS: consented}, night_consent_at=consented)
 
 
 async def ours(client: Client, n: int, database_url: str) -> dict[str, Any]:

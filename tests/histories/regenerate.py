@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import sys
 import tempfile
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,7 +22,8 @@ from activities import Channel, CustomerProfile
 from providers.sandbox import ReceiptTiming
 from starter.devserver import find_binary
 from starter.stack import Stack, embedded_stack
-from workflows import Order, OrderItem, care_id
+from tests import factories
+from workflows import care_id
 
 HERE = Path(__file__).parent
 Scenario = Callable[[WorkflowEnvironment, Stack], Awaitable[WorkflowHandle]]
@@ -31,22 +31,15 @@ Scenario = Callable[[WorkflowEnvironment, Stack], Awaitable[WorkflowHandle]]
 
 def _customer(phone: str = "010-1234-5678", *, app: bool = False) -> CustomerProfile:
     consented = datetime(2026, 1, 1, tzinfo=UTC)
-    return CustomerProfile.model_validate({
-        "customer_id": f"h-{uuid.uuid4().hex[:8]}", "name": "김하늘", "phone": phone, "email": "h@example.com",
-        "app_installed": app, "push_tokens": ["tok"] if app else [],
-        "marketing_consent": dict.fromkeys((Channel.SMS, Channel.PUSH, Channel.BRAND_MESSAGE), consented),
-        "night_consent_at": consented,
-    })
-
-
-def _order(c: CustomerProfile) -> Order:
-    return Order(order_id=f"h-{uuid.uuid4().hex[:8]}", customer_id=c.customer_id, amount=39000,
-                 items=[OrderItem(name="무선 이어폰", unit_price=39000)])
+    return factories.customer(
+        phone, app_installed=app, push_tokens=["tok"] if app else [], night_consent_at=consented,
+        marketing_consent=dict.fromkeys((Channel.SMS, Channel.PUSH, Channel.BRAND_MESSAGE), consented),
+    )
 
 
 async def post_purchase(env: WorkflowEnvironment, stack: Stack, phone: str = "010-1234-5678") -> WorkflowHandle:
     c = _customer(phone)
-    o = _order(c)
+    o = factories.order(c)
     handle = await stack.journeys.order_paid(o, c)
     await env.sleep(timedelta(hours=20))
     await stack.journeys.order_shipped(o.order_id)
@@ -72,7 +65,7 @@ async def cart(env: WorkflowEnvironment, stack: Stack) -> WorkflowHandle:
 
 async def care(env: WorkflowEnvironment, stack: Stack) -> WorkflowHandle:
     c = _customer(app=True)
-    o = _order(c)
+    o = factories.order(c)
     await stack.journeys.order_paid(o, c)
     await env.sleep(timedelta(days=2))
     await stack.journeys.emit(c.customer_id, {"type": "app.opened"})
