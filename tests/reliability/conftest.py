@@ -117,11 +117,9 @@ def assert_once_per_step(stack: Stack) -> None:
     """Each idempotency key reached the provider once, and no step went out on two channels."""
     keys = [a["key"] for a in stack.sandbox.attempts if a["error"] is None]
     assert len(keys) == len(set(keys)), "a message was sent twice"
-    steps = [k.rsplit(":", 1)[0] for k in keys]
     delivered_steps = [m["reference"].rsplit(":", 1)[0] for m in stack.sandbox.messages.values()
                        if m.get("receipt") == "delivered"]
     assert len(delivered_steps) == len(set(delivered_steps)), "one step delivered on two channels"
-    assert len(steps) >= len(set(steps))
 
 
 async def finish(stack: Stack, workflow_ids: list[str]) -> list[JourneyResult]:
