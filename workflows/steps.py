@@ -242,14 +242,7 @@ class JourneyWorkflow:
         Raises:
             JourneyExit: an exit event arrived.
         """
-        if duration > timedelta(0):
-            try:
-                await workflow.wait_condition(
-                    lambda: self._exit is not None, timeout=duration, timeout_summary=summary
-                )
-            except asyncio.TimeoutError:
-                pass
-        self._raise_if_exited()
+        await self.wait_until(lambda: False, duration, summary=summary)
 
     async def delay_until(self, when: datetime, *, summary: str) -> None:
         """Wait until ``when`` in journey time (no wait if it has passed)."""
