@@ -13,12 +13,20 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import event, func, select, update
+from sqlalchemy import event, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from activities.customers import CustomerProfile
 from activities.store._tables import CustomerRow, InboxRow, MessageRow, OrderRow
+
+# Core statements on the tables: the store writes one row per call and maps rows to pydantic
+# models itself, so the ORM's unit of work would be pure overhead (it was a third of the
+# worker's CPU in bench/; see bench/README.md).
+_customers = CustomerRow.__table__
+_messages = MessageRow.__table__
+_orders = OrderRow.__table__
+_inbox = InboxRow.__table__
 from providers import DeliveryReceipt
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
@@ -107,20 +115,19 @@ class Store:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self._session = async_sessionmaker(engine, expire_on_commit=False)
         # SQLite has one writer at a time: queue writers here instead of in busy-waiting
         # threads that each hold a pooled connection. PostgreSQL needs no such lock.
         self._write_lock: asyncio.Lock | None = asyncio.Lock() if engine.dialect.name == "sqlite" else None
 
     @asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncSession]:
+    async def _write(self) -> AsyncIterator[AsyncConnection]:
         """One write transaction."""
         if self._write_lock is None:
-            async with self._session.begin() as session:
-                yield session
+            async with self.engine.begin() as conn:
+                yield conn
             return
-        async with self._write_lock, self._session.begin() as session:
-            yield session
+        async with self._write_lock, self.engine.begin() as conn:
+            yield conn
 
     @classmethod
     def from_url(cls, url: str, **engine_kwargs: Any) -> Store:
@@ -146,47 +153,58 @@ class Store:
         """Release every pooled connection."""
         await self.engine.dispose()
 
+    async def _one(self, statement: Any) -> Any:
+        """The first row of a read, or None."""
+        async with self.engine.connect() as conn:
+            return (await conn.execute(statement)).first()
+
     # customers ------------------------------------------------------------------------------
 
     async def upsert_customer(self, profile: CustomerProfile) -> None:
         """Create or replace a profile; dead addresses still in use stay dead."""
         data = profile.model_dump(mode="json", exclude={"dead_addresses"})
         now = _now()
+        key = _customers.c.customer_id == profile.customer_id
         for _ in range(3):
             try:
-                async with self._write() as session:
-                    row = await session.get(CustomerRow, profile.customer_id, with_for_update=True)
-                    if row is None:
-                        session.add(
-                            CustomerRow(
-                                customer_id=profile.customer_id, profile=data, dead_addresses=[],
-                                created_at=now, updated_at=now,
-                            )
-                        )
+                async with self._write() as conn:
+                    dead = (
+                        await conn.execute(select(_customers.c.dead_addresses).where(key).with_for_update())
+                    ).scalar_one_or_none()
+                    if dead is None:
+                        await conn.execute(insert(_customers).values(
+                            customer_id=profile.customer_id, profile=data, dead_addresses=[],
+                            created_at=now, updated_at=now,
+                        ))
                         return
                     addresses = {profile.phone, profile.email, *profile.push_tokens}
-                    row.profile = data
-                    row.dead_addresses = [a for a in row.dead_addresses if a in addresses]
-                    row.updated_at = now
+                    await conn.execute(update(_customers).where(key).values(
+                        profile=data, dead_addresses=[a for a in dead if a in addresses], updated_at=now,
+                    ))
                     return
             except IntegrityError:  # a concurrent insert (another process) won: update theirs
                 continue
 
     async def get_customer(self, customer_id: str) -> CustomerProfile | None:
         """The current profile, or None."""
-        async with self._session() as session:
-            row = await session.get(CustomerRow, customer_id)
-            if row is None:
-                return None
-            return CustomerProfile.model_validate({**row.profile, "dead_addresses": row.dead_addresses})
+        row = await self._one(
+            select(_customers.c.profile, _customers.c.dead_addresses).where(_customers.c.customer_id == customer_id)
+        )
+        if row is None:
+            return None
+        return CustomerProfile.model_validate({**row.profile, "dead_addresses": row.dead_addresses})
 
     async def mark_address_dead(self, customer_id: str, address: str) -> None:
         """Remember that ``address`` no longer reaches the customer (hard bounce, dead token)."""
-        async with self._write() as session:
-            row = await session.get(CustomerRow, customer_id, with_for_update=True)
-            if row is not None and address not in row.dead_addresses:
-                row.dead_addresses = [*row.dead_addresses, address]
-                row.updated_at = _now()
+        key = _customers.c.customer_id == customer_id
+        async with self._write() as conn:
+            dead = (
+                await conn.execute(select(_customers.c.dead_addresses).where(key).with_for_update())
+            ).scalar_one_or_none()
+            if dead is not None and address not in dead:
+                await conn.execute(
+                    update(_customers).where(key).values(dead_addresses=[*dead, address], updated_at=_now())
+                )
 
     # message log ----------------------------------------------------------------------------
 
@@ -198,34 +216,33 @@ class Store:
             attempt got this far: the caller must not send blindly.
         """
         now = _now()
-        row = MessageRow(
-            status=MessageStatus.SENDING.value, attempts=1, superseded=False, receipt_late=False,
-            created_at=now, updated_at=now, **fields,
-        )
+        values = {
+            "status": MessageStatus.SENDING.value, "attempts": 1, "superseded": False, "receipt_late": False,
+            "created_at": now, "updated_at": now, **fields,
+        }
         try:
-            async with self._write() as session:
-                session.add(row)
+            async with self._write() as conn:
+                row = (await conn.execute(insert(_messages).values(values).returning(_messages))).one()
             return MessageRecord.model_validate(row), True
         except IntegrityError:
             pass
-        async with self._write() as session:
-            existing = (
-                await session.execute(
-                    select(MessageRow)
-                    .where(MessageRow.idempotency_key == fields["idempotency_key"])
-                    .with_for_update()
+        key = _messages.c.idempotency_key == fields["idempotency_key"]
+        async with self._write() as conn:
+            row = (
+                await conn.execute(
+                    update(_messages).where(key)
+                    .values(attempts=_messages.c.attempts + 1, updated_at=now)
+                    .returning(_messages)
                 )
-            ).scalar_one()
-            existing.attempts += 1
-            existing.updated_at = now
-            return MessageRecord.model_validate(existing), False
+            ).one()
+            return MessageRecord.model_validate(row), False
 
     async def finish_message(self, idempotency_key: str, status: MessageStatus, **fields: Any) -> None:
         """Record the provider's answer for a claimed row."""
-        async with self._write() as session:
-            await session.execute(
-                update(MessageRow)
-                .where(MessageRow.idempotency_key == idempotency_key)
+        async with self._write() as conn:
+            await conn.execute(
+                update(_messages)
+                .where(_messages.c.idempotency_key == idempotency_key)
                 .values(status=status.value, updated_at=_now(), **fields)
             )
 
@@ -233,10 +250,10 @@ class Store:
         """The journey moved on to another channel: later receipts for these are late."""
         if not idempotency_keys:
             return
-        async with self._write() as session:
-            await session.execute(
-                update(MessageRow)
-                .where(MessageRow.idempotency_key.in_(idempotency_keys))
+        async with self._write() as conn:
+            await conn.execute(
+                update(_messages)
+                .where(_messages.c.idempotency_key.in_(idempotency_keys))
                 .values(superseded=True, updated_at=_now())
             )
 
@@ -245,93 +262,90 @@ class Store:
 
         The same receipt twice changes nothing and is reported as a duplicate.
         """
-        async with self._write() as session:
-            query = select(MessageRow).with_for_update()
-            if receipt.idempotency_key:
-                query = query.where(MessageRow.idempotency_key == receipt.idempotency_key)
-            elif receipt.provider_message_id:
-                query = query.where(
-                    MessageRow.provider == receipt.provider,
-                    MessageRow.provider_message_id == receipt.provider_message_id,
+        m = _messages.c
+        if receipt.idempotency_key:
+            match = m.idempotency_key == receipt.idempotency_key
+        elif receipt.provider_message_id:
+            match = (m.provider == receipt.provider) & (m.provider_message_id == receipt.provider_message_id)
+        else:
+            return None
+        now = _now()
+        async with self._write() as conn:
+            # One statement in the common case: the first receipt for a message.
+            row = (
+                await conn.execute(
+                    update(_messages)
+                    .where(match, m.receipt_status.is_(None))
+                    .values(
+                        receipt_status=receipt.status.value, receipt_error_code=receipt.error_code,
+                        receipt_at=receipt.occurred_at or now, receipt_late=m.superseded,
+                        provider_message_id=func.coalesce(m.provider_message_id, receipt.provider_message_id),
+                        updated_at=now,
+                    )
+                    .returning(_messages)
                 )
-            else:
-                return None
-            row = (await session.execute(query)).scalar_one_or_none()
-            if row is None:
-                return None
-            duplicate = row.receipt_status is not None
-            if not duplicate:
-                row.receipt_status = receipt.status.value
-                row.receipt_error_code = receipt.error_code
-                row.receipt_at = receipt.occurred_at or _now()
-                row.receipt_late = row.superseded
-                if row.provider_message_id is None:
-                    row.provider_message_id = receipt.provider_message_id
-                row.updated_at = _now()
-            return ReceiptRecord(
-                message=MessageRecord.model_validate(row), duplicate=duplicate, late=row.receipt_late
-            )
+            ).first()
+            duplicate = row is None
+            if duplicate:
+                row = (await conn.execute(select(_messages).where(match))).first()
+                if row is None:
+                    return None
+        message = MessageRecord.model_validate(row)
+        return ReceiptRecord(message=message, duplicate=duplicate, late=message.receipt_late)
 
     async def messages(
         self, *, workflow_id: str | None = None, customer_id: str | None = None
     ) -> list[MessageRecord]:
         """Logged messages, oldest first."""
-        query = select(MessageRow).order_by(MessageRow.id)
+        query = select(_messages).order_by(_messages.c.id)
         if workflow_id is not None:
-            query = query.where(MessageRow.workflow_id == workflow_id)
+            query = query.where(_messages.c.workflow_id == workflow_id)
         if customer_id is not None:
-            query = query.where(MessageRow.customer_id == customer_id)
-        async with self._session() as session:
-            rows = (await session.execute(query)).scalars().all()
-            return [MessageRecord.model_validate(r) for r in rows]
+            query = query.where(_messages.c.customer_id == customer_id)
+        async with self.engine.connect() as conn:
+            return [MessageRecord.model_validate(r) for r in await conn.execute(query)]
 
     async def sent_in_other_episode(
         self, workflow_id: str, episode: str | None, *, since: datetime
     ) -> bool:
         """Whether another run chain of ``workflow_id`` had a message accepted at or after ``since``
         (journey time): re-entry cooldowns across runs of a journey whose id is reused."""
+        m = _messages.c
         query = (
             select(func.count())
-            .select_from(MessageRow)
-            .where(
-                MessageRow.workflow_id == workflow_id,
-                MessageRow.status == MessageStatus.ACCEPTED.value,
-                MessageRow.journey_time >= since,
-            )
+            .select_from(_messages)
+            .where(m.workflow_id == workflow_id, m.status == MessageStatus.ACCEPTED.value, m.journey_time >= since)
         )
         if episode is not None:
-            query = query.where((MessageRow.episode != episode) | MessageRow.episode.is_(None))
-        async with self._session() as session:
-            return bool((await session.execute(query)).scalar_one())
+            query = query.where((m.episode != episode) | m.episode.is_(None))
+        return bool((await self._one(query))[0])
 
     # orders ---------------------------------------------------------------------------------
 
     async def record_order(self, customer_id: str, order_id: str, paid_at: datetime | None = None) -> bool:
         """Remember a paid order; True if it is the customer's first (the same order again: same answer)."""
         try:
-            async with self._write() as session:
-                if await session.get(OrderRow, order_id) is None:
-                    session.add(OrderRow(order_id=order_id, customer_id=customer_id, paid_at=paid_at or _now()))
-        except IntegrityError:
-            pass  # the same order recorded concurrently: it is there now
-        async with self._session() as session:
-            first = (
-                await session.execute(
-                    select(OrderRow.order_id)
-                    .where(OrderRow.customer_id == customer_id)
-                    .order_by(OrderRow.paid_at, OrderRow.order_id)
-                    .limit(1)
+            async with self._write() as conn:
+                await conn.execute(
+                    insert(_orders).values(order_id=order_id, customer_id=customer_id, paid_at=paid_at or _now())
                 )
-            ).scalar_one()
-            return first == order_id
+        except IntegrityError:
+            pass  # the same order again, or recorded concurrently: it is there now
+        first = await self._one(
+            select(_orders.c.order_id)
+            .where(_orders.c.customer_id == customer_id)
+            .order_by(_orders.c.paid_at, _orders.c.order_id)
+            .limit(1)
+        )
+        return bool(first and first.order_id == order_id)
 
     async def customer_orders(self, customer_id: str, *, limit: int = 20) -> list[str]:
         """The customer's most recent order ids, newest first."""
-        async with self._session() as session:
-            rows = await session.execute(
-                select(OrderRow.order_id)
-                .where(OrderRow.customer_id == customer_id)
-                .order_by(OrderRow.paid_at.desc(), OrderRow.order_id.desc())
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(_orders.c.order_id)
+                .where(_orders.c.customer_id == customer_id)
+                .order_by(_orders.c.paid_at.desc(), _orders.c.order_id.desc())
                 .limit(limit)
             )
             return list(rows.scalars())
@@ -343,32 +357,33 @@ class Store:
     ) -> int:
         """Put a message in the customer's inbox once per idempotency key; returns its id."""
         try:
-            async with self._write() as session:
-                row = InboxRow(idempotency_key=idempotency_key, customer_id=customer_id, kind=kind,
-                               title=title, body=body, created_at=_now())
-                session.add(row)
-            return row.id
-        except IntegrityError:
-            async with self._session() as session:
+            async with self._write() as conn:
                 return (
-                    await session.execute(select(InboxRow.id).where(InboxRow.idempotency_key == idempotency_key))
+                    await conn.execute(
+                        insert(_inbox).values(
+                            idempotency_key=idempotency_key, customer_id=customer_id, kind=kind,
+                            title=title, body=body, created_at=_now(),
+                        ).returning(_inbox.c.id)
+                    )
                 ).scalar_one()
+        except IntegrityError:
+            return (await self._one(select(_inbox.c.id).where(_inbox.c.idempotency_key == idempotency_key))).id
 
     async def inbox(self, customer_id: str, *, unread_only: bool = False) -> list[InboxMessage]:
         """The customer's inbox, newest first."""
-        query = select(InboxRow).where(InboxRow.customer_id == customer_id)
+        query = select(_inbox).where(_inbox.c.customer_id == customer_id)
         if unread_only:
-            query = query.where(InboxRow.read_at.is_(None))
-        async with self._session() as session:
-            rows = (await session.execute(query.order_by(InboxRow.id.desc()))).scalars().all()
-            return [InboxMessage.model_validate(r) for r in rows]
+            query = query.where(_inbox.c.read_at.is_(None))
+        async with self.engine.connect() as conn:
+            return [InboxMessage.model_validate(r) for r in await conn.execute(query.order_by(_inbox.c.id.desc()))]
 
     async def mark_inbox_read(self, customer_id: str, message_id: int) -> bool:
         """Mark one inbox message read; False if the customer has no such message."""
-        async with self._write() as session:
-            row = await session.get(InboxRow, message_id)
-            if row is None or row.customer_id != customer_id:
+        mine = (_inbox.c.id == message_id) & (_inbox.c.customer_id == customer_id)
+        async with self._write() as conn:
+            found = (await conn.execute(select(_inbox.c.read_at).where(mine))).first()
+            if found is None:
                 return False
-            if row.read_at is None:
-                row.read_at = _now()
+            if found.read_at is None:
+                await conn.execute(update(_inbox).where(mine).values(read_at=_now()))
             return True
