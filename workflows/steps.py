@@ -59,6 +59,8 @@ SEND_RETRY = RetryPolicy(
     non_retryable_error_types=[CONFIG_ERROR],
 )
 SEND_START_TO_CLOSE = timedelta(seconds=30)
+# Patch id (v3): JourneyStage is upserted when the journey waits, not at every stage.
+STAGE_WHEN_WAITING = "stage-when-waiting"
 # After this long of provider outage the step gives up on the channel and falls back.
 SEND_SCHEDULE_TO_CLOSE = timedelta(hours=1)
 
@@ -94,6 +96,7 @@ class JourneyWorkflow:
         self._customer_id = ""
         self._reentry_cooldown: timedelta | None = None
         self._send_timeout = SEND_START_TO_CLOSE
+        self._stage: str | None = None  # not yet in JourneyStage (v3, see stage())
 
     # signals and query ------------------------------------------------------------------------
 
@@ -199,6 +202,8 @@ class JourneyWorkflow:
                     return i
             return None
 
+        if self._exit is None and match() is None:
+            self._publish_stage()
         try:
             await workflow.wait_condition(
                 lambda: self._exit is not None or match() is not None,
@@ -222,6 +227,8 @@ class JourneyWorkflow:
         if timeout <= timedelta(0):
             self._raise_if_exited()
             return predicate()
+        if self._exit is None and not predicate():
+            self._publish_stage()
         try:
             await workflow.wait_condition(
                 lambda: self._exit is not None or predicate(), timeout=timeout, timeout_summary=summary
@@ -265,9 +272,22 @@ class JourneyWorkflow:
     # journey bookkeeping ---------------------------------------------------------------------
 
     def stage(self, name: str) -> None:
-        """Show the journey's stage in the UI (current details and ``JourneyStage``)."""
+        """Show the journey's stage in the UI: current details at once, ``JourneyStage`` when it lasts.
+
+        The search attribute is written when the journey next waits for an event or a timer
+        (and when it ends), not for stages it passes through in one go: each upsert is a
+        history event, a billed action and a visibility write (see bench/README.md).
+        """
         workflow.set_current_details(f"{self.journey}: {name}")
-        workflow.upsert_search_attributes([JOURNEY_STAGE.value_set(name)])
+        if workflow.patched(STAGE_WHEN_WAITING):
+            self._stage = name
+        else:  # v1/v2 journeys, still running: an upsert per stage, as they were recorded
+            workflow.upsert_search_attributes([JOURNEY_STAGE.value_set(name)])
+
+    def _publish_stage(self) -> None:
+        """Write the pending stage to ``JourneyStage`` if it differs from what is there."""
+        if self._stage is not None and workflow.info().typed_search_attributes.get(JOURNEY_STAGE) != self._stage:
+            workflow.upsert_search_attributes([JOURNEY_STAGE.value_set(self._stage)])
 
     async def run_story(self, customer_id: str, settings: JourneySettings, story: object) -> JourneyResult:
         """Run a journey's story coroutine with its send settings; an exit event ends it cleanly."""
@@ -282,6 +302,7 @@ class JourneyWorkflow:
         else:
             self.stage(str(outcome))
             self._record("journey", Outcome.ENDED, None, str(outcome))
+        self._publish_stage()
         return JourneyResult(journey=self.journey, outcome=str(outcome), timeline=self._timeline)
 
     # internals -------------------------------------------------------------------------------

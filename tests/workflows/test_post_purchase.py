@@ -11,15 +11,20 @@ import time
 from datetime import datetime, timedelta
 from datetime import time as daytime
 
+from typing import Any
+
 import httpx
 import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowHandle
+from temporalio.converter import decode_search_attributes
 from temporalio.testing import WorkflowEnvironment
 
 from activities import KST, Channel, MessageStatus
 from providers.signing import sign
 from starter.stack import Stack
 from tests.factories import customer, order
-from workflows import JourneyResult, Outcome, TimelineEntry
+from workflows import JOURNEY_STAGE, JourneyResult, Outcome, TimelineEntry
 
 RECEIPT_TIMEOUT = timedelta(minutes=10)
 
@@ -221,6 +226,54 @@ async def test_cancelled_after_shipping_sends_no_review_and_no_ad(env: WorkflowE
         assert await stack.journeys.order_delivered(o.order_id) is False
     assert result.outcome == "exited:order.cancelled"
     assert sandbox_sends(stack) == [("payment_complete", "alimtalk"), ("shipping_started", "alimtalk")]
+
+
+async def stage_of(handle: WorkflowHandle[Any, Any]) -> str | None:
+    return (await handle.describe()).typed_search_attributes.get(JOURNEY_STAGE)
+
+
+async def upserted_stages(handle: WorkflowHandle[Any, Any]) -> list[str]:
+    """Every JourneyStage value the journey wrote, in order (from its history)."""
+    stages = []
+    async for e in handle.fetch_history_events():
+        if e.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+            attrs = decode_search_attributes(e.upsert_workflow_search_attributes_event_attributes.search_attributes)
+            stages.extend(attrs.get(JOURNEY_STAGE.name, []))  # the other upsert: the patch's TemporalChangeVersion
+    return stages
+
+
+async def test_operators_see_the_stage_a_journey_waits_in(env: WorkflowEnvironment, stack: Stack) -> None:
+    c = customer()
+    o = order(c)
+    async with stack.worker():
+        handle = await stack.journeys.order_paid(o, c)
+        await env.sleep(timedelta(hours=1))
+        assert await stage_of(handle) == "paid"
+        await stack.journeys.order_shipped(o.order_id)
+        await env.sleep(timedelta(hours=1))
+        assert await stage_of(handle) == "shipped"
+        await stack.journeys.order_delivered(o.order_id)
+        await env.sleep(timedelta(days=1))
+        assert await stage_of(handle) == "delivered"
+        await env.sleep(timedelta(days=5))
+        assert await stage_of(handle) == "review"
+        await handle.result()
+        assert await stage_of(handle) == "completed"
+    # one write per stage the journey waited in: "paid" came with the start, "sale" lasted
+    # no longer than its send, so neither costs an upsert
+    assert await upserted_stages(handle) == ["shipped", "delivered", "review", "completed"]
+
+
+async def test_a_cancelled_journey_ends_in_the_exited_stage(env: WorkflowEnvironment, stack: Stack) -> None:
+    c = customer()
+    o = order(c)
+    async with stack.worker():
+        handle = await stack.journeys.order_paid(o, c)
+        await env.sleep(timedelta(hours=1))
+        assert await stack.journeys.order_cancelled(o.order_id)
+        await handle.result()
+        assert await stage_of(handle) == "exited"
+    assert await upserted_stages(handle) == ["exited"]
 
 
 async def test_order_paid_twice_starts_one_journey_and_sends_one_message(
