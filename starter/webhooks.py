@@ -8,6 +8,7 @@ that has ended is recorded as late and answered 200, so the provider does not re
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 from typing import Any
 
@@ -16,8 +17,8 @@ from fastapi import FastAPI, Header, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities import Store
-from providers import ConfigError, ProviderRegistry, SignatureError, WebhookError
+from activities import DeliveryReceipt, ReceiptRecord, Store
+from providers import ConfigError, ProviderRegistry, ReceiptStatus, SignatureError, WebhookError
 from starter.errors import JourneyNotFound
 from starter.journeys import Journeys
 from workflows import CustomerId, EventType, JourneyEvent, JourneyWorkflow, OrderId, post_purchase_id
@@ -87,33 +88,43 @@ def create_webhook_app(
         except WebhookError as exc:
             raise HTTPException(400, str(exc)) from None
         answer = ReceiptsAnswer(received=len(parsed))
-        for receipt in parsed:
-            record = await store.record_receipt(receipt)
-            if record is None:
-                answer.unknown += 1
-                log.info("receipt.unknown", provider=provider_name, message_id=receipt.provider_message_id)
-                continue
-            if record.duplicate:
-                answer.duplicate += 1
-            msg = record.message
-            enriched = receipt.model_copy(
-                update={"idempotency_key": msg.idempotency_key, "workflow_id": msg.workflow_id,
-                        "step": msg.step, "channel": msg.channel}
-            )
-            try:
-                await journeys.client.get_workflow_handle(msg.workflow_id).signal(
-                    JourneyWorkflow.on_receipt, enriched
-                )
-            except RPCError as exc:
-                if exc.status is not RPCStatusCode.NOT_FOUND:
-                    raise HTTPException(503, "journey service unavailable, retry") from None
-                answer.late += 1  # the journey has ended: the log row keeps the receipt
-                log.info("receipt.late", workflow_id=msg.workflow_id, step=msg.step, channel=msg.channel)
-                continue
-            answer.signalled += 1
-            log.info("receipt.signalled", workflow_id=msg.workflow_id, step=msg.step,
-                     channel=msg.channel, status=receipt.status.value, late=record.late)
+        records = await store.record_receipts(parsed)
+        outcomes = await asyncio.gather(*(
+            signal_receipt(provider_name, receipt, record) for receipt, record in zip(parsed, records, strict=True)
+        ))
+        for outcome in outcomes:
+            if outcome != "unavailable":
+                setattr(answer, outcome, getattr(answer, outcome) + 1)
+        answer.duplicate = sum(1 for r in records if r is not None and r.duplicate)
+        if any(o == "unavailable" for o in outcomes):
+            # Recorded; the provider posts the batch again and the journeys get their signals then.
+            raise HTTPException(503, "journey service unavailable, retry")
         return answer
+
+    async def signal_receipt(provider_name: str, receipt: DeliveryReceipt, record: ReceiptRecord | None) -> str:
+        """Signal the journey that sent the message; which ReceiptsAnswer count this adds to."""
+        if record is None:
+            log.info("receipt.unknown", provider=provider_name, message_id=receipt.provider_message_id)
+            return "unknown"
+        msg = record.message
+        # The journey is told what the log holds (the first receipt wins), so receipts signalled
+        # concurrently, or out of order, cannot tell it two different outcomes.
+        enriched = receipt.model_copy(
+            update={"idempotency_key": msg.idempotency_key, "workflow_id": msg.workflow_id,
+                    "step": msg.step, "channel": msg.channel,
+                    "status": ReceiptStatus(msg.receipt_status), "error_code": msg.receipt_error_code}
+        )
+        try:
+            await journeys.client.get_workflow_handle(msg.workflow_id).signal(JourneyWorkflow.on_receipt, enriched)
+        except RPCError as exc:
+            if exc.status is not RPCStatusCode.NOT_FOUND:
+                log.warning("receipt.signal_failed", workflow_id=msg.workflow_id, status=exc.status.name)
+                return "unavailable"
+            log.info("receipt.late", workflow_id=msg.workflow_id, step=msg.step, channel=msg.channel)
+            return "late"  # the journey has ended: the log row keeps the receipt
+        log.info("receipt.signalled", workflow_id=msg.workflow_id, step=msg.step,
+                 channel=msg.channel, status=receipt.status.value, late=record.late)
+        return "signalled"
 
     def check_key(authorization: str | None) -> None:
         expected = f"Bearer {api_key}"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -262,6 +262,14 @@ class Store:
 
         The same receipt twice changes nothing and is reported as a duplicate.
         """
+        return (await self.record_receipts([receipt]))[0]
+
+    async def record_receipts(self, receipts: Sequence[DeliveryReceipt]) -> list[ReceiptRecord | None]:
+        """:meth:`record_receipt` for a provider's batch, in one transaction."""
+        async with self._write() as conn:
+            return [await self._record_receipt(conn, r) for r in receipts]
+
+    async def _record_receipt(self, conn: AsyncConnection, receipt: DeliveryReceipt) -> ReceiptRecord | None:
         m = _messages.c
         if receipt.idempotency_key:
             match = m.idempotency_key == receipt.idempotency_key
@@ -270,26 +278,25 @@ class Store:
         else:
             return None
         now = _now()
-        async with self._write() as conn:
-            # One statement in the common case: the first receipt for a message.
-            row = (
-                await conn.execute(
-                    update(_messages)
-                    .where(match, m.receipt_status.is_(None))
-                    .values(
-                        receipt_status=receipt.status.value, receipt_error_code=receipt.error_code,
-                        receipt_at=receipt.occurred_at or now, receipt_late=m.superseded,
-                        provider_message_id=func.coalesce(m.provider_message_id, receipt.provider_message_id),
-                        updated_at=now,
-                    )
-                    .returning(_messages)
+        # One statement in the common case: the first receipt for a message.
+        row = (
+            await conn.execute(
+                update(_messages)
+                .where(match, m.receipt_status.is_(None))
+                .values(
+                    receipt_status=receipt.status.value, receipt_error_code=receipt.error_code,
+                    receipt_at=receipt.occurred_at or now, receipt_late=m.superseded,
+                    provider_message_id=func.coalesce(m.provider_message_id, receipt.provider_message_id),
+                    updated_at=now,
                 )
-            ).first()
-            duplicate = row is None
-            if duplicate:
-                row = (await conn.execute(select(_messages).where(match))).first()
-                if row is None:
-                    return None
+                .returning(_messages)
+            )
+        ).first()
+        duplicate = row is None
+        if duplicate:
+            row = (await conn.execute(select(_messages).where(match))).first()
+            if row is None:
+                return None
         message = MessageRecord.model_validate(row)
         return ReceiptRecord(message=message, duplicate=duplicate, late=message.receipt_late)
 

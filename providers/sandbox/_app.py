@@ -52,6 +52,9 @@ class SandboxConfig:
     receipt_delay_seconds: float = 0.2
     webhook_attempts: int = 5
     send_latency_seconds: float = 0.0
+    # Like aggregators' delivery reports, receipts due while a post is in flight go out
+    # together in the next post (up to this many): no added latency when traffic is light.
+    receipt_batch_max: int = 100
 
 
 class SendBody(BaseModel):
@@ -99,6 +102,8 @@ class SandboxState:
     outage_until: float = 0.0
     in_progress: set[str] = field(default_factory=set)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    outbox: list[dict[str, Any]] = field(default_factory=list)  # receipts due, not yet posted
+    flushing: bool = False
 
 
 def _digits(phone: str) -> str:
@@ -171,20 +176,22 @@ def create_sandbox_app(
             client_holder["client"] = httpx.AsyncClient(timeout=10)
         return client_holder["client"]
 
-    async def post_receipt(message: dict[str, Any], outcome: str) -> None:
-        if not cfg.webhook_url:
-            return
-        receipt = {
+    def receipt_for(message: dict[str, Any], outcome: str) -> dict[str, Any]:
+        message["receipt"] = "delivered" if outcome == "delivered" else "failed"
+        return {
             "message_id": message["id"],
             "reference": message["reference"],
             "channel": message["channel"],
-            "status": "delivered" if outcome == "delivered" else "failed",
+            "status": message["receipt"],
             "error_code": None if outcome == "delivered" else outcome,
             "occurred_at": datetime.now(UTC).isoformat(),
             "custom_fields": message["custom_fields"],
         }
-        message["receipt"] = receipt["status"]
-        payload = json.dumps({"receipts": [receipt]}).encode()
+
+    async def post_receipts(receipts: list[dict[str, Any]]) -> None:
+        """POST one signed batch to the webhook, retrying 5xx and transport errors."""
+        assert cfg.webhook_url
+        payload = json.dumps({"receipts": receipts}).encode()
         for attempt in range(cfg.webhook_attempts):
             ts = int(time.time())
             headers = {
@@ -198,14 +205,29 @@ def create_sandbox_app(
                 log.warning("sandbox.receipt_post_failed", error=type(exc).__name__, attempt=attempt)
             else:
                 if resp.status_code < 500:
-                    state.receipts_posted.append({**receipt, "http_status": resp.status_code})
+                    state.receipts_posted.extend({**r, "http_status": resp.status_code} for r in receipts)
                     return
                 log.warning("sandbox.receipt_rejected", status=resp.status_code, attempt=attempt)
             await asyncio.sleep(min(0.2 * 2**attempt, 5))
 
+    async def flush_outbox() -> None:
+        """Post what is due, in batches, until the outbox is empty (one flusher at a time)."""
+        state.flushing = True
+        try:
+            while state.outbox:
+                batch = state.outbox[: cfg.receipt_batch_max]
+                del state.outbox[: len(batch)]
+                await post_receipts(batch)
+        finally:
+            state.flushing = False
+
     async def deliver_later(message: dict[str, Any], outcome: str) -> None:
         await asyncio.sleep(cfg.receipt_delay_seconds)
-        await post_receipt(message, outcome)
+        if not cfg.webhook_url:
+            return
+        state.outbox.append(receipt_for(message, outcome))
+        if not state.flushing:
+            await flush_outbox()
 
     @app.post("/v1/messages", status_code=202)
     async def send(
@@ -264,7 +286,8 @@ def create_sandbox_app(
         state.answers[key] = answer
         if outcome != "none":
             if cfg.receipt_timing is ReceiptTiming.BEFORE_RESPONSE:
-                await post_receipt(message, outcome)
+                if cfg.webhook_url:
+                    await post_receipts([receipt_for(message, outcome)])
             else:
                 task = asyncio.create_task(deliver_later(message, outcome))
                 state.tasks.add(task)

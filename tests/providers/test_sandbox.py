@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from datetime import timedelta
@@ -156,3 +157,34 @@ async def test_receipts_are_signed_and_posted() -> None:
         (ReceiptStatus.FAILED, "KAKAO_DELIVERY_FAILED", ErrorClass.FALLBACK),
         (ReceiptStatus.FAILED, "HARD_BOUNCE", ErrorClass.RECIPIENT_DEAD),
     ]
+
+
+async def test_receipts_due_while_a_post_is_in_flight_go_out_together() -> None:
+    """Like an aggregator's delivery reports: one post per batch, each receipt exactly once."""
+    posted: list[list[str]] = []
+    release = asyncio.Event()
+
+    async def webhook(req: httpx.Request) -> httpx.Response:
+        posted.append([r["reference"] for r in json.loads(req.content)["receipts"]])
+        if len(posted) == 1:
+            await release.wait()  # a slow webhook: receipts pile up meanwhile
+        return httpx.Response(200)
+
+    app = create_sandbox_app(
+        SandboxConfig(api_key="k", webhook_url="http://hooks/webhooks/sandbox", webhook_secret=SECRET,
+                      receipt_delay_seconds=0, receipt_batch_max=3),
+        receipt_client=httpx.AsyncClient(transport=httpx.MockTransport(webhook)),
+    )
+    provider = SandboxProvider(httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sandbox"),
+                               api_key="k", webhook_secret=SECRET)
+    await provider.send(msg(key="k0"))
+    while not posted:
+        await asyncio.sleep(0.01)
+    for i in range(1, 6):
+        await provider.send(msg(key=f"k{i}"))
+    await asyncio.sleep(0.05)
+    assert posted == [["k0"]]
+    release.set()
+    while sum(map(len, posted)) < 6:
+        await asyncio.sleep(0.01)
+    assert posted == [["k0"], ["k1", "k2", "k3"], ["k4", "k5"]]

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import httpx
 import pytest
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from activities import Channel
@@ -166,3 +167,32 @@ async def test_reordered_receipts_keep_the_first_outcome(
     assert [m["channel"] for m in stack.sandbox.messages.values()] == ["alimtalk"]
     log = {m.channel: m for m in await stack.store.messages()}
     assert log["alimtalk"].receipt_status == "delivered"
+
+
+async def test_receipts_recorded_while_temporal_is_unreachable_are_signalled_when_the_provider_retries(
+    env: WorkflowEnvironment, stack: Stack, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """503 asks the provider to post the batch again; the retry reaches the journey, nothing is resent."""
+    async with stack.worker():
+        workflow_id, body = await waiting_for_receipt(stack)
+        real = stack.journeys.client.get_workflow_handle
+
+        class Unreachable:
+            async def signal(self, *args: object, **kwargs: object) -> None:
+                raise RPCError("connection refused", RPCStatusCode.UNAVAILABLE, b"")
+
+        monkeypatch.setattr(stack.journeys.client, "get_workflow_handle", lambda *a, **k: Unreachable())
+        refused = await http.post("/webhooks/sandbox", content=body, headers=signed(body))
+        monkeypatch.setattr(stack.journeys.client, "get_workflow_handle", real)
+        [logged] = await stack.store.messages(workflow_id=workflow_id)
+        retried = await http.post("/webhooks/sandbox", content=body, headers=signed(body))
+        await env.sleep(timedelta(hours=1))
+        timeline = await stack.journeys.timeline(workflow_id)
+    assert refused.status_code == 503
+    assert logged.receipt_status == "delivered"  # recorded before the signal was tried
+    assert retried.status_code == 200
+    assert [retried.json()[k] for k in ("received", "signalled", "duplicate")] == [1, 1, 1]
+    assert [(e.step, e.channel) for e in timeline if e.outcome is Outcome.DELIVERED] == [
+        ("payment_complete", Channel.ALIMTALK)
+    ]
+    assert [m["channel"] for m in stack.sandbox.messages.values()] == ["alimtalk"]  # no SMS fallback
