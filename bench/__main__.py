@@ -60,6 +60,34 @@ def rss_mb() -> float:
     return 0.0
 
 
+def _cpu_seconds(stat: str) -> tuple[str, int, float]:
+    """(command, parent pid, user+system seconds) from a /proc/<pid>/stat line."""
+    comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return comm, int(fields[1]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_by_process() -> Counter[str]:
+    """CPU seconds so far of this process ("ours"), the dev server ("temporal") and other children."""
+    me = os.getpid()
+    used: Counter[str] = Counter()
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            comm, ppid, seconds = _cpu_seconds(stat_file.read_text())
+        except (OSError, ValueError):
+            continue
+        if int(stat_file.parent.name) == me:
+            used["ours"] += seconds
+        elif ppid == me:
+            used["temporal" if comm == "temporal" else "other"] += seconds
+    return used
+
+
+def cpu_ms_per_journey(before: Counter[str], n: int) -> dict[str, float]:
+    after = cpu_by_process()
+    return {k: round((after[k] - before[k]) * 1000 / n, 1) for k in ("ours", "temporal", "other")}
+
+
 async def costs(handle: WorkflowHandle[Any, Any]) -> tuple[int, Counter[str]]:
     events = [e async for e in handle.fetch_history_events()]
     return len(events), Counter(BILLABLE[e.event_type] for e in events if e.event_type in BILLABLE)
@@ -68,6 +96,7 @@ async def costs(handle: WorkflowHandle[Any, Any]) -> tuple[int, Counter[str]]:
 async def bare(client: Client, n: int) -> dict[str, Any]:
     queue = f"bare-{uuid.uuid4()}"
     async with Worker(client, task_queue=queue, workflows=[BarePostPurchase], activities=[bare_send]):
+        cpu0 = cpu_by_process()
         t0 = time.perf_counter()
         handles = await asyncio.gather(*(
             client.start_workflow(BarePostPurchase.run, BareInput(REVIEW_DELAY, SALE_AFTER),
@@ -76,9 +105,10 @@ async def bare(client: Client, n: int) -> dict[str, Any]:
         await asyncio.gather(*(h.signal(BarePostPurchase.event, "delivered") for h in handles))
         await asyncio.gather(*(h.result() for h in handles))
         elapsed = time.perf_counter() - t0
+        cpu = cpu_ms_per_journey(cpu0, n)
         events, actions = await costs(handles[0])
     return {"journeys_per_s": n / elapsed, "seconds": elapsed, "history_events": events,
-            "actions": sum(actions.values()), "actions_by_kind": dict(actions)}
+            "actions": sum(actions.values()), "actions_by_kind": dict(actions), "cpu_ms_per_journey": cpu}
 
 
 def _customer(i: int) -> CustomerProfile:
@@ -142,12 +172,14 @@ async def _journeys(journeys: Any, n: int) -> dict[str, Any]:
     customers = [_customer(i) for i in range(n)]
     orders = [Order(order_id=f"bo-{uuid.uuid4().hex[:12]}", customer_id=c.customer_id, amount=1000,
                     items=[OrderItem(name="양말", unit_price=1000)]) for c in customers]
+    cpu0 = cpu_by_process()
     t0 = time.perf_counter()
     handles = await asyncio.gather(*(journeys.order_paid(o, c) for o, c in zip(orders, customers)))
     await asyncio.gather(*(journeys.order_shipped(o.order_id) for o in orders))
     await asyncio.gather(*(journeys.order_delivered(o.order_id) for o in orders))
     results: list[JourneyResult] = await asyncio.gather(*(h.result() for h in handles))
     elapsed = time.perf_counter() - t0
+    cpu = cpu_ms_per_journey(cpu0, n)
     events, actions = await costs(handles[0])
     latencies = []
     for r in results:
@@ -161,6 +193,7 @@ async def _journeys(journeys: Any, n: int) -> dict[str, Any]:
         "event_to_send_ms_p50": statistics.median(latencies),
         "event_to_send_ms_p99": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
         "completed": sum(r.outcome == "completed" for r in results),
+        "cpu_ms_per_journey": cpu,
     }
 
 
@@ -296,6 +329,11 @@ def report(r: dict[str, Any]) -> str:
     if pg:
         lines.append(f"ours, PostgreSQL   {pg['journeys_per_s']:8.1f} journeys/s   ratio {r['ratio_postgres']:.2f}   "
                      f"event->send p50 {pg['event_to_send_ms_p50']:.0f} ms p99 {pg['event_to_send_ms_p99']:.0f} ms")
+    for name in ("bare", "sqlite", "split_sqlite", "postgres"):
+        if r[name]:
+            cpu = r[name]["cpu_ms_per_journey"]
+            lines.append(f"CPU per journey, {name:12s}: this process {cpu['ours']:6.1f} ms, Temporal server "
+                         f"{cpu['temporal']:6.1f} ms, other processes {cpu['other']:6.1f} ms")
     lines += [
         f"ours per journey: {r['sqlite']['history_events']} history events, {r['sqlite']['actions']} actions "
         f"{r['sqlite']['actions_by_kind']}",
@@ -303,6 +341,11 @@ def report(r: dict[str, Any]) -> str:
         f"full multi-week journey on the time-skipping server: {r['time_skipping_full_journey_test_s']:.2f} s",
     ]
     return "\n".join(lines)
+
+
+def _cpu_cell(r: dict[str, Any]) -> str:
+    cpu = r["cpu_ms_per_journey"]
+    return f"{cpu['ours'] + cpu['other']:.0f}+{cpu['temporal']:.0f}"
 
 
 if __name__ == "__main__":
@@ -317,7 +360,8 @@ if __name__ == "__main__":
            + (f"{pg['journeys_per_s']:.1f} ({result['ratio_postgres']:.2f})" if pg else "n/a")
            + f" | {result['sqlite']['event_to_send_ms_p50']:.0f}/{result['sqlite']['event_to_send_ms_p99']:.0f} | "
            f"{result['sqlite']['history_events']} / {result['sqlite']['actions']} | "
-           f"{result['rss_mb_per_1000_waiting']:.1f} | {result['time_skipping_full_journey_test_s']:.2f} |\n")
+           f"{result['rss_mb_per_1000_waiting']:.1f} | {result['time_skipping_full_journey_test_s']:.2f} | "
+           f"{_cpu_cell(result['bare'])} / {_cpu_cell(result['sqlite'])} |\n")
     with (HERE / "README.md").open("a") as f:
         f.write(row)
     sys.stdout.flush()
