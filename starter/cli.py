@@ -135,6 +135,19 @@ def setup() -> None:
 
 
 @app.command()
+def bench(n: int = typer.Argument(500, help="Journeys per run.")) -> None:
+    """Run the benchmark (``python -m bench N`` in a source checkout; results in bench/README.md)."""
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    if not (root / "bench" / "__main__.py").is_file():
+        typer.echo("the benchmark lives in the source tree (bench/): run it from a git checkout", err=True)
+        raise typer.Exit(2)
+    raise typer.Exit(subprocess.call([sys.executable, "-m", "bench", str(n)], cwd=root))
+
+
+@app.command()
 def inspect(workflow_id: str) -> None:
     """Print a journey's timeline."""
     from starter.demo import format_timeline
