@@ -36,6 +36,7 @@ from tests import factories
 from workflows import JourneyResult, Order, OrderItem, Outcome, PostPurchaseSettings
 
 HERE = Path(__file__).parent
+SMALL_CACHE = 100  # max_cached_workflows for the second memory run: memory follows the cache
 REVIEW_DELAY = 1.0
 SALE_AFTER = 2.0
 TIMINGS = PostPurchaseSettings(
@@ -197,11 +198,12 @@ async def _journeys(journeys: Any, n: int) -> dict[str, Any]:
     }
 
 
-async def memory_per_1000_waiting(client: Client, database_url: str, k: int = 1000) -> float:
-    """RSS growth of this process (worker included) while k journeys wait on a timer."""
+async def memory_per_1000_waiting(client: Client, database_url: str, k: int = 1000, cache: int | None = None) -> float:
+    """RSS growth of this process (worker included) while k journeys wait on a timer, with a
+    workflow cache of ``cache`` (default: room for all of them)."""
     async with embedded_stack(client, database_url=database_url, http=True, care_segment="off",
                               post_purchase=TIMINGS, task_queue=f"mem-{uuid.uuid4()}") as stack:
-        async with stack.worker(max_cached_workflows=k + 100):
+        async with stack.worker(max_cached_workflows=cache or k + 100):
             before = rss_mb()
             customers = [_customer(i) for i in range(k)]
             handles = await asyncio.gather(*(
@@ -212,6 +214,27 @@ async def memory_per_1000_waiting(client: Client, database_url: str, k: int = 10
             after = rss_mb()
             await asyncio.gather(*(h.terminate("bench") for h in handles))
     return (after - before) * 1000 / k
+
+
+async def memory_in_fresh_process(target: str, db: Path, *, cache: int | None) -> float:
+    """:func:`memory_per_1000_waiting` in a new interpreter, so one run's freed memory is not
+    the next run's head start."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench", "--memory", target, str(db), str(cache or 0),
+        stdout=asyncio.subprocess.PIPE, cwd=HERE.parent,
+    )
+    out, _ = await proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"memory run failed ({proc.returncode})")
+    return float(out.decode().strip().splitlines()[-1])
+
+
+async def _memory_main(target: str, db: str, cache: int) -> float:
+    from temporalio.contrib.pydantic import pydantic_data_converter
+
+    configure_logging(json=False, level="ERROR")
+    client = await Client.connect(target, data_converter=pydantic_data_converter)
+    return await memory_per_1000_waiting(client, f"sqlite+aiosqlite:///{db}", cache=cache or None)
 
 
 async def _wait_all_waiting(stack: Stack, ids: list[str]) -> None:
@@ -278,7 +301,9 @@ async def main(n: int) -> dict[str, Any]:
             on_pg = None
             if schema:
                 on_pg = await ours_pg(client, n, POSTGRES_URL, schema)
-            mem = await memory_per_1000_waiting(client, f"sqlite+aiosqlite:///{Path(tmp) / 'mem.db'}")
+            target = client.service_client.config.target_host
+            mem = await memory_in_fresh_process(target, Path(tmp) / "mem.db", cache=None)
+            mem_small_cache = await memory_in_fresh_process(target, Path(tmp) / "mem2.db", cache=SMALL_CACHE)
     finally:
         await env.shutdown()
     return {
@@ -289,6 +314,7 @@ async def main(n: int) -> dict[str, Any]:
         "ratio_split_sqlite": split["journeys_per_s"] / base["journeys_per_s"],
         "ratio_postgres": on_pg["journeys_per_s"] / base["journeys_per_s"] if on_pg else None,
         "rss_mb_per_1000_waiting": mem,
+        f"rss_mb_per_1000_waiting_cache_{SMALL_CACHE}": mem_small_cache,
         "time_skipping_full_journey_test_s": await time_skipping_journey_seconds(),
     }
 
@@ -337,7 +363,8 @@ def report(r: dict[str, Any]) -> str:
     lines += [
         f"ours per journey: {r['sqlite']['history_events']} history events, {r['sqlite']['actions']} actions "
         f"{r['sqlite']['actions_by_kind']}",
-        f"worker RSS per 1,000 journeys waiting on a timer: {r['rss_mb_per_1000_waiting']:.1f} MB",
+        f"worker RSS per 1,000 journeys waiting on a timer: {r['rss_mb_per_1000_waiting']:.1f} MB with all of "
+        f"them cached, {r[f'rss_mb_per_1000_waiting_cache_{SMALL_CACHE}']:.1f} MB with a cache of {SMALL_CACHE}",
         f"full multi-week journey on the time-skipping server: {r['time_skipping_full_journey_test_s']:.2f} s",
     ]
     return "\n".join(lines)
@@ -349,6 +376,9 @@ def _cpu_cell(r: dict[str, Any]) -> str:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--memory"]:  # one memory run, in its own process (see memory_in_fresh_process)
+        print(asyncio.run(_memory_main(sys.argv[2], sys.argv[3], int(sys.argv[4]))), flush=True)
+        os._exit(0)
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 500
     result = asyncio.run(main(n))
     print(report(result))
@@ -360,7 +390,8 @@ if __name__ == "__main__":
            + (f"{pg['journeys_per_s']:.1f} ({result['ratio_postgres']:.2f})" if pg else "n/a")
            + f" | {result['sqlite']['event_to_send_ms_p50']:.0f}/{result['sqlite']['event_to_send_ms_p99']:.0f} | "
            f"{result['sqlite']['history_events']} / {result['sqlite']['actions']} | "
-           f"{result['rss_mb_per_1000_waiting']:.1f} | {result['time_skipping_full_journey_test_s']:.2f} | "
+           f"{result['rss_mb_per_1000_waiting']:.1f} ({result[f'rss_mb_per_1000_waiting_cache_{SMALL_CACHE}']:.1f} "
+           f"with cache {SMALL_CACHE}) | {result['time_skipping_full_journey_test_s']:.2f} | "
            f"{_cpu_cell(result['bare'])} / {_cpu_cell(result['sqlite'])} |\n")
     with (HERE / "README.md").open("a") as f:
         f.write(row)
