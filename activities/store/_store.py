@@ -265,9 +265,17 @@ class Store:
         return (await self.record_receipts([receipt]))[0]
 
     async def record_receipts(self, receipts: Sequence[DeliveryReceipt]) -> list[ReceiptRecord | None]:
-        """:meth:`record_receipt` for a provider's batch, in one transaction."""
+        """:meth:`record_receipt` for a provider's batch, in one transaction (answers in batch order).
+
+        Rows are locked in key order, so two batches that share messages cannot deadlock.
+        """
+        order = sorted(range(len(receipts)),
+                       key=lambda i: (receipts[i].idempotency_key or "", receipts[i].provider_message_id or ""))
+        records: list[ReceiptRecord | None] = [None] * len(receipts)
         async with self._write() as conn:
-            return [await self._record_receipt(conn, r) for r in receipts]
+            for i in order:
+                records[i] = await self._record_receipt(conn, receipts[i])
+        return records
 
     async def _record_receipt(self, conn: AsyncConnection, receipt: DeliveryReceipt) -> ReceiptRecord | None:
         m = _messages.c

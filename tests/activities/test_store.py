@@ -123,6 +123,36 @@ async def test_receipts_duplicate_late_and_unknown(store: Store) -> None:
     assert late is not None and late.late and late.message.receipt_late
 
 
+async def test_a_batch_of_receipts_is_answered_in_its_own_order(store: Store) -> None:
+    keys = [message(f"post-purchase:o-{i}:payment_complete:alimtalk")["idempotency_key"] for i in (1, 2)]
+    for key in keys:
+        await store.claim_message(**message(key))
+        await store.finish_message(key, MessageStatus.ACCEPTED)
+    delivered, failed = (
+        DeliveryReceipt(provider="sandbox", idempotency_key=keys[1], status=ReceiptStatus.DELIVERED),
+        DeliveryReceipt(provider="sandbox", idempotency_key=keys[0], status=ReceiptStatus.FAILED, error_code="X"),
+    )
+    unknown = DeliveryReceipt(provider="sandbox", idempotency_key="nope", status=ReceiptStatus.DELIVERED)
+    stale = delivered.model_copy(update={"status": ReceiptStatus.FAILED})
+    records = await store.record_receipts([delivered, unknown, failed, stale])
+    assert [(r.message.idempotency_key, r.duplicate) if r else None for r in records] == [
+        (keys[1], False), None, (keys[0], False), (keys[1], True)]
+    logged = {m.idempotency_key: (m.receipt_status, m.receipt_error_code) for m in await store.messages()}
+    assert logged == {keys[0]: ("failed", "X"), keys[1]: ("delivered", None)}  # the first receipt wins
+
+
+async def test_concurrent_batches_sharing_messages_all_land(store: Store) -> None:
+    """Rows are locked in key order: batches in opposite orders neither deadlock nor lose a receipt."""
+    keys = [message(f"post-purchase:o-{i}:payment_complete:alimtalk")["idempotency_key"] for i in range(20)]
+    for key in keys:
+        await store.claim_message(**message(key))
+    receipts = [DeliveryReceipt(provider="sandbox", idempotency_key=k, status=ReceiptStatus.DELIVERED) for k in keys]
+    batches = await asyncio.gather(*(store.record_receipts(b) for b in [receipts, receipts[::-1]] * 3))
+    assert all(r is not None for batch in batches for r in batch)
+    assert sum(not r.duplicate for batch in batches for r in batch if r) == len(keys)
+    assert {m.receipt_status for m in await store.messages()} == {"delivered"}
+
+
 async def test_hostile_text_is_stored_verbatim(store: Store) -> None:
     name = "Robert'); DROP TABLE customers;--"
     await store.upsert_customer(profile(name=name))
