@@ -109,10 +109,12 @@ def create_webhook_app(
         msg = record.message
         # The journey is told what the log holds (the first receipt wins), so receipts signalled
         # concurrently, or out of order, cannot tell it two different outcomes.
+        logged = ReceiptStatus(msg.receipt_status)
         enriched = receipt.model_copy(
             update={"idempotency_key": msg.idempotency_key, "workflow_id": msg.workflow_id,
-                    "step": msg.step, "channel": msg.channel,
-                    "status": ReceiptStatus(msg.receipt_status), "error_code": msg.receipt_error_code}
+                    "step": msg.step, "channel": msg.channel, "status": logged,
+                    "error_code": msg.receipt_error_code,
+                    "error_class": receipt.error_class if receipt.status is logged else None}
         )
         try:
             await journeys.client.get_workflow_handle(msg.workflow_id).signal(JourneyWorkflow.on_receipt, enriched)
