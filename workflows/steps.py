@@ -202,17 +202,10 @@ class JourneyWorkflow:
                     return i
             return None
 
-        if self._exit is None and match() is None:
-            self._publish_stage()
-        try:
-            await workflow.wait_condition(
-                lambda: self._exit is not None or match() is not None,
-                timeout=timeout,
-                timeout_summary=summary or f"wait for {', '.join(sorted(wanted))}",
-            )
-        except asyncio.TimeoutError:
+        if not await self.wait_until(
+            lambda: match() is not None, timeout, summary=summary or f"wait for {', '.join(sorted(wanted))}"
+        ):
             return None
-        self._raise_if_exited()
         index = match()
         assert index is not None
         self._consumed.add(index)
