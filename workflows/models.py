@@ -156,14 +156,8 @@ class JourneyResult(BaseModel):
 CustomerId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$", description="opaque, no PII")]
 
 
-class CartItem(BaseModel):
-    """One line of a shopping cart."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    name: str = Field(min_length=1, max_length=200)
-    quantity: int = Field(default=1, ge=1)
-    unit_price: int = Field(ge=0, description="KRW")
+class CartItem(OrderItem):
+    """One line of a shopping cart (the same fields and limits as an order's line)."""
 
 
 class Cart(BaseModel):
