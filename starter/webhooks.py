@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+from collections import Counter
 from typing import Any
 
 import structlog
@@ -87,22 +88,21 @@ def create_webhook_app(
             raise HTTPException(401, "invalid signature") from None
         except WebhookError as exc:
             raise HTTPException(400, str(exc)) from None
-        answer = ReceiptsAnswer(received=len(parsed))
         records = await store.record_receipts(parsed)
-        outcomes = await asyncio.gather(*(
+        outcomes = Counter(await asyncio.gather(*(
             signal_receipt(provider_name, receipt, record) for receipt, record in zip(parsed, records, strict=True)
-        ))
-        for outcome in outcomes:
-            if outcome != "unavailable":
-                setattr(answer, outcome, getattr(answer, outcome) + 1)
-        answer.duplicate = sum(1 for r in records if r is not None and r.duplicate)
-        if any(o == "unavailable" for o in outcomes):
+        )))
+        if outcomes["unavailable"]:
             # Recorded; the provider posts the batch again and the journeys get their signals then.
             raise HTTPException(503, "journey service unavailable, retry")
-        return answer
+        return ReceiptsAnswer(
+            received=len(parsed), signalled=outcomes["signalled"], late=outcomes["late"],
+            unknown=outcomes["unknown"], duplicate=sum(1 for r in records if r is not None and r.duplicate),
+        )
 
     async def signal_receipt(provider_name: str, receipt: DeliveryReceipt, record: ReceiptRecord | None) -> str:
-        """Signal the journey that sent the message; which ReceiptsAnswer count this adds to."""
+        """Signal the journey that sent the message; what happened: ``signalled``, ``late``,
+        ``unknown`` or ``unavailable``."""
         if record is None:
             log.info("receipt.unknown", provider=provider_name, message_id=receipt.provider_message_id)
             return "unknown"
@@ -125,7 +125,7 @@ def create_webhook_app(
             log.info("receipt.late", workflow_id=msg.workflow_id, step=msg.step, channel=msg.channel)
             return "late"  # the journey has ended: the log row keeps the receipt
         log.info("receipt.signalled", workflow_id=msg.workflow_id, step=msg.step,
-                 channel=msg.channel, status=receipt.status.value, late=record.late)
+                 channel=msg.channel, status=logged.value, late=record.late)
         return "signalled"
 
     def check_key(authorization: str | None) -> None:

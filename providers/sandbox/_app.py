@@ -223,8 +223,6 @@ def create_sandbox_app(
 
     async def deliver_later(message: dict[str, Any], outcome: str) -> None:
         await asyncio.sleep(cfg.receipt_delay_seconds)
-        if not cfg.webhook_url:
-            return
         state.outbox.append(receipt_for(message, outcome))
         if not state.flushing:
             await flush_outbox()
@@ -284,10 +282,9 @@ def create_sandbox_app(
             {"message_id": message["id"], "status": "accepted", "receipt": "webhook"},
         )
         state.answers[key] = answer
-        if outcome != "none":
+        if outcome != "none" and cfg.webhook_url:
             if cfg.receipt_timing is ReceiptTiming.BEFORE_RESPONSE:
-                if cfg.webhook_url:
-                    await post_receipts([receipt_for(message, outcome)])
+                await post_receipts([receipt_for(message, outcome)])
             else:
                 task = asyncio.create_task(deliver_later(message, outcome))
                 state.tasks.add(task)
