@@ -7,6 +7,7 @@ Run it with ``journeys worker``. Every setting comes from the environment with t
 from __future__ import annotations
 
 import asyncio
+import secrets
 import signal
 from collections.abc import Sequence
 from datetime import timedelta
@@ -24,11 +25,23 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities import PolicyConfig, SendActivities, Store, TemplateRegistry, default_templates
 from activities.logs import configure_logging
 from activities.inbox import InboxProvider
-from providers import Channel, ProviderRegistry
+from providers import Channel, ConfigError, ProviderRegistry
 from providers.sandbox import SandboxProvider
 from workflows import ALL_WORKFLOWS, TASK_QUEUE
 
 log = structlog.get_logger("worker")
+
+# A secret shorter than this (in UTF-8 bytes) can be guessed or was typed by hand.
+MIN_SECRET_BYTES = 32
+# Values that have been public defaults or that people type when asked for a secret.
+KNOWN_DEV_SECRETS = frozenset({
+    "sandbox-key", "sandbox-webhook-secret", "dev-api-key", "dev-inbox-secret", "changeme", "change-me",
+    "secret", "password", "test", "dev", "development", "example",
+})
+SECRET_SETTINGS = ("api_key", "inbox_token_secret", "sandbox_api_key", "sandbox_webhook_secret")
+WORKER_SECRETS = ("sandbox_api_key",)  # what `journeys worker` signs its provider calls with
+WEBHOOK_SECRETS = ("api_key", "inbox_token_secret", "sandbox_webhook_secret")  # what `journeys webhooks` verifies
+SANDBOX_SECRETS = ("sandbox_api_key", "sandbox_webhook_secret")
 
 # The journeys' modules hold no mutable global state (models, constants, steps, journeys): share
 # them with the workflow sandbox instead of re-importing them, and rebuilding every pydantic
@@ -50,13 +63,17 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite+aiosqlite:///journeys.db"
 
+    # Secrets have no usable default: outside `journeys demo`, `journeys dev` and the test
+    # fixtures (which make random ones per run) each must be set, or the process refuses to start.
     sandbox_url: str = "http://127.0.0.1:8600"
-    sandbox_api_key: SecretStr = SecretStr("sandbox-key")
-    sandbox_webhook_secret: SecretStr = SecretStr("sandbox-webhook-secret")
+    sandbox_api_key: SecretStr = SecretStr("")
+    sandbox_webhook_secret: SecretStr = SecretStr("")
     provider_timeout_seconds: float = Field(default=10.0, gt=0)
 
-    api_key: SecretStr = SecretStr("dev-api-key")
-    webhook_max_body_bytes: int = Field(default=256 * 1024, gt=0)
+    api_key: SecretStr = Field(default=SecretStr(""), description="server-to-server key for /events")
+    inbox_token_secret: SecretStr = Field(default=SecretStr(""), description="signs per-customer inbox tokens")
+    webhook_max_body_bytes: int = Field(default=256 * 1024, gt=0, le=16 * 1024 * 1024)
+    docs_enabled: bool = Field(default=False, description="serve /docs and /openapi.json (offline assets)")
 
     brand_name: str = "듀러블샵"
     opt_out_line: str = "무료수신거부 080-000-0000"
@@ -65,9 +82,50 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "console", "json"] = "auto"
     log_level: str = "INFO"
 
+    def require_secrets(self, *names: str) -> None:
+        """Refuse to go on unless each named secret is set, long enough and not a known value.
+
+        Raises:
+            ConfigError: one line naming the first bad setting and what to do.
+        """
+        for name in names:
+            problem = secret_problem(getattr(self, name).get_secret_value())
+            if problem:
+                raise ConfigError(
+                    f"JOURNEYS_{name.upper()} {problem}: set it to a random value of at least "
+                    f"{MIN_SECRET_BYTES} bytes, e.g. the output of "
+                    "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+                )
+
     def policy(self) -> PolicyConfig:
         """The contact-policy settings."""
         return PolicyConfig(brand_name=self.brand_name, opt_out_line=self.opt_out_line)
+
+
+def secret_problem(value: str) -> str | None:
+    """Why ``value`` cannot serve as a secret, or None if it can."""
+    if not value.strip():
+        return "is not set"
+    if value.strip().lower() in KNOWN_DEV_SECRETS:
+        return "is a known development value"
+    if len(value.encode()) < MIN_SECRET_BYTES:
+        return f"is shorter than {MIN_SECRET_BYTES} bytes"
+    return None
+
+
+def dev_settings(base: Settings | None = None) -> Settings:
+    """Settings for an explicit development mode (demo, ``journeys dev``, test fixtures).
+
+    Each secret that ``base`` leaves unusable is replaced by a fresh random one for this run,
+    so no development process ever runs on a public default.
+    """
+    base = base or Settings()
+    fresh = {
+        name: SecretStr(secrets.token_urlsafe(32))
+        for name in SECRET_SETTINGS
+        if secret_problem(getattr(base, name).get_secret_value())
+    }
+    return base.model_copy(update=fresh)
 
 
 def setup_logging(settings: Settings) -> None:
@@ -139,7 +197,12 @@ def build_activities(
 
 
 async def run_worker(settings: Settings) -> None:
-    """Run a worker until SIGINT or SIGTERM, then let in-flight sends finish."""
+    """Run a worker until SIGINT or SIGTERM, then let in-flight sends finish.
+
+    Raises:
+        ConfigError: a secret the worker needs is unset, short or a known development value.
+    """
+    settings.require_secrets(*WORKER_SECRETS)
     client = await connect_client(settings)
     store = build_store(settings)
     await store.migrate()

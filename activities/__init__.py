@@ -18,7 +18,16 @@ from activities.send import (
 )
 from activities.store import MessageRecord, MessageStatus, ReceiptRecord, Store
 from activities.templates import Template, TemplateRegistry, default_templates, profile_variables
-from providers import Channel, DeliveryReceipt, ErrorClass, Purpose, ReceiptMode, ReceiptStatus
+from providers import (
+    Channel,
+    DeliveryReceipt,
+    ErrorClass,
+    PlainText,
+    Purpose,
+    ReceiptMode,
+    ReceiptStatus,
+    bounded_json,
+)
 
 __all__ = [
     "CONFIG_ERROR",
@@ -32,6 +41,7 @@ __all__ = [
     "MessageRecord",
     "MessageStatus",
     "OutcomeStatus",
+    "PlainText",
     "PolicyConfig",
     "Purpose",
     "ReceiptMode",
@@ -44,6 +54,7 @@ __all__ = [
     "Template",
     "TemplateError",
     "TemplateRegistry",
+    "bounded_json",
     "default_templates",
     "idempotency_key",
     "profile_variables",

@@ -8,24 +8,26 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from providers import Channel
+from providers import Channel, PlainText
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 CUSTOMER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 
 
 def _phone(value: str) -> str:
+    if len(value) > 32:
+        raise ValueError("phone must be a Korean number such as 010-1234-5678")
     digits = re.sub(r"[\s\-()]", "", value)
     if digits.startswith("+82"):
         digits = "0" + digits[3:]
-    if not re.fullmatch(r"0\d{8,10}", digits):
+    if not re.fullmatch(r"0[0-9]{8,10}", digits):
         raise ValueError("phone must be a Korean number such as 010-1234-5678")
     return digits
 
 
 def _email(value: str) -> str:
     value = value.strip()
-    if not _EMAIL.match(value) or len(value) > 254:
+    if len(value) > 254 or not _EMAIL.match(value) or not value.isprintable():
         raise ValueError("email is not a valid address")
     return value
 
@@ -44,12 +46,14 @@ class CustomerProfile(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     customer_id: str = Field(pattern=CUSTOMER_ID_PATTERN)
-    name: str | None = Field(default=None, max_length=100)
+    name: PlainText | None = Field(default=None, max_length=100)
     phone: Phone | None = None
     email: Email | None = None
-    push_tokens: list[Annotated[str, Field(min_length=1, max_length=4096)]] = Field(default_factory=list)
+    push_tokens: list[Annotated[PlainText, Field(min_length=1, max_length=4096)]] = Field(
+        default_factory=list, max_length=10
+    )
     app_installed: bool = False
-    tier: str = Field(default="regular", max_length=32)
+    tier: PlainText = Field(default="regular", max_length=32)
     marketing_consent: dict[Channel, datetime] = Field(
         default_factory=dict, description="channel -> when the customer opted in to ads there"
     )

@@ -8,7 +8,7 @@ in-app ``provider_template_codes`` entry chooses how the app shows it: ``message
 from __future__ import annotations
 
 from activities.store import Store
-from providers import DeliveryReceipt, OutboundMessage, ReceiptMode, SendResult, SendStatus, WebhookError
+from providers import DeliveryReceipt, InvalidReceipt, OutboundMessage, ReceiptMode, SendResult, SendStatus, WebhookError
 
 INBOX_KINDS = frozenset({"message", "banner"})
 
@@ -33,6 +33,6 @@ class InboxProvider:
         """Sends are idempotent by key already; nothing to reconcile."""
         return None
 
-    def parse_webhook(self, headers: dict[str, str], body: bytes) -> list[DeliveryReceipt]:
+    def parse_webhook(self, headers: dict[str, str], body: bytes) -> list[DeliveryReceipt | InvalidReceipt]:
         """The inbox has no webhooks."""
         raise WebhookError("the in-app inbox takes no webhooks")

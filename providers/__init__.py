@@ -1,11 +1,15 @@
 """Channel providers: HTTP/SMTP clients with no Temporal in them."""
 
 from providers.base import (
+    MAX_JSON_BYTES,
+    MAX_JSON_DEPTH,
     PHONE_CHANNELS,
     Channel,
     DeliveryReceipt,
     ErrorClass,
+    InvalidReceipt,
     OutboundMessage,
+    PlainText,
     Provider,
     Purpose,
     ReceiptMode,
@@ -13,6 +17,8 @@ from providers.base import (
     SendResult,
     SendStatus,
     SmsKind,
+    bounded_json,
+    json_depth,
 )
 from providers.errors import (
     ConfigError,
@@ -28,11 +34,17 @@ from providers.korean import cp949_length, sms_kind
 from providers.registry import ProviderRegistry
 
 __all__ = [
+    "MAX_JSON_BYTES",
+    "MAX_JSON_DEPTH",
     "PHONE_CHANNELS",
+    "PlainText",
+    "bounded_json",
+    "json_depth",
     "Channel",
     "ConfigError",
     "DeliveryReceipt",
     "ErrorClass",
+    "InvalidReceipt",
     "JourneysError",
     "OutboundMessage",
     "Provider",

@@ -6,11 +6,63 @@ Every channel provider (the sandbox, Solapi, NHN Cloud, SMTP, FCM ...) implement
 
 from __future__ import annotations
 
+import json
+import unicodedata
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Protocol, runtime_checkable
+from typing import Annotated, Any, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+# Bounds on free-form JSON that reaches workflow history or the database.
+MAX_JSON_BYTES = 64 * 1024
+MAX_JSON_DEPTH = 8
+
+
+def _printable(value: str) -> str:
+    """Refuse control characters (NUL, newlines, escapes) and lone surrogates.
+
+    A NUL cannot be stored by PostgreSQL, a lone surrogate cannot be encoded at all, and a newline
+    in a name forges log lines and message layouts: each failed sends for an hour once.
+    """
+    for ch in value:
+        if unicodedata.category(ch) in ("Cc", "Cs"):
+            raise ValueError("must not contain control characters")
+    return value
+
+
+PlainText = Annotated[str, AfterValidator(_printable)]
+"""A string without control characters; give it a ``Field(max_length=...)`` where it is used."""
+
+
+def json_depth(value: Any, limit: int = MAX_JSON_DEPTH) -> int:
+    """How deeply ``value`` nests (stops counting past ``limit``, so hostile input costs little)."""
+    depth, level = 0, [value]
+    while level and depth <= limit:
+        depth += 1
+        level = [
+            child
+            for item in level
+            for child in (item.values() if isinstance(item, dict) else item if isinstance(item, list) else ())
+        ]
+    return depth
+
+
+def bounded_json(value: dict[str, Any]) -> dict[str, Any]:
+    """Check that a free-form mapping is small and shallow enough to carry in history.
+
+    Raises:
+        ValueError: deeper than ``MAX_JSON_DEPTH`` or larger than ``MAX_JSON_BYTES`` as JSON.
+    """
+    if json_depth(value) > MAX_JSON_DEPTH:
+        raise ValueError(f"nests deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        size = len(json.dumps(value, ensure_ascii=False, default=str).encode("utf-8", "surrogatepass"))
+    except (TypeError, ValueError) as exc:
+        raise ValueError("is not plain JSON") from exc
+    if size > MAX_JSON_BYTES:
+        raise ValueError(f"is larger than {MAX_JSON_BYTES} bytes")
+    return value
 
 
 class Channel(StrEnum):
@@ -117,16 +169,24 @@ class DeliveryReceipt(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    provider: str
-    provider_message_id: str | None = None
-    idempotency_key: str | None = None
+    # Bounded to the message log's columns: a longer field from a provider is refused, item by item.
+    provider: str = Field(max_length=64)
+    provider_message_id: PlainText | None = Field(default=None, max_length=200)
+    idempotency_key: PlainText | None = Field(default=None, max_length=300)
     status: ReceiptStatus
     error_class: ErrorClass | None = None
-    error_code: str | None = None
+    error_code: PlainText | None = Field(default=None, max_length=100)
     occurred_at: datetime | None = None
-    workflow_id: str | None = None
-    step: str | None = None
+    workflow_id: str | None = Field(default=None, max_length=200)
+    step: str | None = Field(default=None, max_length=100)
     channel: Channel | None = None
+
+
+class InvalidReceipt(BaseModel):
+    """One item of a verified receipt batch that could not be read; the batch's other items still count."""
+
+    index: int
+    error: str = Field(max_length=200)
 
 
 @runtime_checkable
@@ -139,8 +199,12 @@ class Provider(Protocol):
         """Send one message; the idempotency key makes a repeat call harmless."""
         ...
 
-    def parse_webhook(self, headers: dict[str, str], body: bytes) -> list[DeliveryReceipt]:
-        """Verify an inbound receipt webhook and parse it; raise ``SignatureError`` if forged."""
+    def parse_webhook(self, headers: dict[str, str], body: bytes) -> list[DeliveryReceipt | InvalidReceipt]:
+        """Verify an inbound receipt webhook and parse it item by item.
+
+        Raise ``SignatureError`` if forged and ``WebhookError`` if the batch itself is unreadable;
+        an unreadable item becomes an :class:`InvalidReceipt` so the good ones are still recorded.
+        """
         ...
 
     async def lookup(self, idempotency_key: str) -> SendResult | None:

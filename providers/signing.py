@@ -9,6 +9,7 @@ import time
 from providers.errors import SignatureError
 
 DEFAULT_TOLERANCE_SECONDS = 300
+MAX_SIGNATURES = 8  # signatures one header may carry (secret rotation)
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
@@ -31,16 +32,19 @@ def verify(
     Raises:
         SignatureError: the signature or timestamp is missing, malformed, stale or wrong.
     """
+    if not secret:
+        raise SignatureError("no webhook secret is configured: nothing verifies")
     if not timestamp or not signature:
         raise SignatureError("missing signature headers")
-    try:
-        ts = int(timestamp)
-    except ValueError as exc:
-        raise SignatureError("malformed signature timestamp") from exc
+    if len(timestamp) > 12 or not timestamp.isascii() or not timestamp.isdigit():
+        raise SignatureError("malformed signature timestamp")
+    ts = int(timestamp)
     current = time.time() if now is None else now
     if abs(current - ts) > tolerance_seconds:
         raise SignatureError("signature timestamp outside the tolerance window")
     expected = sign(secret, ts, body)
     # A header may carry several signatures during secret rotation: "v1=a v1=b".
-    if not any(hmac.compare_digest(expected, candidate) for candidate in signature.split()):
+    # Headers arrive as any bytes: compare bytes, so a non-ASCII header is a mismatch, not an error.
+    candidates = signature.encode("utf-8", "surrogateescape").split()[:MAX_SIGNATURES]
+    if not any(hmac.compare_digest(expected.encode(), candidate) for candidate in candidates):
         raise SignatureError("signature does not match")

@@ -12,6 +12,8 @@ from typing import Any
 
 import typer
 
+from providers import JourneysError
+
 app = typer.Typer(help="Durable Journeys: customer-journey workflows on Temporal.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.")
 app.add_typer(db_app, name="db")
@@ -77,12 +79,18 @@ def webhooks(host: str = "127.0.0.1", port: int = 8000) -> None:
     from starter.webhooks import create_webhook_app
     from worker import build_providers
 
+    from worker import WEBHOOK_SECRETS
+
     settings = _settings()
+    settings.require_secrets(*WEBHOOK_SECRETS)
 
     async def serve() -> None:
         journeys = await Journeys.connect(settings)
-        web = create_webhook_app(journeys, build_providers(settings, journeys.store), api_key=settings.api_key.get_secret_value(),
-                                 max_body_bytes=settings.webhook_max_body_bytes)
+        web = create_webhook_app(
+            journeys, build_providers(settings, journeys.store), api_key=settings.api_key.get_secret_value(),
+            inbox_token_secret=settings.inbox_token_secret.get_secret_value(),
+            max_body_bytes=settings.webhook_max_body_bytes, docs=settings.docs_enabled,
+        )
         await uvicorn.Server(uvicorn.Config(web, host=host, port=port, log_config=None, lifespan="off")).serve()
         await journeys.close()
 
@@ -99,12 +107,15 @@ def sandbox(
     import uvicorn
 
     from providers.sandbox import SandboxConfig, create_sandbox_app
+    from worker import SANDBOX_SECRETS
 
     settings = _settings()
+    settings.require_secrets(*SANDBOX_SECRETS)
     sandbox_app = create_sandbox_app(SandboxConfig(
         api_key=settings.sandbox_api_key.get_secret_value(),
         webhook_secret=settings.sandbox_webhook_secret.get_secret_value(),
         webhook_url=webhook_url,
+        docs=settings.docs_enabled,
     ))
     uvicorn.run(sandbox_app, host=host, port=port, log_config=None, lifespan="off")
 
@@ -113,8 +124,9 @@ def sandbox(
 def dev(ui_port: int = 8233, port: int = 7233, sandbox_port: int = 8600, webhook_port: int = 8000) -> None:
     """Run the dev server, sandbox, webhook app and a worker together until Ctrl-C."""
     from starter.dev import run_dev
+    from worker import dev_settings
 
-    settings = _settings()
+    settings = dev_settings(_settings())
     raise typer.Exit(_run(run_dev(settings, port=port, ui_port=ui_port,
                                   sandbox_port=sandbox_port, webhook_port=webhook_port)))
 
@@ -193,6 +205,9 @@ def main() -> None:
         code = exc.exit_code
     except (typer.Abort, KeyboardInterrupt):
         code = 130
+    except JourneysError as exc:  # a usage or configuration mistake: one line, no traceback
+        typer.echo(f"journeys: {exc}", err=True)
+        code = 2
     except Exception as exc:  # the CLI's last line of defence: report, then leave with 1
         import click
 

@@ -18,6 +18,7 @@ from temporalio.client import WorkflowHandle
 
 from activities import Channel, CustomerProfile
 from providers.sandbox import ReceiptTiming
+from starter.dev import secrets_help
 from starter.devserver import start_dev_server, until_interrupted
 from starter.stack import Stack, embedded_stack
 from workflows import (
@@ -180,6 +181,8 @@ async def run_demo(*, keep: bool, ui_port: int = 8233) -> int:
                                f"{inbox} went to in-app inboxes.")
                     if keep:
                         typer.echo(f"\nServer and UI keep running at {ui}; press Ctrl-C to stop.")
+                        for line in secrets_help(stack.settings):
+                            typer.echo(line)
                         await until_interrupted()
     finally:
         await env.shutdown()

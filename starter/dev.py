@@ -11,6 +11,19 @@ from starter.devserver import start_dev_server, until_interrupted
 from starter.stack import embedded_stack
 
 
+def secrets_help(settings: Any) -> list[str]:
+    """How to use this run's development secrets (random per run unless set in the environment)."""
+    return [
+        "Development secrets for this run (random unless set; a production process needs its own):",
+        f"  JOURNEYS_API_KEY={settings.api_key.get_secret_value()}",
+        f"  JOURNEYS_INBOX_TOKEN_SECRET={settings.inbox_token_secret.get_secret_value()}",
+        f"  JOURNEYS_SANDBOX_API_KEY={settings.sandbox_api_key.get_secret_value()}",
+        f"  JOURNEYS_SANDBOX_WEBHOOK_SECRET={settings.sandbox_webhook_secret.get_secret_value()}",
+        "  /events takes 'Authorization: Bearer $JOURNEYS_API_KEY'; /inbox/{customer_id} takes a token from",
+        "  Journeys.inbox_token(customer_id) built with the same JOURNEYS_INBOX_TOKEN_SECRET.",
+    ]
+
+
 async def run_dev(settings: Any, *, port: int, ui_port: int, sandbox_port: int, webhook_port: int) -> int:
     """Serve everything on fixed local ports; the dev server keeps its state in ``temporal.db``."""
     env = await start_dev_server(port=port, ui_port=ui_port, database_file=str(Path("temporal.db").absolute()))
@@ -22,6 +35,8 @@ async def run_dev(settings: Any, *, port: int, ui_port: int, sandbox_port: int, 
             async with stack.worker():
                 typer.echo(f"Temporal: localhost:{port}   UI: http://localhost:{ui_port}")
                 typer.echo(f"sandbox: {stack.sandbox_url}   webhooks: {stack.webhook_url}   Ctrl-C stops.")
+                for line in secrets_help(stack.settings):
+                    typer.echo(line)
                 await until_interrupted()
     finally:
         await env.shutdown()

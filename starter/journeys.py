@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -26,6 +27,7 @@ from activities import (
     profile_variables,
 )
 from starter.errors import InvalidInput, JourneyNotFound
+from starter.tokens import mint_inbox_token
 from workflows import (
     CUSTOMER_ID,
     JOURNEY,
@@ -52,6 +54,7 @@ from workflows import (
     care_id,
     cart_id,
     cart_variables,
+    event_data,
     order_variables,
     post_purchase_id,
 )
@@ -91,6 +94,20 @@ def _parse(model: type[M], value: M | Mapping[str, Any], what: str) -> M:
         raise InvalidInput.from_validation(what, exc) from None
 
 
+def checked_event(event: JourneyEvent | Mapping[str, Any]) -> JourneyEvent:
+    """An event whose ``data`` fits its type (``workflows.EVENT_DATA``), ready to signal.
+
+    Raises:
+        InvalidInput: the event or its data is malformed, too large or too deep.
+    """
+    parsed = _parse(JourneyEvent, event, "event")
+    try:
+        data = event_data(parsed.type, parsed.data)
+    except ValidationError as exc:
+        raise InvalidInput.from_validation(f"{parsed.type.value} data", exc) from None
+    return parsed.model_copy(update={"data": data})
+
+
 class Journeys:
     """Start and steer journeys from an app.
 
@@ -102,6 +119,7 @@ class Journeys:
         task_queue: the journeys' task queue.
         templates: the template registry, to reject missing variables before a start.
         post_purchase: default timings of the post-purchase journey.
+        inbox_token_secret: signs the tokens of :meth:`inbox_token` (``JOURNEYS_INBOX_TOKEN_SECRET``).
     """
 
     def __init__(
@@ -115,6 +133,7 @@ class Journeys:
         cart: CartSettings | None = None,
         care: CareSettings | None = None,
         care_segment: CareSegment = "first_order",
+        inbox_token_secret: str = "",
     ) -> None:
         self.client = client
         self.store = store
@@ -124,6 +143,7 @@ class Journeys:
         self.cart = cart or CartSettings()
         self.care = care or CareSettings()
         self.care_segment: CareSegment = care_segment
+        self._inbox_token_secret = inbox_token_secret
 
     @classmethod
     async def connect(cls, settings: Any = None, **kwargs: Any) -> Journeys:
@@ -133,11 +153,25 @@ class Journeys:
         settings = settings or Settings()
         store = build_store(settings)
         await store.migrate()
+        kwargs.setdefault("inbox_token_secret", settings.inbox_token_secret.get_secret_value())
         return cls(await connect_client(settings), store, task_queue=settings.task_queue, **kwargs)
 
     async def close(self) -> None:
         """Release the store's connections."""
         await self.store.close()
+
+    def inbox_token(self, customer_id: str, ttl: timedelta = timedelta(hours=1)) -> str:
+        """A signed token that opens ``customer_id``'s in-app inbox (``/inbox/{customer_id}``) for ``ttl``.
+
+        The app's backend mints it for a signed-in customer and hands it to the app, which sends it
+        as ``Authorization: Bearer <token>``. It opens no other customer's inbox and nothing else.
+
+        Raises:
+            InvalidInput: the customer id is malformed.
+            ConfigError: no inbox token secret is configured, or ``ttl`` is over 30 days.
+        """
+        customer_id = _validated(_CUSTOMER_ID, customer_id, "customer_id")
+        return mint_inbox_token(self._inbox_token_secret, customer_id, ttl)
 
     # post-purchase ----------------------------------------------------------------------------
 
@@ -260,12 +294,15 @@ class Journeys:
         else:
             await self.store.upsert_customer(profile)
         self._check_templates("cart", CART_STEPS, {**cart_variables(parsed, self.cart), **profile_variables(profile)})
-        event = JourneyEvent(type=EventType.CART_UPDATED, event_id=event_id,
-                             data={"cart": parsed.model_dump(mode="json")})
+        event = checked_event({"type": EventType.CART_UPDATED, "event_id": event_id,
+                               "data": {"cart": parsed.model_dump(mode="json")}})
+        workflow_id = cart_id(customer_id)
+        if event_id is not None and not await self.store.claim_event(workflow_id, event_id):
+            return self.client.get_workflow_handle(workflow_id, result_type=JourneyResult)  # seen: dropped
         return await self.client.start_workflow(
             CartAbandonmentJourney.run,
             CartInput(customer_id=customer_id, settings=self.cart),
-            id=cart_id(customer_id),
+            id=workflow_id,
             task_queue=self.task_queue,
             start_signal="event",
             start_signal_args=[event],
@@ -281,9 +318,12 @@ class Journeys:
     async def purchase(self, customer_id: str, order_id: str | None = None) -> bool:
         """A purchase without order details: ends the cart journey at once. (``order_paid`` does this too.)"""
         customer_id = _validated(_CUSTOMER_ID, customer_id, "customer_id")
+        if order_id is not None:
+            order_id = _validated(_ORDER_ID, order_id, "order_id")
         event_id = f"purchase:{order_id}" if order_id else None
         return await self._signal_if_running(
-            cart_id(customer_id), JourneyEvent(type=EventType.PURCHASE, event_id=event_id)
+            cart_id(customer_id), JourneyEvent(type=EventType.PURCHASE, event_id=event_id,
+                                               data={"order_id": order_id} if order_id else {})
         )
 
     # engagement ------------------------------------------------------------------------------
@@ -293,12 +333,19 @@ class Journeys:
 
         ``purchase``, ``cart.*`` and ``message.*`` go to the cart journey; ``app.*`` (and
         ``message.*``) to the customer's care journeys; ``unsubscribed`` updates the profile.
+        ``data`` must fit the event type (``workflows.EVENT_DATA``).
+
+        Raises:
+            InvalidInput: the customer id, the event or its data is malformed.
         """
         customer_id = _validated(_CUSTOMER_ID, customer_id, "customer_id")
-        parsed = _parse(JourneyEvent, event, "event")
+        parsed = checked_event(event)
         if parsed.type is EventType.UNSUBSCRIBED:
             await self.unsubscribe(customer_id)
             return 0
+        if parsed.type is EventType.CART_UPDATED:  # the same checks as cart_updated(), and it may start the journey
+            await self.cart_updated(customer_id, parsed.data["cart"], event_id=parsed.event_id)
+            return 1
         targets: list[str] = []
         if parsed.type in _CART_EVENTS:
             targets.append(cart_id(customer_id))
@@ -322,10 +369,19 @@ class Journeys:
         await self.store.upsert_customer(profile)
 
     async def _signal_if_running(self, workflow_id: str, event: JourneyEvent) -> bool:
-        """Signal a journey; False when it is not running (ended or never started)."""
+        """Signal a journey; False when it is not running (ended or never started).
+
+        An event whose id this journey was already signalled is dropped here (True): redelivered
+        events never reach history, which has a size limit.
+        """
+        event_id = event.event_id
+        if event_id is not None and not await self.store.claim_event(workflow_id, event_id):
+            return True
         try:
             await self.client.get_workflow_handle(workflow_id).signal(JourneyWorkflow.on_event, event)
         except RPCError as exc:
+            if event_id is not None:
+                await self.store.release_event(workflow_id, event_id)
             if exc.status is RPCStatusCode.NOT_FOUND:
                 return False
             raise
@@ -349,7 +405,7 @@ class Journeys:
 
     async def _order_event(self, order_id: str, event_type: EventType, data: dict[str, Any]) -> bool:
         order_id = _validated(_ORDER_ID, order_id, "order_id")
-        event = JourneyEvent(type=event_type, event_id=f"{event_type.value}:{order_id}", data=data)
+        event = checked_event({"type": event_type, "event_id": f"{event_type.value}:{order_id}", "data": data})
         return await self.signal_event(post_purchase_id(order_id), event)
 
     # generic ---------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ webhook app -> message log -> signal.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from temporalio.worker import Worker
 
 from activities import SendActivities, Store, TemplateRegistry
 from providers import ProviderRegistry
+from providers.signing import sign
 from providers.sandbox import ReceiptTiming, SandboxConfig, SandboxState, create_sandbox_app
 from starter.journeys import CareSegment, Journeys
 from starter.serve import free_port, serving
@@ -40,11 +42,28 @@ class Stack:
     sandbox_url: str
     webhook_url: str
     task_queue: str
+    settings: Any  # the worker.Settings the stack runs with (its secrets are random unless given)
 
     @property
     def sandbox(self) -> SandboxState:
         """What the sandbox recorded: ``messages`` (accepted sends), ``attempts``, receipts."""
         return self.sandbox_app.state.sandbox
+
+    def api_auth(self) -> dict[str, str]:
+        """The ``Authorization`` header ``/events`` takes with this stack's API key."""
+        return {"Authorization": f"Bearer {self.settings.api_key.get_secret_value()}"}
+
+    def inbox_auth(self, customer_id: str) -> dict[str, str]:
+        """The ``Authorization`` header that opens ``customer_id``'s inbox (a fresh inbox token)."""
+        return {"Authorization": f"Bearer {self.journeys.inbox_token(customer_id)}"}
+
+    def signed_receipts(self, body: bytes, *, timestamp: int | None = None) -> dict[str, str]:
+        """Headers the sandbox would sign a receipt batch ``body`` with."""
+        ts = int(time.time()) if timestamp is None else timestamp
+        return {
+            "Content-Type": "application/json", "X-Sandbox-Timestamp": str(ts),
+            "X-Sandbox-Signature": sign(self.settings.sandbox_webhook_secret.get_secret_value(), ts, body),
+        }
 
     def worker(self, **kwargs: Any) -> Worker:
         """A worker for this stack's task queue."""
@@ -76,7 +95,8 @@ async def embedded_stack(
     Args:
         client: a Temporal client with the pydantic data converter.
         database_url: the store's database.
-        settings: a ``worker.Settings`` (keys and secrets); defaults otherwise.
+        settings: a ``worker.Settings``; each secret it leaves unset (or unusable) is made
+            random for this stack: this is a development mode.
         task_queue: the journeys' task queue.
         http: serve the sandbox and webhook app over real HTTP on free ports.
         receipt_timing: when the sandbox posts receipts (before its answer under time skipping).
@@ -89,9 +109,9 @@ async def embedded_stack(
         sandbox_port: with ``http``, the sandbox's port (default: a free one).
         webhook_port: with ``http``, the webhook app's port (default: a free one).
     """
-    from worker import Settings, build_activities, build_providers
+    from worker import build_activities, build_providers, dev_settings
 
-    settings = settings or Settings()
+    settings = dev_settings(settings)
     async with AsyncExitStack() as stack:
         store = Store.from_url(database_url)
         stack.push_async_callback(store.close)
@@ -99,6 +119,7 @@ async def embedded_stack(
         journeys = Journeys(
             client, store, task_queue=task_queue, templates=templates, post_purchase=post_purchase,
             cart=cart, care=care, care_segment=care_segment,
+            inbox_token_secret=settings.inbox_token_secret.get_secret_value(),
         )
         webhook_holder: dict[str, Any] = {}
 
@@ -122,6 +143,7 @@ async def embedded_stack(
                 webhook_url=f"{webhook_url}/webhooks/sandbox",
                 receipt_timing=receipt_timing,
                 receipt_delay_seconds=receipt_delay.total_seconds(),
+                docs=settings.docs_enabled,
             ),
             receipt_client=receipt_client,
         )
@@ -133,7 +155,8 @@ async def embedded_stack(
         providers = build_providers(settings, store, sandbox_client=sandbox_client)
         webhook_app = create_webhook_app(
             journeys, providers, api_key=settings.api_key.get_secret_value(),
-            max_body_bytes=settings.webhook_max_body_bytes,
+            inbox_token_secret=settings.inbox_token_secret.get_secret_value(),
+            max_body_bytes=settings.webhook_max_body_bytes, docs=settings.docs_enabled,
         )
         webhook_holder["app"] = webhook_app
         if http:
@@ -149,4 +172,5 @@ async def embedded_stack(
             sandbox_url=sandbox_url,
             webhook_url=webhook_url,
             task_queue=task_queue,
+            settings=settings,
         )

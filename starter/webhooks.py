@@ -1,30 +1,58 @@
-"""The webhook app: provider receipts in, signals out; app events; health.
+"""The webhook app: provider receipts in, signals out; app events; in-app inboxes; health.
 
 ``POST /webhooks/{provider}`` verifies the provider's signature, records each receipt in the
 message log, and signals the journey that sent the message (found through the log, never
 through fields a caller controls). Duplicate receipts are harmless; a receipt for a journey
 that has ended is recorded as late and answered 200, so the provider does not retry forever.
+
+Who may call what (README "Security"):
+
+- ``/webhooks/{provider}``: the provider, by its signature over the body.
+- ``/events``: the shop's backend, with the server-to-server API key (checked before the body
+  is read).
+- ``/inbox/{customer_id}``: the customer's app, with an inbox token minted for that customer.
+
+Every body is size-limited and must arrive within ``BODY_TIMEOUT_SECONDS``; every answer to bad
+input is a short 4xx, never a dump of the schema and never a 500.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 from collections import Counter
-from typing import Any
+from typing import Annotated, Any
 
 import structlog
-from fastapi import FastAPI, Header, HTTPException, Request
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import FastAPI, HTTPException, Path, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities import DeliveryReceipt, ReceiptRecord, Store
-from providers import ConfigError, ProviderRegistry, ReceiptStatus, SignatureError, WebhookError
-from starter.errors import JourneyNotFound
-from starter.journeys import Journeys
-from workflows import CustomerId, EventType, JourneyEvent, JourneyWorkflow, OrderId, post_purchase_id
+from providers import (
+    ConfigError,
+    InvalidReceipt,
+    PlainText,
+    ProviderRegistry,
+    ReceiptStatus,
+    SignatureError,
+    WebhookError,
+    json_depth,
+)
+from providers.docs import api_app
+from starter.errors import InvalidInput, JourneyNotFound
+from starter.journeys import Journeys, checked_event
+from starter.tokens import TokenError, inbox_token_subject
+from workflows import CustomerId, EventType, JourneyWorkflow, OrderId, post_purchase_id
 
 log = structlog.get_logger("starter.webhooks")
+
+BODY_TIMEOUT_SECONDS = 10.0
+MAX_EVENT_DEPTH = 10  # the envelope's two levels plus the data's eight
+MAX_INBOX_ID = 2**31 - 1  # the inbox id column is a 32-bit integer on PostgreSQL
 
 
 class ReceiptsAnswer(BaseModel):
@@ -35,6 +63,11 @@ class ReceiptsAnswer(BaseModel):
     duplicate: int = 0
     late: int = 0
     unknown: int = 0
+    invalid: int = 0
+    items: list[str] = Field(
+        default_factory=list,
+        description="per receipt, in batch order: signalled, late, unknown, or invalid: <why>",
+    )
 
 
 class EventIn(BaseModel):
@@ -45,37 +78,78 @@ class EventIn(BaseModel):
     type: EventType
     order_id: OrderId | None = None
     customer_id: CustomerId | None = None
-    event_id: str | None = Field(default=None, max_length=200)
+    event_id: PlainText | None = Field(default=None, min_length=1, max_length=200)
     data: dict[str, Any] = Field(default_factory=dict)
 
 
+def _bearer(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header; None for anything else."""
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
+def _json(body: bytes, *, max_depth: int) -> Any:
+    """Parse a JSON body, refusing what is not JSON or nests deeper than ``max_depth`` (400)."""
+    try:
+        value = json.loads(body)
+    except (ValueError, RecursionError):  # also: integers of more than 4,300 digits
+        raise HTTPException(400, "body is not valid JSON") from None
+    if json_depth(value, max_depth) > max_depth:
+        raise HTTPException(400, f"body nests deeper than {max_depth} levels")
+    return value
+
+
 def create_webhook_app(
-    journeys: Journeys, providers: ProviderRegistry, *, api_key: str, max_body_bytes: int = 256 * 1024
+    journeys: Journeys,
+    providers: ProviderRegistry,
+    *,
+    api_key: str,
+    inbox_token_secret: str,
+    max_body_bytes: int = 256 * 1024,
+    docs: bool = False,
 ) -> FastAPI:
     """Build the webhook ASGI app.
 
     Args:
         journeys: the facade (its Temporal client and store are used).
         providers: the providers whose webhooks are accepted.
-        api_key: the key the app's backend sends as ``Authorization: Bearer <key>`` on ``/events``.
+        api_key: the server-to-server key the shop's backend sends as ``Authorization: Bearer
+            <key>`` on ``/events``. Empty: nothing is accepted.
+        inbox_token_secret: verifies per-customer inbox tokens on ``/inbox``. Empty: nothing is accepted.
         max_body_bytes: larger bodies are refused with 413 before they are parsed.
+        docs: serve ``/docs`` and ``/openapi.json``.
     """
-    app = FastAPI(title="Durable Journeys webhooks", version="1")
+    app = api_app("Durable Journeys webhooks", docs=docs)
     store: Store = journeys.store
+
+    @app.exception_handler(RequestValidationError)
+    async def short_validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        where = ".".join(str(p) for p in first.get("loc", ())[:4])
+        return JSONResponse({"detail": f"{where}: {first.get('msg', 'invalid')}"[:200]}, 422)
 
     async def read_body(request: Request) -> bytes:
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > max_body_bytes:
             raise HTTPException(413, "body too large")
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > max_body_bytes:
-                raise HTTPException(413, "body too large")
-        return body
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async with asyncio.timeout(BODY_TIMEOUT_SECONDS):  # a stalled body holds no worker slot for long
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > max_body_bytes:
+                        raise HTTPException(413, "body too large")
+                    chunks.append(chunk)
+        except TimeoutError:
+            raise HTTPException(408, "request body took too long") from None
+        return b"".join(chunks)
 
     @app.post("/webhooks/{provider_name}", response_model=ReceiptsAnswer)
-    async def receipts(provider_name: str, request: Request) -> ReceiptsAnswer:
+    async def receipts(provider_name: Annotated[str, Path(max_length=64)], request: Request) -> ReceiptsAnswer:
         try:
             provider = providers.get(provider_name)
         except ConfigError:
@@ -87,19 +161,28 @@ def create_webhook_app(
             log.warning("webhook.signature_refused", provider=provider_name, error=str(exc))
             raise HTTPException(401, "invalid signature") from None
         except WebhookError as exc:
-            raise HTTPException(400, str(exc)) from None
-        records = await store.record_receipts(parsed)
-        outcomes = Counter(await asyncio.gather(*(
-            signal_receipt(provider_name, receipt, record) for receipt, record in zip(parsed, records, strict=True)
-        )))
-        if outcomes["unavailable"]:
+            raise HTTPException(400, str(exc)[:200]) from None
+        # Only what this provider's verified webhook said can settle this provider's messages.
+        good = [r for r in parsed if isinstance(r, DeliveryReceipt) and r.provider == provider.name]
+        records = await store.record_receipts(good)
+        outcomes = dict(zip(map(id, good), await asyncio.gather(*(
+            signal_receipt(provider_name, receipt, record) for receipt, record in zip(good, records, strict=True)
+        )), strict=True))
+        counted = Counter(outcomes.values())
+        if counted["unavailable"]:
             # Recorded; the provider posts the batch again and the journeys get their signals then.
             raise HTTPException(503, "journey service unavailable, retry")
+        items = [
+            outcomes.get(id(r), "invalid: from another provider") if isinstance(r, DeliveryReceipt)
+            else f"invalid: {r.error}" for r in parsed
+        ]
+        if len(items) != len(good):
+            log.warning("webhook.invalid_receipts", provider=provider_name, invalid=len(items) - len(good))
         return ReceiptsAnswer(
-            received=len(parsed), signalled=outcomes["signalled"], late=outcomes["late"],
-            unknown=outcomes["unknown"], duplicate=sum(1 for r in records if r is not None and r.duplicate),
+            received=len(parsed), signalled=counted["signalled"], late=counted["late"],
+            unknown=counted["unknown"], duplicate=sum(1 for r in records if r is not None and r.duplicate),
+            invalid=len(parsed) - len(good), items=items,
         )
-
     async def signal_receipt(provider_name: str, receipt: DeliveryReceipt, record: ReceiptRecord | None) -> str:
         """Signal the journey that sent the message; what happened: ``signalled``, ``late``,
         ``unknown`` or ``unavailable``."""
@@ -129,45 +212,58 @@ def create_webhook_app(
         return "signalled"
 
     def check_key(authorization: str | None) -> None:
-        expected = f"Bearer {api_key}"
-        if authorization is None or not hmac.compare_digest(authorization.encode(), expected.encode()):
+        token = _bearer(authorization)
+        if not api_key or token is None or not hmac.compare_digest(token.encode(), api_key.encode()):
             raise HTTPException(401, "invalid API key")
 
     @app.post("/events", status_code=202)
-    async def events(body: EventIn, authorization: str | None = Header(default=None)) -> dict[str, Any]:
-        check_key(authorization)
-        if body.type.value.startswith("order."):
-            if body.order_id is None:
-                raise HTTPException(422, "order events need order_id")
-            event = JourneyEvent(
-                type=body.type, event_id=body.event_id or f"{body.type.value}:{body.order_id}", data=body.data
-            )
-            try:
-                delivered = await journeys.signal_event(post_purchase_id(body.order_id), event)
-            except JourneyNotFound:
-                raise HTTPException(404, "no journey for that order") from None
-            return {"delivered": int(delivered)}
-        if body.customer_id is None:
-            raise HTTPException(422, "customer events need customer_id")
-        event = JourneyEvent(type=body.type, event_id=body.event_id, data=body.data)
+    async def events(request: Request) -> dict[str, Any]:
+        check_key(request.headers.get("authorization"))  # before a byte of the body is read
+        payload = _json(await read_body(request), max_depth=MAX_EVENT_DEPTH)
         try:
-            return {"delivered": await journeys.emit(body.customer_id, event)}
+            body = EventIn.model_validate(payload)
+        except ValidationError as exc:
+            raise HTTPException(422, str(InvalidInput.from_validation("event", exc))[:400]) from None
+        try:
+            if body.type.value.startswith("order."):
+                if body.order_id is None:
+                    raise HTTPException(422, "order events need order_id")
+                event = checked_event({"type": body.type, "data": body.data,
+                                       "event_id": body.event_id or f"{body.type.value}:{body.order_id}"})
+                delivered = await journeys.signal_event(post_purchase_id(body.order_id), event)
+                return {"delivered": int(delivered)}
+            if body.customer_id is None:
+                raise HTTPException(422, "customer events need customer_id")
+            return {"delivered": await journeys.emit(
+                body.customer_id, {"type": body.type, "event_id": body.event_id, "data": body.data})}
+        except InvalidInput as exc:
+            raise HTTPException(422, str(exc)[:400]) from None
         except JourneyNotFound:
-            raise HTTPException(404, "unknown customer") from None
+            raise HTTPException(404, "no journey for that order" if body.order_id else "unknown customer") from None
+
+    def inbox_owner(authorization: str | None, customer_id: str) -> None:
+        """Only a valid inbox token minted for this customer opens this inbox."""
+        token = _bearer(authorization)
+        if token is None:
+            raise HTTPException(401, "inbox token required")
+        try:
+            subject = inbox_token_subject(inbox_token_secret, token)
+        except TokenError:
+            raise HTTPException(401, "invalid inbox token") from None
+        if not hmac.compare_digest(subject.encode(), customer_id.encode()):
+            raise HTTPException(403, "this token opens another customer's inbox")
 
     @app.get("/inbox/{customer_id}")
-    async def inbox(
-        customer_id: CustomerId, unread: bool = False, authorization: str | None = Header(default=None)
-    ) -> dict[str, Any]:
-        check_key(authorization)
+    async def inbox(customer_id: CustomerId, request: Request, unread: bool = False) -> dict[str, Any]:
+        inbox_owner(request.headers.get("authorization"), customer_id)
         messages = await store.inbox(customer_id, unread_only=unread)
         return {"messages": [m.model_dump(mode="json") for m in messages]}
 
     @app.post("/inbox/{customer_id}/{message_id}/read")
     async def inbox_read(
-        customer_id: CustomerId, message_id: int, authorization: str | None = Header(default=None)
+        customer_id: CustomerId, message_id: Annotated[int, Path(ge=1, le=MAX_INBOX_ID)], request: Request
     ) -> dict[str, bool]:
-        check_key(authorization)
+        inbox_owner(request.headers.get("authorization"), customer_id)
         if not await store.mark_inbox_read(customer_id, message_id):
             raise HTTPException(404, "no such message")
         return {"read": True}

@@ -9,6 +9,7 @@ from workflows.models import (
     CartItem,
     CartSettings,
     CartState,
+    EVENT_DATA,
     CustomerId,
     EventType,
     JourneyEvent,
@@ -22,6 +23,7 @@ from workflows.models import (
     PostPurchaseSettings,
     StepResult,
     TimelineEntry,
+    event_data,
 )
 from workflows.cart_abandonment import CartAbandonmentJourney, cart_id, cart_variables
 from workflows.post_purchase import KAKAO_THEN_SMS, PostPurchaseJourney, order_variables, post_purchase_id
@@ -31,6 +33,8 @@ from workflows.steps import JourneyExit, JourneyWorkflow
 ALL_WORKFLOWS = [PostPurchaseJourney, CartAbandonmentJourney, PostPurchaseCareJourney]
 
 __all__ = [
+    "EVENT_DATA",
+    "event_data",
     "CareInput",
     "CareSettings",
     "Cart",

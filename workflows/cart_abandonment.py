@@ -85,8 +85,8 @@ class CartAbandonmentJourney(JourneyWorkflow):
         return await self.run_story(inp.customer_id, inp.settings, self._story(inp))
 
     def on_event_received(self, event: JourneyEvent) -> None:
-        if event.type is EventType.CART_UPDATED and "cart" in event.data:
-            self._state.cart = Cart.model_validate(event.data["cart"])
+        if event.type is EventType.CART_UPDATED:
+            self._state.cart = Cart.model_validate(event.data["cart"])  # raises on bad data: ignored
             self._state.last_update_at = event.received_at
             self._state.updates += 1
 
@@ -96,6 +96,8 @@ class CartAbandonmentJourney(JourneyWorkflow):
         if st.pushed_at is None:
             self.stage("browsing")
             await self._until_idle(inp)
+            if st.cart is None:  # every cart.updated was unreadable: nothing to remind of
+                return "no_cart"
             self.stage("reminder")
             result = await self.send_with_fallback(
                 "cart_reminder", PUSH_CHANNELS, "cart_reminder", self._variables(s),

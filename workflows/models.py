@@ -10,14 +10,21 @@ from datetime import datetime, time, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities import Channel
+    from activities import Channel, PlainText, bounded_json
+
+# Bounds on what callers put into history (DESIGN §8a): a 9,000-item order or a 10**5000 amount
+# is refused at the facade and at /events, never sent to Temporal.
+MAX_ITEMS = 100
+MAX_AMOUNT = 10**10  # KRW
+MAX_QUANTITY = 10_000
 
 ORDER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 OrderId = Annotated[str, Field(pattern=ORDER_ID_PATTERN, description="opaque order id, no PII")]
+CustomerId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$", description="opaque, no PII")]
 
 
 class EventType(StrEnum):
@@ -44,10 +51,12 @@ class JourneyEvent(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     type: EventType
-    event_id: str | None = Field(default=None, max_length=200)
+    event_id: PlainText | None = Field(default=None, min_length=1, max_length=200)
     occurred_at: datetime | None = Field(default=None, description="when it happened, per the sender")
     received_at: datetime | None = Field(default=None, description="journey time it reached the journey")
-    data: dict[str, Any] = Field(default_factory=dict)
+    data: Annotated[dict[str, Any], AfterValidator(bounded_json)] = Field(
+        default_factory=dict, description="per event type, see EVENT_DATA; at most 64 KiB of JSON, 8 levels deep"
+    )
 
 
 class OrderItem(BaseModel):
@@ -55,9 +64,9 @@ class OrderItem(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    name: str = Field(min_length=1, max_length=200)
-    quantity: int = Field(default=1, ge=1)
-    unit_price: int = Field(ge=0, description="KRW")
+    name: PlainText = Field(min_length=1, max_length=200)
+    quantity: int = Field(default=1, ge=1, le=MAX_QUANTITY)
+    unit_price: int = Field(ge=0, le=MAX_AMOUNT, description="KRW")
 
 
 class Order(BaseModel):
@@ -66,9 +75,9 @@ class Order(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     order_id: OrderId
-    customer_id: str = Field(min_length=1, max_length=64)
-    amount: int = Field(gt=0, description="total paid, KRW")
-    items: list[OrderItem] = Field(min_length=1)
+    customer_id: CustomerId
+    amount: int = Field(gt=0, le=MAX_AMOUNT, description="total paid, KRW")
+    items: list[OrderItem] = Field(min_length=1, max_length=MAX_ITEMS)
     paid_at: datetime | None = None
 
 
@@ -119,6 +128,7 @@ class Outcome(StrEnum):
     NOT_DELIVERED = "not_delivered"  # every channel of a step failed
     CONFIG_ERROR = "config_error"
     EVENT = "event"
+    IGNORED = "ignored"  # an event whose data the journey could not read
     ENDED = "ended"
 
 
@@ -153,7 +163,6 @@ class JourneyResult(BaseModel):
     timeline: list[TimelineEntry]
 
 
-CustomerId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$", description="opaque, no PII")]
 
 
 class CartItem(OrderItem):
@@ -165,8 +174,8 @@ class Cart(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    items: list[CartItem] = Field(min_length=1, max_length=200)
-    url: str = Field(default="https://shop.example/cart", max_length=500)
+    items: list[CartItem] = Field(min_length=1, max_length=MAX_ITEMS)
+    url: PlainText = Field(default="https://shop.example/cart", max_length=500)
 
     @property
     def total(self) -> int:
@@ -225,5 +234,71 @@ class CareInput(BaseModel):
     customer_id: CustomerId
     order_id: OrderId
     app_installed: bool = False
-    tier: str = Field(default="regular", max_length=32)
+    tier: PlainText = Field(default="regular", max_length=32)
     settings: CareSettings = Field(default_factory=CareSettings)
+
+
+# What each event type carries in ``data``: checked by the facade and by ``POST /events`` before
+# anything is signalled, so a journey only ever sees data it can read.
+
+
+class _EventData(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class NoEventData(_EventData):
+    """``app.installed``, ``app.opened``, ``cart.cleared``, ``unsubscribed``: no data."""
+
+
+class CartUpdatedData(_EventData):
+    """``cart.updated``: the cart as the app now sees it."""
+
+    cart: Cart
+
+
+class PurchaseData(_EventData):
+    """``purchase``: the order that ended the cart journey, if known."""
+
+    order_id: OrderId | None = None
+
+
+class OrderEventData(_EventData):
+    """``order.*``: optional shipping details."""
+
+    carrier: PlainText | None = Field(default=None, max_length=40)
+    tracking_number: PlainText | None = Field(default=None, max_length=64)
+    reason: PlainText | None = Field(default=None, max_length=200)
+
+
+class EngagementData(_EventData):
+    """``message.opened`` / ``message.clicked``: which message, if known."""
+
+    step: PlainText | None = Field(default=None, max_length=100)
+    channel: Channel | None = None
+    url: PlainText | None = Field(default=None, max_length=500)
+
+
+EVENT_DATA: dict[EventType, type[BaseModel]] = {
+    EventType.ORDER_PAID: OrderEventData,
+    EventType.ORDER_SHIPPED: OrderEventData,
+    EventType.ORDER_DELIVERED: OrderEventData,
+    EventType.ORDER_CANCELLED: OrderEventData,
+    EventType.ORDER_REFUNDED: OrderEventData,
+    EventType.PURCHASE: PurchaseData,
+    EventType.CART_UPDATED: CartUpdatedData,
+    EventType.CART_CLEARED: NoEventData,
+    EventType.APP_INSTALLED: NoEventData,
+    EventType.APP_OPENED: NoEventData,
+    EventType.MESSAGE_OPENED: EngagementData,
+    EventType.MESSAGE_CLICKED: EngagementData,
+    EventType.UNSUBSCRIBED: NoEventData,
+}
+
+
+def event_data(event_type: EventType, data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` checked against its event type's model, as JSON-ready values (unset fields left out).
+
+    Raises:
+        pydantic.ValidationError: the data does not fit the event type.
+    """
+    return EVENT_DATA[event_type].model_validate(data).model_dump(mode="json", exclude_none=True)

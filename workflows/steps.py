@@ -115,22 +115,34 @@ class JourneyWorkflow:
 
     @workflow.signal(name="event")
     def on_event(self, event: JourneyEvent) -> None:
-        """A business event; one with an ``event_id`` already seen is ignored."""
-        if event.event_id:
-            if event.event_id in self._event_ids:
-                return
-            self._event_ids[event.event_id] = None
+        """A business event; one with an ``event_id`` already seen is ignored.
+
+        Never raises: an event whose data the journey cannot read is recorded in the timeline as
+        ``ignored`` and changes nothing, so no input can fail the journey's workflow tasks.
+        """
+        if event.event_id and event.event_id in self._event_ids:
+            return
         # Stamp journey time: "3 days after delivery" counts from here, even if the journey
         # was busy with another step when the event came.
         event = event.model_copy(update={"received_at": workflow.now()})
+        try:
+            self.on_event_received(event)
+        except (ValueError, TypeError, LookupError) as exc:  # pydantic's ValidationError is a ValueError
+            self._record(event.type.value, Outcome.IGNORED, None, f"unreadable data ({type(exc).__name__})")
+            return
+        if event.event_id:
+            self._event_ids[event.event_id] = None
         self._events.append(event)
         self._record(event.type.value, Outcome.EVENT)
         if event.type in self.exit_events and self._exit is None:
             self._exit = event
-        self.on_event_received(event)
 
     def on_event_received(self, event: JourneyEvent) -> None:
-        """Hook for journeys that keep state from events (the cart's contents, app installed)."""
+        """Hook for journeys that keep state from events (the cart's contents, app installed).
+
+        Raise ``ValueError`` (a pydantic ``ValidationError`` is one), ``TypeError`` or
+        ``LookupError`` for data it cannot read: the event is then recorded as ignored.
+        """
 
     @workflow.query(name="timeline")
     def timeline(self) -> list[TimelineEntry]:

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from activities.customers import CustomerProfile
-from activities.store._tables import CustomerRow, InboxRow, MessageRow, OrderRow
+from activities.store._tables import CustomerRow, InboxRow, MessageRow, OrderRow, SeenEventRow
 
 # Core statements on the tables: the store writes one row per call and maps rows to pydantic
 # models itself, so the ORM's unit of work is overhead it does not need (about 10 % of a
@@ -27,6 +27,7 @@ _customers = CustomerRow.__table__
 _messages = MessageRow.__table__
 _orders = OrderRow.__table__
 _inbox = InboxRow.__table__
+_seen = SeenEventRow.__table__
 from providers import DeliveryReceipt
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
@@ -284,8 +285,12 @@ class Store:
 
     async def _record_receipt(self, conn: AsyncConnection, receipt: DeliveryReceipt) -> ReceiptRecord | None:
         m = _messages.c
+        # A receipt settles a message only of the provider that reported it, and only when the
+        # provider's message id agrees with the one logged at send time (if one was logged).
         if receipt.idempotency_key:
-            match = m.idempotency_key == receipt.idempotency_key
+            match = (m.provider == receipt.provider) & (m.idempotency_key == receipt.idempotency_key)
+            if receipt.provider_message_id:
+                match &= m.provider_message_id.is_(None) | (m.provider_message_id == receipt.provider_message_id)
         elif receipt.provider_message_id:
             match = (m.provider == receipt.provider) & (m.provider_message_id == receipt.provider_message_id)
         else:
@@ -369,6 +374,28 @@ class Store:
                 .limit(limit)
             )
             return list(rows.scalars())
+
+    # events ---------------------------------------------------------------------------------
+
+    async def claim_event(self, workflow_id: str, event_id: str) -> bool:
+        """Remember that ``event_id`` goes to ``workflow_id``; False if it was claimed before.
+
+        A redelivered event is dropped here, before it is signalled: it would only add to the
+        journey's history, which has a size limit.
+        """
+        try:
+            async with self._write() as conn:
+                await conn.execute(insert(_seen).values(workflow_id=workflow_id, event_id=event_id, created_at=_now()))
+        except IntegrityError:
+            return False
+        return True
+
+    async def release_event(self, workflow_id: str, event_id: str) -> None:
+        """Forget a claim whose signal did not go out, so a redelivery can try again."""
+        async with self._write() as conn:
+            await conn.execute(
+                _seen.delete().where(_seen.c.workflow_id == workflow_id, _seen.c.event_id == event_id)
+            )
 
     # in-app inbox ---------------------------------------------------------------------------
 

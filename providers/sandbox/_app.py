@@ -8,6 +8,7 @@ sends nothing) and answers a status lookup by key, so an UNKNOWN outcome can be 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import re
 import time
@@ -19,11 +20,13 @@ from typing import Any
 
 import httpx
 import structlog
-from fastapi import FastAPI, Header, Request
+from fastapi import Depends, FastAPI, Header, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from providers.base import Channel
+from providers.docs import api_app
 from providers.signing import sign
 
 log = structlog.get_logger("providers.sandbox")
@@ -45,9 +48,10 @@ class ReceiptTiming(StrEnum):
 class SandboxConfig:
     """How a sandbox instance behaves."""
 
-    api_key: str = "sandbox-key"
+    api_key: str = ""  # every endpoint but /healthz needs it; empty: nothing is accepted
     webhook_url: str | None = None
-    webhook_secret: str = "sandbox-webhook-secret"
+    webhook_secret: str = ""  # receipts are signed with it; empty: receipts are not posted
+    docs: bool = False  # serve /docs and /openapi.json
     receipt_timing: ReceiptTiming = ReceiptTiming.AFTER_RESPONSE
     receipt_delay_seconds: float = 0.2
     webhook_attempts: int = 5
@@ -166,7 +170,15 @@ def create_sandbox_app(
     """
     cfg = config or SandboxConfig()
     state = SandboxState()
-    app = FastAPI(title="Durable Journeys sandbox provider", version="1")
+
+    def authorized(authorization: str | None = Header(default=None)) -> None:
+        expected = f"Bearer {cfg.api_key}".encode()
+        given = (authorization or "").encode("utf-8", "surrogateescape")
+        if not cfg.api_key or not hmac.compare_digest(given, expected):
+            raise HTTPException(401, {"code": "UNAUTHORIZED", "message": "bad API key"})
+
+    app = api_app("Durable Journeys sandbox provider", docs=cfg.docs)
+    key_required = [Depends(authorized)]
     app.state.sandbox = state
     app.state.config = cfg
     client_holder: dict[str, httpx.AsyncClient | None] = {"client": receipt_client}
@@ -227,14 +239,8 @@ def create_sandbox_app(
         if not state.flushing:
             await flush_outbox()
 
-    @app.post("/v1/messages", status_code=202)
-    async def send(
-        body: SendBody,
-        authorization: str | None = Header(default=None),
-        idempotency_key: str | None = Header(default=None),
-    ) -> JSONResponse:
-        if authorization != f"Bearer {cfg.api_key}":
-            return JSONResponse({"error": {"code": "UNAUTHORIZED", "message": "bad API key"}}, 401)
+    @app.post("/v1/messages", status_code=202, dependencies=key_required)
+    async def send(body: SendBody, idempotency_key: str | None = Header(default=None, max_length=300)) -> JSONResponse:
         if time.monotonic() < state.outage_until:
             return JSONResponse(
                 {"error": {"code": "OUTAGE", "message": "service unavailable"}},
@@ -282,7 +288,7 @@ def create_sandbox_app(
             {"message_id": message["id"], "status": "accepted", "receipt": "webhook"},
         )
         state.answers[key] = answer
-        if outcome != "none" and cfg.webhook_url:
+        if outcome != "none" and cfg.webhook_url and cfg.webhook_secret:
             if cfg.receipt_timing is ReceiptTiming.BEFORE_RESPONSE:
                 await post_receipts([receipt_for(message, outcome)])
             else:
@@ -291,7 +297,7 @@ def create_sandbox_app(
                 task.add_done_callback(state.tasks.discard)
         return JSONResponse(answer.body, answer.status_code)
 
-    @app.get("/v1/messages")
+    @app.get("/v1/messages", dependencies=key_required)
     async def list_messages(to: str | None = None, reference: str | None = None) -> dict[str, Any]:
         items = [
             m for m in state.messages.values()
@@ -299,26 +305,26 @@ def create_sandbox_app(
         ]
         return {"messages": items}
 
-    @app.get("/v1/messages/by-reference/{reference:path}")
+    @app.get("/v1/messages/by-reference/{reference:path}", dependencies=key_required)
     async def by_reference(reference: str) -> JSONResponse:
         message_id = state.by_reference.get(reference)
         if message_id is None:
             return JSONResponse({"error": {"code": "NOT_FOUND", "message": "no such reference"}}, 404)
         return JSONResponse(state.messages[message_id])
 
-    @app.get("/v1/messages/{message_id}")
+    @app.get("/v1/messages/{message_id}", dependencies=key_required)
     async def get_message(message_id: str) -> JSONResponse:
         if message_id not in state.messages:
             return JSONResponse({"error": {"code": "NOT_FOUND", "message": "no such message"}}, 404)
         return JSONResponse(state.messages[message_id])
 
-    @app.post("/v1/control/outage")
+    @app.post("/v1/control/outage", dependencies=key_required)
     async def outage(body: OutageBody) -> dict[str, Any]:
         """Answer every send with 503 for ``seconds`` (0 ends an outage)."""
         state.outage_until = time.monotonic() + body.seconds
         return {"outage_seconds": body.seconds}
 
-    @app.post("/v1/control/latency")
+    @app.post("/v1/control/latency", dependencies=key_required)
     async def latency(body: OutageBody) -> dict[str, Any]:
         """Take ``seconds`` before answering every send."""
         cfg.send_latency_seconds = body.seconds
@@ -327,6 +333,17 @@ def create_sandbox_app(
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        detail = exc.detail if isinstance(exc.detail, dict) else {"code": "ERROR", "message": str(exc.detail)}
+        return JSONResponse({"error": detail}, exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ())[:4])
+        return JSONResponse({"error": {"code": "BAD_REQUEST", "message": f"{where}: {first.get('msg')}"[:200]}}, 422)
 
     @app.exception_handler(json.JSONDecodeError)
     async def bad_json(_: Request, exc: json.JSONDecodeError) -> JSONResponse:

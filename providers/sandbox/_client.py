@@ -6,12 +6,13 @@ import json
 from datetime import datetime, timedelta
 
 import httpx
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from providers.base import (
     Channel,
     DeliveryReceipt,
     ErrorClass,
+    InvalidReceipt,
     OutboundMessage,
     ReceiptMode,
     ReceiptStatus,
@@ -42,19 +43,16 @@ _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.
 class _ReceiptIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    message_id: str
-    reference: str | None = None
+    message_id: str = Field(max_length=200)
+    reference: str | None = Field(default=None, max_length=300)
     channel: Channel | None = None
     status: ReceiptStatus
-    error_code: str | None = None
+    error_code: str | None = Field(default=None, max_length=100)
     occurred_at: datetime | None = None
-    custom_fields: dict[str, str] = {}
+    custom_fields: dict[str, str] = Field(default_factory=dict, max_length=10)
 
 
-class _ReceiptsIn(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    receipts: list[_ReceiptIn]
+MAX_BATCH = 1000  # receipts in one webhook post
 
 
 def _retry_after(resp: httpx.Response) -> timedelta | None:
@@ -169,8 +167,8 @@ class SandboxProvider:
             receipt=ReceiptMode.WEBHOOK,
         )
 
-    def parse_webhook(self, headers: dict[str, str], body: bytes) -> list[DeliveryReceipt]:
-        """Verify and parse a receipt webhook.
+    def parse_webhook(self, headers: dict[str, str], body: bytes) -> list[DeliveryReceipt | InvalidReceipt]:
+        """Verify and parse a receipt webhook, item by item.
 
         Raises:
             SignatureError: forged, missing or stale signature.
@@ -179,11 +177,20 @@ class SandboxProvider:
         lower = {k.lower(): v for k, v in headers.items()}
         verify(self._secret, lower.get("x-sandbox-timestamp"), lower.get("x-sandbox-signature"), body)
         try:
-            batch = _ReceiptsIn.model_validate(json.loads(body))
-        except (ValueError, ValidationError) as exc:
-            raise WebhookError(f"unreadable receipt batch: {exc}") from exc
-        return [
-            DeliveryReceipt(
+            batch = json.loads(body)
+        except (ValueError, RecursionError):
+            raise WebhookError("receipt batch is not JSON") from None
+        items = batch.get("receipts") if isinstance(batch, dict) else None
+        if not isinstance(items, list):
+            raise WebhookError('receipt batch must be {"receipts": [...]}')
+        if len(items) > MAX_BATCH:
+            raise WebhookError(f"receipt batch has more than {MAX_BATCH} items")
+        return [self._receipt(i, item) for i, item in enumerate(items)]
+
+    def _receipt(self, index: int, item: object) -> DeliveryReceipt | InvalidReceipt:
+        try:
+            r = _ReceiptIn.model_validate(item)
+            return DeliveryReceipt(
                 provider=self.name,
                 provider_message_id=r.message_id,
                 idempotency_key=r.reference,
@@ -197,5 +204,7 @@ class SandboxProvider:
                 step=r.custom_fields.get("step"),
                 channel=r.channel,
             )
-            for r in batch.receipts
-        ]
+        except ValidationError as exc:
+            first = exc.errors(include_url=False, include_input=False)[0]
+            where = ".".join(str(p) for p in first["loc"][:3]) or "receipt"
+            return InvalidReceipt(index=index, error=f"{where}: {first['msg']}"[:200])

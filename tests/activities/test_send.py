@@ -85,7 +85,7 @@ async def test_timeout_after_write_is_reconciled_not_resent(stack: Stack) -> Non
             return resp
 
     flaky = SandboxProvider(httpx.AsyncClient(transport=LoseAnswer(), base_url="http://sandbox"),
-                            api_key="sandbox-key", webhook_secret="sandbox-webhook-secret")
+                            api_key=stack.settings.sandbox_api_key.get_secret_value(), webhook_secret="x")
     acts = SendActivities(stack.store, ProviderRegistry({"sandbox": flaky}, default="sandbox"), default_templates())
     c = customer()
     await stack.store.upsert_customer(c)

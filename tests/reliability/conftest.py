@@ -52,6 +52,7 @@ class WorkerProcess:
             "JOURNEYS_TEMPORAL_ADDRESS": address,
             "JOURNEYS_DATABASE_URL": str(stack.store.engine.url),
             "JOURNEYS_SANDBOX_URL": stack.sandbox_url,
+            "JOURNEYS_SANDBOX_API_KEY": stack.settings.sandbox_api_key.get_secret_value(),
             "JOURNEYS_TASK_QUEUE": stack.task_queue,
             "JOURNEYS_GRACEFUL_SHUTDOWN_SECONDS": str(graceful_seconds),
             "JOURNEYS_LOG_FORMAT": "json",
@@ -93,7 +94,9 @@ def worker_process(http_stack: Stack, dev_env: WorkflowEnvironment) -> Iterator[
 
 async def control(stack: Stack, what: str, seconds: float) -> None:
     async with httpx.AsyncClient(base_url=stack.sandbox_url) as http:
-        (await http.post(f"/v1/control/{what}", json={"seconds": seconds})).raise_for_status()
+        key = stack.settings.sandbox_api_key.get_secret_value()
+        resp = await http.post(f"/v1/control/{what}", json={"seconds": seconds}, headers={"Authorization": f"Bearer {key}"})
+        resp.raise_for_status()
 
 
 async def start_orders(stack: Stack, n: int, phone: str = "010-1234-5678") -> list[str]:

@@ -19,19 +19,10 @@ from tests.factories import customer, order
 from tests.helpers import eventually
 from workflows import Outcome
 
-SECRET = "sandbox-webhook-secret"
-
-
 @pytest.fixture
 async def http(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=stack.webhook_app), base_url="http://hooks") as c:
         yield c
-
-
-def signed(body: bytes, secret: str = SECRET, ts: int | None = None) -> dict[str, str]:
-    ts = int(time.time()) if ts is None else ts
-    return {"X-Sandbox-Timestamp": str(ts), "X-Sandbox-Signature": sign(secret, ts, body),
-            "Content-Type": "application/json"}
 
 
 async def waiting_for_receipt(stack: Stack) -> tuple[str, bytes]:
@@ -55,8 +46,8 @@ async def test_valid_receipt_signals_the_journey_and_a_duplicate_is_harmless(
 ) -> None:
     async with stack.worker():
         workflow_id, body = await waiting_for_receipt(stack)
-        first = await http.post("/webhooks/sandbox", content=body, headers=signed(body))
-        again = await http.post("/webhooks/sandbox", content=body, headers=signed(body))
+        first = await http.post("/webhooks/sandbox", content=body, headers=stack.signed_receipts(body))
+        again = await http.post("/webhooks/sandbox", content=body, headers=stack.signed_receipts(body))
         await env.sleep(timedelta(hours=1))
         timeline = await stack.journeys.timeline(workflow_id)
     assert first.status_code == 200 and first.json()["signalled"] == 1
@@ -81,9 +72,10 @@ async def test_forged_or_missing_signature_gets_401_and_signals_nothing(
     async with stack.worker():
         workflow_id, body = await waiting_for_receipt(stack)
         if headers == "forged":
-            headers = signed(body, secret="guess")
+            ts = int(time.time())
+            headers = {"X-Sandbox-Timestamp": str(ts), "X-Sandbox-Signature": sign("guess", ts, body)}
         elif headers == "stale":
-            headers = signed(body, ts=int(time.time()) - 3600)
+            headers = stack.signed_receipts(body, timestamp=int(time.time()) - 3600)
         resp = await http.post("/webhooks/sandbox", content=body, headers=headers)  # type: ignore[arg-type]
         assert resp.status_code == 401
         await env.sleep(timedelta(hours=1))
@@ -100,12 +92,12 @@ async def test_forged_or_missing_signature_gets_401_and_signals_nothing(
 async def test_unknown_provider_oversized_body_and_unknown_message(stack: Stack, http: httpx.AsyncClient) -> None:
     assert (await http.post("/webhooks/nope", content=b"{}")).status_code == 404
     big = b"x" * (300 * 1024)
-    assert (await http.post("/webhooks/sandbox", content=big, headers=signed(big))).status_code == 413
+    assert (await http.post("/webhooks/sandbox", content=big, headers=stack.signed_receipts(big))).status_code == 413
     body = json.dumps({"receipts": [{"message_id": "sbx_unknown", "status": "delivered"}]}).encode()
-    resp = await http.post("/webhooks/sandbox", content=body, headers=signed(body))
+    resp = await http.post("/webhooks/sandbox", content=body, headers=stack.signed_receipts(body))
     assert resp.status_code == 200 and resp.json()["unknown"] == 1
     bad = b'{"receipts": "nope"}'
-    assert (await http.post("/webhooks/sandbox", content=bad, headers=signed(bad))).status_code == 400
+    assert (await http.post("/webhooks/sandbox", content=bad, headers=stack.signed_receipts(bad))).status_code == 400
 
 
 async def test_receipt_for_an_ended_journey_is_recorded_late_with_200(
@@ -114,7 +106,7 @@ async def test_receipt_for_an_ended_journey_is_recorded_late_with_200(
     async with stack.worker():
         workflow_id, body = await waiting_for_receipt(stack)
         await stack.journeys.client.get_workflow_handle(workflow_id).terminate("operator ended it")
-        resp = await http.post("/webhooks/sandbox", content=body, headers=signed(body))
+        resp = await http.post("/webhooks/sandbox", content=body, headers=stack.signed_receipts(body))
     assert resp.status_code == 200 and resp.json()["late"] == 1
     log = {m.channel: m for m in await stack.store.messages()}
     assert log["alimtalk"].receipt_status == "delivered"
@@ -129,12 +121,12 @@ async def test_events_endpoint_needs_the_api_key(env: WorkflowEnvironment, stack
         assert (await http.post("/events", json=event)).status_code == 401
         assert (await http.post("/events", json=event, headers={"Authorization": "Bearer wrong"})).status_code == 401
         assert (await http.post("/events", json={**event, "order_id": "x' OR 1=1"},
-                                headers={"Authorization": "Bearer dev-api-key"})).status_code == 422
-        ok = await http.post("/events", json=event, headers={"Authorization": "Bearer dev-api-key"})
+                                headers=stack.api_auth())).status_code == 422
+        ok = await http.post("/events", json=event, headers=stack.api_auth())
         assert ok.status_code == 202 and ok.json() == {"delivered": 1}
         result = await handle.result()
         missing = await http.post("/events", json={**event, "order_id": "never-paid"},
-                                  headers={"Authorization": "Bearer dev-api-key"})
+                                  headers=stack.api_auth())
     assert result.outcome == "exited:order.cancelled"
     assert missing.status_code == 404
 
@@ -156,8 +148,8 @@ async def test_reordered_receipts_keep_the_first_outcome(
         both = json.loads(delivered)
         both["receipts"] = [failed["receipts"][0], *both["receipts"]][::-1]  # delivered first, then failed
         batch = json.dumps(both).encode()
-        resp = await http.post("/webhooks/sandbox", content=batch, headers=signed(batch))
-        again = await http.post("/webhooks/sandbox", content=stale, headers=signed(stale))
+        resp = await http.post("/webhooks/sandbox", content=batch, headers=stack.signed_receipts(batch))
+        again = await http.post("/webhooks/sandbox", content=stale, headers=stack.signed_receipts(stale))
         await env.sleep(timedelta(hours=1))
         timeline = await stack.journeys.timeline(workflow_id)
     assert resp.json()["received"] == 2 and resp.json()["duplicate"] == 1
@@ -182,10 +174,10 @@ async def test_receipts_recorded_while_temporal_is_unreachable_are_signalled_whe
                 raise RPCError("connection refused", RPCStatusCode.UNAVAILABLE, b"")
 
         monkeypatch.setattr(stack.journeys.client, "get_workflow_handle", lambda *a, **k: Unreachable())
-        refused = await http.post("/webhooks/sandbox", content=body, headers=signed(body))
+        refused = await http.post("/webhooks/sandbox", content=body, headers=stack.signed_receipts(body))
         monkeypatch.setattr(stack.journeys.client, "get_workflow_handle", real)
         [logged] = await stack.store.messages(workflow_id=workflow_id)
-        retried = await http.post("/webhooks/sandbox", content=body, headers=signed(body))
+        retried = await http.post("/webhooks/sandbox", content=body, headers=stack.signed_receipts(body))
         await env.sleep(timedelta(hours=1))
         timeline = await stack.journeys.timeline(workflow_id)
     assert refused.status_code == 503

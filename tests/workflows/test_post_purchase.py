@@ -169,8 +169,7 @@ async def test_no_alimtalk_receipt_falls_back_after_timeout_and_late_receipt_cha
             "message_id": alimtalk["id"], "reference": alimtalk["reference"], "channel": "alimtalk",
             "status": "delivered", "custom_fields": alimtalk["custom_fields"],
         }]}).encode()
-        ts = int(time.time())
-        headers = {"X-Sandbox-Timestamp": str(ts), "X-Sandbox-Signature": sign("sandbox-webhook-secret", ts, body)}
+        headers = stack.signed_receipts(body)
         with env.auto_time_skipping_disabled():
             async with httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=stack.webhook_app), base_url="http://webhooks"

@@ -118,14 +118,22 @@ async def test_inbox_api(env: WorkflowEnvironment, stack: Stack) -> None:
     async with stack.worker():
         await stack.journeys.order_paid(order(c), c)
         await env.sleep(timedelta(hours=1))
-    auth = {"Authorization": "Bearer dev-api-key"}
+    auth = stack.inbox_auth(c.customer_id)
+    other = member(app=True)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=stack.webhook_app), base_url="http://hooks") as http:
         assert (await http.get(f"/inbox/{c.customer_id}")).status_code == 401
+        # The server-to-server key opens no inbox; another customer's token is forbidden here.
+        assert (await http.get(f"/inbox/{c.customer_id}", headers=stack.api_auth())).status_code == 401
+        assert (await http.get(f"/inbox/{c.customer_id}",
+                               headers=stack.inbox_auth(other.customer_id))).status_code == 403
         inbox = (await http.get(f"/inbox/{c.customer_id}", headers=auth)).json()
         [welcome] = inbox["messages"]
         assert welcome["kind"] == "message" and welcome["read_at"] is None and "환영" in welcome["body"]
+        assert (await http.post(f"/inbox/{c.customer_id}/{welcome['id']}/read",
+                                headers=stack.inbox_auth(other.customer_id))).status_code == 403
         read = await http.post(f"/inbox/{c.customer_id}/{welcome['id']}/read", headers=auth)
         assert read.status_code == 200
-        assert (await http.post(f"/inbox/someone-else/{welcome['id']}/read", headers=auth)).status_code == 404
+        assert (await http.post(f"/inbox/someone-else/{welcome['id']}/read",
+                                headers=stack.inbox_auth("someone-else"))).status_code == 404
         unread = (await http.get(f"/inbox/{c.customer_id}?unread=true", headers=auth)).json()
         assert unread["messages"] == []
