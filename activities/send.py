@@ -6,7 +6,8 @@ Errors become Temporal ``ApplicationError``s here and nowhere else:
 type                     retryable     when
 =======================  ============  ==========================================
 ``ProviderUnavailable``  yes           429/5xx/connect failure (honours Retry-After)
-``SendOutcomeUnknown``   yes           timeout after write; next attempt reconciles
+``SendOutcomeUnknown``   yes           may have been sent (timeout after write, lookup failing):
+                                       the next attempt reconciles by key; never a fallback
 ``ConfigError``          no            bad template, key or sender: the step stops
 =======================  ============  ==========================================
 
@@ -84,6 +85,9 @@ class SendRequest(BaseModel):
     reentry_cooldown: timedelta | None = Field(
         default=None, description="skip if another run of this workflow id sent within this long"
     )
+    reconcile: bool = Field(
+        default=False, description="an earlier request for this key may have sent: settle it first"
+    )
 
     @property
     def idempotency_key(self) -> str:
@@ -97,6 +101,9 @@ class OutcomeStatus(StrEnum):
     REJECTED = "rejected"  # the provider refused it (see error_class)
     SKIPPED = "skipped"  # the policy or the profile ruled it out (see reason)
     DEFERRED = "deferred"  # not now: send again at not_before
+    # Set by the journey, never by the activity:
+    UNKNOWN = "unknown"  # may have been sent, and reconciling did not tell within its window
+    EXPIRED = "expired"  # infrastructure kept it from going out before the step's deadline
 
 
 class SendOutcome(BaseModel):
@@ -143,6 +150,15 @@ def _from_record(record: MessageRecord) -> SendOutcome:
         error_code=record.error_code,
         replayed=True,
     )
+
+
+def _retry_delay(retry_after: timedelta | None) -> timedelta | None:
+    """The provider's Retry-After, but never faster than exponential backoff (1 s doubling to
+    1 min): a provider that says "1 s" through a day-long outage is not called 86,400 times."""
+    if retry_after is None:
+        return None
+    backoff = timedelta(seconds=min(2 ** (activity.info().attempt - 1), 60))
+    return max(retry_after, backoff)
 
 
 class SendActivities:
@@ -193,6 +209,18 @@ class SendActivities:
         def not_sent(reason: str | None, status: OutcomeStatus = OutcomeStatus.SKIPPED, **extra: Any) -> SendOutcome:
             return done(SendOutcome(status=status, channel=req.channel, idempotency_key=key, reason=reason, **extra))
 
+        # A retried attempt settles what an earlier attempt may have sent before anything else:
+        # the profile or the policy may have changed since, but a message the provider took
+        # is sent, whatever they say now.
+        # (A first attempt of a first request skips this read: nothing can have been claimed.)
+        existing = await self._store.get_message(key) if req.reconcile or activity.info().attempt > 1 else None
+        if existing is not None:
+            if existing.status in (MessageStatus.ACCEPTED, MessageStatus.REJECTED):
+                return done(_from_record(existing))
+            found = await self._reconcile(existing)
+            if found is not None:
+                return done(await self._finish(req, self._provider_named(existing.provider), found))
+
         profile = await self._store.get_customer(req.customer_id)
         if profile is None:
             return not_sent("unknown_customer")
@@ -225,29 +253,35 @@ class SendActivities:
         if not created:
             if record.status in (MessageStatus.ACCEPTED, MessageStatus.REJECTED):
                 return done(_from_record(record))
-            # An earlier attempt claimed the row and then died or timed out: ask the provider
-            # before sending again, so a crash between send and log never means two messages.
-            found = await self._lookup(provider, key)
+            # Claimed concurrently, or by an attempt that died: ask the provider before sending
+            # again, so a crash between send and log never means two messages.
+            found = await self._reconcile(record)
             if found is not None:
                 return done(await self._finish(req, provider, found))
+            if record.error_class:  # this attempt calls the provider: no longer "known not sent"
+                await self._store.finish_message(key, record.status, error_class=None)
 
         result = await provider.send(msg)
         if result.status is SendStatus.UNKNOWN:
-            found = await self._lookup(provider, key)
+            await self._store.finish_message(key, MessageStatus.UNKNOWN, error_code=result.error_code)
+            found = await self._lookup(provider, key, maybe_sent=True)
             if found is None:
-                await self._store.finish_message(key, MessageStatus.UNKNOWN, error_code=result.error_code)
+                bound.warning("message.outcome_unknown", error_code=result.error_code)
                 raise ApplicationError(
                     f"outcome of {req.channel.value} send unknown ({result.error_code})",
                     type=OUTCOME_UNKNOWN,
                 )
             result = found
         if result.error_class is ErrorClass.RETRY:
-            await self._store.finish_message(key, MessageStatus.SENDING, error_code=result.error_code)
+            # Known not sent (refused before it was taken): the step may wait, never double-send.
+            await self._store.finish_message(
+                key, MessageStatus.SENDING, error_code=result.error_code, error_class=ErrorClass.RETRY.value
+            )
             bound.warning("message.retry", error_code=result.error_code)
             raise ApplicationError(
                 f"{provider.name} unavailable ({result.error_code})",
                 type=PROVIDER_UNAVAILABLE,
-                next_retry_delay=result.retry_after,
+                next_retry_delay=_retry_delay(result.retry_after),
             )
         outcome = await self._finish(req, provider, result)
         if result.error_class is ErrorClass.RECIPIENT_DEAD:
@@ -259,6 +293,19 @@ class SendActivities:
                 type=CONFIG_ERROR, non_retryable=True,
             )
         return done(outcome)
+
+    def _provider_named(self, name: str) -> Provider:
+        try:
+            return self._providers.get(name)
+        except ConfigError as exc:
+            raise ApplicationError(str(exc), type=CONFIG_ERROR, non_retryable=True) from exc
+
+    async def _reconcile(self, record: MessageRecord) -> SendResult | None:
+        """What the provider holds under an earlier attempt's key; None: it never took it."""
+        # Only a provider answer of 503/429 before the message was taken (recorded as RETRY)
+        # is known not to have sent; any other unfinished claim may have reached the provider.
+        maybe_sent = not (record.status is MessageStatus.SENDING and record.error_class == ErrorClass.RETRY.value)
+        return await self._lookup(self._provider_named(record.provider), record.idempotency_key, maybe_sent=maybe_sent)
 
     def _message(self, req: SendRequest, profile: CustomerProfile, address: str) -> OutboundMessage:
         variables = {**req.variables, **profile_variables(profile)}
@@ -273,11 +320,17 @@ class SendActivities:
             workflow_id=req.workflow_id, step=req.step,
         )
 
-    async def _lookup(self, provider: Provider, key: str) -> SendResult | None:
+    async def _lookup(self, provider: Provider, key: str, *, maybe_sent: bool) -> SendResult | None:
+        """The provider's record of ``key``.
+
+        Raises:
+            ApplicationError: the provider cannot answer: ``SendOutcomeUnknown`` when the message
+                may have been sent (the step must not fall back), else ``ProviderUnavailable``.
+        """
         try:
             return await provider.lookup(key)
         except ProviderUnavailable as exc:
-            raise ApplicationError(str(exc), type=PROVIDER_UNAVAILABLE) from exc
+            raise ApplicationError(str(exc), type=OUTCOME_UNKNOWN if maybe_sent else PROVIDER_UNAVAILABLE) from exc
 
     async def _finish(self, req: SendRequest, provider: Provider, result: SendResult) -> SendOutcome:
         accepted = result.status is SendStatus.ACCEPTED

@@ -90,6 +90,14 @@ class JourneySettings(BaseModel):
     send_timeout: timedelta = Field(
         default=timedelta(seconds=30), gt=timedelta(0), description="one provider call, before it is retried"
     )
+    send_deadline: timedelta | None = Field(
+        default=timedelta(days=2), gt=timedelta(0),
+        description="an outage longer than this (from the step's start) ends the step 'expired'; None: never",
+    )
+    unknown_window: timedelta = Field(
+        default=timedelta(hours=6), gt=timedelta(0),
+        description="how long a send whose outcome is unknown is reconciled before the step ends 'unknown'",
+    )
 
 
 class PostPurchaseSettings(JourneySettings):
@@ -126,6 +134,9 @@ class Outcome(StrEnum):
     DEFERRED = "deferred"
     LATE_RECEIPT = "late_receipt"
     NOT_DELIVERED = "not_delivered"  # every channel of a step failed
+    WAITING = "waiting"  # the store or the provider is down: the step waits and tries again
+    UNKNOWN = "unknown"  # the send may have gone out; reconciling did not tell: nothing else is sent
+    EXPIRED = "expired"  # an outage outlasted the step's deadline: nothing was sent
     CONFIG_ERROR = "config_error"
     EVENT = "event"
     IGNORED = "ignored"  # an event whose data the journey could not read
@@ -151,6 +162,7 @@ class StepResult(BaseModel):
     step: str
     delivered: Channel | None = None
     config_error: bool = False
+    ended: Outcome | None = Field(default=None, description="UNKNOWN or EXPIRED when the step ended so")
 
 
 class JourneyResult(BaseModel):

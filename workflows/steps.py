@@ -23,11 +23,12 @@ from typing import ClassVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError as ActivityTimeout
 
 with workflow.unsafe.imports_passed_through():
     from activities import (
         CONFIG_ERROR,
+        OUTCOME_UNKNOWN,
         KST,
         Channel,
         DeliveryReceipt,
@@ -61,8 +62,16 @@ SEND_RETRY = RetryPolicy(
 SEND_START_TO_CLOSE = timedelta(seconds=30)
 # Patch id (v3): JourneyStage is upserted when the journey waits, not at every stage.
 STAGE_WHEN_WAITING = "stage-when-waiting"
-# After this long of provider outage the step gives up on the channel and falls back.
-SEND_SCHEDULE_TO_CLOSE = timedelta(hours=1)
+# Patch id (v4): an outage delays a step (it never falls back, and an unknown outcome is never
+# taken for a failure); a step ends 'unknown' or 'expired' instead of sending elsewhere.
+OUTAGES_DELAY = "outages-delay-steps"
+# One round of activity retries lasts this long (v1-v3 gave up the channel after one hour); in v4,
+# between rounds the journey waits on a durable timer (shown in the timeline and the UI),
+# doubling up to OUTAGE_MAX_PAUSE. The schedule-to-close timeout is no part of the command
+# sequence checked on replay, so changing it needs no patch.
+SEND_ROUND = timedelta(minutes=10)
+OUTAGE_FIRST_PAUSE = timedelta(minutes=1)
+OUTAGE_MAX_PAUSE = timedelta(minutes=30)
 
 
 class JourneyExit(Exception):
@@ -96,6 +105,8 @@ class JourneyWorkflow:
         self._customer_id = ""
         self._reentry_cooldown: timedelta | None = None
         self._send_timeout = SEND_START_TO_CLOSE
+        self._send_deadline: timedelta | None = JourneySettings().send_deadline
+        self._unknown_window = JourneySettings().unknown_window
         self._stage: str | None = None  # not yet in JourneyStage (v3, see stage())
 
     # signals and query ------------------------------------------------------------------------
@@ -163,17 +174,26 @@ class JourneyWorkflow:
     ) -> StepResult:
         """Send on the first channel; on rejection, failed receipt or no receipt in time, the next.
 
-        Only the first channel that delivers counts: later channels are never sent.
+        Only the first channel that delivers counts: later channels are never sent. A channel is
+        left only on outcomes known not to have sent. While the store or the provider is down
+        the step waits (``waiting`` in the timeline) and tries again; it ends ``expired`` past
+        the journey's ``send_deadline``, and ``unknown`` when a send that may have gone out
+        cannot be reconciled within ``unknown_window``: in neither case is another channel tried.
 
         Raises:
             JourneyExit: an exit event arrived before or during the step.
         """
         tried: list[str] = []
+        started = workflow.now()
         for channel in channels:
             self._raise_if_exited()
-            outcome = await self._send_one(step, channel, template, variables, purpose, tried)
+            outcome = await self._send_one(step, channel, template, variables, purpose, tried, started)
             if outcome is None:
                 return StepResult(step=step, config_error=True)
+            if outcome.status in (OutcomeStatus.UNKNOWN, OutcomeStatus.EXPIRED):
+                # Unknown may have been sent and expired is no longer worth sending: either way
+                # no other channel goes out for this step.
+                return StepResult(step=step, ended=Outcome(outcome.status.value))
             tried.append(outcome.idempotency_key)
             if outcome.status is OutcomeStatus.ACCEPTED:
                 if outcome.receipt is ReceiptMode.NONE:
@@ -298,6 +318,8 @@ class JourneyWorkflow:
         """Run a journey's story coroutine with its send settings; an exit event ends it cleanly."""
         self._customer_id = customer_id
         self._send_timeout = settings.send_timeout
+        self._send_deadline = settings.send_deadline
+        self._unknown_window = settings.unknown_window
         try:
             outcome = await story  # type: ignore[misc]
         except JourneyExit as exc:
@@ -320,42 +342,74 @@ class JourneyWorkflow:
         variables: dict[str, str],
         purpose: Purpose,
         supersedes: list[str],
+        started: datetime,
     ) -> SendOutcome | None:
-        """One channel's send, waiting out deferrals; None on a configuration error."""
+        """One channel's send, waiting out deferrals and outages; None on a configuration error."""
         info = workflow.info()
+        key = idempotency_key(info.workflow_id, step, channel, self._episode())
+        pause = OUTAGE_FIRST_PAUSE
+        waiting_since: datetime | None = None
         while True:
             request = SendRequest(
                 workflow_id=info.workflow_id, journey=self.journey, step=step,
                 customer_id=self._customer_id, channel=channel, template=template,
                 purpose=purpose, variables=variables, journey_time=workflow.now(),
                 supersedes=supersedes, episode=self._episode(), reentry_cooldown=self._reentry_cooldown,
+                reconcile=waiting_since is not None,
             )
             try:
                 outcome: SendOutcome = await workflow.execute_activity_method(
                     SendActivities.send_message,
                     request,
                     start_to_close_timeout=self._send_timeout,
-                    schedule_to_close_timeout=SEND_SCHEDULE_TO_CLOSE,
+                    schedule_to_close_timeout=SEND_ROUND,
                     retry_policy=SEND_RETRY,
                     summary=f"{step} via {channel.value}",
                 )
             except ActivityError as err:
-                cause = err.cause
-                if isinstance(cause, ApplicationError) and cause.type == CONFIG_ERROR:
-                    workflow.logger.error("step %s stopped by a configuration error: %s", step, cause)
-                    self._record(step, Outcome.CONFIG_ERROR, channel, cause.message)
+                failure = _failure_type(err)
+                if failure == CONFIG_ERROR:
+                    workflow.logger.error("step %s stopped by a configuration error: %s", step, err.cause)
+                    self._record(step, Outcome.CONFIG_ERROR, channel, _message_of(err))
                     return None
-                # Retries ran out (a long outage): give the channel up and fall back.
-                return SendOutcome(
-                    status=OutcomeStatus.REJECTED, channel=channel,
-                    idempotency_key=idempotency_key(info.workflow_id, step, channel, self._episode()),
-                    error_code=f"send_failed:{type(cause).__name__ if cause else 'unknown'}",
-                )
+                if not workflow.patched(OUTAGES_DELAY):
+                    # v1-v3: retries ran out (a long outage): give the channel up and fall back.
+                    return SendOutcome(
+                        status=OutcomeStatus.REJECTED, channel=channel, idempotency_key=key,
+                        error_code=f"send_failed:{type(err.cause).__name__ if err.cause else 'unknown'}",
+                    )
+                ended = self._outage_ended(step, channel, failure, started)
+                if ended is not None:
+                    return SendOutcome(status=ended, channel=channel, idempotency_key=key, reason=failure)
+                if waiting_since is None:
+                    waiting_since = workflow.now()
+                    why = "outcome unknown, reconciling" if _maybe_sent(failure) else f"{failure}, will retry"
+                    self._record(step, Outcome.WAITING, channel, why)
+                    workflow.set_current_details(f"{self.journey}: {step} waiting ({why})")
+                # A receipt for this key settles an unknown outcome: the provider took the message.
+                if await self.wait_until(lambda: key in self._receipts, pause, summary=f"{step}: {failure}, try again"):
+                    return SendOutcome(status=OutcomeStatus.ACCEPTED, channel=channel, idempotency_key=key,
+                                       receipt=ReceiptMode.WEBHOOK, reason="settled by its receipt")
+                pause = min(pause * 2, OUTAGE_MAX_PAUSE)
+                continue
             if outcome.status is not OutcomeStatus.DEFERRED or outcome.not_before is None:
                 return outcome
             self._record(step, Outcome.DEFERRED, channel, f"{outcome.reason} until {outcome.not_before}")
             await self.delay_until(outcome.not_before, summary=f"{step}: {outcome.reason}")
             self._raise_if_exited()
+
+    def _outage_ended(self, step: str, channel: Channel, failure: str, started: datetime) -> OutcomeStatus | None:
+        """Whether a send that keeps failing for infrastructure reasons ends its step now, and how."""
+        elapsed = workflow.now() - started
+        if _maybe_sent(failure) and elapsed >= self._unknown_window:
+            self._record(step, Outcome.UNKNOWN, channel, f"may have been sent; not reconciled within {self._unknown_window}")
+            workflow.logger.warning("step %s ended unknown on %s: %s", step, channel.value, failure)
+            return OutcomeStatus.UNKNOWN
+        if self._send_deadline is not None and elapsed >= self._send_deadline:
+            self._record(step, Outcome.EXPIRED, channel, f"{failure} past the deadline of {self._send_deadline}")
+            workflow.logger.warning("step %s expired on %s: %s", step, channel.value, failure)
+            return OutcomeStatus.EXPIRED
+        return None
 
     async def _await_receipt(self, key: str, timeout: timedelta) -> DeliveryReceipt | None:
         try:
@@ -389,3 +443,25 @@ class JourneyWorkflow:
 
     def _step_of(self, key: str) -> str:
         return key.rsplit(":", 2)[-2]
+
+
+def _failure_type(err: ActivityError) -> str:
+    """The type of the last failure behind an activity error (``timeout`` for a timed-out attempt)."""
+    cause: BaseException | None = err.cause
+    while cause is not None:
+        if isinstance(cause, ApplicationError) and cause.type:
+            return cause.type
+        if isinstance(cause, ActivityTimeout) and cause.cause is None:
+            return "timeout"
+        cause = cause.cause
+    return "unknown"
+
+
+def _maybe_sent(failure: str) -> bool:
+    """Whether an attempt that failed so may have reached the provider (reconcile, never fall back)."""
+    return failure in (OUTCOME_UNKNOWN, "timeout", "unknown")
+
+
+def _message_of(err: ActivityError) -> str | None:
+    cause = err.cause
+    return cause.message if isinstance(cause, ApplicationError) else None

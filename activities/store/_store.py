@@ -243,6 +243,11 @@ class Store:
             ).one()
             return MessageRecord.model_validate(row), False
 
+    async def get_message(self, idempotency_key: str) -> MessageRecord | None:
+        """The logged message with this key, or None."""
+        row = await self._one(select(_messages).where(_messages.c.idempotency_key == idempotency_key))
+        return None if row is None else MessageRecord.model_validate(row)
+
     async def finish_message(self, idempotency_key: str, status: MessageStatus, **fields: Any) -> None:
         """Record the provider's answer for a claimed row."""
         async with self._write() as conn:

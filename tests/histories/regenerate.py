@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 from temporalio.client import WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -53,6 +54,24 @@ async def post_purchase_fallback(env: WorkflowEnvironment, stack: Stack) -> Work
     return await post_purchase(env, stack, "010-0000-0002")
 
 
+async def post_purchase_outage(env: WorkflowEnvironment, stack: Stack) -> WorkflowHandle:
+    """The provider is down for two hours when the order is paid (v4: the step waits, then sends)."""
+    key = {"Authorization": f"Bearer {stack.settings.sandbox_api_key.get_secret_value()}"}
+    c = _customer()
+    o = factories.order(c)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=stack.sandbox_app), base_url="http://s") as http:
+        (await http.post("/v1/control/outage", json={"seconds": 3600}, headers=key)).raise_for_status()
+        handle = await stack.journeys.order_paid(o, c)
+        await env.sleep(timedelta(hours=2))
+        (await http.post("/v1/control/outage", json={"seconds": 0}, headers=key)).raise_for_status()
+    await env.sleep(timedelta(hours=1))
+    await stack.journeys.order_shipped(o.order_id)
+    await env.sleep(timedelta(days=1))
+    await stack.journeys.order_delivered(o.order_id)
+    await handle.result()
+    return handle
+
+
 async def cart(env: WorkflowEnvironment, stack: Stack) -> WorkflowHandle:
     c = _customer(app=True)
     handle = await stack.journeys.cart_updated(c.customer_id, {"items": [{"name": "양말", "unit_price": 5000}]},
@@ -78,12 +97,13 @@ async def care(env: WorkflowEnvironment, stack: Stack) -> WorkflowHandle:
 SCENARIOS: dict[str, Scenario] = {
     "post_purchase": post_purchase,
     "post_purchase_fallback": post_purchase_fallback,
+    "post_purchase_outage": post_purchase_outage,
     "cart": cart,
     "care": care,
 }
 
 
-async def main(version: str) -> None:
+async def main(version: str, only: list[str]) -> None:
     from starter.setup import register_search_attributes
 
     env = await WorkflowEnvironment.start_time_skipping(
@@ -92,6 +112,8 @@ async def main(version: str) -> None:
     await register_search_attributes(env.client)
     try:
         for name, scenario in SCENARIOS.items():
+            if only and name not in only:
+                continue
             with tempfile.TemporaryDirectory() as tmp:
                 async with embedded_stack(
                     env.client, database_url=f"sqlite+aiosqlite:///{Path(tmp) / 'h.db'}",
@@ -109,6 +131,6 @@ async def main(version: str) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: python -m tests.histories.regenerate <version>")
-    asyncio.run(main(sys.argv[1]))
+    if len(sys.argv) < 2:
+        sys.exit("usage: python -m tests.histories.regenerate <version> [scenario ...]")
+    asyncio.run(main(sys.argv[1], sys.argv[2:]))
