@@ -82,6 +82,11 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "console", "json"] = "auto"
     log_level: str = "INFO"
 
+    def __repr_args__(self) -> Any:
+        # The database URL may carry a password: never in a repr, a log or a traceback.
+        for name, value in super().__repr_args__():
+            yield name, (_without_password(value) if name == "database_url" else value)
+
     def require_secrets(self, *names: str) -> None:
         """Refuse to go on unless each named secret is set, long enough and not a known value.
 
@@ -100,6 +105,17 @@ class Settings(BaseSettings):
     def policy(self) -> PolicyConfig:
         """The contact-policy settings."""
         return PolicyConfig(brand_name=self.brand_name, opt_out_line=self.opt_out_line)
+
+
+def _without_password(url: Any) -> Any:
+    """``url`` with its password masked (unchanged if it is not a URL)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(str(url)).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable>"
 
 
 def secret_problem(value: str) -> str | None:

@@ -9,23 +9,61 @@ from typing import Any
 
 import structlog
 
-_EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
-_PHONE = re.compile(r"(?<!\d)(?:\+?82[\s\-]?|0)1\d[\s\-]?\d{3,4}[\s\-]?\d{4}(?!\d)")
-_SECRET_KEYS = frozenset({"to", "phone", "email", "address", "token", "push_token", "authorization"})
+# Any e-mail form: dotted, plus-addressed, quoted local parts, unicode and upper-case domains.
+_EMAIL = re.compile(r"""(?:"[^"\r\n]{1,64}"|[\w.!#$%&'*+/=?^`{|}~\-]+)@[\w\-]+(?:\.[\w\-]+)+""")
+# Korean numbers: mobile (010 ...), Seoul and regional landlines (02, 031 ... 064), 070 and 050x,
+# with or without +82, spaces, dots, dashes or brackets; and representative numbers (1588-1234).
+_PHONE = re.compile(
+    r"(?<!\d)(?:(?:\+?82[\s.\-]?\(?0?\)?|\(?0)(?:1[016789]|2|[3-6][1-5]|70|50[2-8])\)?[\s.\-]?\d{3,4}[\s.\-]?\d{4}"
+    r"|1[5-9]\d{2}[\s.\-]?\d{4})(?!\d)"
+)
+# Push tokens (FCM registration tokens, APNs hex tokens, web push endpoints): long opaque strings.
+_TOKEN = re.compile(
+    r"https://[\w.\-]*(?:push|fcm|notify)[\w.\-]*/\S+|[\w\-]{20,}:[\w\-]{40,}|\b[0-9a-fA-F]{64}\b|[\w\-]{100,}"
+)
+# Fields that hold contact data or message content, whatever their value looks like.
+_SECRET_KEYS = frozenset({
+    "to", "phone", "email", "address", "token", "push_token", "push_tokens", "authorization", "name",
+    "customer_name", "body", "subject", "variables", "recipient", "password", "secret", "api_key",
+})
+_MAX_DEPTH = 6
 
 
-def _mask(value: str) -> str:
-    return _PHONE.sub("<phone>", _EMAIL.sub("<email>", value))
+def mask(value: str) -> str:
+    """``value`` with every phone number, e-mail address and push token replaced by a placeholder."""
+    return _PHONE.sub("<phone>", _TOKEN.sub("<token>", _EMAIL.sub("<email>", value)))
+
+
+def _redact(value: Any, depth: int = 0) -> Any:
+    if isinstance(value, str):
+        return mask(value)
+    if depth >= _MAX_DEPTH:
+        return "<nested>"
+    if isinstance(value, dict):
+        return {k: "<redacted>" if str(k).lower() in _SECRET_KEYS else _redact(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_redact(v, depth + 1) for v in value]
+    if isinstance(value, BaseException):
+        return mask(f"{type(value).__name__}: {value}")
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    return mask(str(value))
 
 
 def redact_pii(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-    """Drop contact fields and mask phone numbers and emails anywhere in a log line."""
+    """Mask contact data anywhere in a log line: nested values, rendered exceptions, any field.
+
+    Fields named for contact data (``to``, ``phone``, ``email``, ``name`` ...) are dropped
+    whatever they hold; every other string is searched for phone numbers, e-mail addresses
+    and push tokens. Runs after ``format_exc_info``, so tracebacks are masked too.
+    """
     for key in list(event_dict):
-        value = event_dict[key]
-        if key in _SECRET_KEYS:
+        if key.startswith("_"):  # structlog's own bookkeeping (the stdlib record)
+            continue
+        if key.lower() in _SECRET_KEYS:
             event_dict[key] = "<redacted>"
-        elif isinstance(value, str):
-            event_dict[key] = _mask(value)
+        elif key != "exc_info":
+            event_dict[key] = _redact(event_dict[key])
     return event_dict
 
 
@@ -44,6 +82,9 @@ def configure_logging(*, json: bool | None = None, level: str = "INFO") -> None:
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        # Tracebacks become an "exception" string here, so they are redacted like any value and
+        # JSON logs keep them (not just "exc_info": true).
+        structlog.processors.format_exc_info,
         redact_pii,
     ]
     renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()

@@ -8,6 +8,7 @@ type                     retryable     when
 ``ProviderUnavailable``  yes           429/5xx/connect failure (honours Retry-After)
 ``SendOutcomeUnknown``   yes           may have been sent (timeout after write, lookup failing):
                                        the next attempt reconciles by key; never a fallback
+``StoreUnavailable``     yes           the database failed (its text and values are dropped)
 ``ConfigError``          no            bad template, key or sender: the step stops
 =======================  ============  ==========================================
 
@@ -23,6 +24,7 @@ from typing import Any
 
 import structlog
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import SQLAlchemyError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -52,6 +54,7 @@ log = structlog.get_logger("activities.send")
 CONFIG_ERROR = "ConfigError"
 PROVIDER_UNAVAILABLE = "ProviderUnavailable"
 OUTCOME_UNKNOWN = "SendOutcomeUnknown"
+STORE_UNAVAILABLE = "StoreUnavailable"
 
 
 def idempotency_key(workflow_id: str, step: str, channel: Channel, episode: str | None = None) -> str:
@@ -188,9 +191,19 @@ class SendActivities:
         """Send one journey message at most once.
 
         Raises:
-            ApplicationError: ``ProviderUnavailable``/``SendOutcomeUnknown`` (retryable) or
-                ``ConfigError`` (not retryable).
+            ApplicationError: ``ProviderUnavailable``/``SendOutcomeUnknown``/``StoreUnavailable``
+                (retryable) or ``ConfigError`` (not retryable).
         """
+        try:
+            return await self._send_message(req)
+        except SQLAlchemyError as exc:
+            # A database error's text can carry statement values and row details (a name, a
+            # phone): it reaches neither history nor the logs, only its class does.
+            log.warning("message.store_error", workflow_id=req.workflow_id, step=req.step,
+                        channel=req.channel.value, error=type(exc).__name__)
+            raise ApplicationError(f"store unavailable ({type(exc).__name__})", type=STORE_UNAVAILABLE) from None
+
+    async def _send_message(self, req: SendRequest) -> SendOutcome:
         key = req.idempotency_key
         bound = log.bind(
             workflow_id=req.workflow_id, journey=req.journey, step=req.step,

@@ -133,6 +133,8 @@ class Store:
     @classmethod
     def from_url(cls, url: str, **engine_kwargs: Any) -> Store:
         """Build a store for a database URL."""
+        # Statement parameters (names, message bodies) never reach an exception or a log line.
+        engine_kwargs.setdefault("hide_parameters", True)
         engine = create_async_engine(url, **engine_kwargs)
         if engine.dialect.name == "sqlite":
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
