@@ -13,7 +13,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import event, func, insert, select, update
+from sqlalchemy import event, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -105,6 +105,21 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.close()
 
 
+# Any fixed number: it names this project's migration lock among the database's advisory locks.
+_MIGRATION_LOCK_ID = 7_213_300_011
+
+
+def _lock_for_migration(sync_conn: Any) -> None:
+    """Hold the database's migration lock until the transaction ends."""
+    if sync_conn.dialect.name == "postgresql":
+        sync_conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID})
+    elif sync_conn.dialect.name == "sqlite":
+        # A write takes SQLite's one write lock for the rest of the transaction; the others wait
+        # for it (busy_timeout) and then see the schema the first one made.
+        sync_conn.execute(text("CREATE TABLE IF NOT EXISTS journeys_migration_lock (id INTEGER)"))
+        sync_conn.execute(text("DELETE FROM journeys_migration_lock"))
+
+
 class Store:
     """Customers and the message log.
 
@@ -141,9 +156,15 @@ class Store:
         return cls(engine)
 
     async def migrate(self) -> None:
-        """Bring the schema up to the newest Alembic revision."""
+        """Bring the schema up to the newest Alembic revision.
+
+        Safe when several processes start at once on a fresh database: each migrates under a
+        lock held for its transaction (a PostgreSQL advisory lock; SQLite's write lock), so the
+        first one migrates and the others find the schema current.
+        """
 
         def upgrade(sync_conn: Any) -> None:
+            _lock_for_migration(sync_conn)
             cfg = Config()
             cfg.set_main_option("script_location", str(_MIGRATIONS))
             cfg.attributes["connection"] = sync_conn
