@@ -109,8 +109,8 @@ class PostPurchaseSettings(JourneySettings):
     review_hours_kst: tuple[time, time] | None = Field(
         default=(time(10, 0), time(20, 0)), description="review requests wait for this window; None: any time"
     )
-    review_url: str = "https://shop.example/reviews/new?order={order_id}"
-    sale_url: str = "https://shop.example/sale/recent-buyers"
+    review_url: PlainText = Field(default="https://shop.example/reviews/new?order={order_id}", max_length=500)
+    sale_url: PlainText = Field(default="https://shop.example/sale/recent-buyers", max_length=500)
 
 
 class PostPurchaseInput(BaseModel):
@@ -234,8 +234,8 @@ class CareSettings(JourneySettings):
 
     banner_after: timedelta = Field(default=timedelta(days=7), ge=timedelta(0))
     tier_message_after: timedelta = Field(default=timedelta(days=14), ge=timedelta(0))
-    tutorial_url: str = "https://shop.example/guide"
-    recommendation_url: str = "https://shop.example/for-you"
+    tutorial_url: PlainText = Field(default="https://shop.example/guide", max_length=500)
+    recommendation_url: PlainText = Field(default="https://shop.example/for-you", max_length=500)
 
 
 class CareInput(BaseModel):

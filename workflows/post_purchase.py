@@ -48,7 +48,8 @@ def order_variables(order: Order, review_url: str, sale_url: str) -> dict[str, s
         "order_id": order.order_id,
         "item_name": f"{first} 외 {more}건" if more else first,
         "amount": f"{order.amount:,}",
-        "review_url": review_url.format(order_id=order.order_id),
+        # Not str.format: the URL comes from the caller, and a format string can reach attributes.
+        "review_url": review_url.replace("{order_id}", order.order_id),
         "sale_url": sale_url,
     }
 

@@ -348,3 +348,34 @@ async def test_one_bad_receipt_does_not_fail_the_batch(env: WorkflowEnvironment,
     assert answer["invalid"] == 1 and answer["signalled"] == 1
     assert answer["items"][0].startswith("invalid: ") and answer["items"][1] == "signalled"
     assert logged.receipt_status == "delivered"
+
+
+async def test_a_stalled_body_times_out(stack: Stack, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from starter import webhooks
+
+    monkeypatch.setattr(webhooks, "BODY_TIMEOUT_SECONDS", 0.3)
+
+    async def stalls() -> AsyncIterator[bytes]:
+        yield b'{"type": "app.opened",'
+        await asyncio.sleep(30)
+        yield b"}"
+
+    resp = await asyncio.wait_for(http.post("/events", content=stalls(), headers=stack.api_auth()), timeout=10)
+    assert resp.status_code == 408
+
+
+@pytest.mark.parametrize("url", ["https://x/{order_id.__class__.__mro__}", "https://x/{0}", "https://x/{nope}"])
+async def test_caller_urls_are_not_format_strings(env: WorkflowEnvironment, stack: Stack, url: str) -> None:
+    c = customer()
+    o = order(c)
+    settings = {"review_url": url, "review_hours_kst": None}
+    async with stack.worker():
+        handle = await stack.journeys.order_paid(o, c, settings=settings)
+        await stack.journeys.order_shipped(o.order_id)
+        await stack.journeys.order_delivered(o.order_id)
+        result = await handle.result()
+    review = next(m for m in stack.sandbox.messages.values() if m["custom_fields"]["step"] == "review_request")
+    assert result.outcome == "completed"
+    assert url.replace("{order_id}", o.order_id) in review["body"] and "class" not in review["body"].replace(url, "")
