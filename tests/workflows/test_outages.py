@@ -6,8 +6,6 @@ On the time-skipping server: hours of journey time pass in seconds.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -16,6 +14,7 @@ import pytest
 from sqlalchemy.exc import OperationalError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
+from temporalio.worker import Worker
 
 from activities import OUTCOME_UNKNOWN, Channel, OutcomeStatus, SendActivities, SendRequest, default_templates
 from providers import (
@@ -85,11 +84,21 @@ def activities_with(stack: Stack, *, store: Any = None, provider: Any = None) ->
     return SendActivities(store or stack.store, registry, default_templates())
 
 
-@contextmanager
-def worker_for(stack: Stack, acts: SendActivities) -> Iterator[Any]:
+def worker_for(stack: Stack, acts: SendActivities) -> Worker:
     from worker import build_worker
 
-    yield build_worker(stack.journeys.client, acts, task_queue=stack.task_queue)
+    return build_worker(stack.journeys.client, acts, task_queue=stack.task_queue)
+
+
+async def paid_with(
+    env: WorkflowEnvironment, stack: Stack, acts: SendActivities, phone: str, hours: int
+) -> tuple[str, list[TimelineEntry]]:
+    """Pay an order for a customer with ``phone``, run ``hours`` of journey time on ``acts``."""
+    c = customer(phone)
+    async with worker_for(stack, acts):
+        handle = await stack.journeys.order_paid(order(c), c, settings=SETTINGS)
+        await env.sleep(timedelta(hours=hours))
+        return handle.id, await stack.journeys.timeline(handle.id)
 
 
 def steps(timeline: list[TimelineEntry], step: str) -> list[tuple[Channel | None, Outcome]]:
@@ -104,16 +113,15 @@ async def test_store_down_for_two_hours_delays_the_step_and_sends_once(env: Work
     outage = StoreOutage(stack.store)
     c = customer()
     o = order(c)
-    with worker_for(stack, activities_with(stack, store=outage)) as worker:
-        async with worker:
-            outage.down = True
-            handle = await stack.journeys.order_paid(o, c, settings=SETTINGS)
-            await env.sleep(timedelta(hours=2))
-            during = await stack.journeys.timeline(handle.id)
-            sent_during = len(stack.sandbox.messages)
-            outage.down = False
-            await env.sleep(timedelta(hours=1))
-            after = await stack.journeys.timeline(handle.id)
+    async with worker_for(stack, activities_with(stack, store=outage)):
+        outage.down = True
+        handle = await stack.journeys.order_paid(o, c, settings=SETTINGS)
+        await env.sleep(timedelta(hours=2))
+        during = await stack.journeys.timeline(handle.id)
+        sent_during = len(stack.sandbox.messages)
+        outage.down = False
+        await env.sleep(timedelta(hours=1))
+        after = await stack.journeys.timeline(handle.id)
     assert sent_during == 0
     assert steps(during, "payment_complete") == [(Channel.ALIMTALK, Outcome.WAITING)]
     assert steps(after, "payment_complete") == [
@@ -151,31 +159,21 @@ async def test_a_provider_outage_past_the_deadline_expires_the_step_and_the_jour
 async def test_an_unknown_outcome_never_falls_back_and_ends_unknown(env: WorkflowEnvironment, stack: Stack) -> None:
     """The AlimTalk reached the provider but its answer was lost and lookups keep failing: no SMS."""
     lost = AnswerLost(stack.providers.get("sandbox"))
-    c = customer("010-0000-0002")  # AlimTalk accepted, no receipt ever: nothing settles it
-    o = order(c)
-    with worker_for(stack, activities_with(stack, provider=lost)) as worker:
-        async with worker:
-            handle = await stack.journeys.order_paid(o, c, settings=SETTINGS)
-            await env.sleep(timedelta(hours=4))
-            timeline = await stack.journeys.timeline(handle.id)
+    # ...0002: AlimTalk accepted, no receipt ever: nothing settles it
+    workflow_id, timeline = await paid_with(env, stack, activities_with(stack, provider=lost), "010-0000-0002", 4)
     assert steps(timeline, "payment_complete") == [
         (Channel.ALIMTALK, Outcome.WAITING), (Channel.ALIMTALK, Outcome.UNKNOWN)]
     unknown = next(e for e in timeline if e.outcome is Outcome.UNKNOWN)
     assert timedelta(hours=3) <= unknown.elapsed < timedelta(hours=4)
     assert [m["channel"] for m in stack.sandbox.messages.values()] == ["alimtalk"]  # sent once, no SMS
-    [logged] = await stack.store.messages(workflow_id=handle.id)
+    [logged] = await stack.store.messages(workflow_id=workflow_id)
     assert logged.status == "unknown"
 
 
 async def test_a_receipt_settles_an_unknown_outcome(env: WorkflowEnvironment, stack: Stack) -> None:
     lost = AnswerLost(stack.providers.get("sandbox"))
-    c = customer()  # delivered: the sandbox's receipt reaches the journey though the answer was lost
-    o = order(c)
-    with worker_for(stack, activities_with(stack, provider=lost)) as worker:
-        async with worker:
-            handle = await stack.journeys.order_paid(o, c, settings=SETTINGS)
-            await env.sleep(timedelta(hours=1))
-            timeline = await stack.journeys.timeline(handle.id)
+    # delivered: the sandbox's receipt reaches the journey though the answer was lost
+    _, timeline = await paid_with(env, stack, activities_with(stack, provider=lost), "010-1234-5678", 1)
     assert steps(timeline, "payment_complete")[-1] == (Channel.ALIMTALK, Outcome.DELIVERED)
     assert Outcome.UNKNOWN not in [e.outcome for e in timeline]
     assert [m["channel"] for m in stack.sandbox.messages.values()] == ["alimtalk"]
