@@ -20,6 +20,7 @@ from activities.send import (
 from activities.store import MessageRecord, MessageStatus, ReceiptRecord, Store
 from activities.templates import Template, TemplateRegistry, default_templates, profile_variables
 from providers import (
+    EDGE,
     Channel,
     DeliveryReceipt,
     ErrorClass,
@@ -32,6 +33,7 @@ from providers import (
 
 __all__ = [
     "CONFIG_ERROR",
+    "EDGE",
     "KST",
     "OUTCOME_UNKNOWN",
     "PROVIDER_UNAVAILABLE",

@@ -1,6 +1,7 @@
 """Channel providers: HTTP/SMTP clients with no Temporal in them."""
 
 from providers.base import (
+    EDGE,
     MAX_JSON_BYTES,
     MAX_JSON_DEPTH,
     PHONE_CHANNELS,
@@ -17,6 +18,7 @@ from providers.base import (
     SendResult,
     SendStatus,
     SmsKind,
+    at_edge,
     bounded_json,
     json_depth,
 )
@@ -34,7 +36,9 @@ from providers.korean import cp949_length, sms_kind
 from providers.registry import ProviderRegistry
 
 __all__ = [
+    "EDGE",
     "MAX_JSON_BYTES",
+    "at_edge",
     "MAX_JSON_DEPTH",
     "PHONE_CHANNELS",
     "PlainText",

@@ -18,6 +18,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities import (
+    EDGE,
     Channel,
     CustomerProfile,
     Store,
@@ -89,7 +90,7 @@ def _attributes(customer_id: str, journey: str, stage: str) -> TypedSearchAttrib
 
 def _parse(model: type[M], value: M | Mapping[str, Any], what: str) -> M:
     try:
-        return model.model_validate(value.model_dump() if isinstance(value, BaseModel) else value)
+        return model.model_validate(value.model_dump() if isinstance(value, BaseModel) else value, context=EDGE)
     except ValidationError as exc:
         raise InvalidInput.from_validation(what, exc) from None
 

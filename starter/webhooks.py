@@ -33,6 +33,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities import DeliveryReceipt, ReceiptRecord, Store
 from providers import (
+    EDGE,
     ConfigError,
     InvalidReceipt,
     PlainText,
@@ -221,7 +222,7 @@ def create_webhook_app(
         check_key(request.headers.get("authorization"))  # before a byte of the body is read
         payload = _json(await read_body(request), max_depth=MAX_EVENT_DEPTH)
         try:
-            body = EventIn.model_validate(payload)
+            body = EventIn.model_validate(payload, context=EDGE)
         except ValidationError as exc:
             raise HTTPException(422, str(InvalidInput.from_validation("event", exc))[:400]) from None
         try:

@@ -14,13 +14,17 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities import Channel, PlainText, bounded_json
+    from activities import EDGE, Channel, PlainText, bounded_json
 
 # Bounds on what callers put into history (DESIGN §8a): a 9,000-item order or a 10**5000 amount
-# is refused at the facade and at /events, never sent to Temporal.
-MAX_ITEMS = 100
-MAX_AMOUNT = 10**10  # KRW
-MAX_QUANTITY = 10_000
+# is refused at the facade and at /events, never sent to Temporal. Static bounds are generous
+# enough for anything older code let into history (a model that no longer loads would fail a
+# running journey on replay); text checks run on new input only (``EDGE``).
+MAX_ORDER_ITEMS = 1000
+MAX_CART_ITEMS = 200
+MAX_AMOUNT = 10**12  # KRW
+MAX_QUANTITY = 10**6
+MAX_DURATION = timedelta(days=3650)  # beyond what a timer can hold, a setting is a mistake
 
 ORDER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 OrderId = Annotated[str, Field(pattern=ORDER_ID_PATTERN, description="opaque order id, no PII")]
@@ -51,7 +55,7 @@ class JourneyEvent(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     type: EventType
-    event_id: PlainText | None = Field(default=None, min_length=1, max_length=200)
+    event_id: PlainText | None = Field(default=None, max_length=200)
     occurred_at: datetime | None = Field(default=None, description="when it happened, per the sender")
     received_at: datetime | None = Field(default=None, description="journey time it reached the journey")
     data: Annotated[dict[str, Any], AfterValidator(bounded_json)] = Field(
@@ -77,7 +81,7 @@ class Order(BaseModel):
     order_id: OrderId
     customer_id: CustomerId
     amount: int = Field(gt=0, le=MAX_AMOUNT, description="total paid, KRW")
-    items: list[OrderItem] = Field(min_length=1, max_length=MAX_ITEMS)
+    items: list[OrderItem] = Field(min_length=1, max_length=MAX_ORDER_ITEMS)
     paid_at: datetime | None = None
 
 
@@ -86,16 +90,17 @@ class JourneySettings(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    receipt_timeout: timedelta = Field(default=timedelta(minutes=10), gt=timedelta(0))
+    receipt_timeout: timedelta = Field(default=timedelta(minutes=10), gt=timedelta(0), le=MAX_DURATION)
     send_timeout: timedelta = Field(
-        default=timedelta(seconds=30), gt=timedelta(0), description="one provider call, before it is retried"
+        default=timedelta(seconds=30), gt=timedelta(0), le=MAX_DURATION,
+        description="one provider call, before it is retried",
     )
     send_deadline: timedelta | None = Field(
-        default=timedelta(days=2), gt=timedelta(0),
+        default=timedelta(days=2), gt=timedelta(0), le=MAX_DURATION,
         description="an outage longer than this (from the step's start) ends the step 'expired'; None: never",
     )
     unknown_window: timedelta = Field(
-        default=timedelta(hours=6), gt=timedelta(0),
+        default=timedelta(hours=6), gt=timedelta(0), le=MAX_DURATION,
         description="how long a send whose outcome is unknown is reconciled before the step ends 'unknown'",
     )
 
@@ -103,9 +108,9 @@ class JourneySettings(BaseModel):
 class PostPurchaseSettings(JourneySettings):
     """Timings and links of the post-purchase journey (the demo compresses the timings)."""
 
-    review_delay: timedelta = Field(default=timedelta(days=3), ge=timedelta(0))
-    sale_after_delivery: timedelta = Field(default=timedelta(days=14), ge=timedelta(0))
-    give_up_after: timedelta = Field(default=timedelta(days=30), gt=timedelta(0))
+    review_delay: timedelta = Field(default=timedelta(days=3), ge=timedelta(0), le=MAX_DURATION)
+    sale_after_delivery: timedelta = Field(default=timedelta(days=14), ge=timedelta(0), le=MAX_DURATION)
+    give_up_after: timedelta = Field(default=timedelta(days=30), gt=timedelta(0), le=MAX_DURATION)
     review_hours_kst: tuple[time, time] | None = Field(
         default=(time(10, 0), time(20, 0)), description="review requests wait for this window; None: any time"
     )
@@ -186,7 +191,7 @@ class Cart(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    items: list[CartItem] = Field(min_length=1, max_length=MAX_ITEMS)
+    items: list[CartItem] = Field(min_length=1, max_length=MAX_CART_ITEMS)
     url: PlainText = Field(default="https://shop.example/cart", max_length=500)
 
     @property
@@ -197,9 +202,9 @@ class Cart(BaseModel):
 class CartSettings(JourneySettings):
     """Timings of the cart-abandonment journey."""
 
-    idle_after: timedelta = Field(default=timedelta(hours=1), gt=timedelta(0))
-    second_touch_after: timedelta = Field(default=timedelta(hours=24), gt=timedelta(0))
-    reentry_cooldown: timedelta = Field(default=timedelta(days=7), ge=timedelta(0))
+    idle_after: timedelta = Field(default=timedelta(hours=1), gt=timedelta(0), le=MAX_DURATION)
+    second_touch_after: timedelta = Field(default=timedelta(hours=24), gt=timedelta(0), le=MAX_DURATION)
+    reentry_cooldown: timedelta = Field(default=timedelta(days=7), ge=timedelta(0), le=MAX_DURATION)
     coupon_code: str = Field(default="CART10", min_length=1, max_length=40)
     continue_as_new_after: int = Field(default=2000, ge=100, description="history events per run")
 
@@ -232,8 +237,8 @@ class CartInput(BaseModel):
 class CareSettings(JourneySettings):
     """Timings and links of the post-purchase care journey."""
 
-    banner_after: timedelta = Field(default=timedelta(days=7), ge=timedelta(0))
-    tier_message_after: timedelta = Field(default=timedelta(days=14), ge=timedelta(0))
+    banner_after: timedelta = Field(default=timedelta(days=7), ge=timedelta(0), le=MAX_DURATION)
+    tier_message_after: timedelta = Field(default=timedelta(days=14), ge=timedelta(0), le=MAX_DURATION)
     tutorial_url: PlainText = Field(default="https://shop.example/guide", max_length=500)
     recommendation_url: PlainText = Field(default="https://shop.example/for-you", max_length=500)
 
@@ -313,4 +318,4 @@ def event_data(event_type: EventType, data: dict[str, Any]) -> dict[str, Any]:
     Raises:
         pydantic.ValidationError: the data does not fit the event type.
     """
-    return EVENT_DATA[event_type].model_validate(data).model_dump(mode="json", exclude_none=True)
+    return EVENT_DATA[event_type].model_validate(data, context=EDGE).model_dump(mode="json", exclude_none=True)

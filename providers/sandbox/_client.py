@@ -9,6 +9,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from providers.base import (
+    EDGE,
     Channel,
     DeliveryReceipt,
     ErrorClass,
@@ -190,20 +191,20 @@ class SandboxProvider:
     def _receipt(self, index: int, item: object) -> DeliveryReceipt | InvalidReceipt:
         try:
             r = _ReceiptIn.model_validate(item)
-            return DeliveryReceipt(
-                provider=self.name,
-                provider_message_id=r.message_id,
-                idempotency_key=r.reference,
-                status=r.status,
-                error_code=r.error_code,
-                error_class=ERROR_CLASSES.get(r.error_code or "", ErrorClass.FALLBACK)
+            return DeliveryReceipt.model_validate({
+                "provider": self.name,
+                "provider_message_id": r.message_id,
+                "idempotency_key": r.reference,
+                "status": r.status,
+                "error_code": r.error_code,
+                "error_class": ERROR_CLASSES.get(r.error_code or "", ErrorClass.FALLBACK)
                 if r.status is ReceiptStatus.FAILED
                 else None,
-                occurred_at=r.occurred_at,
-                workflow_id=r.custom_fields.get("workflow_id"),
-                step=r.custom_fields.get("step"),
-                channel=r.channel,
-            )
+                "occurred_at": r.occurred_at,
+                "workflow_id": r.custom_fields.get("workflow_id"),
+                "step": r.custom_fields.get("step"),
+                "channel": r.channel,
+            }, context=EDGE)
         except ValidationError as exc:
             first = exc.errors(include_url=False, include_input=False)[0]
             where = ".".join(str(p) for p in first["loc"][:3]) or "receipt"

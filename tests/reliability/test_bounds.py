@@ -19,7 +19,7 @@ from temporalio.api.enums.v1 import EventType as HistoryEventType
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
-from activities import Channel
+from activities import EDGE, Channel, CustomerProfile
 from providers import ProviderRegistry
 from providers.sandbox import SandboxProvider
 from providers.signing import sign
@@ -75,7 +75,7 @@ async def poke_with_malformed_events(
     await handle.signal("event", {"type": "cart.updated", "event_id": "bad-1", "data": {"cart": {"items": []}}})
     await handle.signal("event", {"type": "cart.updated", "data": {"cart": "nope"}})
     await handle.signal("event", {"type": "no.such.event"})  # cannot even be decoded: dropped by the SDK
-    await handle.signal("event", {"type": "app.opened", "data": {"x": "y" * 70_000}})  # over the cap: dropped
+    await handle.signal("event", {"type": "app.opened", "data": {"x": "y" * 70_000}})  # another client's: loads
     await stack.journeys.timeline(workflow_id)  # still answers queries
 
 
@@ -198,9 +198,9 @@ async def test_control_characters_are_refused_before_anything_is_stored(stack: S
 
 
 @pytest.mark.parametrize("overrides", [
-    {"amount": 10**5000}, {"amount": 10**11},
+    {"amount": 10**5000}, {"amount": 10**13},
     {"items": [{"name": "양말", "unit_price": 1}] * 9000},
-    {"items": [{"name": "양말", "unit_price": 10**11}]},
+    {"items": [{"name": "양말", "unit_price": 10**13}]},
     {"items": [{"name": "양말", "unit_price": 1, "quantity": 10**9}]},
 ], ids=["huge-amount", "amount-over-limit", "9000-items", "huge-price", "huge-quantity"])
 async def test_oversized_orders_are_refused_before_anything_is_written(stack: Stack, overrides: dict[str, Any]) -> None:
@@ -214,13 +214,27 @@ async def test_oversized_orders_are_refused_before_anything_is_written(stack: St
     assert await stack.store.get_customer(c.customer_id) is None
 
 
-def test_event_data_is_capped_in_size_and_depth() -> None:
+def test_new_event_data_is_capped_in_size_and_depth_and_history_still_loads() -> None:
     deep: Any = "x"
     for _ in range(20):
         deep = {"a": deep}
-    for data in ({"x": "y" * 70_000}, deep):
+    for data in ({"x": "y" * 70_000}, deep, {"x": "a\x00b"}):
+        event = {"type": "app.opened", "event_id": "e\n1", "data": data}
         with pytest.raises(ValidationError):
-            JourneyEvent(type=EventType.APP_OPENED, data=data)
+            JourneyEvent.model_validate(event, context=EDGE)
+        # What older code let into history still loads: a replay must not fail a running journey.
+        assert JourneyEvent.model_validate(event).data == data
+
+
+def test_stored_profiles_and_orders_older_code_accepted_still_load() -> None:
+    from workflows import Order
+
+    profile = customer().model_dump() | {"name": "김\n하늘", "tier": "vip\x00"}
+    with pytest.raises(ValidationError):
+        CustomerProfile.model_validate(profile, context=EDGE)
+    assert CustomerProfile.model_validate(profile).name == "김\n하늘"
+    old = order(customer()).model_dump() | {"items": [{"name": "양말\n2켤레", "unit_price": 1}] * 150}
+    assert len(Order.model_validate(old).items) == 150
 
 
 @pytest.mark.parametrize(("body", "status"), [
@@ -379,3 +393,14 @@ async def test_caller_urls_are_not_format_strings(env: WorkflowEnvironment, stac
     review = next(m for m in stack.sandbox.messages.values() if m["custom_fields"]["step"] == "review_request")
     assert result.outcome == "completed"
     assert url.replace("{order_id}", o.order_id) in review["body"] and "class" not in review["body"].replace(url, "")
+
+
+@pytest.mark.parametrize("settings", [
+    {"give_up_after": "P100000D"}, {"receipt_timeout": "P99999999D"}, {"send_deadline": "P4000D"},
+    {"review_url": "https://x/" + "a" * 600}, {"sale_url": "https://x/\nInjected: header"},
+], ids=["give-up", "receipt-timeout", "deadline", "long-url", "newline-url"])
+async def test_journey_settings_a_timer_cannot_hold_are_refused(stack: Stack, settings: dict[str, Any]) -> None:
+    c = customer()
+    with pytest.raises(InvalidInput):
+        await stack.journeys.order_paid(order(c), c, settings=settings)
+    assert await stack.store.get_customer(c.customer_id) is None
