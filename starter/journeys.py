@@ -358,7 +358,13 @@ class Journeys:
         return delivered
 
     async def unsubscribe(self, customer_id: str, channels: list[Channel] | None = None) -> None:
-        """Withdraw marketing consent (all channels, or some); informational messages still go."""
+        """Withdraw marketing consent (all channels, or some); informational messages still go.
+
+        Raises:
+            InvalidInput: the customer id is malformed.
+            JourneyNotFound: no such customer.
+        """
+        customer_id = _validated(_CUSTOMER_ID, customer_id, "customer_id")
         profile = await self.store.get_customer(customer_id)
         if profile is None:
             raise JourneyNotFound(f"no customer {customer_id!r}")

@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
 import structlog
@@ -70,11 +70,11 @@ class SendBody(BaseModel):
     to: str = Field(min_length=1, max_length=320)
     body: str = Field(max_length=10_000)
     subject: str | None = Field(default=None, max_length=200)
-    template_code: str | None = None
-    sender: str | None = None
-    message_type: str | None = None
+    template_code: str | None = Field(default=None, max_length=100)
+    sender: str | None = Field(default=None, max_length=100)
+    message_type: str | None = Field(default=None, max_length=10)
     reference: str | None = Field(default=None, max_length=300)
-    custom_fields: dict[str, str] = Field(default_factory=dict)
+    custom_fields: dict[str, Annotated[str, Field(max_length=300)]] = Field(default_factory=dict, max_length=10)
 
 
 class OutageBody(BaseModel):
