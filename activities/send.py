@@ -267,8 +267,9 @@ class SendActivities:
             if record.status in (MessageStatus.ACCEPTED, MessageStatus.REJECTED):
                 return done(_from_record(record))
             # Claimed concurrently, or by an attempt that died: ask the provider before sending
-            # again, so a crash between send and log never means two messages.
-            found = await self._reconcile(record)
+            # again (unless this attempt asked already), so a crash between send and log never
+            # means two messages.
+            found = None if existing is not None else await self._reconcile(record)
             if found is not None:
                 return done(await self._finish(req, provider, found))
             if record.error_class:  # this attempt calls the provider: no longer "known not sent"

@@ -348,14 +348,14 @@ class JourneyWorkflow:
         info = workflow.info()
         key = idempotency_key(info.workflow_id, step, channel, self._episode())
         pause = OUTAGE_FIRST_PAUSE
-        waiting_since: datetime | None = None
+        waiting = False  # an earlier round failed: the next one settles its claim first
         while True:
             request = SendRequest(
                 workflow_id=info.workflow_id, journey=self.journey, step=step,
                 customer_id=self._customer_id, channel=channel, template=template,
                 purpose=purpose, variables=variables, journey_time=workflow.now(),
                 supersedes=supersedes, episode=self._episode(), reentry_cooldown=self._reentry_cooldown,
-                reconcile=waiting_since is not None,
+                reconcile=waiting,
             )
             try:
                 outcome: SendOutcome = await workflow.execute_activity_method(
@@ -381,8 +381,8 @@ class JourneyWorkflow:
                 ended = self._outage_ended(step, channel, failure, started)
                 if ended is not None:
                     return SendOutcome(status=ended, channel=channel, idempotency_key=key, reason=failure)
-                if waiting_since is None:
-                    waiting_since = workflow.now()
+                if not waiting:
+                    waiting = True
                     why = "outcome unknown, reconciling" if _maybe_sent(failure) else f"{failure}, will retry"
                     self._record(step, Outcome.WAITING, channel, why)
                     workflow.set_current_details(f"{self.journey}: {step} waiting ({why})")
@@ -402,14 +402,15 @@ class JourneyWorkflow:
         """Whether a send that keeps failing for infrastructure reasons ends its step now, and how."""
         elapsed = workflow.now() - started
         if _maybe_sent(failure) and elapsed >= self._unknown_window:
-            self._record(step, Outcome.UNKNOWN, channel, f"may have been sent; not reconciled within {self._unknown_window}")
-            workflow.logger.warning("step %s ended unknown on %s: %s", step, channel.value, failure)
-            return OutcomeStatus.UNKNOWN
-        if self._send_deadline is not None and elapsed >= self._send_deadline:
-            self._record(step, Outcome.EXPIRED, channel, f"{failure} past the deadline of {self._send_deadline}")
-            workflow.logger.warning("step %s expired on %s: %s", step, channel.value, failure)
-            return OutcomeStatus.EXPIRED
-        return None
+            ended, detail = Outcome.UNKNOWN, f"may have been sent; not reconciled within {self._unknown_window}"
+        elif self._send_deadline is not None and elapsed >= self._send_deadline:
+            ended, detail = Outcome.EXPIRED, f"{failure} past the deadline of {self._send_deadline}"
+        else:
+            return None
+        self._record(step, ended, channel, detail)
+        workflow.set_current_details(f"{self.journey}: {step} ended {ended.value} ({detail})")
+        workflow.logger.warning("step %s ended %s on %s: %s", step, ended.value, channel.value, failure)
+        return OutcomeStatus(ended.value)
 
     async def _await_receipt(self, key: str, timeout: timedelta) -> DeliveryReceipt | None:
         try:
