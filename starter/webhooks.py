@@ -184,6 +184,7 @@ def create_webhook_app(
             unknown=counted["unknown"], duplicate=sum(1 for r in records if r is not None and r.duplicate),
             invalid=len(parsed) - len(good), items=items,
         )
+
     async def signal_receipt(provider_name: str, receipt: DeliveryReceipt, record: ReceiptRecord | None) -> str:
         """Signal the journey that sent the message; what happened: ``signalled``, ``late``,
         ``unknown`` or ``unavailable``."""
