@@ -29,6 +29,7 @@ from fastapi import FastAPI, HTTPException, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities import DeliveryReceipt, ReceiptRecord, Store
@@ -125,6 +126,14 @@ def create_webhook_app(
     """
     app = api_app("Durable Journeys webhooks", docs=docs)
     store: Store = journeys.store
+
+    @app.exception_handler(RPCError)
+    @app.exception_handler(SQLAlchemyError)
+    async def unavailable(request: Request, exc: Exception) -> JSONResponse:
+        # Temporal or the database failed, not the caller: ask for a retry, and log only the
+        # class (a database error's text can carry row values).
+        log.warning("webhook.dependency_unavailable", path=request.url.path, error=type(exc).__name__)
+        return JSONResponse({"detail": "service unavailable, retry"}, 503, headers={"Retry-After": "5"})
 
     @app.exception_handler(RequestValidationError)
     async def short_validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

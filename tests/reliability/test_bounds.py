@@ -404,3 +404,30 @@ async def test_journey_settings_a_timer_cannot_hold_are_refused(stack: Stack, se
     with pytest.raises(InvalidInput):
         await stack.journeys.order_paid(order(c), c, settings=settings)
     assert await stack.store.get_customer(c.customer_id) is None
+
+
+@pytest.mark.parametrize("failure", ["temporal", "database"])
+async def test_an_unreachable_dependency_is_a_503_not_a_500(
+    stack: Stack, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch, failure: str
+) -> None:
+    from sqlalchemy.exc import OperationalError
+    from temporalio.service import RPCError, RPCStatusCode
+
+    c = customer(app_installed=True)
+    await stack.store.upsert_customer(c)
+
+    async def down(*args: Any, **kwargs: Any) -> Any:
+        if failure == "temporal":
+            raise RPCError("connection refused", RPCStatusCode.UNAVAILABLE, b"")
+        raise OperationalError("SELECT", {"name": "김하늘"}, ConnectionRefusedError("db down"))
+
+    if failure == "temporal":
+        monkeypatch.setattr(stack.journeys, "_signal_if_running", down)
+    else:
+        monkeypatch.setattr(stack.store, "inbox", down)
+        monkeypatch.setattr(stack.store, "claim_event", down)
+    event = await http.post("/events", json={"type": "order.shipped", "order_id": "o-1"}, headers=stack.api_auth())
+    assert event.status_code == 503 and "김하늘" not in event.text
+    if failure == "database":
+        inbox = await http.get(f"/inbox/{c.customer_id}", headers=stack.inbox_auth(c.customer_id))
+        assert inbox.status_code == 503
