@@ -134,14 +134,15 @@ async def ours_split(client: Client, n: int, database_url: str) -> dict[str, Any
     sandbox`, `journeys webhooks`), the worker and the app's facade here."""
     from starter.journeys import Journeys
     from starter.serve import free_port
-    from worker import Settings, build_activities, build_providers, build_worker
+    from worker import SECRET_SETTINGS, Settings, build_activities, build_providers, build_worker, dev_settings
 
     sandbox_port, webhook_port = free_port(), free_port()
-    settings = Settings(database_url=database_url, sandbox_url=f"http://127.0.0.1:{sandbox_port}",
-                        temporal_address=client.service_client.config.target_host,
-                        task_queue=f"split-{uuid.uuid4()}")
+    settings = dev_settings(Settings(database_url=database_url, sandbox_url=f"http://127.0.0.1:{sandbox_port}",
+                                     temporal_address=client.service_client.config.target_host,
+                                     task_queue=f"split-{uuid.uuid4()}"))
     env = {**os.environ, "JOURNEYS_DATABASE_URL": database_url, "JOURNEYS_LOG_LEVEL": "ERROR",
-           "JOURNEYS_TEMPORAL_ADDRESS": settings.temporal_address}
+           "JOURNEYS_TEMPORAL_ADDRESS": settings.temporal_address,
+           **{f"JOURNEYS_{name.upper()}": getattr(settings, name).get_secret_value() for name in SECRET_SETTINGS}}
     store = Store.from_url(database_url)
     await store.migrate()
     procs = [
