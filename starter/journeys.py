@@ -298,9 +298,9 @@ class Journeys:
         event = checked_event({"type": EventType.CART_UPDATED, "event_id": event_id,
                                "data": {"cart": parsed.model_dump(mode="json")}})
         workflow_id = cart_id(customer_id)
-        if event_id is not None and not await self.store.claim_event(workflow_id, event_id):
+        if event_id is not None and await self.store.event_seen(workflow_id, event_id):
             return self.client.get_workflow_handle(workflow_id, result_type=JourneyResult)  # seen: dropped
-        return await self.client.start_workflow(
+        handle = await self.client.start_workflow(
             CartAbandonmentJourney.run,
             CartInput(customer_id=customer_id, settings=self.cart),
             id=workflow_id,
@@ -310,6 +310,9 @@ class Journeys:
             search_attributes=_attributes(customer_id, CartAbandonmentJourney.journey, "browsing"),
             static_summary="Cart-abandonment journey",
         )
+        if event_id is not None:
+            await self.store.remember_event(workflow_id, event_id)
+        return handle
 
     async def cart_cleared(self, customer_id: str) -> bool:
         """End the customer's cart journey (the cart was emptied); False if none runs."""
@@ -382,16 +385,16 @@ class Journeys:
         events never reach history, which has a size limit.
         """
         event_id = event.event_id
-        if event_id is not None and not await self.store.claim_event(workflow_id, event_id):
+        if event_id is not None and await self.store.event_seen(workflow_id, event_id):
             return True
         try:
             await self.client.get_workflow_handle(workflow_id).signal(JourneyWorkflow.on_event, event)
         except RPCError as exc:
-            if event_id is not None:
-                await self.store.release_event(workflow_id, event_id)
             if exc.status is RPCStatusCode.NOT_FOUND:
                 return False
             raise
+        if event_id is not None:
+            await self.store.remember_event(workflow_id, event_id)
         return True
 
     async def order_shipped(self, order_id: str, **data: Any) -> bool:

@@ -405,25 +405,25 @@ class Store:
 
     # events ---------------------------------------------------------------------------------
 
-    async def claim_event(self, workflow_id: str, event_id: str) -> bool:
-        """Remember that ``event_id`` goes to ``workflow_id``; False if it was claimed before.
+    async def event_seen(self, workflow_id: str, event_id: str) -> bool:
+        """Whether ``event_id`` was already signalled to ``workflow_id``.
 
-        A redelivered event is dropped here, before it is signalled: it would only add to the
+        A redelivered event is dropped before it is signalled: it would only add to the
         journey's history, which has a size limit.
         """
+        row = await self._one(
+            select(_seen.c.event_id).where(_seen.c.workflow_id == workflow_id, _seen.c.event_id == event_id)
+        )
+        return row is not None
+
+    async def remember_event(self, workflow_id: str, event_id: str) -> None:
+        """Record that ``event_id`` reached ``workflow_id`` (after the signal went out: an event
+        is never lost to a crash between the two, at worst signalled twice, which the journey ignores)."""
         try:
             async with self._write() as conn:
                 await conn.execute(insert(_seen).values(workflow_id=workflow_id, event_id=event_id, created_at=_now()))
         except IntegrityError:
-            return False
-        return True
-
-    async def release_event(self, workflow_id: str, event_id: str) -> None:
-        """Forget a claim whose signal did not go out, so a redelivery can try again."""
-        async with self._write() as conn:
-            await conn.execute(
-                _seen.delete().where(_seen.c.workflow_id == workflow_id, _seen.c.event_id == event_id)
-            )
+            pass  # remembered already (a concurrent redelivery)
 
     # in-app inbox ---------------------------------------------------------------------------
 
