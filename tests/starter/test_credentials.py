@@ -22,7 +22,7 @@ from starter.stack import Stack
 from starter.tokens import TokenError, inbox_token_subject, mint_inbox_token
 from worker import KNOWN_DEV_SECRETS, SECRET_SETTINGS, Settings, dev_settings
 
-GOOD = "k" * 40
+GOOD = "kR7-vQ2_zX9pL4mN8bT1wY6cH3jF5sD0aE"
 FUZZ = settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
 
 
@@ -38,6 +38,7 @@ async def http(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.mark.parametrize(
     ("value", "problem"),
     [("", "is not set"), ("   ", "is not set"), ("short-but-random-31-bytes-xxxxx", "shorter than 32 bytes"),
+     ("a" * 64, "not random"), ("0123" * 10, "not random"),
      *[(known, "known development value") for known in sorted(KNOWN_DEV_SECRETS)]],
 )
 def test_a_bad_secret_is_refused_in_one_line_naming_the_setting(name: str, value: str, problem: str) -> None:
