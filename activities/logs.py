@@ -29,8 +29,13 @@ _SECRET_KEYS = frozenset({
 _MAX_DEPTH = 6
 
 
+# user:password@ in any URL (a database URL in a connection error, say).
+_URL_PASSWORD = re.compile(r"(\b[A-Za-z][\w+.\-]*://[^:/@\s]*:)[^@\s]+@")
+
+
 def mask(value: str) -> str:
-    """``value`` with every phone number, e-mail address and push token replaced by a placeholder."""
+    """``value`` with every phone number, e-mail address, push token and URL password replaced."""
+    value = _URL_PASSWORD.sub(r"\1<password>@", value)
     return _PHONE.sub("<phone>", _TOKEN.sub("<token>", _EMAIL.sub("<email>", value)))
 
 

@@ -31,6 +31,7 @@ def api_app(title: str, *, docs: bool) -> FastAPI:
             openapi_url="/openapi.json", title=f"{title} - API",
             swagger_js_url=f"{ASSETS_URL}/swagger-ui-bundle.js", swagger_css_url=f"{ASSETS_URL}/swagger-ui.css",
             swagger_favicon_url=f"{ASSETS_URL}/favicon.png",
+            swagger_ui_parameters={"validatorUrl": None},  # no badge fetched from swagger.io
         )
 
     return app

@@ -183,6 +183,9 @@ async def run_demo(*, keep: bool, ui_port: int = 8233) -> int:
                         typer.echo(f"\nServer and UI keep running at {ui}; press Ctrl-C to stop.")
                         for line in secrets_help(stack.settings):
                             typer.echo(line)
+                    else:
+                        typer.echo("Its secrets were random and are gone with it; `--keep` prints them and keeps "
+                                   "the services up.")
                         await until_interrupted()
     finally:
         await env.shutdown()

@@ -57,6 +57,16 @@ def test_push_tokens_are_masked() -> None:
     assert "https://fcm.googleapis.com" not in mask("endpoint https://fcm.googleapis.com/fcm/send/abc:def gone")
 
 
+@pytest.mark.parametrize("url", [
+    "postgresql+asyncpg://journeys:s3cr%40t-pass@db.internal:5432/journeys",
+    "postgresql://u:p@127.0.0.1/test", "redis://:hunter2-long@cache:6379/0",
+])
+def test_passwords_in_urls_are_masked(url: str) -> None:
+    credentials = url.split("://", 1)[1].split("@", 1)[0]
+    masked = mask(f"could not connect to {url}: connection refused")
+    assert f"{credentials}@" not in masked and ":<password>@" in masked
+
+
 def test_ids_times_and_amounts_survive() -> None:
     line = "post-purchase:o-12345678:payment_complete:alimtalk at 2026-11-26T02:00:00 for 39,000 KRW"
     assert mask(line) == line
