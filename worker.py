@@ -7,16 +7,20 @@ Run it with ``journeys worker``. Every setting comes from the environment with t
 from __future__ import annotations
 
 import asyncio
+import difflib
+import os
 import secrets
 import signal
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import httpx
 import structlog
-from pydantic import Field, SecretStr
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
@@ -55,7 +59,9 @@ RESTRICTIONS = SandboxRestrictions.default.with_passthrough_modules(
 class Settings(BaseSettings):
     """Everything a deployment configures (env prefix ``JOURNEYS_``)."""
 
-    model_config = SettingsConfigDict(env_prefix="JOURNEYS_", env_file=".env", extra="ignore")
+    # extra="forbid": a misspelt name in .env is an error, not silently ignored (load_settings
+    # does the same for environment variables).
+    model_config = SettingsConfigDict(env_prefix="JOURNEYS_", env_file=".env", extra="forbid")
 
     temporal_address: str = "localhost:7233"
     temporal_namespace: str = "default"
@@ -63,6 +69,7 @@ class Settings(BaseSettings):
     task_queue: str = TASK_QUEUE
 
     database_url: str = "sqlite+aiosqlite:///journeys.db"
+    database_connect_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
 
     # Secrets have no usable default: outside `journeys demo`, `journeys dev` and the test
     # fixtures (which make random ones per run) each must be set, or the process refuses to start.
@@ -81,7 +88,9 @@ class Settings(BaseSettings):
 
     graceful_shutdown_seconds: float = Field(default=30.0, ge=0)
     log_format: Literal["auto", "console", "json"] = "auto"
-    log_level: str = "INFO"
+    log_level: Annotated[
+        Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], BeforeValidator(lambda v: str(v).upper())
+    ] = "INFO"
 
     def __repr_args__(self) -> Any:
         # The database URL may carry a password: never in a repr, a log or a traceback.
@@ -108,11 +117,38 @@ class Settings(BaseSettings):
         return PolicyConfig(brand_name=self.brand_name, opt_out_line=self.opt_out_line)
 
 
+ENV_PREFIX = "JOURNEYS_"
+# Variables with the prefix that are not settings but are read elsewhere (the test suite).
+_NOT_SETTINGS_PREFIXES = ("JOURNEYS_TEST_",)
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from the environment and ``.env``, or one line that names what is wrong.
+
+    Raises:
+        ConfigError: a ``JOURNEYS_`` variable that is no setting (a typo), or a value that does not
+            parse; the message names the variable and never shows a secret's value.
+    """
+    environ = os.environ if environ is None else environ
+    known = {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields}
+    for name in sorted(environ):
+        if name.startswith(ENV_PREFIX) and name not in known and not name.startswith(_NOT_SETTINGS_PREFIXES):
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f"; did you mean {close[0]}?" if close else f"; settings are listed by `journeys --help`"
+            raise ConfigError(f"{name} is not a setting{hint}")
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        field = str(first["loc"][0]) if first["loc"] else "?"
+        name = field.upper() if field.upper().startswith(ENV_PREFIX) else f"{ENV_PREFIX}{field.upper()}"
+        if first["type"] == "extra_forbidden":
+            raise ConfigError(f"{name} in .env is not a setting; remove it or fix its name") from None
+        raise ConfigError(f"{name}: {first['msg']}; fix it in the environment or .env") from None
+
+
 def _without_password(url: Any) -> Any:
     """``url`` with its password masked (unchanged if it is not a URL)."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
     try:
         return make_url(str(url)).render_as_string(hide_password=True)
     except ArgumentError:
@@ -153,19 +189,84 @@ def setup_logging(settings: Settings) -> None:
     configure_logging(json=json, level=settings.log_level)
 
 
+TEMPORAL_CONNECT_SECONDS = 15.0
+
+
 async def connect_client(settings: Settings) -> Client:
-    """A Temporal client with the pydantic data converter."""
-    return await Client.connect(
-        settings.temporal_address,
-        namespace=settings.temporal_namespace,
-        tls=settings.temporal_tls,
-        data_converter=pydantic_data_converter,
-    )
+    """A Temporal client with the pydantic data converter.
+
+    Raises:
+        ConfigError: Temporal cannot be reached (one line naming the address and the setting).
+    """
+    where = f"Temporal at {settings.temporal_address}"
+    hint = "check JOURNEYS_TEMPORAL_ADDRESS (and JOURNEYS_TEMPORAL_TLS)"
+    try:
+        async with asyncio.timeout(TEMPORAL_CONNECT_SECONDS):
+            return await Client.connect(
+                settings.temporal_address,
+                namespace=settings.temporal_namespace,
+                tls=settings.temporal_tls,
+                data_converter=pydantic_data_converter,
+            )
+    except TimeoutError:
+        raise ConfigError(f"{where} did not answer within {TEMPORAL_CONNECT_SECONDS:.0f} s; {hint}") from None
+    except (RuntimeError, ValueError) as exc:  # the SDK's "Failed client connect: ..."
+        raise ConfigError(f"{where}: {_temporal_failure(str(exc))}; {hint}") from None
+
+
+def _temporal_failure(message: str) -> str:
+    lowered = message.lower()
+    if "refused" in lowered:
+        return "connection refused"
+    if "dns" in lowered or "resolve" in lowered or "lookup" in lowered:
+        return "host name not found"
+    if "protocol" in lowered or "http2" in lowered or "h2" in lowered or "frame" in lowered:
+        return "the server there does not speak Temporal's protocol (gRPC)"
+    if "tls" in lowered or "certificate" in lowered or "handshake" in lowered:
+        return "TLS handshake failed"
+    return "connection failed"
 
 
 def build_store(settings: Settings) -> Store:
-    """The store for the configured database."""
-    return Store.from_url(settings.database_url)
+    """The store for the configured database.
+
+    Raises:
+        ConfigError: the URL does not parse or names a driver that is not installed.
+    """
+    try:
+        return Store.from_url(settings.database_url, connect_timeout=settings.database_connect_timeout_seconds)
+    except (ImportError, ArgumentError) as exc:
+        missing = getattr(exc, "name", None) or "its driver"
+        raise ConfigError(
+            f"JOURNEYS_DATABASE_URL cannot be used ({missing} is not installed or the URL does not parse); "
+            "use postgresql+asyncpg://user@host/db or sqlite+aiosqlite:///path/journeys.db"
+        ) from None
+
+
+async def open_store(settings: Settings) -> Store:
+    """The store, connected and migrated to the newest schema.
+
+    Raises:
+        ConfigError: the database cannot be reached or refuses us (one line, no password).
+    """
+    store = build_store(settings)
+    url = make_url(settings.database_url)
+    where = f"database at {url.host or 'localhost'}:{url.port or 5432}" if url.host else f"database {url.database}"
+    hint = "check JOURNEYS_DATABASE_URL"
+    try:
+        async with asyncio.timeout(settings.database_connect_timeout_seconds * 3):
+            await store.migrate()
+    except TimeoutError:
+        await store.close()
+        seconds = settings.database_connect_timeout_seconds
+        raise ConfigError(f"{where} did not answer within {seconds:g} s; {hint}") from None
+    except (OSError, DBAPIError) as exc:
+        await store.close()
+        cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+        if isinstance(cause, ConnectionRefusedError) or "refused" in str(cause).lower():
+            raise ConfigError(f"{where} refused the connection; {hint}") from None
+        raise ConfigError(f"{where} failed: {type(cause).__name__}; {hint}") from None
+    return store
 
 
 def build_providers(
@@ -223,8 +324,7 @@ async def run_worker(settings: Settings) -> None:
     """
     settings.require_secrets(*WORKER_SECRETS)
     client = await connect_client(settings)
-    store = build_store(settings)
-    await store.migrate()
+    store = await open_store(settings)
     providers = build_providers(settings, store)
     worker = build_worker(
         client,

@@ -23,7 +23,7 @@ _TOKEN = re.compile(
 )
 # Fields that hold contact data or message content, whatever their value looks like.
 _SECRET_KEYS = frozenset({
-    "to", "phone", "email", "address", "token", "push_token", "push_tokens", "authorization", "name",
+    "to", "phone", "email", "token", "push_token", "push_tokens", "authorization", "name",
     "customer_name", "body", "subject", "variables", "recipient", "password", "secret", "api_key",
 })
 _MAX_DEPTH = 6

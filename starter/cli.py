@@ -14,9 +14,28 @@ import typer
 
 from providers import JourneysError
 
-app = typer.Typer(help="Durable Journeys: customer-journey workflows on Temporal.", no_args_is_help=True)
-db_app = typer.Typer(help="Database schema.")
+# Plain help (no rich panels showing "<bool>" on flags); no pretty tracebacks: usage and
+# configuration mistakes are one line (main), anything else is a bug and logged as one.
+app = typer.Typer(help="Durable Journeys: customer-journey workflows on Temporal.", no_args_is_help=True,
+                  rich_markup_mode=None, pretty_exceptions_enable=False)
+db_app = typer.Typer(help="Database schema.", rich_markup_mode=None, pretty_exceptions_enable=False)
 app.add_typer(db_app, name="db")
+
+
+def _usage_errors() -> tuple[type[BaseException], ...]:
+    """The exception classes of a command-line usage mistake: typer's own (it vendors click from
+    0.2x on) and click's (older typer)."""
+    found: list[type[BaseException]] = [typer.TyperException] if hasattr(typer, "TyperException") else []
+    try:
+        import click
+    except ImportError:
+        pass
+    else:
+        found.append(click.ClickException)
+    return tuple(found)
+
+
+_USAGE_ERRORS = _usage_errors()
 
 
 def _run(coro: Coroutine[Any, Any, int | None]) -> int:
@@ -41,14 +60,27 @@ def _run(coro: Coroutine[Any, Any, int | None]) -> int:
 
 
 def _settings() -> Any:
-    from worker import Settings, setup_logging
+    from worker import load_settings, setup_logging
 
-    settings = Settings()
+    settings = load_settings()
     setup_logging(settings)
     return settings
 
 
-@app.command()
+# What each command reads from the environment (also from a .env file in the current directory).
+_CONNECT = "JOURNEYS_TEMPORAL_ADDRESS, JOURNEYS_TEMPORAL_NAMESPACE, JOURNEYS_TEMPORAL_TLS"
+_STORE = "JOURNEYS_DATABASE_URL, JOURNEYS_DATABASE_CONNECT_TIMEOUT_SECONDS"
+_LOGS = "JOURNEYS_LOG_FORMAT, JOURNEYS_LOG_LEVEL"
+
+
+def _reads(*names: str) -> str:
+    return "Environment: " + ", ".join(names) + "."
+
+
+HOST = typer.Option("127.0.0.1", help="Interface to listen on.")
+
+
+@app.command(epilog="Environment: none (the demo makes its own secrets and database).")
 def demo(
     keep: bool = typer.Option(False, "--keep", help="Leave the server and UI running until Ctrl-C."),
     ui_port: int = typer.Option(8233, help="Port of the Temporal UI."),
@@ -57,32 +89,41 @@ def demo(
     """Run the three reference journeys for sample customers on the embedded dev server."""
     from activities.logs import configure_logging
     from starter.demo import run_demo
+    from starter.serve import require_free_port
 
     configure_logging(json=False, level="INFO" if verbose else "WARNING")
+    require_free_port(ui_port, "--ui-port")
     raise typer.Exit(_run(run_demo(keep=keep, ui_port=ui_port)))
 
 
-@app.command()
+@app.command(epilog=_reads(_CONNECT, "JOURNEYS_TASK_QUEUE", _STORE, "JOURNEYS_SANDBOX_URL",
+                           "JOURNEYS_SANDBOX_API_KEY (required)", "JOURNEYS_PROVIDER_TIMEOUT_SECONDS",
+                           "JOURNEYS_BRAND_NAME", "JOURNEYS_OPT_OUT_LINE", "JOURNEYS_GRACEFUL_SHUTDOWN_SECONDS", _LOGS))
 def worker() -> None:
-    """Run a worker (settings from JOURNEYS_* environment variables)."""
+    """Run a worker: the journeys and their sends, until SIGTERM (in-flight sends finish)."""
     from worker import run_worker
 
     raise typer.Exit(_run(run_worker(_settings())))
 
 
-@app.command()
-def webhooks(host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Serve the webhook app (provider receipts, app events, health)."""
+@app.command(epilog=_reads(_CONNECT, "JOURNEYS_TASK_QUEUE", _STORE, "JOURNEYS_API_KEY (required)",
+                           "JOURNEYS_INBOX_TOKEN_SECRET (required)", "JOURNEYS_SANDBOX_WEBHOOK_SECRET (required)",
+                           "JOURNEYS_WEBHOOK_MAX_BODY_BYTES", "JOURNEYS_DOCS_ENABLED", _LOGS))
+def webhooks(
+    host: str = HOST,
+    port: int = typer.Option(8000, help="Port to listen on."),
+) -> None:
+    """Serve the webhook app: provider receipts, app events, in-app inboxes, health."""
     import uvicorn
 
     from starter.journeys import Journeys
+    from starter.serve import require_free_port
     from starter.webhooks import create_webhook_app
-    from worker import build_providers
-
-    from worker import WEBHOOK_SECRETS
+    from worker import WEBHOOK_SECRETS, build_providers
 
     settings = _settings()
     settings.require_secrets(*WEBHOOK_SECRETS)
+    require_free_port(port, "--port", host=host)
 
     async def serve() -> None:
         journeys = await Journeys.connect(settings)
@@ -97,20 +138,23 @@ def webhooks(host: str = "127.0.0.1", port: int = 8000) -> None:
     raise typer.Exit(_run(serve()))
 
 
-@app.command()
+@app.command(epilog=_reads("JOURNEYS_SANDBOX_API_KEY (required)", "JOURNEYS_SANDBOX_WEBHOOK_SECRET (required)",
+                           "JOURNEYS_DOCS_ENABLED", _LOGS))
 def sandbox(
-    host: str = "127.0.0.1",
-    port: int = 8600,
+    host: str = HOST,
+    port: int = typer.Option(8600, help="Port to listen on."),
     webhook_url: str = typer.Option("http://127.0.0.1:8000/webhooks/sandbox", help="Where receipts go."),
 ) -> None:
     """Serve the sandbox provider alone."""
     import uvicorn
 
     from providers.sandbox import SandboxConfig, create_sandbox_app
+    from starter.serve import require_free_port
     from worker import SANDBOX_SECRETS
 
     settings = _settings()
     settings.require_secrets(*SANDBOX_SECRETS)
+    require_free_port(port, "--port", host=host)
     sandbox_app = create_sandbox_app(SandboxConfig(
         api_key=settings.sandbox_api_key.get_secret_value(),
         webhook_secret=settings.sandbox_webhook_secret.get_secret_value(),
@@ -120,18 +164,27 @@ def sandbox(
     uvicorn.run(sandbox_app, host=host, port=port, log_config=None, lifespan="off")
 
 
-@app.command()
-def dev(ui_port: int = 8233, port: int = 7233, sandbox_port: int = 8600, webhook_port: int = 8000) -> None:
+@app.command(epilog=_reads("JOURNEYS_TASK_QUEUE", _STORE, "the secrets (random for this run when unset)", _LOGS))
+def dev(
+    port: int = typer.Option(7233, help="Temporal's gRPC port."),
+    ui_port: int = typer.Option(8233, help="Port of the Temporal UI."),
+    sandbox_port: int = typer.Option(8600, help="Port of the sandbox provider."),
+    webhook_port: int = typer.Option(8000, help="Port of the webhook app."),
+) -> None:
     """Run the dev server, sandbox, webhook app and a worker together until Ctrl-C."""
     from starter.dev import run_dev
+    from starter.serve import require_free_port
     from worker import dev_settings
 
     settings = dev_settings(_settings())
+    for number, option in ((port, "--port"), (ui_port, "--ui-port"), (sandbox_port, "--sandbox-port"),
+                           (webhook_port, "--webhook-port")):
+        require_free_port(number, option)
     raise typer.Exit(_run(run_dev(settings, port=port, ui_port=ui_port,
                                   sandbox_port=sandbox_port, webhook_port=webhook_port)))
 
 
-@app.command()
+@app.command(epilog=_reads(_CONNECT, _LOGS))
 def setup() -> None:
     """Register the journeys' search attributes on the configured namespace (idempotent)."""
     from starter.setup import register_search_attributes
@@ -146,7 +199,7 @@ def setup() -> None:
     raise typer.Exit(_run(register()))
 
 
-@app.command()
+@app.command(epilog="Environment: none. Needs a source checkout (the bench/ folder is not installed).")
 def bench(n: int = typer.Argument(500, help="Journeys per run.")) -> None:
     """Run the benchmark (``python -m bench N`` in a source checkout; results in bench/README.md)."""
     import subprocess
@@ -154,13 +207,14 @@ def bench(n: int = typer.Argument(500, help="Journeys per run.")) -> None:
 
     root = Path(__file__).resolve().parent.parent
     if not (root / "bench" / "__main__.py").is_file():
-        typer.echo("the benchmark lives in the source tree (bench/): run it from a git checkout", err=True)
+        typer.echo("journeys: the benchmark needs a source checkout (its bench/ folder is not installed); "
+                   "run `python -m bench N` from a git clone", err=True)
         raise typer.Exit(2)
     raise typer.Exit(subprocess.call([sys.executable, "-m", "bench", str(n)], cwd=root))
 
 
-@app.command()
-def inspect(workflow_id: str) -> None:
+@app.command(epilog=_reads(_CONNECT, _STORE, _LOGS))
+def inspect(workflow_id: str = typer.Argument(..., help="e.g. post-purchase:A-1001 or cart:c-42.")) -> None:
     """Print a journey's timeline."""
     from starter.demo import format_timeline
     from starter.journeys import Journeys
@@ -178,17 +232,15 @@ def inspect(workflow_id: str) -> None:
     raise typer.Exit(_run(show()))
 
 
-@db_app.command("upgrade")
+@db_app.command("upgrade", epilog=_reads(_STORE, _LOGS))
 def db_upgrade() -> None:
-    """Create or migrate the store's tables."""
-    from worker import build_store
+    """Create or migrate the store's tables (safe when several processes run it at once)."""
+    from worker import open_store
 
     settings = _settings()
 
     async def upgrade() -> None:
-        store = build_store(settings)
-        await store.migrate()
-        await store.close()
+        await (await open_store(settings)).close()
 
     raise typer.Exit(_run(upgrade()))
 
@@ -200,23 +252,24 @@ def main() -> None:
     interpreter exit (temporalio/sdk-python#300).
     """
     try:
-        code = app(standalone_mode=False)
+        code = app(standalone_mode=False, prog_name="journeys")
     except typer.Exit as exc:
         code = exc.exit_code
     except (typer.Abort, KeyboardInterrupt):
         code = 130
-    except JourneysError as exc:  # a usage or configuration mistake: one line, no traceback
+    except JourneysError as exc:  # a configuration mistake: one line, no traceback
         typer.echo(f"journeys: {exc}", err=True)
         code = 2
-    except Exception as exc:  # the CLI's last line of defence: report, then leave with 1
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            code = exc.exit_code
+    except _USAGE_ERRORS as exc:  # a usage mistake: the command's usage line and the error
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show()
         else:
-            logging.getLogger("journeys").exception("command failed")
-            code = 1
+            typer.echo(f"Error: {exc}", err=True)
+        code = getattr(exc, "exit_code", 2)
+    except Exception:  # the CLI's last line of defence: report, then leave with 1
+        logging.getLogger("journeys").exception("command failed")
+        code = 1
     sys.stdout.flush()
     sys.stderr.flush()
     logging.shutdown()

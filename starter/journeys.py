@@ -149,11 +149,10 @@ class Journeys:
     @classmethod
     async def connect(cls, settings: Any = None, **kwargs: Any) -> Journeys:
         """Connect to Temporal and the store as ``settings`` (a ``worker.Settings``) say."""
-        from worker import Settings, build_store, connect_client
+        from worker import Settings, connect_client, open_store
 
         settings = settings or Settings()
-        store = build_store(settings)
-        await store.migrate()
+        store = await open_store(settings)
         kwargs.setdefault("inbox_token_secret", settings.inbox_token_secret.get_secret_value())
         return cls(await connect_client(settings), store, task_queue=settings.task_queue, **kwargs)
 

@@ -10,12 +10,27 @@ from typing import Any
 
 import uvicorn
 
+from providers import ConfigError
+
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that is free right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def require_free_port(port: int, option: str, *, host: str = "127.0.0.1") -> None:
+    """Fail in one line, naming the option to change, when ``port`` is already taken.
+
+    Raises:
+        ConfigError: something listens on ``host:port`` already.
+    """
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            raise ConfigError(f"port {port} on {host} is already in use; choose another with {option}") from None
 
 
 @asynccontextmanager

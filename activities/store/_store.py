@@ -146,10 +146,17 @@ class Store:
             yield conn
 
     @classmethod
-    def from_url(cls, url: str, **engine_kwargs: Any) -> Store:
-        """Build a store for a database URL."""
+    def from_url(cls, url: str, *, connect_timeout: float = 10.0, **engine_kwargs: Any) -> Store:
+        """Build a store for a database URL.
+
+        Args:
+            url: ``sqlite+aiosqlite:///path`` or ``postgresql+asyncpg://user@host/db``.
+            connect_timeout: seconds to wait for a database server that accepts but never answers.
+        """
         # Statement parameters (names, message bodies) never reach an exception or a log line.
         engine_kwargs.setdefault("hide_parameters", True)
+        if url.startswith("postgresql+asyncpg"):  # a server that accepts but never answers: give up
+            engine_kwargs.setdefault("connect_args", {}).setdefault("timeout", connect_timeout)
         engine = create_async_engine(url, **engine_kwargs)
         if engine.dialect.name == "sqlite":
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
