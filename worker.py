@@ -13,11 +13,12 @@ import secrets
 import signal
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import httpx
 import structlog
-from pydantic import BeforeValidator, Field, SecretStr, ValidationError
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
@@ -68,7 +69,9 @@ class Settings(BaseSettings):
     temporal_tls: bool = False
     task_queue: str = TASK_QUEUE
 
-    database_url: str = "sqlite+aiosqlite:///journeys.db"
+    # One place for local state, the same for every process whatever its working directory.
+    data_dir: Path = Field(default_factory=lambda: default_data_dir())
+    database_url: str = Field(default="", description="default: SQLite file journeys.db in data_dir")
     database_connect_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
 
     # Secrets have no usable default: outside `journeys demo`, `journeys dev` and the test
@@ -92,10 +95,16 @@ class Settings(BaseSettings):
         Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], BeforeValidator(lambda v: str(v).upper())
     ] = "INFO"
 
+    @model_validator(mode="after")
+    def _default_database(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'journeys.db'}"
+        return self
+
     def __repr_args__(self) -> Any:
         # The database URL may carry a password: never in a repr, a log or a traceback.
         for name, value in super().__repr_args__():
-            yield name, (_without_password(value) if name == "database_url" else value)
+            yield name, (without_password(value) if name == "database_url" else value)
 
     def require_secrets(self, *names: str) -> None:
         """Refuse to go on unless each named secret is set, long enough and not a known value.
@@ -115,6 +124,12 @@ class Settings(BaseSettings):
     def policy(self) -> PolicyConfig:
         """The contact-policy settings."""
         return PolicyConfig(brand_name=self.brand_name, opt_out_line=self.opt_out_line)
+
+
+def default_data_dir() -> Path:
+    """Where local state lives unless ``JOURNEYS_DATA_DIR`` says otherwise (XDG data home)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "durable-journeys"
 
 
 ENV_PREFIX = "JOURNEYS_"
@@ -147,7 +162,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError(f"{name}: {first['msg']}; fix it in the environment or .env") from None
 
 
-def _without_password(url: Any) -> Any:
+def without_password(url: Any) -> Any:
     """``url`` with its password masked (unchanged if it is not a URL)."""
     try:
         return make_url(str(url)).render_as_string(hide_password=True)
@@ -233,6 +248,9 @@ def build_store(settings: Settings) -> Store:
     Raises:
         ConfigError: the URL does not parse or names a driver that is not installed.
     """
+    url = make_url(settings.database_url) if "://" in settings.database_url else None
+    if url is not None and url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     try:
         return Store.from_url(settings.database_url, connect_timeout=settings.database_connect_timeout_seconds)
     except (ImportError, ArgumentError) as exc:

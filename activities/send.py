@@ -235,7 +235,8 @@ class SendActivities:
                 return done(await self._finish(req, self._provider_named(existing.provider), found))
 
         profile = await self._store.get_customer(req.customer_id)
-        if profile is None:
+        if profile is None:  # visibly wrong, not quiet: most often a process on another database
+            bound.warning("message.unknown_customer", hint="is every process on the same JOURNEYS_DATABASE_URL?")
             return not_sent("unknown_customer")
         address = _address(profile, req.channel)
         if address is None or address in profile.dead_addresses:

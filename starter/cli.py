@@ -83,6 +83,7 @@ HOST = typer.Option("127.0.0.1", help="Interface to listen on.")
 @app.command(epilog="Environment: none (the demo makes its own secrets and database).")
 def demo(
     keep: bool = typer.Option(False, "--keep", help="Leave the server and UI running until Ctrl-C."),
+    port: int = typer.Option(7233, help="Temporal's gRPC port (other commands dial localhost:7233)."),
     ui_port: int = typer.Option(8233, help="Port of the Temporal UI."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show every log line."),
 ) -> None:
@@ -92,8 +93,9 @@ def demo(
     from starter.serve import require_free_port
 
     configure_logging(json=False, level="INFO" if verbose else "WARNING")
+    require_free_port(port, "--port")
     require_free_port(ui_port, "--ui-port")
-    raise typer.Exit(_run(run_demo(keep=keep, ui_port=ui_port)))
+    raise typer.Exit(_run(run_demo(keep=keep, port=port, ui_port=ui_port)))
 
 
 @app.command(epilog=_reads(_CONNECT, "JOURNEYS_TASK_QUEUE", _STORE, "JOURNEYS_SANDBOX_URL",

@@ -121,11 +121,11 @@ async def _start(stack: Stack, consented: datetime, run: str) -> tuple[list[tupl
     return handles, orders
 
 
-async def _scenario(stack: Stack, ui: str) -> list[tuple[Sample, str, JourneyResult]]:
+async def _scenario(stack: Stack, ui: str | None) -> list[tuple[Sample, str, JourneyResult]]:
     journeys = stack.journeys
     handles, orders = await _start(stack, datetime.now(UTC) - timedelta(days=30), datetime.now(UTC).strftime("%H%M%S"))
     for _, handle in handles:
-        typer.echo(f"started {handle.id:<36} {ui}/namespaces/default/workflows/{handle.id}")
+        typer.echo(f"started {handle.id:<36} {_link(ui, handle.id)}".rstrip())
     await asyncio.sleep(2)  # day 2: an app user opens the app
     for sample in SAMPLES:
         if sample.opens_app:
@@ -150,10 +150,15 @@ async def _scenario(stack: Stack, ui: str) -> list[tuple[Sample, str, JourneyRes
     return results
 
 
-async def run_demo(*, keep: bool, ui_port: int = 8233) -> int:
-    """Run the demo; returns the exit code."""
-    env = await start_dev_server(ui_port=ui_port)
-    ui = f"http://localhost:{ui_port}"
+def _link(ui: str | None, workflow_id: str) -> str:
+    """The journey's page in the UI; nothing when the UI is gone by the time the line is read."""
+    return f"{ui}/namespaces/default/workflows/{workflow_id}" if ui else ""
+
+
+async def run_demo(*, keep: bool, port: int = 7233, ui_port: int = 8233) -> int:
+    """Run the demo on the documented ports (gRPC ``port``, UI ``ui_port``); returns the exit code."""
+    env = await start_dev_server(port=port, ui_port=ui_port if keep else None)
+    ui = f"http://localhost:{ui_port}" if keep else None
     try:
         with tempfile.TemporaryDirectory(prefix="journeys-demo-") as tmp:
             async with embedded_stack(
@@ -166,14 +171,17 @@ async def run_demo(*, keep: bool, ui_port: int = 8233) -> int:
                 cart=DEMO_CART,
                 care=DEMO_CARE,
             ) as stack:
-                typer.echo(f"Temporal UI: {ui}   sandbox: {stack.sandbox_url}   webhooks: {stack.webhook_url}")
+                where = f"Temporal UI: {ui}   " if ui else "Temporal UI: (add --keep to browse it)   "
+                typer.echo(f"{where}Temporal: localhost:{port}   sandbox: {stack.sandbox_url}   "
+                           f"webhooks: {stack.webhook_url}")
                 typer.echo("Demo time: 1 s stands for 1 day. Post-purchase: receipt timeout 3 s, review on day 3,")
                 typer.echo("sale on day 14. Cart: push after 2 s idle, coupon 5 s later. Care: day 7 and day 14.\n")
                 async with stack.worker():
                     results = await _scenario(stack, ui)
                     for sample, workflow_id, result in results:
                         typer.echo(f"\n{sample.customer_id} ({sample.label}): {workflow_id} -> {result.outcome}")
-                        typer.echo(f"  {ui}/namespaces/default/workflows/{workflow_id}")
+                        if ui:
+                            typer.echo(f"  {_link(ui, workflow_id)}")
                         for line in format_timeline(result.timeline):
                             typer.echo(line)
                     inbox = sum([len(await stack.store.inbox(s.customer_id)) for s in SAMPLES])
@@ -181,12 +189,14 @@ async def run_demo(*, keep: bool, ui_port: int = 8233) -> int:
                                f"{inbox} went to in-app inboxes.")
                     if keep:
                         typer.echo(f"\nServer and UI keep running at {ui}; press Ctrl-C to stop.")
+                        typer.echo(f"Point other commands at it: JOURNEYS_TEMPORAL_ADDRESS=localhost:{port} "
+                                   f"journeys inspect {results[0][1]}")
                         for line in secrets_help(stack.settings):
                             typer.echo(line)
-                    else:
-                        typer.echo("Its secrets were random and are gone with it; `--keep` prints them and keeps "
-                                   "the services up.")
                         await until_interrupted()
+                    else:
+                        typer.echo("Everything above is gone with the demo; add --keep to keep the server, the UI "
+                                   "and the services up (and to see their random secrets).")
     finally:
         await env.shutdown()
     return 0

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import typer
 
 from starter.devserver import start_dev_server, until_interrupted
+from worker import without_password
 from starter.stack import embedded_stack
 
 
@@ -25,8 +25,9 @@ def secrets_help(settings: Any) -> list[str]:
 
 
 async def run_dev(settings: Any, *, port: int, ui_port: int, sandbox_port: int, webhook_port: int) -> int:
-    """Serve everything on fixed local ports; the dev server keeps its state in ``temporal.db``."""
-    env = await start_dev_server(port=port, ui_port=ui_port, database_file=str(Path("temporal.db").absolute()))
+    """Serve everything on fixed local ports; the dev server keeps its state in ``temporal.db`` in the data dir."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    env = await start_dev_server(port=port, ui_port=ui_port, database_file=str(settings.data_dir / "temporal.db"))
     try:
         async with embedded_stack(
             env.client, database_url=settings.database_url, settings=settings, http=True,
@@ -35,6 +36,8 @@ async def run_dev(settings: Any, *, port: int, ui_port: int, sandbox_port: int, 
             async with stack.worker():
                 typer.echo(f"Temporal: localhost:{port}   UI: http://localhost:{ui_port}")
                 typer.echo(f"sandbox: {stack.sandbox_url}   webhooks: {stack.webhook_url}   Ctrl-C stops.")
+                typer.echo(f"data: {settings.data_dir} (store {without_password(settings.database_url)}, "
+                           f"Temporal state temporal.db); other commands use the same by default")
                 for line in secrets_help(stack.settings):
                     typer.echo(line)
                 await until_interrupted()

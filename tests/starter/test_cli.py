@@ -119,3 +119,14 @@ def test_a_taken_port_is_one_line_naming_the_option() -> None:
         taken.close()
     assert done.returncode == 2 and done.stderr.strip() == f"journeys: port {port} on 127.0.0.1 is already in use; choose another with --port"
     assert demo.returncode == 2 and "choose another with --ui-port" in demo.stderr
+
+
+@pytest.mark.devserver
+def test_the_demo_runs_every_journey_and_exits(tmp_path: Path) -> None:
+    """README's first command: every timeline printed, no dead UI links, and it ends by itself."""
+    done = subprocess.run([sys.executable, "-m", "starter.cli", "demo", "--port", str(free_port()),
+                           "--ui-port", str(free_port())], cwd=tmp_path, capture_output=True, text=True, timeout=150,
+                          env={k: v for k, v in os.environ.items() if not k.startswith("JOURNEYS_")})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count(" -> ") == 10 and "-> completed" in done.stdout and "exited:purchase" in done.stdout
+    assert "/namespaces/default/workflows/" not in done.stdout and "add --keep" in done.stdout
