@@ -1,6 +1,6 @@
 """Contact policy applied to every send: consent, Korea's ad rules, quiet hours.
 
-Frequency caps across journeys come with the full contact-policy work (DESIGN §6).
+Frequency caps across journeys come with the full contact-policy work (docs/architecture.md §6).
 """
 
 from __future__ import annotations

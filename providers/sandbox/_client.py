@@ -24,7 +24,7 @@ from providers.base import (
 from providers.errors import ProviderUnavailable, WebhookError
 from providers.signing import verify
 
-# Provider error codes -> what the journey does (DESIGN §3).
+# Provider error codes -> what the journey does (docs/architecture.md §3).
 ERROR_CLASSES: dict[str, ErrorClass] = {
     "NOT_KAKAO_USER": ErrorClass.FALLBACK,
     "BLOCKED": ErrorClass.FALLBACK,

@@ -1,4 +1,4 @@
-"""No phone, e-mail, name or token in logs, exceptions or history (DESIGN §8a)."""
+"""No phone, e-mail, name or token in logs, exceptions or history (docs/architecture.md §8a)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every input is bounded, and no input can wedge a journey (DESIGN §8a)."""
+"""Every input is bounded, and no input can wedge a journey (docs/architecture.md §8a)."""
 
 from __future__ import annotations
 
