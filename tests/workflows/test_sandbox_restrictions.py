@@ -1,0 +1,42 @@
+"""Every journey runs under the workflow sandbox's default restrictions.
+
+Workers pass the whole ``workflows`` package through the sandbox (memory), which turns off its
+checks for non-deterministic calls in our modules; this test keeps them on, so a ``datetime.now()``
+or an I/O call slipped into a journey fails here.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
+
+from starter.stack import Stack
+from tests import factories
+from tests.factories import customer, order
+from workflows import Outcome, care_id
+
+
+async def test_every_journey_completes_under_default_sandbox_restrictions(env: WorkflowEnvironment, stack: Stack) -> None:
+    stack.journeys.care_segment = "first_order"
+    consented = factories.clock - timedelta(days=30)
+    c = customer(app_installed=True, push_tokens=["device-token-1"],
+                 marketing_consent={"push": consented, "brand_message": consented, "sms": consented})
+    o = order(c)
+    async with stack.worker(workflow_runner=SandboxedWorkflowRunner(), max_cached_workflows=0):
+        paid = await stack.journeys.order_paid(o, c)
+        cart = await stack.journeys.cart_updated(c.customer_id, {"items": [{"name": "양말", "unit_price": 5000}]})
+        await stack.journeys.order_shipped(o.order_id)
+        await stack.journeys.order_delivered(o.order_id)
+        post_purchase = await paid.result()
+        cart_result = await cart.result()
+        await env.sleep(timedelta(days=15))
+        care = stack.journeys.client.get_workflow_handle(care_id(c.customer_id, o.order_id))
+        care_status = (await care.describe()).status
+        care_timeline = await stack.journeys.timeline(care.id)
+    assert post_purchase.outcome == "completed" and cart_result.outcome == "completed"
+    assert care_status is WorkflowExecutionStatus.COMPLETED
+    assert [e.step for e in care_timeline if e.outcome is Outcome.DELIVERED] == [
+        "care_welcome", "care_recommendation", "care_tier_regular"]
