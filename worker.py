@@ -24,6 +24,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.envconfig import ClientConfig
+from temporalio.service import TLSConfig
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -67,6 +69,16 @@ class Settings(BaseSettings):
     temporal_address: str = "localhost:7233"
     temporal_namespace: str = "default"
     temporal_tls: bool = False
+    # A cluster or Temporal Cloud: mTLS files, or an API key (TLS on by default then); or a profile
+    # of Temporal's own environment configuration (the TOML file the `temporal` CLI uses, and its
+    # TEMPORAL_* variables), which the settings above override where they are set.
+    temporal_tls_client_cert: Path | None = None
+    temporal_tls_client_key: Path | None = None
+    temporal_tls_server_ca: Path | None = None
+    temporal_tls_server_name: str | None = None
+    temporal_api_key: SecretStr = SecretStr("")
+    temporal_profile: str | None = Field(default=None, description="profile of Temporal's envconfig TOML")
+    temporal_config_file: Path | None = Field(default=None, description="that TOML file, if not the default")
     task_queue: str = TASK_QUEUE
 
     # One place for local state, the same for every process whatever its working directory.
@@ -207,22 +219,69 @@ def setup_logging(settings: Settings) -> None:
 TEMPORAL_CONNECT_SECONDS = 15.0
 
 
+def _read(path: Path | None, setting: str) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        return path.expanduser().read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"JOURNEYS_{setting.upper()}: cannot read {path} ({exc.strerror})") from None
+
+
+def temporal_connect_config(settings: Settings) -> dict[str, Any]:
+    """The keyword arguments of ``Client.connect`` for these settings (no network).
+
+    Precedence: a Temporal envconfig profile (when ``temporal_profile`` or ``temporal_config_file``
+    is set), then every ``JOURNEYS_TEMPORAL_*`` setting that is set. mTLS files make a TLS config;
+    an API key turns TLS on unless ``JOURNEYS_TEMPORAL_TLS=false`` says otherwise.
+
+    Raises:
+        ConfigError: a certificate or key cannot be read, or the profile cannot be loaded.
+    """
+    given = settings.model_fields_set
+    config: dict[str, Any] = {"target_host": settings.temporal_address, "namespace": settings.temporal_namespace}
+    if settings.temporal_profile or settings.temporal_config_file:
+        try:
+            loaded = ClientConfig.load_client_connect_config(
+                profile=settings.temporal_profile,
+                config_file=str(settings.temporal_config_file) if settings.temporal_config_file else None,
+            )
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise ConfigError(f"JOURNEYS_TEMPORAL_PROFILE: cannot load Temporal's profile ({exc})") from None
+        config.update(loaded)
+        for name, key in (("temporal_address", "target_host"), ("temporal_namespace", "namespace")):
+            if name in given:
+                config[key] = getattr(settings, name)
+    api_key = settings.temporal_api_key.get_secret_value()
+    if api_key:
+        config["api_key"] = api_key
+    files = (settings.temporal_tls_client_cert, settings.temporal_tls_client_key, settings.temporal_tls_server_ca)
+    if any(files) or settings.temporal_tls_server_name:
+        if bool(settings.temporal_tls_client_cert) != bool(settings.temporal_tls_client_key):
+            raise ConfigError("JOURNEYS_TEMPORAL_TLS_CLIENT_CERT and JOURNEYS_TEMPORAL_TLS_CLIENT_KEY go together: set both")
+        config["tls"] = TLSConfig(
+            client_cert=_read(settings.temporal_tls_client_cert, "temporal_tls_client_cert"),
+            client_private_key=_read(settings.temporal_tls_client_key, "temporal_tls_client_key"),
+            server_root_ca_cert=_read(settings.temporal_tls_server_ca, "temporal_tls_server_ca"),
+            domain=settings.temporal_tls_server_name,
+        )
+    elif "temporal_tls" in given or "tls" not in config:
+        config["tls"] = settings.temporal_tls or (bool(api_key) and "temporal_tls" not in given)
+    return config
+
+
 async def connect_client(settings: Settings) -> Client:
     """A Temporal client with the pydantic data converter.
 
     Raises:
         ConfigError: Temporal cannot be reached (one line naming the address and the setting).
     """
-    where = f"Temporal at {settings.temporal_address}"
+    config = temporal_connect_config(settings)
+    where = f"Temporal at {config['target_host']}"
     hint = "check JOURNEYS_TEMPORAL_ADDRESS (and JOURNEYS_TEMPORAL_TLS)"
     try:
         async with asyncio.timeout(TEMPORAL_CONNECT_SECONDS):
-            return await Client.connect(
-                settings.temporal_address,
-                namespace=settings.temporal_namespace,
-                tls=settings.temporal_tls,
-                data_converter=pydantic_data_converter,
-            )
+            return await Client.connect(**config, data_converter=pydantic_data_converter)
     except TimeoutError:
         raise ConfigError(f"{where} did not answer within {TEMPORAL_CONNECT_SECONDS:.0f} s; {hint}") from None
     except (RuntimeError, ValueError) as exc:  # the SDK's "Failed client connect: ..."
