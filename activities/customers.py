@@ -8,10 +8,9 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from providers import Channel, PlainText
+from providers import Channel, OpaqueId, PlainText
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-CUSTOMER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 
 
 def _phone(value: str) -> str:
@@ -45,7 +44,7 @@ class CustomerProfile(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    customer_id: str = Field(pattern=CUSTOMER_ID_PATTERN)
+    customer_id: OpaqueId
     name: PlainText | None = Field(default=None, max_length=100)
     phone: Phone | None = None
     email: Email | None = None

@@ -45,6 +45,11 @@ def _printable(value: str, info: ValidationInfo) -> str:
 
 
 PlainText = Annotated[str, AfterValidator(_printable)]
+
+OPAQUE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
+OpaqueId = Annotated[str, Field(pattern=OPAQUE_ID_PATTERN, description="an opaque id (customer, order): no PII")]
+"""The one id type of the project: ids appear in workflow ids and search attributes, so they are
+opaque (letters, digits, ``_.-``, at most 64), never a phone number or an e-mail address."""
 """A string without control characters (checked on new input, see ``EDGE``); give it a
 ``Field(max_length=...)`` where it is used."""
 

@@ -14,7 +14,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities import EDGE, Channel, PlainText, bounded_json
+    from activities import EDGE, Channel, OpaqueId, PlainText, bounded_json
 
 # Bounds on what callers put into history (docs/architecture.md §8a): a 9,000-item order or a 10**5000 amount
 # is refused at the facade and at /events, never sent to Temporal. Static bounds are generous
@@ -26,9 +26,8 @@ MAX_AMOUNT = 10**12  # KRW
 MAX_QUANTITY = 10**6
 MAX_DURATION = timedelta(days=3650)  # beyond what a timer can hold, a setting is a mistake
 
-ORDER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
-OrderId = Annotated[str, Field(pattern=ORDER_ID_PATTERN, description="opaque order id, no PII")]
-CustomerId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$", description="opaque, no PII")]
+OrderId = OpaqueId
+CustomerId = OpaqueId
 
 
 class EventType(StrEnum):
