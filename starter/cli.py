@@ -13,6 +13,18 @@ from typing import Any
 import typer
 
 from providers import JourneysError
+from worker import (
+    SANDBOX_SECRETS,
+    WEBHOOK_SECRETS,
+    Settings,
+    build_providers,
+    connect_client,
+    dev_settings,
+    load_settings,
+    open_store,
+    run_worker,
+    setup_logging,
+)
 
 # Plain help (no rich panels showing "<bool>" on flags); no pretty tracebacks: usage and
 # configuration mistakes are one line (main), anything else is a bug and logged as one.
@@ -59,8 +71,7 @@ def _run(coro: Coroutine[Any, Any, int | None]) -> int:
         return 130
 
 
-def _settings() -> Any:
-    from worker import load_settings, setup_logging
+def _settings() -> Settings:
 
     settings = load_settings()
     setup_logging(settings)
@@ -103,7 +114,6 @@ def demo(
                            "JOURNEYS_BRAND_NAME", "JOURNEYS_OPT_OUT_LINE", "JOURNEYS_GRACEFUL_SHUTDOWN_SECONDS", _LOGS))
 def worker() -> None:
     """Run a worker: the journeys and their sends, until SIGTERM (in-flight sends finish)."""
-    from worker import run_worker
 
     raise typer.Exit(_run(run_worker(_settings())))
 
@@ -120,8 +130,7 @@ def webhooks(
 
     from starter.journeys import Journeys
     from starter.serve import require_free_port
-    from starter.webhooks import create_webhook_app
-    from worker import WEBHOOK_SECRETS, build_providers
+    from starter.webhooks import webhook_app_for
 
     settings = _settings()
     settings.require_secrets(*WEBHOOK_SECRETS)
@@ -129,11 +138,7 @@ def webhooks(
 
     async def serve() -> None:
         journeys = await Journeys.connect(settings)
-        web = create_webhook_app(
-            journeys, build_providers(settings, journeys.store), api_key=settings.api_key.get_secret_value(),
-            inbox_token_secret=settings.inbox_token_secret.get_secret_value(),
-            max_body_bytes=settings.webhook_max_body_bytes, docs=settings.docs_enabled,
-        )
+        web = webhook_app_for(settings, journeys, build_providers(settings, journeys.store))
         await uvicorn.Server(uvicorn.Config(web, host=host, port=port, log_config=None, lifespan="off")).serve()
         await journeys.close()
 
@@ -152,7 +157,6 @@ def sandbox(
 
     from providers.sandbox import SandboxConfig, create_sandbox_app
     from starter.serve import require_free_port
-    from worker import SANDBOX_SECRETS
 
     settings = _settings()
     settings.require_secrets(*SANDBOX_SECRETS)
@@ -176,7 +180,6 @@ def dev(
     """Run the dev server, sandbox, webhook app and a worker together until Ctrl-C."""
     from starter.dev import run_dev
     from starter.serve import require_free_port
-    from worker import dev_settings
 
     settings = dev_settings(_settings())
     for number, option in ((port, "--port"), (ui_port, "--ui-port"), (sandbox_port, "--sandbox-port"),
@@ -190,7 +193,6 @@ def dev(
 def setup() -> None:
     """Register the journeys' search attributes on the configured namespace (idempotent)."""
     from starter.setup import register_search_attributes
-    from worker import connect_client
 
     settings = _settings()
 
@@ -237,7 +239,6 @@ def inspect(workflow_id: str = typer.Argument(..., help="e.g. post-purchase:A-10
 @db_app.command("upgrade", epilog=_reads(_STORE, _LOGS))
 def db_upgrade() -> None:
     """Create or migrate the store's tables (safe when several processes run it at once)."""
-    from worker import open_store
 
     settings = _settings()
 

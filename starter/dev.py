@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import typer
 
 from starter.devserver import start_dev_server, until_interrupted
-from worker import without_password
+from worker import Settings, without_password
 from starter.stack import embedded_stack
 
 
-def secrets_help(settings: Any) -> list[str]:
+def secrets_help(settings: Settings) -> list[str]:
     """How to use this run's development secrets (random per run unless set in the environment)."""
     return [
         "Development secrets for this run (random unless set; a production process needs its own):",
@@ -24,7 +22,7 @@ def secrets_help(settings: Any) -> list[str]:
     ]
 
 
-async def run_dev(settings: Any, *, port: int, ui_port: int, sandbox_port: int, webhook_port: int) -> int:
+async def run_dev(settings: Settings, *, port: int, ui_port: int, sandbox_port: int, webhook_port: int) -> int:
     """Serve everything on fixed local ports; the dev server keeps its state in ``temporal.db`` in the data dir."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     env = await start_dev_server(port=port, ui_port=ui_port, database_file=str(settings.data_dir / "temporal.db"))

@@ -29,6 +29,7 @@ from activities import (
 )
 from starter.errors import InvalidInput, JourneyNotFound
 from starter.tokens import mint_inbox_token
+from worker import Settings, connect_client, load_settings, open_store
 from workflows import (
     CUSTOMER_ID,
     JOURNEY,
@@ -147,11 +148,9 @@ class Journeys:
         self._inbox_token_secret = inbox_token_secret
 
     @classmethod
-    async def connect(cls, settings: Any = None, **kwargs: Any) -> Journeys:
+    async def connect(cls, settings: Settings | None = None, **kwargs: Any) -> Journeys:
         """Connect to Temporal and the store as ``settings`` (a ``worker.Settings``) say."""
-        from worker import Settings, connect_client, open_store
-
-        settings = settings or Settings()
+        settings = settings or load_settings()
         store = await open_store(settings)
         kwargs.setdefault("inbox_token_secret", settings.inbox_token_secret.get_secret_value())
         return cls(await connect_client(settings), store, task_queue=settings.task_queue, **kwargs)

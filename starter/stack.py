@@ -25,7 +25,8 @@ from providers.signing import sign
 from providers.sandbox import ReceiptTiming, SandboxConfig, SandboxState, create_sandbox_app
 from starter.journeys import CareSegment, Journeys
 from starter.serve import free_port, serving
-from starter.webhooks import create_webhook_app
+from starter.webhooks import webhook_app_for
+from worker import Settings, build_activities, build_providers, build_worker, dev_settings
 from workflows import TASK_QUEUE, CareSettings, CartSettings, PostPurchaseSettings
 
 
@@ -42,7 +43,7 @@ class Stack:
     sandbox_url: str
     webhook_url: str
     task_queue: str
-    settings: Any  # the worker.Settings the stack runs with (its secrets are random unless given)
+    settings: Settings  # what the stack runs with (its secrets are random unless given)
 
     @property
     def sandbox(self) -> SandboxState:
@@ -67,8 +68,6 @@ class Stack:
 
     def worker(self, **kwargs: Any) -> Worker:
         """A worker for this stack's task queue."""
-        from worker import build_worker
-
         return build_worker(self.journeys.client, self.activities, task_queue=self.task_queue, **kwargs)
 
 
@@ -77,7 +76,7 @@ async def embedded_stack(
     client: Client,
     *,
     database_url: str,
-    settings: Any = None,
+    settings: Settings | None = None,
     task_queue: str = TASK_QUEUE,
     http: bool = False,
     receipt_timing: ReceiptTiming = ReceiptTiming.AFTER_RESPONSE,
@@ -109,8 +108,6 @@ async def embedded_stack(
         sandbox_port: with ``http``, the sandbox's port (default: a free one).
         webhook_port: with ``http``, the webhook app's port (default: a free one).
     """
-    from worker import build_activities, build_providers, dev_settings
-
     settings = dev_settings(settings)
     async with AsyncExitStack() as stack:
         store = Store.from_url(database_url)
@@ -153,11 +150,7 @@ async def embedded_stack(
             )
         stack.push_async_callback(sandbox_client.aclose)
         providers = build_providers(settings, store, sandbox_client=sandbox_client)
-        webhook_app = create_webhook_app(
-            journeys, providers, api_key=settings.api_key.get_secret_value(),
-            inbox_token_secret=settings.inbox_token_secret.get_secret_value(),
-            max_body_bytes=settings.webhook_max_body_bytes, docs=settings.docs_enabled,
-        )
+        webhook_app = webhook_app_for(settings, journeys, providers)
         webhook_holder["app"] = webhook_app
         if http:
             await stack.enter_async_context(serving(sandbox_app, port=sandbox_port))

@@ -48,6 +48,7 @@ from providers.docs import api_app
 from starter.errors import InvalidInput, JourneyNotFound
 from starter.journeys import Journeys, checked_event
 from starter.tokens import TokenError, inbox_token_subject
+from worker import Settings
 from workflows import CustomerId, EventType, JourneyWorkflow, OrderId, post_purchase_id
 
 log = structlog.get_logger("starter.webhooks")
@@ -102,6 +103,15 @@ def _json(body: bytes, *, max_depth: int) -> Any:
     if json_depth(value, max_depth) > max_depth:
         raise HTTPException(400, f"body nests deeper than {max_depth} levels")
     return value
+
+
+def webhook_app_for(settings: Settings, journeys: Journeys, providers: ProviderRegistry) -> FastAPI:
+    """The webhook app as the settings configure it (``journeys webhooks``, the embedded stack)."""
+    return create_webhook_app(
+        journeys, providers, api_key=settings.api_key.get_secret_value(),
+        inbox_token_secret=settings.inbox_token_secret.get_secret_value(),
+        max_body_bytes=settings.webhook_max_body_bytes, docs=settings.docs_enabled,
+    )
 
 
 def create_webhook_app(
