@@ -30,8 +30,8 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities import PolicyConfig, SendActivities, Store, TemplateRegistry, default_templates
-from activities.logs import configure_logging
 from activities.inbox import InboxProvider
+from activities.logs import configure_logging
 from providers import Channel, ConfigError, ProviderRegistry
 from providers.sandbox import SandboxProvider
 from workflows import ALL_WORKFLOWS, TASK_QUEUE
@@ -42,10 +42,22 @@ log = structlog.get_logger("worker")
 MIN_SECRET_BYTES = 32
 MIN_SECRET_DISTINCT = 10  # "a" * 40 or "0123" * 10 is long, not random
 # Values that have been public defaults or that people type when asked for a secret.
-KNOWN_DEV_SECRETS = frozenset({
-    "sandbox-key", "sandbox-webhook-secret", "dev-api-key", "dev-inbox-secret", "changeme", "change-me",
-    "secret", "password", "test", "dev", "development", "example",
-})
+KNOWN_DEV_SECRETS = frozenset(
+    {
+        "sandbox-key",
+        "sandbox-webhook-secret",
+        "dev-api-key",
+        "dev-inbox-secret",
+        "changeme",
+        "change-me",
+        "secret",
+        "password",
+        "test",
+        "dev",
+        "development",
+        "example",
+    }
+)
 SECRET_SETTINGS = ("api_key", "inbox_token_secret", "sandbox_api_key", "sandbox_webhook_secret")
 WORKER_SECRETS = ("sandbox_api_key",)  # what `journeys worker` signs its provider calls with
 WEBHOOK_SECRETS = ("api_key", "inbox_token_secret", "sandbox_webhook_secret")  # what `journeys webhooks` verifies
@@ -161,7 +173,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     for name in sorted(environ):
         if name.startswith(ENV_PREFIX) and name not in known and not name.startswith(_NOT_SETTINGS_PREFIXES):
             close = difflib.get_close_matches(name, sorted(known), n=1)
-            hint = f"; did you mean {close[0]}?" if close else f"; settings are listed by `journeys --help`"
+            hint = f"; did you mean {close[0]}?" if close else "; settings are listed by `journeys --help`"
             raise ConfigError(f"{name} is not a setting{hint}")
     try:
         return Settings()
@@ -258,7 +270,9 @@ def temporal_connect_config(settings: Settings) -> dict[str, Any]:
     files = (settings.temporal_tls_client_cert, settings.temporal_tls_client_key, settings.temporal_tls_server_ca)
     if any(files) or settings.temporal_tls_server_name:
         if bool(settings.temporal_tls_client_cert) != bool(settings.temporal_tls_client_key):
-            raise ConfigError("JOURNEYS_TEMPORAL_TLS_CLIENT_CERT and JOURNEYS_TEMPORAL_TLS_CLIENT_KEY go together: set both")
+            raise ConfigError(
+                "JOURNEYS_TEMPORAL_TLS_CLIENT_CERT and JOURNEYS_TEMPORAL_TLS_CLIENT_KEY go together: set both"
+            )
         config["tls"] = TLSConfig(
             client_cert=_read(settings.temporal_tls_client_cert, "temporal_tls_client_cert"),
             client_private_key=_read(settings.temporal_tls_client_key, "temporal_tls_client_key"),
@@ -349,8 +363,10 @@ async def open_store(settings: Settings) -> Store:
 def build_providers(
     settings: Settings, store: Store, *, sandbox_client: httpx.AsyncClient | None = None
 ) -> ProviderRegistry:
-    """Every configured provider: the in-app inbox for ``in_app``, the sandbox for the rest
-    until real providers are configured."""
+    """Every configured provider.
+
+    The in-app inbox for ``in_app``, the sandbox for the rest until real providers are configured.
+    """
     client = sandbox_client or httpx.AsyncClient(
         base_url=settings.sandbox_url, timeout=settings.provider_timeout_seconds
     )

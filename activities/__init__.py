@@ -4,7 +4,6 @@ Workflows import the types and activity references below; nothing here is determ
 """
 
 from activities.customers import CustomerProfile
-from providers import TemplateError
 from activities.policy import KST, PolicyConfig
 from activities.send import (
     CONFIG_ERROR,
@@ -29,6 +28,7 @@ from providers import (
     Purpose,
     ReceiptMode,
     ReceiptStatus,
+    TemplateError,
     bounded_json,
 )
 

@@ -8,7 +8,15 @@ in-app ``provider_template_codes`` entry chooses how the app shows it: ``message
 from __future__ import annotations
 
 from activities.store import Store
-from providers import DeliveryReceipt, InvalidReceipt, OutboundMessage, ReceiptMode, SendResult, SendStatus, WebhookError
+from providers import (
+    DeliveryReceipt,
+    InvalidReceipt,
+    OutboundMessage,
+    ReceiptMode,
+    SendResult,
+    SendStatus,
+    WebhookError,
+)
 
 INBOX_KINDS = frozenset({"message", "banner"})
 

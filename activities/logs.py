@@ -22,10 +22,26 @@ _TOKEN = re.compile(
     r"https://[\w.\-]*(?:push|fcm|notify)[\w.\-]*/\S+|[\w\-]{20,}:[\w\-]{40,}|\b[0-9a-fA-F]{64}\b|[\w\-]{100,}"
 )
 # Fields that hold contact data or message content, whatever their value looks like.
-_SECRET_KEYS = frozenset({
-    "to", "phone", "email", "token", "push_token", "push_tokens", "authorization", "name",
-    "customer_name", "body", "subject", "variables", "recipient", "password", "secret", "api_key",
-})
+_SECRET_KEYS = frozenset(
+    {
+        "to",
+        "phone",
+        "email",
+        "token",
+        "push_token",
+        "push_tokens",
+        "authorization",
+        "name",
+        "customer_name",
+        "body",
+        "subject",
+        "variables",
+        "recipient",
+        "password",
+        "secret",
+        "api_key",
+    }
+)
 _MAX_DEPTH = 6
 
 

@@ -54,9 +54,7 @@ def _quiet_hours_end(at: datetime, cfg: PolicyConfig) -> datetime:
     return end
 
 
-def check(
-    profile: CustomerProfile, channel: Channel, purpose: Purpose, at: datetime, cfg: PolicyConfig
-) -> Decision:
+def check(profile: CustomerProfile, channel: Channel, purpose: Purpose, at: datetime, cfg: PolicyConfig) -> Decision:
     """Decide whether a message may go out now (``at`` is journey time, not wall time)."""
     if purpose is not Purpose.ADVERTISING or channel in CONSENT_EXEMPT_CHANNELS:
         return Decision(allowed=True)

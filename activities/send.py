@@ -81,16 +81,12 @@ class SendRequest(BaseModel):
     purpose: Purpose = Purpose.INFORMATIONAL
     variables: dict[str, str] = Field(default_factory=dict)
     journey_time: datetime = Field(description="workflow.now() at the send: policy runs on journey time")
-    supersedes: list[str] = Field(
-        default_factory=list, description="keys of earlier channels of this step (fallback)"
-    )
+    supersedes: list[str] = Field(default_factory=list, description="keys of earlier channels of this step (fallback)")
     episode: str | None = Field(default=None, description="run chain id, for journeys with reused ids")
     reentry_cooldown: timedelta | None = Field(
         default=None, description="skip if another run of this workflow id sent within this long"
     )
-    reconcile: bool = Field(
-        default=False, description="an earlier request for this key may have sent: settle it first"
-    )
+    reconcile: bool = Field(default=False, description="an earlier request for this key may have sent: settle it first")
 
     @property
     def idempotency_key(self) -> str:
@@ -156,8 +152,11 @@ def _from_record(record: MessageRecord) -> SendOutcome:
 
 
 def _retry_delay(retry_after: timedelta | None) -> timedelta | None:
-    """The provider's Retry-After, but never faster than exponential backoff (1 s doubling to
-    1 min): a provider that says "1 s" through a day-long outage is not called 86,400 times."""
+    """The provider's Retry-After, but never faster than exponential backoff.
+
+    Backoff is 1 s doubling to 1 min: a provider that says "1 s" through a day-long outage is not
+    called 86,400 times.
+    """
     if retry_after is None:
         return None
     backoff = timedelta(seconds=min(2 ** (activity.info().attempt - 1), 60))
@@ -199,23 +198,34 @@ class SendActivities:
         except SQLAlchemyError as exc:
             # A database error's text can carry statement values and row details (a name, a
             # phone): it reaches neither history nor the logs, only its class does.
-            log.warning("message.store_error", workflow_id=req.workflow_id, step=req.step,
-                        channel=req.channel.value, error=type(exc).__name__)
+            log.warning(
+                "message.store_error",
+                workflow_id=req.workflow_id,
+                step=req.step,
+                channel=req.channel.value,
+                error=type(exc).__name__,
+            )
             raise ApplicationError(f"store unavailable ({type(exc).__name__})", type=STORE_UNAVAILABLE) from None
 
     async def _send_message(self, req: SendRequest) -> SendOutcome:
         key = req.idempotency_key
         bound = log.bind(
-            workflow_id=req.workflow_id, journey=req.journey, step=req.step,
-            channel=req.channel.value, purpose=req.purpose.value,
+            workflow_id=req.workflow_id,
+            journey=req.journey,
+            step=req.step,
+            channel=req.channel.value,
+            purpose=req.purpose.value,
         )
 
         def done(outcome: SendOutcome) -> SendOutcome:
             bound.info(
                 "message.sent" if outcome.status is OutcomeStatus.ACCEPTED else "message.not_sent",
-                outcome=outcome.status.value, provider=outcome.provider,
-                error_class=outcome.error_class, error_code=outcome.error_code,
-                reason=outcome.reason, replayed=outcome.replayed,
+                outcome=outcome.status.value,
+                provider=outcome.provider,
+                error_class=outcome.error_class,
+                error_code=outcome.error_code,
+                reason=outcome.reason,
+                replayed=outcome.replayed,
             )
             return outcome
 
@@ -259,10 +269,16 @@ class SendActivities:
 
         await self._store.mark_superseded(req.supersedes)
         record, created = await self._store.claim_message(
-            idempotency_key=key, workflow_id=req.workflow_id, step=req.step,
-            channel=req.channel.value, customer_id=req.customer_id, provider=provider.name,
-            purpose=req.purpose.value, template=req.template,
-            journey_time=req.journey_time, episode=req.episode,
+            idempotency_key=key,
+            workflow_id=req.workflow_id,
+            step=req.step,
+            channel=req.channel.value,
+            customer_id=req.customer_id,
+            provider=provider.name,
+            purpose=req.purpose.value,
+            template=req.template,
+            journey_time=req.journey_time,
+            episode=req.episode,
         )
         if not created:
             if record.status in (MessageStatus.ACCEPTED, MessageStatus.REJECTED):
@@ -305,7 +321,8 @@ class SendActivities:
             done(outcome)
             raise ApplicationError(
                 f"{provider.name} refused our configuration ({result.error_code})",
-                type=CONFIG_ERROR, non_retryable=True,
+                type=CONFIG_ERROR,
+                non_retryable=True,
             )
         return done(outcome)
 
@@ -328,11 +345,17 @@ class SendActivities:
         body = mark_advertising(rendered.body, req.channel, req.purpose, self._policy)
         kind = sms_kind(body, rendered.subject) if req.channel is Channel.SMS else None
         return OutboundMessage(
-            channel=req.channel, purpose=req.purpose, to=address, body=body,
+            channel=req.channel,
+            purpose=req.purpose,
+            to=address,
+            body=body,
             subject=rendered.subject if kind is None or kind is SmsKind.LMS else None,
-            template_code=rendered.provider_template_code, variables=variables,
-            sms_kind=kind, idempotency_key=req.idempotency_key,
-            workflow_id=req.workflow_id, step=req.step,
+            template_code=rendered.provider_template_code,
+            variables=variables,
+            sms_kind=kind,
+            idempotency_key=req.idempotency_key,
+            workflow_id=req.workflow_id,
+            step=req.step,
         )
 
     async def _lookup(self, provider: Provider, key: str, *, maybe_sent: bool) -> SendResult | None:
@@ -352,13 +375,19 @@ class SendActivities:
         await self._store.finish_message(
             req.idempotency_key,
             MessageStatus.ACCEPTED if accepted else MessageStatus.REJECTED,
-            provider_message_id=result.provider_message_id, receipt_mode=result.receipt.value,
+            provider_message_id=result.provider_message_id,
+            receipt_mode=result.receipt.value,
             error_class=result.error_class.value if result.error_class else None,
-            error_code=result.error_code, error_message=result.error_message,
+            error_code=result.error_code,
+            error_message=result.error_message,
         )
         return SendOutcome(
             status=OutcomeStatus.ACCEPTED if accepted else OutcomeStatus.REJECTED,
-            channel=req.channel, idempotency_key=req.idempotency_key, provider=provider.name,
-            provider_message_id=result.provider_message_id, receipt=result.receipt,
-            error_class=result.error_class, error_code=result.error_code,
+            channel=req.channel,
+            idempotency_key=req.idempotency_key,
+            provider=provider.name,
+            provider_message_id=result.provider_message_id,
+            receipt=result.receipt,
+            error_class=result.error_class,
+            error_code=result.error_code,
         )

@@ -133,8 +133,7 @@ class TemplateRegistry:
 
 
 _ORDER_PAID = (
-    "#{customer_name}님, 결제가 완료되었습니다.\n"
-    "주문번호: #{order_id}\n상품: #{item_name}\n결제금액: #{amount}원"
+    "#{customer_name}님, 결제가 완료되었습니다.\n주문번호: #{order_id}\n상품: #{item_name}\n결제금액: #{amount}원"
 )
 _SHIPPED = "#{customer_name}님, 주문하신 상품이 발송되었습니다.\n주문번호: #{order_id}\n상품: #{item_name}"
 _REVIEW = "#{customer_name}님, #{item_name} 잘 받으셨나요? 리뷰를 남겨 주세요.\n#{review_url}"

@@ -39,8 +39,10 @@ SMALL_CACHE = 100  # max_cached_workflows for the second memory run: memory foll
 REVIEW_DELAY = 1.0
 SALE_AFTER = 2.0
 TIMINGS = PostPurchaseSettings(
-    review_delay=timedelta(seconds=REVIEW_DELAY), sale_after_delivery=timedelta(seconds=SALE_AFTER),
-    receipt_timeout=timedelta(seconds=30), review_hours_kst=None,
+    review_delay=timedelta(seconds=REVIEW_DELAY),
+    sale_after_delivery=timedelta(seconds=SALE_AFTER),
+    receipt_timeout=timedelta(seconds=30),
+    review_hours_kst=None,
 )
 POSTGRES_URL = os.environ.get("JOURNEYS_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 BILLABLE = {
@@ -98,30 +100,54 @@ async def bare(client: Client, n: int) -> dict[str, Any]:
     async with Worker(client, task_queue=queue, workflows=[BarePostPurchase], activities=[bare_send]):
         cpu0 = cpu_by_process()
         t0 = time.perf_counter()
-        handles = await asyncio.gather(*(
-            client.start_workflow(BarePostPurchase.run, BareInput(REVIEW_DELAY, SALE_AFTER),
-                                  id=f"bare-{uuid.uuid4()}", task_queue=queue) for _ in range(n)))
+        handles = await asyncio.gather(
+            *(
+                client.start_workflow(
+                    BarePostPurchase.run,
+                    BareInput(REVIEW_DELAY, SALE_AFTER),
+                    id=f"bare-{uuid.uuid4()}",
+                    task_queue=queue,
+                )
+                for _ in range(n)
+            )
+        )
         await asyncio.gather(*(h.signal(BarePostPurchase.event, "shipped") for h in handles))
         await asyncio.gather(*(h.signal(BarePostPurchase.event, "delivered") for h in handles))
         await asyncio.gather(*(h.result() for h in handles))
         elapsed = time.perf_counter() - t0
         cpu = cpu_ms_per_journey(cpu0, n)
         events, actions = await costs(handles[0])
-    return {"journeys_per_s": n / elapsed, "seconds": elapsed, "history_events": events,
-            "actions": sum(actions.values()), "actions_by_kind": dict(actions), "cpu_ms_per_journey": cpu}
+    return {
+        "journeys_per_s": n / elapsed,
+        "seconds": elapsed,
+        "history_events": events,
+        "actions": sum(actions.values()),
+        "actions_by_kind": dict(actions),
+        "cpu_ms_per_journey": cpu,
+    }
 
 
 def _customer(i: int) -> CustomerProfile:
     consented = datetime.now(UTC) - timedelta(days=1)
-    return CustomerProfile(customer_id=f"b-{i}-{uuid.uuid4().hex[:6]}", name="김하늘", phone="010-1234-5678",
-                           marketing_consent={Channel.SMS: consented}, night_consent_at=consented)
+    return CustomerProfile(
+        customer_id=f"b-{i}-{uuid.uuid4().hex[:6]}",
+        name="김하늘",
+        phone="010-1234-5678",
+        marketing_consent={Channel.SMS: consented},
+        night_consent_at=consented,
+    )
 
 
 async def ours(client: Client, n: int, database_url: str) -> dict[str, Any]:
     """Everything in this process: worker, facade, sandbox and webhook app (as the tests run it)."""
     async with embedded_stack(
-        client, database_url=database_url, http=True, receipt_timing=ReceiptTiming.AFTER_RESPONSE,
-        receipt_delay=timedelta(milliseconds=10), post_purchase=TIMINGS, care_segment="off",
+        client,
+        database_url=database_url,
+        http=True,
+        receipt_timing=ReceiptTiming.AFTER_RESPONSE,
+        receipt_delay=timedelta(milliseconds=10),
+        post_purchase=TIMINGS,
+        care_segment="off",
         task_queue=f"ours-{uuid.uuid4()}",
     ) as stack:
         async with stack.worker():
@@ -136,17 +162,37 @@ async def ours_split(client: Client, n: int, database_url: str) -> dict[str, Any
     from worker import SECRET_SETTINGS, Settings, build_activities, build_providers, build_worker, dev_settings
 
     sandbox_port, webhook_port = free_port(), free_port()
-    settings = dev_settings(Settings(database_url=database_url, sandbox_url=f"http://127.0.0.1:{sandbox_port}",
-                                     temporal_address=client.service_client.config.target_host,
-                                     task_queue=f"split-{uuid.uuid4()}"))
-    env = {**os.environ, "JOURNEYS_DATABASE_URL": database_url, "JOURNEYS_LOG_LEVEL": "ERROR",
-           "JOURNEYS_TEMPORAL_ADDRESS": settings.temporal_address,
-           **{f"JOURNEYS_{name.upper()}": getattr(settings, name).get_secret_value() for name in SECRET_SETTINGS}}
+    settings = dev_settings(
+        Settings(
+            database_url=database_url,
+            sandbox_url=f"http://127.0.0.1:{sandbox_port}",
+            temporal_address=client.service_client.config.target_host,
+            task_queue=f"split-{uuid.uuid4()}",
+        )
+    )
+    env = {
+        **os.environ,
+        "JOURNEYS_DATABASE_URL": database_url,
+        "JOURNEYS_LOG_LEVEL": "ERROR",
+        "JOURNEYS_TEMPORAL_ADDRESS": settings.temporal_address,
+        **{f"JOURNEYS_{name.upper()}": getattr(settings, name).get_secret_value() for name in SECRET_SETTINGS},
+    }
     store = Store.from_url(database_url)
     await store.migrate()
     procs = [
-        subprocess.Popen([sys.executable, "-m", "starter.cli", "sandbox", "--port", str(sandbox_port),
-                          "--webhook-url", f"http://127.0.0.1:{webhook_port}/webhooks/sandbox"], env=env),
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "starter.cli",
+                "sandbox",
+                "--port",
+                str(sandbox_port),
+                "--webhook-url",
+                f"http://127.0.0.1:{webhook_port}/webhooks/sandbox",
+            ],
+            env=env,
+        ),
         subprocess.Popen([sys.executable, "-m", "starter.cli", "webhooks", "--port", str(webhook_port)], env=env),
     ]
     try:
@@ -171,8 +217,15 @@ async def ours_split(client: Client, n: int, database_url: str) -> dict[str, Any
 
 async def _journeys(journeys: Any, n: int) -> dict[str, Any]:
     customers = [_customer(i) for i in range(n)]
-    orders = [Order(order_id=f"bo-{uuid.uuid4().hex[:12]}", customer_id=c.customer_id, amount=1000,
-                    items=[OrderItem(name="양말", unit_price=1000)]) for c in customers]
+    orders = [
+        Order(
+            order_id=f"bo-{uuid.uuid4().hex[:12]}",
+            customer_id=c.customer_id,
+            amount=1000,
+            items=[OrderItem(name="양말", unit_price=1000)],
+        )
+        for c in customers
+    ]
     cpu0 = cpu_by_process()
     t0 = time.perf_counter()
     handles = await asyncio.gather(*(journeys.order_paid(o, c) for o, c in zip(orders, customers)))
@@ -189,8 +242,11 @@ async def _journeys(journeys: Any, n: int) -> dict[str, Any]:
         latencies.append((sent.at - shipped.at).total_seconds() * 1000)
     latencies.sort()
     return {
-        "journeys_per_s": n / elapsed, "seconds": elapsed, "history_events": events,
-        "actions": sum(actions.values()), "actions_by_kind": dict(actions),
+        "journeys_per_s": n / elapsed,
+        "seconds": elapsed,
+        "history_events": events,
+        "actions": sum(actions.values()),
+        "actions_by_kind": dict(actions),
         "event_to_send_ms_p50": statistics.median(latencies),
         "event_to_send_ms_p99": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
         "completed": sum(r.outcome == "completed" for r in results),
@@ -201,15 +257,31 @@ async def _journeys(journeys: Any, n: int) -> dict[str, Any]:
 async def memory_per_1000_waiting(client: Client, database_url: str, k: int = 1000, cache: int | None = None) -> float:
     """RSS growth of this process (worker included) while k journeys wait on a timer, with a
     workflow cache of ``cache`` (default: room for all of them)."""
-    async with embedded_stack(client, database_url=database_url, http=True, care_segment="off",
-                              post_purchase=TIMINGS, task_queue=f"mem-{uuid.uuid4()}") as stack:
+    async with embedded_stack(
+        client,
+        database_url=database_url,
+        http=True,
+        care_segment="off",
+        post_purchase=TIMINGS,
+        task_queue=f"mem-{uuid.uuid4()}",
+    ) as stack:
         async with stack.worker(max_cached_workflows=cache or k + 100):
             before = rss_mb()
             customers = [_customer(i) for i in range(k)]
-            handles = await asyncio.gather(*(
-                stack.journeys.order_paid(Order(order_id=f"m-{uuid.uuid4().hex[:12]}", customer_id=c.customer_id,
-                                                amount=1000, items=[OrderItem(name="양말", unit_price=1000)]), c)
-                for c in customers))
+            handles = await asyncio.gather(
+                *(
+                    stack.journeys.order_paid(
+                        Order(
+                            order_id=f"m-{uuid.uuid4().hex[:12]}",
+                            customer_id=c.customer_id,
+                            amount=1000,
+                            items=[OrderItem(name="양말", unit_price=1000)],
+                        ),
+                        c,
+                    )
+                    for c in customers
+                )
+            )
             await _wait_all_waiting(stack, [h.id for h in handles])
             after = rss_mb()
             await asyncio.gather(*(h.terminate("bench") for h in handles))
@@ -220,8 +292,15 @@ async def memory_in_fresh_process(target: str, db: Path, *, cache: int | None) -
     """:func:`memory_per_1000_waiting` in a new interpreter, so one run's freed memory is not
     the next run's head start."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench", "--memory", target, str(db), str(cache or 0),
-        stdout=asyncio.subprocess.PIPE, cwd=HERE.parent,
+        sys.executable,
+        "-m",
+        "bench",
+        "--memory",
+        target,
+        str(db),
+        str(cache or 0),
+        stdout=asyncio.subprocess.PIPE,
+        cwd=HERE.parent,
     )
     out, _ = await proc.communicate()
     if proc.returncode != 0:
@@ -251,8 +330,12 @@ async def _wait_all_waiting(stack: Stack, ids: list[str]) -> None:
 async def _multi_week_journey(env: Any, stack: Any) -> None:
     """Paid, shipped after 20 h, delivered a day later, review and day-14 sale, to the end."""
     c = _customer(0)
-    o = Order(order_id=f"ts-{uuid.uuid4().hex[:12]}", customer_id=c.customer_id, amount=1000,
-              items=[OrderItem(name="양말", unit_price=1000)])
+    o = Order(
+        order_id=f"ts-{uuid.uuid4().hex[:12]}",
+        customer_id=c.customer_id,
+        amount=1000,
+        items=[OrderItem(name="양말", unit_price=1000)],
+    )
     handle = await stack.journeys.order_paid(o, c)
     await env.sleep(timedelta(hours=20))
     await stack.journeys.order_shipped(o.order_id)
@@ -269,14 +352,20 @@ async def time_skipping_journey_seconds() -> float:
 
     from starter.devserver import find_binary
     from starter.setup import register_search_attributes
+
     env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter, test_server_existing_path=find_binary("temporal-test-server"))
+        data_converter=pydantic_data_converter, test_server_existing_path=find_binary("temporal-test-server")
+    )
     await register_search_attributes(env.client)
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            async with embedded_stack(env.client, database_url=f"sqlite+aiosqlite:///{Path(tmp) / 't.db'}",
-                                      receipt_timing=ReceiptTiming.BEFORE_RESPONSE, care_segment="off",
-                                      task_queue=f"ts-{uuid.uuid4()}") as stack:
+            async with embedded_stack(
+                env.client,
+                database_url=f"sqlite+aiosqlite:///{Path(tmp) / 't.db'}",
+                receipt_timing=ReceiptTiming.BEFORE_RESPONSE,
+                care_segment="off",
+                task_queue=f"ts-{uuid.uuid4()}",
+            ) as stack:
                 async with stack.worker():
                     t0 = time.perf_counter()
                     await _multi_week_journey(env, stack)
@@ -318,7 +407,10 @@ async def main(n: int) -> dict[str, Any]:
     finally:
         await env.shutdown()
     return {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"), "n": n, "bare": base, "sqlite": on_sqlite,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "n": n,
+        "bare": base,
+        "sqlite": on_sqlite,
         "postgres": on_pg,
         "split_sqlite": split,
         "ratio_sqlite": on_sqlite["journeys_per_s"] / base["journeys_per_s"],
@@ -360,17 +452,23 @@ def report(r: dict[str, Any]) -> str:
         f"event->send p50 {r['sqlite']['event_to_send_ms_p50']:.0f} ms p99 {r['sqlite']['event_to_send_ms_p99']:.0f} ms",
     ]
     sp = r["split_sqlite"]
-    lines.append(f"ours, SQLite, provider+webhooks in own processes {sp['journeys_per_s']:6.1f} journeys/s   "
-                 f"ratio {r['ratio_split_sqlite']:.2f}   event->send p50 {sp['event_to_send_ms_p50']:.0f} ms "
-                 f"p99 {sp['event_to_send_ms_p99']:.0f} ms")
+    lines.append(
+        f"ours, SQLite, provider+webhooks in own processes {sp['journeys_per_s']:6.1f} journeys/s   "
+        f"ratio {r['ratio_split_sqlite']:.2f}   event->send p50 {sp['event_to_send_ms_p50']:.0f} ms "
+        f"p99 {sp['event_to_send_ms_p99']:.0f} ms"
+    )
     if pg:
-        lines.append(f"ours, PostgreSQL   {pg['journeys_per_s']:8.1f} journeys/s   ratio {r['ratio_postgres']:.2f}   "
-                     f"event->send p50 {pg['event_to_send_ms_p50']:.0f} ms p99 {pg['event_to_send_ms_p99']:.0f} ms")
+        lines.append(
+            f"ours, PostgreSQL   {pg['journeys_per_s']:8.1f} journeys/s   ratio {r['ratio_postgres']:.2f}   "
+            f"event->send p50 {pg['event_to_send_ms_p50']:.0f} ms p99 {pg['event_to_send_ms_p99']:.0f} ms"
+        )
     for name in ("bare", "sqlite", "split_sqlite", "postgres"):
         if r[name]:
             cpu = r[name]["cpu_ms_per_journey"]
-            lines.append(f"CPU per journey, {name:12s}: this process {cpu['ours']:6.1f} ms, Temporal server "
-                         f"{cpu['temporal']:6.1f} ms, other processes {cpu['other']:6.1f} ms")
+            lines.append(
+                f"CPU per journey, {name:12s}: this process {cpu['ours']:6.1f} ms, Temporal server "
+                f"{cpu['temporal']:6.1f} ms, other processes {cpu['other']:6.1f} ms"
+            )
     lines += [
         f"ours per journey: {r['sqlite']['history_events']} history events, {r['sqlite']['actions']} actions "
         f"{r['sqlite']['actions_by_kind']}",
@@ -395,15 +493,17 @@ if __name__ == "__main__":
     print(report(result))
     (HERE / "results.json").write_text(json.dumps(result, indent=2, default=str))
     pg = result["postgres"]
-    row = (f"| {result['date'][:10]} | {n} | {result['bare']['journeys_per_s']:.1f} | "
-           f"{result['sqlite']['journeys_per_s']:.1f} ({result['ratio_sqlite']:.2f}) | "
-           f"{result['split_sqlite']['journeys_per_s']:.1f} ({result['ratio_split_sqlite']:.2f}) | "
-           + (f"{pg['journeys_per_s']:.1f} ({result['ratio_postgres']:.2f})" if pg else "n/a")
-           + f" | {result['sqlite']['event_to_send_ms_p50']:.0f}/{result['sqlite']['event_to_send_ms_p99']:.0f} | "
-           f"{result['sqlite']['history_events']} / {result['sqlite']['actions']} | "
-           f"{result['rss_mb_per_1000_waiting']:.1f} ({result[f'rss_mb_per_1000_waiting_cache_{SMALL_CACHE}']:.1f} "
-           f"with cache {SMALL_CACHE}) | {result['time_skipping_full_journey_test_s']:.2f} | "
-           f"{_cpu_cell(result['bare'])} / {_cpu_cell(result['sqlite'])} |\n")
+    row = (
+        f"| {result['date'][:10]} | {n} | {result['bare']['journeys_per_s']:.1f} | "
+        f"{result['sqlite']['journeys_per_s']:.1f} ({result['ratio_sqlite']:.2f}) | "
+        f"{result['split_sqlite']['journeys_per_s']:.1f} ({result['ratio_split_sqlite']:.2f}) | "
+        + (f"{pg['journeys_per_s']:.1f} ({result['ratio_postgres']:.2f})" if pg else "n/a")
+        + f" | {result['sqlite']['event_to_send_ms_p50']:.0f}/{result['sqlite']['event_to_send_ms_p99']:.0f} | "
+        f"{result['sqlite']['history_events']} / {result['sqlite']['actions']} | "
+        f"{result['rss_mb_per_1000_waiting']:.1f} ({result[f'rss_mb_per_1000_waiting_cache_{SMALL_CACHE}']:.1f} "
+        f"with cache {SMALL_CACHE}) | {result['time_skipping_full_journey_test_s']:.2f} | "
+        f"{_cpu_cell(result['bare'])} / {_cpu_cell(result['sqlite'])} |\n"
+    )
     with (HERE / "README.md").open("a") as f:
         f.write(row)
     sys.stdout.flush()

@@ -40,6 +40,7 @@ class BarePostPurchase:
         delivered = workflow.now()
         await workflow.sleep(inp.review_delay_seconds)
         await workflow.execute_activity(bare_send, "review_request", **opts)
-        await workflow.sleep(max(0.0, (delivered + timedelta(seconds=inp.sale_after_seconds) - workflow.now())
-                                 .total_seconds()))
+        await workflow.sleep(
+            max(0.0, (delivered + timedelta(seconds=inp.sale_after_seconds) - workflow.now()).total_seconds())
+        )
         await workflow.execute_activity(bare_send, "recent_buyer_sale", **opts)

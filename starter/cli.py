@@ -28,15 +28,21 @@ from worker import (
 
 # Plain help (no rich panels showing "<bool>" on flags); no pretty tracebacks: usage and
 # configuration mistakes are one line (main), anything else is a bug and logged as one.
-app = typer.Typer(help="Durable Journeys: customer-journey workflows on Temporal.", no_args_is_help=True,
-                  rich_markup_mode=None, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Durable Journeys: customer-journey workflows on Temporal.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+)
 db_app = typer.Typer(help="Database schema.", rich_markup_mode=None, pretty_exceptions_enable=False)
 app.add_typer(db_app, name="db")
 
 
 def _usage_errors() -> tuple[type[BaseException], ...]:
-    """The exception classes of a command-line usage mistake: typer's own (it vendors click from
-    0.2x on) and click's (older typer)."""
+    """The exception classes of a command-line usage mistake.
+
+    Typer's own (it vendors click from 0.2x on) and click's (older typer).
+    """
     found: list[type[BaseException]] = [typer.TyperException] if hasattr(typer, "TyperException") else []
     try:
         import click
@@ -51,8 +57,10 @@ _USAGE_ERRORS = _usage_errors()
 
 
 def _run(coro: Coroutine[Any, Any, int | None]) -> int:
-    """Run a command; SIGINT and SIGTERM cancel it, so its cleanup (a dev server it started,
-    open connections) runs instead of leaving orphans behind."""
+    """Run a command; SIGINT and SIGTERM cancel it.
+
+    So its cleanup (a dev server it started, open connections) runs instead of leaving orphans.
+    """
 
     async def main() -> int:
         task = asyncio.current_task()
@@ -109,18 +117,38 @@ def demo(
     raise typer.Exit(_run(run_demo(keep=keep, port=port, ui_port=ui_port)))
 
 
-@app.command(epilog=_reads(_CONNECT, "JOURNEYS_TASK_QUEUE", _STORE, "JOURNEYS_SANDBOX_URL",
-                           "JOURNEYS_SANDBOX_API_KEY (required)", "JOURNEYS_PROVIDER_TIMEOUT_SECONDS",
-                           "JOURNEYS_BRAND_NAME", "JOURNEYS_OPT_OUT_LINE", "JOURNEYS_GRACEFUL_SHUTDOWN_SECONDS", _LOGS))
+@app.command(
+    epilog=_reads(
+        _CONNECT,
+        "JOURNEYS_TASK_QUEUE",
+        _STORE,
+        "JOURNEYS_SANDBOX_URL",
+        "JOURNEYS_SANDBOX_API_KEY (required)",
+        "JOURNEYS_PROVIDER_TIMEOUT_SECONDS",
+        "JOURNEYS_BRAND_NAME",
+        "JOURNEYS_OPT_OUT_LINE",
+        "JOURNEYS_GRACEFUL_SHUTDOWN_SECONDS",
+        _LOGS,
+    )
+)
 def worker() -> None:
     """Run a worker: the journeys and their sends, until SIGTERM (in-flight sends finish)."""
-
     raise typer.Exit(_run(run_worker(_settings())))
 
 
-@app.command(epilog=_reads(_CONNECT, "JOURNEYS_TASK_QUEUE", _STORE, "JOURNEYS_API_KEY (required)",
-                           "JOURNEYS_INBOX_TOKEN_SECRET (required)", "JOURNEYS_SANDBOX_WEBHOOK_SECRET (required)",
-                           "JOURNEYS_WEBHOOK_MAX_BODY_BYTES", "JOURNEYS_DOCS_ENABLED", _LOGS))
+@app.command(
+    epilog=_reads(
+        _CONNECT,
+        "JOURNEYS_TASK_QUEUE",
+        _STORE,
+        "JOURNEYS_API_KEY (required)",
+        "JOURNEYS_INBOX_TOKEN_SECRET (required)",
+        "JOURNEYS_SANDBOX_WEBHOOK_SECRET (required)",
+        "JOURNEYS_WEBHOOK_MAX_BODY_BYTES",
+        "JOURNEYS_DOCS_ENABLED",
+        _LOGS,
+    )
+)
 def webhooks(
     host: str = HOST,
     port: int = typer.Option(8000, help="Port to listen on."),
@@ -145,8 +173,14 @@ def webhooks(
     raise typer.Exit(_run(serve()))
 
 
-@app.command(epilog=_reads("JOURNEYS_SANDBOX_API_KEY (required)", "JOURNEYS_SANDBOX_WEBHOOK_SECRET (required)",
-                           "JOURNEYS_DOCS_ENABLED", _LOGS))
+@app.command(
+    epilog=_reads(
+        "JOURNEYS_SANDBOX_API_KEY (required)",
+        "JOURNEYS_SANDBOX_WEBHOOK_SECRET (required)",
+        "JOURNEYS_DOCS_ENABLED",
+        _LOGS,
+    )
+)
 def sandbox(
     host: str = HOST,
     port: int = typer.Option(8600, help="Port to listen on."),
@@ -161,12 +195,14 @@ def sandbox(
     settings = _settings()
     settings.require_secrets(*SANDBOX_SECRETS)
     require_free_port(port, "--port", host=host)
-    sandbox_app = create_sandbox_app(SandboxConfig(
-        api_key=settings.sandbox_api_key.get_secret_value(),
-        webhook_secret=settings.sandbox_webhook_secret.get_secret_value(),
-        webhook_url=webhook_url,
-        docs=settings.docs_enabled,
-    ))
+    sandbox_app = create_sandbox_app(
+        SandboxConfig(
+            api_key=settings.sandbox_api_key.get_secret_value(),
+            webhook_secret=settings.sandbox_webhook_secret.get_secret_value(),
+            webhook_url=webhook_url,
+            docs=settings.docs_enabled,
+        )
+    )
     uvicorn.run(sandbox_app, host=host, port=port, log_config=None, lifespan="off")
 
 
@@ -182,11 +218,16 @@ def dev(
     from starter.serve import require_free_port
 
     settings = dev_settings(_settings())
-    for number, option in ((port, "--port"), (ui_port, "--ui-port"), (sandbox_port, "--sandbox-port"),
-                           (webhook_port, "--webhook-port")):
+    for number, option in (
+        (port, "--port"),
+        (ui_port, "--ui-port"),
+        (sandbox_port, "--sandbox-port"),
+        (webhook_port, "--webhook-port"),
+    ):
         require_free_port(number, option)
-    raise typer.Exit(_run(run_dev(settings, port=port, ui_port=ui_port,
-                                  sandbox_port=sandbox_port, webhook_port=webhook_port)))
+    raise typer.Exit(
+        _run(run_dev(settings, port=port, ui_port=ui_port, sandbox_port=sandbox_port, webhook_port=webhook_port))
+    )
 
 
 @app.command(epilog=_reads(_CONNECT, _LOGS))
@@ -211,8 +252,11 @@ def bench(n: int = typer.Argument(500, help="Journeys per run.")) -> None:
 
     root = Path(__file__).resolve().parent.parent
     if not (root / "bench" / "__main__.py").is_file():
-        typer.echo("journeys: the benchmark needs a source checkout (its bench/ folder is not installed); "
-                   "run `python -m bench N` from a git clone", err=True)
+        typer.echo(
+            "journeys: the benchmark needs a source checkout (its bench/ folder is not installed); "
+            "run `python -m bench N` from a git clone",
+            err=True,
+        )
         raise typer.Exit(2)
     raise typer.Exit(subprocess.call([sys.executable, "-m", "bench", str(n)], cwd=root))
 
@@ -239,7 +283,6 @@ def inspect(workflow_id: str = typer.Argument(..., help="e.g. post-purchase:A-10
 @db_app.command("upgrade", epilog=_reads(_STORE, _LOGS))
 def db_upgrade() -> None:
     """Create or migrate the store's tables (safe when several processes run it at once)."""
-
     settings = _settings()
 
     async def upgrade() -> None:
@@ -277,5 +320,7 @@ def main() -> None:
     sys.stderr.flush()
     logging.shutdown()
     os._exit(code if isinstance(code, int) else 0)
+
+
 if __name__ == "__main__":
     main()

@@ -67,30 +67,49 @@ class Sample:
 
 
 SAMPLES = (
-    Sample("ordinary customer, VIP app user who opens the app", "demo-c1", "김하늘", "010-1234-5678",
-           app=True, tier="vip", opens_app=True),
+    Sample(
+        "ordinary customer, VIP app user who opens the app",
+        "demo-c1",
+        "김하늘",
+        "010-1234-5678",
+        app=True,
+        tier="vip",
+        opens_app=True,
+    ),
     Sample("not a KakaoTalk user (…0001)", "demo-c2", "이바다", "010-0000-0001"),
     Sample("AlimTalk receipt never comes (…0002)", "demo-c3", "박구름", "010-0000-0002"),
     Sample("order cancelled after shipping", "demo-c4", "최별", "010-2222-3333", cancel_after_shipping=True),
-    Sample("leaves a cart and ignores the push", "demo-c5", "정바람", "010-3333-4444",
-           app=True, orders=False, cart=True),
+    Sample(
+        "leaves a cart and ignores the push", "demo-c5", "정바람", "010-3333-4444", app=True, orders=False, cart=True
+    ),
     Sample("leaves a cart, then buys", "demo-c6", "한들", "010-4444-5555", orders=False, cart=True, buys_cart=True),
 )
 
 
 def _profile(sample: Sample, consented_at: datetime) -> CustomerProfile:
     channels = (Channel.SMS, Channel.PUSH, Channel.BRAND_MESSAGE, Channel.EMAIL)
-    return CustomerProfile.model_validate({
-        "customer_id": sample.customer_id, "name": sample.name, "phone": sample.phone,
-        "email": f"{sample.customer_id}@example.com", "app_installed": sample.app, "tier": sample.tier,
-        "push_tokens": [f"token-{sample.customer_id}"] if sample.app else [],
-        "marketing_consent": dict.fromkeys(channels, consented_at), "night_consent_at": consented_at,
-    })
+    return CustomerProfile.model_validate(
+        {
+            "customer_id": sample.customer_id,
+            "name": sample.name,
+            "phone": sample.phone,
+            "email": f"{sample.customer_id}@example.com",
+            "app_installed": sample.app,
+            "tier": sample.tier,
+            "push_tokens": [f"token-{sample.customer_id}"] if sample.app else [],
+            "marketing_consent": dict.fromkeys(channels, consented_at),
+            "night_consent_at": consented_at,
+        }
+    )
 
 
 def _order(sample: Sample, run: str) -> Order:
-    return Order(order_id=f"{run}-{sample.customer_id}", customer_id=sample.customer_id, amount=39000,
-                 items=[OrderItem(name="무선 이어폰", unit_price=39000)])
+    return Order(
+        order_id=f"{run}-{sample.customer_id}",
+        customer_id=sample.customer_id,
+        amount=39000,
+        items=[OrderItem(name="무선 이어폰", unit_price=39000)],
+    )
 
 
 def format_timeline(entries: list[TimelineEntry]) -> list[str]:
@@ -172,8 +191,9 @@ async def run_demo(*, keep: bool, port: int = 7233, ui_port: int = 8233) -> int:
                 care=DEMO_CARE,
             ) as stack:
                 where = f"Temporal UI: {ui}   " if ui else "Temporal UI: (add --keep to browse it)   "
-                typer.echo(f"{where}Temporal: localhost:{port}   sandbox: {stack.sandbox_url}   "
-                           f"webhooks: {stack.webhook_url}")
+                typer.echo(
+                    f"{where}Temporal: localhost:{port}   sandbox: {stack.sandbox_url}   webhooks: {stack.webhook_url}"
+                )
                 typer.echo("Demo time: 1 s stands for 1 day. Post-purchase: receipt timeout 3 s, review on day 3,")
                 typer.echo("sale on day 14. Cart: push after 2 s idle, coupon 5 s later. Care: day 7 and day 14.\n")
                 async with stack.worker():
@@ -185,18 +205,24 @@ async def run_demo(*, keep: bool, port: int = 7233, ui_port: int = 8233) -> int:
                         for line in format_timeline(result.timeline):
                             typer.echo(line)
                     inbox = sum([len(await stack.store.inbox(s.customer_id)) for s in SAMPLES])
-                    typer.echo(f"\nThe sandbox accepted {len(stack.sandbox.messages)} messages; "
-                               f"{inbox} went to in-app inboxes.")
+                    typer.echo(
+                        f"\nThe sandbox accepted {len(stack.sandbox.messages)} messages; "
+                        f"{inbox} went to in-app inboxes."
+                    )
                     if keep:
                         typer.echo(f"\nServer and UI keep running at {ui}; press Ctrl-C to stop.")
-                        typer.echo(f"Point other commands at it: JOURNEYS_TEMPORAL_ADDRESS=localhost:{port} "
-                                   f"journeys inspect {results[0][1]}")
+                        typer.echo(
+                            f"Point other commands at it: JOURNEYS_TEMPORAL_ADDRESS=localhost:{port} "
+                            f"journeys inspect {results[0][1]}"
+                        )
                         for line in secrets_help(stack.settings):
                             typer.echo(line)
                         await until_interrupted()
                     else:
-                        typer.echo("Everything above is gone with the demo; add --keep to keep the server, the UI "
-                                   "and the services up (and to see their random secrets).")
+                        typer.echo(
+                            "Everything above is gone with the demo; add --keep to keep the server, the UI "
+                            "and the services up (and to see their random secrets)."
+                        )
     finally:
         await env.shutdown()
     return 0

@@ -5,8 +5,8 @@ from __future__ import annotations
 import typer
 
 from starter.devserver import start_dev_server, until_interrupted
-from worker import Settings, without_password
 from starter.stack import embedded_stack
+from worker import Settings, without_password
 
 
 def secrets_help(settings: Settings) -> list[str]:
@@ -28,14 +28,21 @@ async def run_dev(settings: Settings, *, port: int, ui_port: int, sandbox_port: 
     env = await start_dev_server(port=port, ui_port=ui_port, database_file=str(settings.data_dir / "temporal.db"))
     try:
         async with embedded_stack(
-            env.client, database_url=settings.database_url, settings=settings, http=True,
-            task_queue=settings.task_queue, sandbox_port=sandbox_port, webhook_port=webhook_port,
+            env.client,
+            database_url=settings.database_url,
+            settings=settings,
+            http=True,
+            task_queue=settings.task_queue,
+            sandbox_port=sandbox_port,
+            webhook_port=webhook_port,
         ) as stack:
             async with stack.worker():
                 typer.echo(f"Temporal: localhost:{port}   UI: http://localhost:{ui_port}")
                 typer.echo(f"sandbox: {stack.sandbox_url}   webhooks: {stack.webhook_url}   Ctrl-C stops.")
-                typer.echo(f"data: {settings.data_dir} (store {without_password(settings.database_url)}, "
-                           f"Temporal state temporal.db); other commands use the same by default")
+                typer.echo(
+                    f"data: {settings.data_dir} (store {without_password(settings.database_url)}, "
+                    f"Temporal state temporal.db); other commands use the same by default"
+                )
                 for line in secrets_help(stack.settings):
                     typer.echo(line)
                 await until_interrupted()

@@ -68,10 +68,18 @@ M = TypeVar("M", bound=BaseModel)
 CareSegment = Literal["first_order", "every_order", "off"]
 _ORDER_ID: TypeAdapter[str] = TypeAdapter(OrderId)
 _CUSTOMER_ID: TypeAdapter[str] = TypeAdapter(CustomerId)
-_CART_EVENTS = frozenset({EventType.PURCHASE, EventType.CART_UPDATED, EventType.CART_CLEARED,
-                          EventType.MESSAGE_OPENED, EventType.MESSAGE_CLICKED})
-_CARE_EVENTS = frozenset({EventType.APP_INSTALLED, EventType.APP_OPENED,
-                          EventType.MESSAGE_OPENED, EventType.MESSAGE_CLICKED})
+_CART_EVENTS = frozenset(
+    {
+        EventType.PURCHASE,
+        EventType.CART_UPDATED,
+        EventType.CART_CLEARED,
+        EventType.MESSAGE_OPENED,
+        EventType.MESSAGE_CLICKED,
+    }
+)
+_CARE_EVENTS = frozenset(
+    {EventType.APP_INSTALLED, EventType.APP_OPENED, EventType.MESSAGE_OPENED, EventType.MESSAGE_CLICKED}
+)
 
 
 def _validated(adapter: TypeAdapter[str], value: str, what: str) -> str:
@@ -82,11 +90,13 @@ def _validated(adapter: TypeAdapter[str], value: str, what: str) -> str:
 
 
 def _attributes(customer_id: str, journey: str, stage: str) -> TypedSearchAttributes:
-    return TypedSearchAttributes([
-        SearchAttributePair(CUSTOMER_ID, customer_id),
-        SearchAttributePair(JOURNEY, journey),
-        SearchAttributePair(JOURNEY_STAGE, stage),
-    ])
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(CUSTOMER_ID, customer_id),
+            SearchAttributePair(JOURNEY, journey),
+            SearchAttributePair(JOURNEY_STAGE, stage),
+        ]
+    )
 
 
 def _parse(model: type[M], value: M | Mapping[str, Any], what: str) -> M:
@@ -210,8 +220,9 @@ class Journeys:
         # A purchase ends the customer's cart journey at once, if one is running.
         await self._signal_if_running(
             cart_id(profile.customer_id),
-            JourneyEvent(type=EventType.PURCHASE, event_id=f"purchase:{order.order_id}",
-                         data={"order_id": order.order_id}),
+            JourneyEvent(
+                type=EventType.PURCHASE, event_id=f"purchase:{order.order_id}", data={"order_id": order.order_id}
+            ),
         )
         return handle
 
@@ -219,17 +230,27 @@ class Journeys:
         self, order: Order, journey_settings: PostPurchaseSettings
     ) -> WorkflowHandle[Any, Any]:
         return await self._start_once(
-            PostPurchaseJourney, PostPurchaseInput(order=order, settings=journey_settings),
-            post_purchase_id(order.order_id), order.customer_id, "paid",
+            PostPurchaseJourney,
+            PostPurchaseInput(order=order, settings=journey_settings),
+            post_purchase_id(order.order_id),
+            order.customer_id,
+            "paid",
             f"Post-purchase journey of order {order.order_id}",
         )
 
     async def _start_care(self, order: Order, profile: CustomerProfile) -> WorkflowHandle[Any, Any]:
         return await self._start_once(
             PostPurchaseCareJourney,
-            CareInput(customer_id=profile.customer_id, order_id=order.order_id,
-                      app_installed=profile.app_installed, tier=profile.tier, settings=self.care),
-            care_id(profile.customer_id, order.order_id), profile.customer_id, "welcome",
+            CareInput(
+                customer_id=profile.customer_id,
+                order_id=order.order_id,
+                app_installed=profile.app_installed,
+                tier=profile.tier,
+                settings=self.care,
+            ),
+            care_id(profile.customer_id, order.order_id),
+            profile.customer_id,
+            "welcome",
             f"Care journey after order {order.order_id}",
         )
 
@@ -293,8 +314,9 @@ class Journeys:
         else:
             await self.store.upsert_customer(profile)
         self._check_templates("cart", CART_STEPS, {**cart_variables(parsed, self.cart), **profile_variables(profile)})
-        event = checked_event({"type": EventType.CART_UPDATED, "event_id": event_id,
-                               "data": {"cart": parsed.model_dump(mode="json")}})
+        event = checked_event(
+            {"type": EventType.CART_UPDATED, "event_id": event_id, "data": {"cart": parsed.model_dump(mode="json")}}
+        )
         workflow_id = cart_id(customer_id)
         if event_id is not None and await self.store.event_seen(workflow_id, event_id):
             return self.client.get_workflow_handle(workflow_id, result_type=JourneyResult)  # seen: dropped
@@ -318,14 +340,14 @@ class Journeys:
         return await self._signal_if_running(cart_id(customer_id), JourneyEvent(type=EventType.CART_CLEARED))
 
     async def purchase(self, customer_id: str, order_id: str | None = None) -> bool:
-        """A purchase without order details: ends the cart journey at once. (``order_paid`` does this too.)"""
+        """A purchase without order details: ends the cart journey at once (``order_paid`` does too)."""
         customer_id = _validated(_CUSTOMER_ID, customer_id, "customer_id")
         if order_id is not None:
             order_id = _validated(_ORDER_ID, order_id, "order_id")
         event_id = f"purchase:{order_id}" if order_id else None
         return await self._signal_if_running(
-            cart_id(customer_id), JourneyEvent(type=EventType.PURCHASE, event_id=event_id,
-                                               data={"order_id": order_id} if order_id else {})
+            cart_id(customer_id),
+            JourneyEvent(type=EventType.PURCHASE, event_id=event_id, data={"order_id": order_id} if order_id else {}),
         )
 
     # engagement ------------------------------------------------------------------------------

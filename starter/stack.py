@@ -21,8 +21,8 @@ from temporalio.worker import Worker
 
 from activities import SendActivities, Store, TemplateRegistry
 from providers import ProviderRegistry
-from providers.signing import sign
 from providers.sandbox import ReceiptTiming, SandboxConfig, SandboxState, create_sandbox_app
+from providers.signing import sign
 from starter.journeys import CareSegment, Journeys
 from starter.serve import free_port, serving
 from starter.webhooks import webhook_app_for
@@ -62,7 +62,8 @@ class Stack:
         """Headers the sandbox would sign a receipt batch ``body`` with."""
         ts = int(time.time()) if timestamp is None else timestamp
         return {
-            "Content-Type": "application/json", "X-Sandbox-Timestamp": str(ts),
+            "Content-Type": "application/json",
+            "X-Sandbox-Timestamp": str(ts),
             "X-Sandbox-Signature": sign(self.settings.sandbox_webhook_secret.get_secret_value(), ts, body),
         }
 
@@ -114,8 +115,14 @@ async def embedded_stack(
         stack.push_async_callback(store.close)
         await store.migrate()
         journeys = Journeys(
-            client, store, task_queue=task_queue, templates=templates, post_purchase=post_purchase,
-            cart=cart, care=care, care_segment=care_segment,
+            client,
+            store,
+            task_queue=task_queue,
+            templates=templates,
+            post_purchase=post_purchase,
+            cart=cart,
+            care=care,
+            care_segment=care_segment,
             inbox_token_secret=settings.inbox_token_secret.get_secret_value(),
         )
         webhook_holder: dict[str, Any] = {}
@@ -145,9 +152,7 @@ async def embedded_stack(
             receipt_client=receipt_client,
         )
         if sandbox_client is None:
-            sandbox_client = httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=sandbox_app), base_url=sandbox_url
-            )
+            sandbox_client = httpx.AsyncClient(transport=httpx.ASGITransport(app=sandbox_app), base_url=sandbox_url)
         stack.push_async_callback(sandbox_client.aclose)
         providers = build_providers(settings, store, sandbox_client=sandbox_client)
         webhook_app = webhook_app_for(settings, journeys, providers)

@@ -53,8 +53,9 @@ def mint_inbox_token(secret: str, customer_id: str, ttl: timedelta, *, now: floa
     if not timedelta(0) < ttl <= MAX_TTL:
         raise ConfigError(f"inbox token ttl must be more than 0 and at most {MAX_TTL.days} days")
     issued = time.time() if now is None else now
-    payload = _b64(json.dumps({"sub": customer_id, "exp": int(issued + ttl.total_seconds())},
-                              separators=(",", ":")).encode())
+    payload = _b64(
+        json.dumps({"sub": customer_id, "exp": int(issued + ttl.total_seconds())}, separators=(",", ":")).encode()
+    )
     return f"{_PREFIX}.{payload}.{_mac(secret, payload)}"
 
 

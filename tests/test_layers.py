@@ -38,8 +38,9 @@ def test_imports_only_flow_down(path: Path) -> None:
     assert not wrong, f"{path.relative_to(ROOT)} imports {sorted(wrong)} (above its layer)"
 
 
-@pytest.mark.parametrize("path", [p for p in MODULES if p.relative_to(ROOT).parts[0] == "providers"],
-                         ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize(
+    "path", [p for p in MODULES if p.relative_to(ROOT).parts[0] == "providers"], ids=lambda p: str(p.relative_to(ROOT))
+)
 def test_providers_know_no_temporal(path: Path) -> None:
     assert "temporalio" not in imported_packages(path)
 

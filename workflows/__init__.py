@@ -1,7 +1,9 @@
 """Deterministic journey workflows and the durable steps they are made of."""
 
+from workflows.cart_abandonment import CartAbandonmentJourney, cart_id, cart_variables
 from workflows.constants import CUSTOMER_ID, JOURNEY, JOURNEY_STAGE, SEARCH_ATTRIBUTES, TASK_QUEUE
 from workflows.models import (
+    EVENT_DATA,
     CareInput,
     CareSettings,
     Cart,
@@ -9,7 +11,6 @@ from workflows.models import (
     CartItem,
     CartSettings,
     CartState,
-    EVENT_DATA,
     CustomerId,
     EventType,
     JourneyEvent,
@@ -25,7 +26,6 @@ from workflows.models import (
     TimelineEntry,
     event_data,
 )
-from workflows.cart_abandonment import CartAbandonmentJourney, cart_id, cart_variables
 from workflows.post_purchase import KAKAO_THEN_SMS, PostPurchaseJourney, order_variables, post_purchase_id
 from workflows.post_purchase_care import PostPurchaseCareJourney, care_id
 from workflows.steps import JourneyExit, JourneyWorkflow

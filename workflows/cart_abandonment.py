@@ -100,8 +100,12 @@ class CartAbandonmentJourney(JourneyWorkflow):
                 return "no_cart"
             self.stage("reminder")
             result = await self.send_with_fallback(
-                "cart_reminder", PUSH_CHANNELS, "cart_reminder", self._variables(s),
-                purpose=Purpose.ADVERTISING, receipt_timeout=s.receipt_timeout,
+                "cart_reminder",
+                PUSH_CHANNELS,
+                "cart_reminder",
+                self._variables(s),
+                purpose=Purpose.ADVERTISING,
+                receipt_timeout=s.receipt_timeout,
             )
             st.pushed_at = workflow.now()
             st.push_delivered = result.delivered is not None
@@ -119,8 +123,12 @@ class CartAbandonmentJourney(JourneyWorkflow):
 
         self.stage("coupon")
         await self.send_with_fallback(
-            "cart_coupon", COUPON_CHANNELS, "cart_coupon", self._variables(s),
-            purpose=Purpose.ADVERTISING, receipt_timeout=s.receipt_timeout,
+            "cart_coupon",
+            COUPON_CHANNELS,
+            "cart_coupon",
+            self._variables(s),
+            purpose=Purpose.ADVERTISING,
+            receipt_timeout=s.receipt_timeout,
         )
         return "completed"
 
@@ -130,7 +138,8 @@ class CartAbandonmentJourney(JourneyWorkflow):
             seen = self._state.updates
             last: datetime = self._state.last_update_at or workflow.now()
             changed = await self.wait_until(
-                lambda: self._state.updates != seen or self._history_is_long(inp.settings),
+                # Evaluated only during this wait, in this iteration: the late binding is harmless.
+                lambda: self._state.updates != seen or self._history_is_long(inp.settings),  # noqa: B023
                 last + inp.settings.idle_after - workflow.now(),
                 summary="cart idle timer",
             )
@@ -149,9 +158,11 @@ class CartAbandonmentJourney(JourneyWorkflow):
 
     async def _continue_as_new(self, inp: CartInput) -> None:
         await workflow.wait_condition(workflow.all_handlers_finished)
-        st = self._state.model_copy(update={
-            "runs": self._state.runs + 1,
-            "event_ids": list(self._event_ids)[-MAX_CARRIED_EVENT_IDS:],
-            "timeline": self._timeline[-MAX_CARRIED_TIMELINE:],
-        })
+        st = self._state.model_copy(
+            update={
+                "runs": self._state.runs + 1,
+                "event_ids": list(self._event_ids)[-MAX_CARRIED_EVENT_IDS:],
+                "timeline": self._timeline[-MAX_CARRIED_TIMELINE:],
+            }
+        )
         workflow.continue_as_new(inp.model_copy(update={"state": st}))

@@ -91,15 +91,21 @@ class JourneySettings(BaseModel):
 
     receipt_timeout: timedelta = Field(default=timedelta(minutes=10), gt=timedelta(0), le=MAX_DURATION)
     send_timeout: timedelta = Field(
-        default=timedelta(seconds=30), gt=timedelta(0), le=MAX_DURATION,
+        default=timedelta(seconds=30),
+        gt=timedelta(0),
+        le=MAX_DURATION,
         description="one provider call, before it is retried",
     )
     send_deadline: timedelta | None = Field(
-        default=timedelta(days=2), gt=timedelta(0), le=MAX_DURATION,
+        default=timedelta(days=2),
+        gt=timedelta(0),
+        le=MAX_DURATION,
         description="an outage longer than this (from the step's start) ends the step 'expired'; None: never",
     )
     unknown_window: timedelta = Field(
-        default=timedelta(hours=6), gt=timedelta(0), le=MAX_DURATION,
+        default=timedelta(hours=6),
+        gt=timedelta(0),
+        le=MAX_DURATION,
         description="how long a send whose outcome is unknown is reconciled before the step ends 'unknown'",
     )
 
@@ -177,8 +183,6 @@ class JourneyResult(BaseModel):
     journey: str
     outcome: str
     timeline: list[TimelineEntry]
-
-
 
 
 class CartItem(OrderItem):

@@ -104,11 +104,19 @@ class PostPurchaseJourney(JourneyWorkflow):
         return "completed"
 
     async def _step(
-        self, step: str, variables: dict[str, str], inp: PostPurchaseInput,
-        *, purpose: Purpose = Purpose.INFORMATIONAL,
+        self,
+        step: str,
+        variables: dict[str, str],
+        inp: PostPurchaseInput,
+        *,
+        purpose: Purpose = Purpose.INFORMATIONAL,
     ) -> None:
         channels, template = POST_PURCHASE_STEPS[step]
         await self.send_with_fallback(
-            step, channels, template, variables, purpose=purpose,
+            step,
+            channels,
+            template,
+            variables,
+            purpose=purpose,
             receipt_timeout=inp.settings.receipt_timeout,
         )

@@ -78,8 +78,9 @@ class PostPurchaseCareJourney(JourneyWorkflow):
         await self.delay_until(start + s.banner_after, summary="day-7 recommendation")
         active = self.has_event(APP_EVENTS)  # opened, or installed, since day 0
         self.stage("recommendation" if active else "reactivation")
-        await self._step("care_recommendation", ACTIVE if active else INACTIVE, variables, inp,
-                         purpose=Purpose.ADVERTISING)
+        await self._step(
+            "care_recommendation", ACTIVE if active else INACTIVE, variables, inp, purpose=Purpose.ADVERTISING
+        )
 
         await self.delay_until(start + s.tier_message_after, summary="day-14 tier message")
         template = "care_tier_vip" if inp.tier == "vip" else "care_tier_regular"
@@ -88,8 +89,13 @@ class PostPurchaseCareJourney(JourneyWorkflow):
         return "completed"
 
     async def _step(
-        self, template: str, channels: tuple[Channel, ...], variables: dict[str, str], inp: CareInput,
-        *, purpose: Purpose = Purpose.INFORMATIONAL,
+        self,
+        template: str,
+        channels: tuple[Channel, ...],
+        variables: dict[str, str],
+        inp: CareInput,
+        *,
+        purpose: Purpose = Purpose.INFORMATIONAL,
     ) -> None:
         await self.send_with_fallback(
             template, channels, template, variables, purpose=purpose, receipt_timeout=inp.settings.receipt_timeout

@@ -16,20 +16,20 @@ and no send starts after one arrived.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, time, timedelta
 from typing import ClassVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError as ActivityTimeout
+from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 with workflow.unsafe.imports_passed_through():
     from activities import (
         CONFIG_ERROR,
-        OUTCOME_UNKNOWN,
         KST,
+        OUTCOME_UNKNOWN,
         Channel,
         DeliveryReceipt,
         OutcomeStatus,
@@ -120,7 +120,9 @@ class JourneyWorkflow:
         self._receipts[key] = receipt
         if key in self._closed_keys:
             self._record(
-                self._step_of(key), Outcome.LATE_RECEIPT, receipt.channel,
+                self._step_of(key),
+                Outcome.LATE_RECEIPT,
+                receipt.channel,
                 f"{receipt.status.value} after the step moved on; nothing resent",
             )
 
@@ -258,7 +260,7 @@ class JourneyWorkflow:
             await workflow.wait_condition(
                 lambda: self._exit is not None or predicate(), timeout=timeout, timeout_summary=summary
             )
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self._raise_if_exited()
             return False
         self._raise_if_exited()
@@ -351,10 +353,18 @@ class JourneyWorkflow:
         waiting = False  # an earlier round failed: the next one settles its claim first
         while True:
             request = SendRequest(
-                workflow_id=info.workflow_id, journey=self.journey, step=step,
-                customer_id=self._customer_id, channel=channel, template=template,
-                purpose=purpose, variables=variables, journey_time=workflow.now(),
-                supersedes=supersedes, episode=self._episode(), reentry_cooldown=self._reentry_cooldown,
+                workflow_id=info.workflow_id,
+                journey=self.journey,
+                step=step,
+                customer_id=self._customer_id,
+                channel=channel,
+                template=template,
+                purpose=purpose,
+                variables=variables,
+                journey_time=workflow.now(),
+                supersedes=supersedes,
+                episode=self._episode(),
+                reentry_cooldown=self._reentry_cooldown,
                 reconcile=waiting,
             )
             try:
@@ -375,7 +385,9 @@ class JourneyWorkflow:
                 if not workflow.patched(OUTAGES_DELAY):
                     # v1-v3: retries ran out (a long outage): give the channel up and fall back.
                     return SendOutcome(
-                        status=OutcomeStatus.REJECTED, channel=channel, idempotency_key=key,
+                        status=OutcomeStatus.REJECTED,
+                        channel=channel,
+                        idempotency_key=key,
                         error_code=f"send_failed:{type(err.cause).__name__ if err.cause else 'unknown'}",
                     )
                 ended = self._outage_ended(step, channel, failure, started)
@@ -388,8 +400,13 @@ class JourneyWorkflow:
                     workflow.set_current_details(f"{self.journey}: {step} waiting ({why})")
                 # A receipt for this key settles an unknown outcome: the provider took the message.
                 if await self.wait_until(lambda: key in self._receipts, pause, summary=f"{step}: {failure}, try again"):
-                    return SendOutcome(status=OutcomeStatus.ACCEPTED, channel=channel, idempotency_key=key,
-                                       receipt=ReceiptMode.WEBHOOK, reason="settled by its receipt")
+                    return SendOutcome(
+                        status=OutcomeStatus.ACCEPTED,
+                        channel=channel,
+                        idempotency_key=key,
+                        receipt=ReceiptMode.WEBHOOK,
+                        reason="settled by its receipt",
+                    )
                 pause = min(pause * 2, OUTAGE_MAX_PAUSE)
                 continue
             if outcome.status is not OutcomeStatus.DEFERRED or outcome.not_before is None:
@@ -419,7 +436,7 @@ class JourneyWorkflow:
                 timeout=timeout,
                 timeout_summary=f"receipt for {key.rsplit(':', 2)[-2]}",
             )
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return None
         if key in self._receipts:
             return self._receipts[key]
@@ -437,8 +454,12 @@ class JourneyWorkflow:
         now = workflow.now()
         self._timeline.append(
             TimelineEntry(
-                step=step, at=now, elapsed=now - workflow.info().workflow_start_time,
-                outcome=outcome, channel=channel, detail=detail,
+                step=step,
+                at=now,
+                elapsed=now - workflow.info().workflow_start_time,
+                outcome=outcome,
+                channel=channel,
+                detail=detail,
             )
         )
 

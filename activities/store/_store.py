@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from activities.customers import CustomerProfile
 from activities.store._tables import CustomerRow, InboxRow, MessageRow, OrderRow, SeenEventRow
+from providers import DeliveryReceipt
 
 # Core statements on the tables: the store writes one row per call and maps rows to pydantic
 # models itself, so the ORM's unit of work is overhead it does not need (about 10 % of a
@@ -28,8 +29,6 @@ _messages = MessageRow.__table__
 _orders = OrderRow.__table__
 _inbox = InboxRow.__table__
 _seen = SeenEventRow.__table__
-from providers import DeliveryReceipt
-
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -152,6 +151,7 @@ class Store:
         Args:
             url: ``sqlite+aiosqlite:///path`` or ``postgresql+asyncpg://user@host/db``.
             connect_timeout: seconds to wait for a database server that accepts but never answers.
+            **engine_kwargs: passed to ``create_async_engine``.
         """
         # Statement parameters (names, message bodies) never reach an exception or a log line.
         engine_kwargs.setdefault("hide_parameters", True)
@@ -201,15 +201,26 @@ class Store:
                 async with self._write() as conn:
                     dead = await self._locked_dead_addresses(conn, profile.customer_id)
                     if dead is None:
-                        await conn.execute(insert(_customers).values(
-                            customer_id=profile.customer_id, profile=data, dead_addresses=[],
-                            created_at=now, updated_at=now,
-                        ))
+                        await conn.execute(
+                            insert(_customers).values(
+                                customer_id=profile.customer_id,
+                                profile=data,
+                                dead_addresses=[],
+                                created_at=now,
+                                updated_at=now,
+                            )
+                        )
                         return
                     addresses = {profile.phone, profile.email, *profile.push_tokens}
-                    await conn.execute(update(_customers).where(key).values(
-                        profile=data, dead_addresses=[a for a in dead if a in addresses], updated_at=now,
-                    ))
+                    await conn.execute(
+                        update(_customers)
+                        .where(key)
+                        .values(
+                            profile=data,
+                            dead_addresses=[a for a in dead if a in addresses],
+                            updated_at=now,
+                        )
+                    )
                     return
             except IntegrityError:  # a concurrent insert (another process) won: update theirs
                 continue
@@ -253,8 +264,13 @@ class Store:
         """
         now = _now()
         values = {
-            "status": MessageStatus.SENDING.value, "attempts": 1, "superseded": False, "receipt_late": False,
-            "created_at": now, "updated_at": now, **fields,
+            "status": MessageStatus.SENDING.value,
+            "attempts": 1,
+            "superseded": False,
+            "receipt_late": False,
+            "created_at": now,
+            "updated_at": now,
+            **fields,
         }
         try:
             async with self._write() as conn:
@@ -266,7 +282,8 @@ class Store:
         async with self._write() as conn:
             row = (
                 await conn.execute(
-                    update(_messages).where(key)
+                    update(_messages)
+                    .where(key)
                     .values(attempts=_messages.c.attempts + 1, updated_at=now)
                     .returning(_messages)
                 )
@@ -310,8 +327,10 @@ class Store:
 
         Rows are locked in key order, so two batches that share messages cannot deadlock.
         """
-        order = sorted(range(len(receipts)),
-                       key=lambda i: (receipts[i].idempotency_key or "", receipts[i].provider_message_id or ""))
+        order = sorted(
+            range(len(receipts)),
+            key=lambda i: (receipts[i].idempotency_key or "", receipts[i].provider_message_id or ""),
+        )
         records: list[ReceiptRecord | None] = [None] * len(receipts)
         async with self._write() as conn:
             for i in order:
@@ -337,8 +356,10 @@ class Store:
                 update(_messages)
                 .where(match, m.receipt_status.is_(None))
                 .values(
-                    receipt_status=receipt.status.value, receipt_error_code=receipt.error_code,
-                    receipt_at=receipt.occurred_at or now, receipt_late=m.superseded,
+                    receipt_status=receipt.status.value,
+                    receipt_error_code=receipt.error_code,
+                    receipt_at=receipt.occurred_at or now,
+                    receipt_late=m.superseded,
                     provider_message_id=func.coalesce(m.provider_message_id, receipt.provider_message_id),
                     updated_at=now,
                 )
@@ -353,9 +374,7 @@ class Store:
         message = MessageRecord.model_validate(row)
         return ReceiptRecord(message=message, duplicate=duplicate, late=message.receipt_late)
 
-    async def messages(
-        self, *, workflow_id: str | None = None, customer_id: str | None = None
-    ) -> list[MessageRecord]:
+    async def messages(self, *, workflow_id: str | None = None, customer_id: str | None = None) -> list[MessageRecord]:
         """Logged messages, oldest first."""
         query = select(_messages).order_by(_messages.c.id)
         if workflow_id is not None:
@@ -365,11 +384,11 @@ class Store:
         async with self.engine.connect() as conn:
             return [MessageRecord.model_validate(r) for r in await conn.execute(query)]
 
-    async def sent_in_other_episode(
-        self, workflow_id: str, episode: str | None, *, since: datetime
-    ) -> bool:
-        """Whether another run chain of ``workflow_id`` had a message accepted at or after ``since``
-        (journey time): re-entry cooldowns across runs of a journey whose id is reused."""
+    async def sent_in_other_episode(self, workflow_id: str, episode: str | None, *, since: datetime) -> bool:
+        """Whether another run chain of ``workflow_id`` had a message accepted since ``since``.
+
+        ``since`` is journey time: re-entry cooldowns across runs of a journey whose id is reused.
+        """
         m = _messages.c
         query = (
             select(func.count())
@@ -424,8 +443,11 @@ class Store:
         return row is not None
 
     async def remember_event(self, workflow_id: str, event_id: str) -> None:
-        """Record that ``event_id`` reached ``workflow_id`` (after the signal went out: an event
-        is never lost to a crash between the two, at worst signalled twice, which the journey ignores)."""
+        """Record that ``event_id`` reached ``workflow_id``.
+
+        Called after the signal went out: an event is never lost to a crash between the two, at
+        worst signalled twice, which the journey ignores.
+        """
         try:
             async with self._write() as conn:
                 await conn.execute(insert(_seen).values(workflow_id=workflow_id, event_id=event_id, created_at=_now()))
@@ -442,10 +464,16 @@ class Store:
             async with self._write() as conn:
                 return (
                     await conn.execute(
-                        insert(_inbox).values(
-                            idempotency_key=idempotency_key, customer_id=customer_id, kind=kind,
-                            title=title, body=body, created_at=_now(),
-                        ).returning(_inbox.c.id)
+                        insert(_inbox)
+                        .values(
+                            idempotency_key=idempotency_key,
+                            customer_id=customer_id,
+                            kind=kind,
+                            title=title,
+                            body=body,
+                            created_at=_now(),
+                        )
+                        .returning(_inbox.c.id)
                     )
                 ).scalar_one()
         except IntegrityError:

@@ -252,8 +252,11 @@ def create_sandbox_app(
             first = state.answers[key]
             return JSONResponse(first.body, first.status_code, headers={"Idempotent-Replayed": "true"})
         if key in state.in_progress:  # the same key is being processed right now
-            return JSONResponse({"error": {"code": "IDEMPOTENCY_IN_PROGRESS", "message": "retry later"}}, 409,
-                                headers={"Retry-After": "1"})
+            return JSONResponse(
+                {"error": {"code": "IDEMPOTENCY_IN_PROGRESS", "message": "retry later"}},
+                409,
+                headers={"Retry-After": "1"},
+            )
         state.in_progress.add(key)
         try:
             if cfg.send_latency_seconds:
@@ -300,7 +303,8 @@ def create_sandbox_app(
     @app.get("/v1/messages", dependencies=key_required)
     async def list_messages(to: str | None = None, reference: str | None = None) -> dict[str, Any]:
         items = [
-            m for m in state.messages.values()
+            m
+            for m in state.messages.values()
             if (to is None or m["to"] == to) and (reference is None or m["reference"] == reference)
         ]
         return {"messages": items}

@@ -98,24 +98,16 @@ class SandboxProvider:
             "sender": msg.sender,
             "message_type": msg.sms_kind.value if msg.sms_kind else None,
             "reference": msg.idempotency_key,
-            "custom_fields": {
-                k: v for k, v in {"workflow_id": msg.workflow_id, "step": msg.step}.items() if v
-            },
+            "custom_fields": {k: v for k, v in {"workflow_id": msg.workflow_id, "step": msg.step}.items() if v},
         }
-        headers = json_headers(
-            {"Authorization": f"Bearer {self._api_key}", "Idempotency-Key": msg.idempotency_key}
-        )
+        headers = json_headers({"Authorization": f"Bearer {self._api_key}", "Idempotency-Key": msg.idempotency_key})
         try:
             resp = await self._client.post("/v1/messages", json=payload, headers=headers)
         except _NOT_SENT as exc:
-            return SendResult(
-                status=SendStatus.REJECTED, error_class=ErrorClass.RETRY, error_code=type(exc).__name__
-            )
+            return SendResult(status=SendStatus.REJECTED, error_class=ErrorClass.RETRY, error_code=type(exc).__name__)
         except httpx.TransportError as exc:
             # The request may have been written: only a lookup by key can tell.
-            return SendResult(
-                status=SendStatus.UNKNOWN, error_class=ErrorClass.UNKNOWN, error_code=type(exc).__name__
-            )
+            return SendResult(status=SendStatus.UNKNOWN, error_class=ErrorClass.UNKNOWN, error_code=type(exc).__name__)
         return self._result(resp)
 
     def _result(self, resp: httpx.Response) -> SendResult:
@@ -125,9 +117,7 @@ class SandboxProvider:
             data = {}
         if resp.status_code in (200, 201, 202):
             mode = ReceiptMode.NONE if data.get("receipt") == "none" else ReceiptMode.WEBHOOK
-            return SendResult(
-                status=SendStatus.ACCEPTED, provider_message_id=data.get("message_id"), receipt=mode
-            )
+            return SendResult(status=SendStatus.ACCEPTED, provider_message_id=data.get("message_id"), receipt=mode)
         error = data.get("error") or {}
         code = str(error.get("code") or f"HTTP_{resp.status_code}")
         if resp.status_code in (409, 429) or resp.status_code >= 500:
@@ -191,20 +181,23 @@ class SandboxProvider:
     def _receipt(self, index: int, item: object) -> DeliveryReceipt | InvalidReceipt:
         try:
             r = _ReceiptIn.model_validate(item)
-            return DeliveryReceipt.model_validate({
-                "provider": self.name,
-                "provider_message_id": r.message_id,
-                "idempotency_key": r.reference,
-                "status": r.status,
-                "error_code": r.error_code,
-                "error_class": ERROR_CLASSES.get(r.error_code or "", ErrorClass.FALLBACK)
-                if r.status is ReceiptStatus.FAILED
-                else None,
-                "occurred_at": r.occurred_at,
-                "workflow_id": r.custom_fields.get("workflow_id"),
-                "step": r.custom_fields.get("step"),
-                "channel": r.channel,
-            }, context=EDGE)
+            return DeliveryReceipt.model_validate(
+                {
+                    "provider": self.name,
+                    "provider_message_id": r.message_id,
+                    "idempotency_key": r.reference,
+                    "status": r.status,
+                    "error_code": r.error_code,
+                    "error_class": ERROR_CLASSES.get(r.error_code or "", ErrorClass.FALLBACK)
+                    if r.status is ReceiptStatus.FAILED
+                    else None,
+                    "occurred_at": r.occurred_at,
+                    "workflow_id": r.custom_fields.get("workflow_id"),
+                    "step": r.custom_fields.get("step"),
+                    "channel": r.channel,
+                },
+                context=EDGE,
+            )
         except ValidationError as exc:
             first = exc.errors(include_url=False, include_input=False)[0]
             where = ".".join(str(p) for p in first["loc"][:3]) or "receipt"

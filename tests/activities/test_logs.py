@@ -29,24 +29,32 @@ phones = st.builds(
     lambda prefix, sep, mid, last: f"{prefix}{sep}{mid}{sep}{last}",
     st.sampled_from(["010", "011", "016", "02", "031", "051", "064", "070", "+82 10", "+82-2", "(02)"]),
     st.sampled_from(["-", " ", ".", ""]),
-    st.integers(100, 9999).map(str), st.integers(1000, 9999).map(str),
+    st.integers(100, 9999).map(str),
+    st.integers(1000, 9999).map(str),
 )
 emails = st.builds(
     lambda local, plus, domain, tld: f"{local}{plus}@{domain}.{tld}",
-    st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._]{0,15}", fullmatch=True), st.sampled_from(["", "+tag", "+쇼핑"]),
-    st.from_regex(r"[A-Za-z0-9\-]{1,12}", fullmatch=True), st.sampled_from(["com", "co.kr", "KR", "한국"]),
+    st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._]{0,15}", fullmatch=True),
+    st.sampled_from(["", "+tag", "+쇼핑"]),
+    st.from_regex(r"[A-Za-z0-9\-]{1,12}", fullmatch=True),
+    st.sampled_from(["com", "co.kr", "KR", "한국"]),
 )
 
 
 @given(phone=phones, email=emails, filler=st.text(alphabet="가나다 abc,:/", max_size=20))
 def test_every_phone_and_email_form_is_masked_however_deeply_nested(phone: str, email: str, filler: str) -> None:
-    line = {"event": f"{filler}{phone} {email}{filler}", "ctx": {"a": [(f"x {phone}",), {"b": email}]},
-            "error": ValueError(f"bad {email} / {phone}")}
+    line = {
+        "event": f"{filler}{phone} {email}{filler}",
+        "ctx": {"a": [(f"x {phone}",), {"b": email}]},
+        "error": ValueError(f"bad {email} / {phone}"),
+    }
     rendered = json.dumps(redact_pii(None, "info", line), ensure_ascii=False, default=str)
     assert phone not in rendered and email not in rendered
 
 
-@pytest.mark.parametrize("key", ["to", "phone", "email", "name", "customer_name", "push_tokens", "body", "Authorization"])
+@pytest.mark.parametrize(
+    "key", ["to", "phone", "email", "name", "customer_name", "push_tokens", "body", "Authorization"]
+)
 def test_contact_fields_are_dropped_whatever_they_hold(key: str) -> None:
     assert redact_pii(None, "info", {"event": "x", key: "anything at all"})[key] == "<redacted>"
     assert redact_pii(None, "info", {"event": "x", "nested": {key: NAME}})["nested"][key] == "<redacted>"
@@ -57,10 +65,14 @@ def test_push_tokens_are_masked() -> None:
     assert "https://fcm.googleapis.com" not in mask("endpoint https://fcm.googleapis.com/fcm/send/abc:def gone")
 
 
-@pytest.mark.parametrize("url", [
-    "postgresql+asyncpg://journeys:s3cr%40t-pass@db.internal:5432/journeys",
-    "postgresql://u:p@127.0.0.1/test", "redis://:hunter2-long@cache:6379/0",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+asyncpg://journeys:s3cr%40t-pass@db.internal:5432/journeys",
+        "postgresql://u:p@127.0.0.1/test",
+        "redis://:hunter2-long@cache:6379/0",
+    ],
+)
 def test_passwords_in_urls_are_masked(url: str) -> None:
     credentials = url.split("://", 1)[1].split("@", 1)[0]
     masked = mask(f"could not connect to {url}: connection refused")
@@ -91,8 +103,11 @@ async def test_a_failing_send_logs_no_personal_data(
     await stack.store.upsert_customer(c)
 
     async def failing_claim(**fields: Any) -> Any:
-        raise IntegrityError("INSERT INTO message_log ...", {"name": NAME, "to": PHONE},
-                             Exception(f"duplicate key: Key (email)=({EMAIL}) already exists"))
+        raise IntegrityError(
+            "INSERT INTO message_log ...",
+            {"name": NAME, "to": PHONE},
+            Exception(f"duplicate key: Key (email)=({EMAIL}) already exists"),
+        )
 
     monkeypatch.setattr(stack.store, "claim_message", failing_claim)
     with capture_logs() as captured, pytest.raises(ApplicationError) as err:
@@ -107,6 +122,8 @@ async def test_a_failing_send_logs_no_personal_data(
     output = capsys.readouterr().err
     records = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
     assert records and any("exception" in r and "RuntimeError" in r["exception"] for r in records)
-    text = json.dumps(records, ensure_ascii=False) + str(err.value) + json.dumps(captured, ensure_ascii=False, default=str)
+    text = (
+        json.dumps(records, ensure_ascii=False) + str(err.value) + json.dumps(captured, ensure_ascii=False, default=str)
+    )
     for value in PII:
         assert value not in text, value

@@ -18,10 +18,22 @@ PROCESSES = 3
 
 
 def upgrade_in_parallel(database_url: str, cwd: Path) -> list[subprocess.CompletedProcess[str]]:
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("JOURNEYS_")},
-           "JOURNEYS_DATABASE_URL": database_url, "JOURNEYS_LOG_FORMAT": "json"}
-    procs = [subprocess.Popen([sys.executable, "-m", "starter.cli", "db", "upgrade"], env=env, cwd=cwd,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(PROCESSES)]
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("JOURNEYS_")},
+        "JOURNEYS_DATABASE_URL": database_url,
+        "JOURNEYS_LOG_FORMAT": "json",
+    }
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "starter.cli", "db", "upgrade"],
+            env=env,
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(PROCESSES)
+    ]
     return [subprocess.CompletedProcess(p.args, p.wait(120), *p.communicate()) for p in procs]
 
 

@@ -31,8 +31,12 @@ NOON_KST = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
 
 def request(customer_id: str, channel: Channel = Channel.ALIMTALK, **overrides: object) -> SendRequest:
     data: dict[str, object] = {
-        "workflow_id": "post-purchase:o-1", "journey": "post-purchase", "step": "payment_complete",
-        "customer_id": customer_id, "channel": channel, "template": "order_paid",
+        "workflow_id": "post-purchase:o-1",
+        "journey": "post-purchase",
+        "step": "payment_complete",
+        "customer_id": customer_id,
+        "channel": channel,
+        "template": "order_paid",
         "variables": {"order_id": "o-1", "item_name": "무선 이어폰", "amount": "39,000"},
         "journey_time": NOON_KST,
     }
@@ -59,13 +63,19 @@ async def test_crash_between_send_and_log_is_reconciled_by_key(stack: Stack) -> 
     await stack.store.upsert_customer(c)
     req = request(c.customer_id)
     await stack.store.claim_message(
-        idempotency_key=req.idempotency_key, workflow_id=req.workflow_id, step=req.step,
-        channel="alimtalk", customer_id=c.customer_id, provider="sandbox",
-        purpose="informational", template="order_paid",
+        idempotency_key=req.idempotency_key,
+        workflow_id=req.workflow_id,
+        step=req.step,
+        channel="alimtalk",
+        customer_id=c.customer_id,
+        provider="sandbox",
+        purpose="informational",
+        template="order_paid",
     )
     provider = stack.providers.get("sandbox")
-    sent = await provider.send(OutboundMessage(channel=Channel.ALIMTALK, to=c.phone or "", body="x",
-                                               idempotency_key=req.idempotency_key))
+    sent = await provider.send(
+        OutboundMessage(channel=Channel.ALIMTALK, to=c.phone or "", body="x", idempotency_key=req.idempotency_key)
+    )
     outcome = await ActivityEnvironment().run(stack.activities.send_message, req)
     assert outcome.status is OutcomeStatus.ACCEPTED
     assert outcome.provider_message_id == sent.provider_message_id
@@ -84,8 +94,11 @@ async def test_timeout_after_write_is_reconciled_not_resent(stack: Stack) -> Non
                 raise httpx.ReadTimeout("answer lost", request=req)
             return resp
 
-    flaky = SandboxProvider(httpx.AsyncClient(transport=LoseAnswer(), base_url="http://sandbox"),
-                            api_key=stack.settings.sandbox_api_key.get_secret_value(), webhook_secret="x")
+    flaky = SandboxProvider(
+        httpx.AsyncClient(transport=LoseAnswer(), base_url="http://sandbox"),
+        api_key=stack.settings.sandbox_api_key.get_secret_value(),
+        webhook_secret="x",
+    )
     acts = SendActivities(stack.store, ProviderRegistry({"sandbox": flaky}, default="sandbox"), default_templates())
     c = customer()
     await stack.store.upsert_customer(c)
@@ -105,9 +118,11 @@ async def test_provider_unavailable_is_a_retryable_error(stack: Stack) -> None:
 
 
 async def test_bad_api_key_is_a_non_retryable_config_error(stack: Stack) -> None:
-    bad = SandboxProvider(httpx.AsyncClient(transport=httpx.ASGITransport(app=stack.sandbox_app),
-                                            base_url="http://sandbox"),
-                          api_key="wrong", webhook_secret="x")
+    bad = SandboxProvider(
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=stack.sandbox_app), base_url="http://sandbox"),
+        api_key="wrong",
+        webhook_secret="x",
+    )
     acts = SendActivities(stack.store, ProviderRegistry({"sandbox": bad}, default="sandbox"), default_templates())
     c = customer()
     await stack.store.upsert_customer(c)
@@ -133,10 +148,12 @@ async def test_unregistered_push_token_is_marked_dead_and_skipped_next_time(stac
 
 
 async def test_sms_or_lms_is_chosen_by_cp949_length(stack: Stack) -> None:
-    templates = TemplateRegistry([
-        Template(code="short", texts={Channel.SMS: "주문 #{order_id} 결제 완료"}),
-        Template(code="long", texts={Channel.SMS: "가" * 46}),  # 92 bytes in cp949
-    ])
+    templates = TemplateRegistry(
+        [
+            Template(code="short", texts={Channel.SMS: "주문 #{order_id} 결제 완료"}),
+            Template(code="long", texts={Channel.SMS: "가" * 46}),  # 92 bytes in cp949
+        ]
+    )
     acts = SendActivities(stack.store, stack.providers, templates)
     c = customer()
     await stack.store.upsert_customer(c)

@@ -58,9 +58,14 @@ def profile(**overrides: object) -> CustomerProfile:
 
 def message(key: str = "post-purchase:o-1:payment_complete:alimtalk") -> dict[str, str]:
     return {
-        "idempotency_key": key, "workflow_id": "post-purchase:o-1", "step": "payment_complete",
-        "channel": "alimtalk", "customer_id": "c-1", "provider": "sandbox",
-        "purpose": "informational", "template": "order_paid",
+        "idempotency_key": key,
+        "workflow_id": "post-purchase:o-1",
+        "step": "payment_complete",
+        "channel": "alimtalk",
+        "customer_id": "c-1",
+        "provider": "sandbox",
+        "purpose": "informational",
+        "template": "order_paid",
     }
 
 
@@ -136,7 +141,11 @@ async def test_a_batch_of_receipts_is_answered_in_its_own_order(store: Store) ->
     stale = delivered.model_copy(update={"status": ReceiptStatus.FAILED})
     records = await store.record_receipts([delivered, unknown, failed, stale])
     assert [(r.message.idempotency_key, r.duplicate) if r else None for r in records] == [
-        (keys[1], False), None, (keys[0], False), (keys[1], True)]
+        (keys[1], False),
+        None,
+        (keys[0], False),
+        (keys[1], True),
+    ]
     logged = {m.idempotency_key: (m.receipt_status, m.receipt_error_code) for m in await store.messages()}
     assert logged == {keys[0]: ("failed", "X"), keys[1]: ("delivered", None)}  # the first receipt wins
 

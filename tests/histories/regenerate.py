@@ -33,7 +33,10 @@ Scenario = Callable[[WorkflowEnvironment, Stack], Awaitable[WorkflowHandle]]
 def _customer(phone: str = "010-1234-5678", *, app: bool = False) -> CustomerProfile:
     consented = datetime(2026, 1, 1, tzinfo=UTC)
     return factories.customer(
-        phone, app_installed=app, push_tokens=["tok"] if app else [], night_consent_at=consented,
+        phone,
+        app_installed=app,
+        push_tokens=["tok"] if app else [],
+        night_consent_at=consented,
         marketing_consent=dict.fromkeys((Channel.SMS, Channel.PUSH, Channel.BRAND_MESSAGE), consented),
     )
 
@@ -74,8 +77,9 @@ async def post_purchase_outage(env: WorkflowEnvironment, stack: Stack) -> Workfl
 
 async def cart(env: WorkflowEnvironment, stack: Stack) -> WorkflowHandle:
     c = _customer(app=True)
-    handle = await stack.journeys.cart_updated(c.customer_id, {"items": [{"name": "양말", "unit_price": 5000}]},
-                                               customer=c)
+    handle = await stack.journeys.cart_updated(
+        c.customer_id, {"items": [{"name": "양말", "unit_price": 5000}]}, customer=c
+    )
     await env.sleep(timedelta(minutes=30))
     await stack.journeys.cart_updated(c.customer_id, {"items": [{"name": "모자", "unit_price": 9000}]})
     await handle.result()
@@ -116,8 +120,10 @@ async def main(version: str, only: list[str]) -> None:
                 continue
             with tempfile.TemporaryDirectory() as tmp:
                 async with embedded_stack(
-                    env.client, database_url=f"sqlite+aiosqlite:///{Path(tmp) / 'h.db'}",
-                    task_queue=f"history-{name}", receipt_timing=ReceiptTiming.BEFORE_RESPONSE,
+                    env.client,
+                    database_url=f"sqlite+aiosqlite:///{Path(tmp) / 'h.db'}",
+                    task_queue=f"history-{name}",
+                    receipt_timing=ReceiptTiming.BEFORE_RESPONSE,
                     care_segment="first_order" if name == "care" else "off",
                 ) as stack:
                     async with stack.worker():

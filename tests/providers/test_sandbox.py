@@ -18,7 +18,9 @@ SECRET = "s3cret"
 
 
 def msg(to: str = "01012345678", channel: Channel = Channel.ALIMTALK, key: str = "wf:step:alimtalk") -> OutboundMessage:
-    return OutboundMessage(channel=channel, to=to, body="안녕하세요", idempotency_key=key, workflow_id="wf", step="step")
+    return OutboundMessage(
+        channel=channel, to=to, body="안녕하세요", idempotency_key=key, workflow_id="wf", step="step"
+    )
 
 
 def mocked(handler: object) -> SandboxProvider:
@@ -91,20 +93,39 @@ def test_signature_checks() -> None:
 
 def test_parse_webhook() -> None:
     provider = mocked(lambda req: httpx.Response(500))
-    body = json.dumps({"receipts": [{"message_id": "sbx_1", "reference": "wf:s:alimtalk", "status": "failed",
-                                     "error_code": "KAKAO_DELIVERY_FAILED", "channel": "alimtalk"}]}).encode()
+    body = json.dumps(
+        {
+            "receipts": [
+                {
+                    "message_id": "sbx_1",
+                    "reference": "wf:s:alimtalk",
+                    "status": "failed",
+                    "error_code": "KAKAO_DELIVERY_FAILED",
+                    "channel": "alimtalk",
+                }
+            ]
+        }
+    ).encode()
     ts = int(time.time())
-    [receipt] = provider.parse_webhook({"X-Sandbox-Timestamp": str(ts), "X-Sandbox-Signature": sign(SECRET, ts, body)}, body)
+    [receipt] = provider.parse_webhook(
+        {"X-Sandbox-Timestamp": str(ts), "X-Sandbox-Signature": sign(SECRET, ts, body)}, body
+    )
     assert (receipt.status, receipt.error_class, receipt.idempotency_key) == (
-        ReceiptStatus.FAILED, ErrorClass.FALLBACK, "wf:s:alimtalk")
+        ReceiptStatus.FAILED,
+        ErrorClass.FALLBACK,
+        "wf:s:alimtalk",
+    )
     with pytest.raises(WebhookError):
         provider.parse_webhook({"X-Sandbox-Timestamp": str(ts), "X-Sandbox-Signature": sign(SECRET, ts, b"[]")}, b"[]")
 
 
 async def test_service_replays_the_first_answer_for_a_repeated_key() -> None:
     app = create_sandbox_app(SandboxConfig(api_key="k", webhook_url=None))
-    provider = SandboxProvider(httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sandbox"),
-                               api_key="k", webhook_secret=SECRET)
+    provider = SandboxProvider(
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sandbox"),
+        api_key="k",
+        webhook_secret=SECRET,
+    )
     first = await provider.send(msg())
     again = await provider.send(msg())
     rejected = await provider.send(msg(to="01000000005", key="other"))
@@ -129,8 +150,11 @@ async def test_service_replays_the_first_answer_for_a_repeated_key() -> None:
 )
 async def test_magic_recipients(to: str, channel: Channel, status: SendStatus, error_code: str | None) -> None:
     app = create_sandbox_app(SandboxConfig(api_key="k"))
-    provider = SandboxProvider(httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sandbox"),
-                               api_key="k", webhook_secret=SECRET)
+    provider = SandboxProvider(
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sandbox"),
+        api_key="k",
+        webhook_secret=SECRET,
+    )
     result = await provider.send(msg(to=to, channel=channel))
     assert (result.status, result.error_code) == (status, error_code)
 
@@ -143,12 +167,19 @@ async def test_receipts_are_signed_and_posted() -> None:
         return httpx.Response(200)
 
     app = create_sandbox_app(
-        SandboxConfig(api_key="k", webhook_url="http://hooks/webhooks/sandbox", webhook_secret=SECRET,
-                      receipt_timing=ReceiptTiming.BEFORE_RESPONSE),
+        SandboxConfig(
+            api_key="k",
+            webhook_url="http://hooks/webhooks/sandbox",
+            webhook_secret=SECRET,
+            receipt_timing=ReceiptTiming.BEFORE_RESPONSE,
+        ),
         receipt_client=httpx.AsyncClient(transport=httpx.MockTransport(webhook)),
     )
-    provider = SandboxProvider(httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sandbox"),
-                               api_key="k", webhook_secret=SECRET)
+    provider = SandboxProvider(
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sandbox"),
+        api_key="k",
+        webhook_secret=SECRET,
+    )
     await provider.send(msg(to="010-0000-0006"))
     await provider.send(msg(to="bounce@example.com", channel=Channel.EMAIL, key="wf:step:email"))
     await provider.send(msg(to="010-0000-0002", key="wf:step2:alimtalk"))  # never a receipt
@@ -171,12 +202,20 @@ async def test_receipts_due_while_a_post_is_in_flight_go_out_together() -> None:
         return httpx.Response(200)
 
     app = create_sandbox_app(
-        SandboxConfig(api_key="k", webhook_url="http://hooks/webhooks/sandbox", webhook_secret=SECRET,
-                      receipt_delay_seconds=0, receipt_batch_max=3),
+        SandboxConfig(
+            api_key="k",
+            webhook_url="http://hooks/webhooks/sandbox",
+            webhook_secret=SECRET,
+            receipt_delay_seconds=0,
+            receipt_batch_max=3,
+        ),
         receipt_client=httpx.AsyncClient(transport=httpx.MockTransport(webhook)),
     )
-    provider = SandboxProvider(httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sandbox"),
-                               api_key="k", webhook_secret=SECRET)
+    provider = SandboxProvider(
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sandbox"),
+        api_key="k",
+        webhook_secret=SECRET,
+    )
     await provider.send(msg(key="k0"))
     while not posted:
         await asyncio.sleep(0.01)

@@ -36,9 +36,14 @@ FAST = PostPurchaseSettings(
 @pytest.fixture
 async def http_stack(dev_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[Stack]:
     async with embedded_stack(
-        dev_env.client, database_url=f"sqlite+aiosqlite:///{tmp_path / 'journeys.db'}", http=True,
-        receipt_timing=ReceiptTiming.AFTER_RESPONSE, receipt_delay=timedelta(milliseconds=50),
-        post_purchase=FAST, task_queue=f"rel-{uuid.uuid4()}", care_segment="off",
+        dev_env.client,
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'journeys.db'}",
+        http=True,
+        receipt_timing=ReceiptTiming.AFTER_RESPONSE,
+        receipt_delay=timedelta(milliseconds=50),
+        post_purchase=FAST,
+        task_queue=f"rel-{uuid.uuid4()}",
+        care_segment="off",
     ) as s:
         yield s
 
@@ -95,7 +100,9 @@ def worker_process(http_stack: Stack, dev_env: WorkflowEnvironment) -> Iterator[
 async def control(stack: Stack, what: str, seconds: float) -> None:
     async with httpx.AsyncClient(base_url=stack.sandbox_url) as http:
         key = stack.settings.sandbox_api_key.get_secret_value()
-        resp = await http.post(f"/v1/control/{what}", json={"seconds": seconds}, headers={"Authorization": f"Bearer {key}"})
+        resp = await http.post(
+            f"/v1/control/{what}", json={"seconds": seconds}, headers={"Authorization": f"Bearer {key}"}
+        )
         resp.raise_for_status()
 
 
@@ -120,13 +127,15 @@ def assert_once_per_step(stack: Stack) -> None:
     """Each idempotency key reached the provider once, and no step went out on two channels."""
     keys = [a["key"] for a in stack.sandbox.attempts if a["error"] is None]
     assert len(keys) == len(set(keys)), "a message was sent twice"
-    delivered_steps = [m["reference"].rsplit(":", 1)[0] for m in stack.sandbox.messages.values()
-                       if m.get("receipt") == "delivered"]
+    delivered_steps = [
+        m["reference"].rsplit(":", 1)[0] for m in stack.sandbox.messages.values() if m.get("receipt") == "delivered"
+    ]
     assert len(delivered_steps) == len(set(delivered_steps)), "one step delivered on two channels"
 
 
 async def finish(stack: Stack, workflow_ids: list[str]) -> list[JourneyResult]:
     for workflow_id in workflow_ids:
         await stack.journeys.order_delivered(workflow_id.split(":", 1)[1])
-    return [await stack.journeys.client.get_workflow_handle(w, result_type=JourneyResult).result()
-            for w in workflow_ids]
+    return [
+        await stack.journeys.client.get_workflow_handle(w, result_type=JourneyResult).result() for w in workflow_ids
+    ]

@@ -28,7 +28,7 @@ from starter.stack import Stack
 from starter.webhooks import create_webhook_app
 from tests import factories
 from tests.factories import customer, order
-from workflows import EventType, JourneyEvent, Outcome, care_id, cart_id, post_purchase_id
+from workflows import EventType, JourneyEvent, Outcome, care_id, cart_id
 
 pytestmark = pytest.mark.reliability
 
@@ -44,8 +44,11 @@ async def http(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
 
 def shopper() -> Any:
     consented = factories.clock - timedelta(days=30)
-    return customer(push_tokens=["device-token-1"], app_installed=True,
-                    marketing_consent=dict.fromkeys((Channel.PUSH, Channel.BRAND_MESSAGE, Channel.SMS), consented))
+    return customer(
+        push_tokens=["device-token-1"],
+        app_installed=True,
+        marketing_consent=dict.fromkeys((Channel.PUSH, Channel.BRAND_MESSAGE, Channel.SMS), consented),
+    )
 
 
 def signals(history: Any) -> int:
@@ -66,8 +69,9 @@ async def poke_with_malformed_events(
     for event_type in EventType:
         target = {"order_id": order_id} if event_type.value.startswith("order.") else {"customer_id": customer_id}
         for data in ({"unexpected": "x"}, {"cart": {"items": []}}, {"cart": "nope"}):
-            resp = await http.post("/events", json={"type": event_type.value, "data": data, **target},
-                                   headers=stack.api_auth())
+            resp = await http.post(
+                "/events", json={"type": event_type.value, "data": data, **target}, headers=stack.api_auth()
+            )
             assert resp.status_code == 422, (event_type, data, resp.text)
             assert len(resp.text) < 500 and "Traceback" not in resp.text
             with pytest.raises(InvalidInput):
@@ -92,7 +96,11 @@ async def test_malformed_events_never_wedge_the_post_purchase_journey(
         result = await handle.result()
     assert result.outcome == "completed"
     assert [e.step for e in result.timeline if e.outcome is Outcome.DELIVERED] == [
-        "payment_complete", "shipping_started", "review_request", "recent_buyer_sale"]
+        "payment_complete",
+        "shipping_started",
+        "review_request",
+        "recent_buyer_sale",
+    ]
 
 
 async def test_malformed_events_never_wedge_the_cart_journey(
@@ -103,8 +111,9 @@ async def test_malformed_events_never_wedge_the_cart_journey(
         handle = await stack.journeys.cart_updated(c.customer_id, CART, customer=c)
         await poke_with_malformed_events(stack, http, handle.id, c.customer_id, "o-none")
         # The same event id as the unreadable one above: it was not taken, so this one counts.
-        await stack.journeys.cart_updated(c.customer_id, {"items": [{"name": "충전기", "unit_price": 15000}]},
-                                          event_id="bad-1")
+        await stack.journeys.cart_updated(
+            c.customer_id, {"items": [{"name": "충전기", "unit_price": 15000}]}, event_id="bad-1"
+        )
         result = await handle.result()
     assert result.outcome == "completed"
     ignored = [e for e in result.timeline if e.outcome is Outcome.IGNORED]
@@ -123,8 +132,11 @@ async def test_a_cart_journey_started_with_an_unreadable_cart_ends_without_sendi
     await stack.store.upsert_customer(c)
     async with stack.worker():
         handle = await stack.journeys.client.start_workflow(
-            CartAbandonmentJourney.run, CartInput(customer_id=c.customer_id), id=cart_id(c.customer_id),
-            task_queue=stack.task_queue, start_signal="event",
+            CartAbandonmentJourney.run,
+            CartInput(customer_id=c.customer_id),
+            id=cart_id(c.customer_id),
+            task_queue=stack.task_queue,
+            start_signal="event",
             start_signal_args=[{"type": "cart.updated", "data": {"cart": {"items": []}}}],
         )
         result = await handle.result()
@@ -154,7 +166,10 @@ async def test_malformed_events_never_wedge_the_care_journey(
         timeline = await stack.journeys.timeline(care.id)
     assert status is WorkflowExecutionStatus.COMPLETED
     assert [e.step for e in timeline if e.outcome is Outcome.DELIVERED] == [
-        "care_welcome", "care_recommendation", "care_tier_regular"]
+        "care_welcome",
+        "care_recommendation",
+        "care_tier_regular",
+    ]
 
 
 async def test_redelivered_events_are_dropped_before_they_reach_history(
@@ -167,8 +182,11 @@ async def test_redelivered_events_are_dropped_before_they_reach_history(
         handle = await stack.journeys.order_paid(o, c)
         before = signals(await handle.fetch_history())
         for _ in range(5):
-            assert (await http.post("/events", json={"type": "order.shipped", "order_id": o.order_id},
-                                    headers=stack.api_auth())).status_code == 202
+            assert (
+                await http.post(
+                    "/events", json={"type": "order.shipped", "order_id": o.order_id}, headers=stack.api_auth()
+                )
+            ).status_code == 202
             await stack.journeys.order_shipped(o.order_id)
             await stack.journeys.emit(c.customer_id, {"type": "app.opened", "event_id": "open-1"})
         care = stack.journeys.client.get_workflow_handle(care_id(c.customer_id, o.order_id))
@@ -197,12 +215,17 @@ async def test_control_characters_are_refused_before_anything_is_stored(stack: S
         assert (await conn.execute(text("SELECT count(*) FROM orders"))).scalar() == 0
 
 
-@pytest.mark.parametrize("overrides", [
-    {"amount": 10**5000}, {"amount": 10**13},
-    {"items": [{"name": "양말", "unit_price": 1}] * 9000},
-    {"items": [{"name": "양말", "unit_price": 10**13}]},
-    {"items": [{"name": "양말", "unit_price": 1, "quantity": 10**9}]},
-], ids=["huge-amount", "amount-over-limit", "9000-items", "huge-price", "huge-quantity"])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"amount": 10**5000},
+        {"amount": 10**13},
+        {"items": [{"name": "양말", "unit_price": 1}] * 9000},
+        {"items": [{"name": "양말", "unit_price": 10**13}]},
+        {"items": [{"name": "양말", "unit_price": 1, "quantity": 10**9}]},
+    ],
+    ids=["huge-amount", "amount-over-limit", "9000-items", "huge-price", "huge-quantity"],
+)
 async def test_oversized_orders_are_refused_before_anything_is_written(stack: Stack, overrides: dict[str, Any]) -> None:
     c = customer()
     o = order(c).model_dump() | overrides
@@ -237,17 +260,26 @@ def test_stored_profiles_and_orders_older_code_accepted_still_load() -> None:
     assert len(Order.model_validate(old).items) == 150
 
 
-@pytest.mark.parametrize(("body", "status"), [
-    (json.dumps({"type": "app.opened", "customer_id": "c-1", "data": {"x": "y" * 3 * 1024 * 1024}}).encode(), 413),
-    (b'{"type": "app.opened", "customer_id": "c-1", "data": ' + b'{"a": ' * 300 + b"1" + b"}" * 301, 400),
-    (b"[" * 300_000 + b"]" * 300_000, 413),
-    (b"[" * 50_000 + b"]" * 50_000, 400),
-    (b'{"type": "app.opened", "customer_id": "c-1", "data": {"n": ' + b"9" * 5000 + b"}}", 400),
-    (b'{"type": "cart.updated", "customer_id": "c-1", "data": {"cart": {"items": [{"name": "\\ud83d\\ude00", '
-     b'"unit_price": 1}]}}}', 422),
-    (b"\xff\xfe not json", 400),
-], ids=["3MiB-data", "300-deep", "too-big-brackets", "recursion", "5000-digit-int", "emoji-in-cart", "not-utf8"])
-async def test_hostile_event_bodies_get_a_short_4xx(stack: Stack, http: httpx.AsyncClient, body: bytes, status: int) -> None:
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        (json.dumps({"type": "app.opened", "customer_id": "c-1", "data": {"x": "y" * 3 * 1024 * 1024}}).encode(), 413),
+        (b'{"type": "app.opened", "customer_id": "c-1", "data": ' + b'{"a": ' * 300 + b"1" + b"}" * 301, 400),
+        (b"[" * 300_000 + b"]" * 300_000, 413),
+        (b"[" * 50_000 + b"]" * 50_000, 400),
+        (b'{"type": "app.opened", "customer_id": "c-1", "data": {"n": ' + b"9" * 5000 + b"}}", 400),
+        (
+            b'{"type": "cart.updated", "customer_id": "c-1", "data": {"cart": {"items": [{"name": "\\ud83d\\ude00", '
+            b'"unit_price": 1}]}}}',
+            422,
+        ),
+        (b"\xff\xfe not json", 400),
+    ],
+    ids=["3MiB-data", "300-deep", "too-big-brackets", "recursion", "5000-digit-int", "emoji-in-cart", "not-utf8"],
+)
+async def test_hostile_event_bodies_get_a_short_4xx(
+    stack: Stack, http: httpx.AsyncClient, body: bytes, status: int
+) -> None:
     await stack.store.upsert_customer(customer(customer_id="c-1"))
     resp = await http.post("/events", content=body, headers={**stack.api_auth(), "Content-Type": "application/json"})
     assert resp.status_code == status, resp.text
@@ -281,12 +313,16 @@ async def test_inbox_ids_out_of_range_are_a_422(stack: Stack, http: httpx.AsyncC
 async def test_any_signature_header_bytes_get_401_not_500(stack: Stack, signature: bytes, timestamp: bytes) -> None:
     body = b'{"receipts": []}'
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=stack.webhook_app), base_url="http://h") as http:
-        resp = await http.post("/webhooks/sandbox", content=body,
-                               headers=[(b"X-Sandbox-Signature", signature), (b"X-Sandbox-Timestamp", timestamp)])
+        resp = await http.post(
+            "/webhooks/sandbox",
+            content=body,
+            headers=[(b"X-Sandbox-Signature", signature), (b"X-Sandbox-Timestamp", timestamp)],
+        )
     assert resp.status_code == 401
 
 
 # -- receipts ------------------------------------------------------------------------------------
+
 
 async def sent_alimtalk(stack: Stack) -> tuple[str, dict[str, Any]]:
     """A post-purchase journey whose AlimTalk waits for a receipt (…0002); the sandbox's record of it."""
@@ -329,13 +365,28 @@ async def test_a_receipt_from_another_provider_settles_nothing(env: WorkflowEnvi
     app = create_webhook_app(stack.journeys, registry, api_key="k" * 40, inbox_token_secret="k" * 40)
     async with receipt_poster(env, stack, app) as http:
         workflow_id, message = await sent_alimtalk(stack)
-        forged = batch({"message_id": message["id"], "reference": message["reference"], "status": "failed",
-                        "error_code": "KAKAO_DELIVERY_FAILED"})
+        forged = batch(
+            {
+                "message_id": message["id"],
+                "reference": message["reference"],
+                "status": "failed",
+                "error_code": "KAKAO_DELIVERY_FAILED",
+            }
+        )
         ts = int(time.time())
-        resp = await http.post("/webhooks/other", content=forged, headers={
-            "X-Sandbox-Timestamp": str(ts), "X-Sandbox-Signature": sign(secret, ts, forged)})
-        wrong_id = batch({"message_id": "sbx_not_this_one", "reference": message["reference"], "status": "failed",
-                          "error_code": "KAKAO_DELIVERY_FAILED"})
+        resp = await http.post(
+            "/webhooks/other",
+            content=forged,
+            headers={"X-Sandbox-Timestamp": str(ts), "X-Sandbox-Signature": sign(secret, ts, forged)},
+        )
+        wrong_id = batch(
+            {
+                "message_id": "sbx_not_this_one",
+                "reference": message["reference"],
+                "status": "failed",
+                "error_code": "KAKAO_DELIVERY_FAILED",
+            }
+        )
         resp2 = await http.post("/webhooks/sandbox", content=wrong_id, headers=stack.signed_receipts(wrong_id))
         [logged] = [m for m in await stack.store.messages(workflow_id=workflow_id) if m.channel == "alimtalk"]
         timeline = await stack.journeys.timeline(workflow_id)
@@ -345,11 +396,21 @@ async def test_a_receipt_from_another_provider_settles_nothing(env: WorkflowEnvi
     assert [e.outcome for e in timeline if e.channel] == [Outcome.SENT]  # no fallback was triggered
 
 
-@pytest.mark.parametrize("bad", [
-    {"error_code": "E" * 101}, {"message_id": "m" * 201}, {"reference": "r" * 301}, {"status": "lost"},
-    {"error_code": "bad\x00code"}, {"message_id": None},
-], ids=["long-error-code", "long-message-id", "long-reference", "unknown-status", "nul", "no-message-id"])
-async def test_one_bad_receipt_does_not_fail_the_batch(env: WorkflowEnvironment, stack: Stack, bad: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"error_code": "E" * 101},
+        {"message_id": "m" * 201},
+        {"reference": "r" * 301},
+        {"status": "lost"},
+        {"error_code": "bad\x00code"},
+        {"message_id": None},
+    ],
+    ids=["long-error-code", "long-message-id", "long-reference", "unknown-status", "nul", "no-message-id"],
+)
+async def test_one_bad_receipt_does_not_fail_the_batch(
+    env: WorkflowEnvironment, stack: Stack, bad: dict[str, Any]
+) -> None:
     async with receipt_poster(env, stack, stack.webhook_app) as http:
         workflow_id, message = await sent_alimtalk(stack)
         good = {"message_id": message["id"], "reference": message["reference"], "status": "delivered"}
@@ -395,10 +456,17 @@ async def test_caller_urls_are_not_format_strings(env: WorkflowEnvironment, stac
     assert url.replace("{order_id}", o.order_id) in review["body"] and "class" not in review["body"].replace(url, "")
 
 
-@pytest.mark.parametrize("settings", [
-    {"give_up_after": "P100000D"}, {"receipt_timeout": "P99999999D"}, {"send_deadline": "P4000D"},
-    {"review_url": "https://x/" + "a" * 600}, {"sale_url": "https://x/\nInjected: header"},
-], ids=["give-up", "receipt-timeout", "deadline", "long-url", "newline-url"])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"give_up_after": "P100000D"},
+        {"receipt_timeout": "P99999999D"},
+        {"send_deadline": "P4000D"},
+        {"review_url": "https://x/" + "a" * 600},
+        {"sale_url": "https://x/\nInjected: header"},
+    ],
+    ids=["give-up", "receipt-timeout", "deadline", "long-url", "newline-url"],
+)
 async def test_journey_settings_a_timer_cannot_hold_are_refused(stack: Stack, settings: dict[str, Any]) -> None:
     c = customer()
     with pytest.raises(InvalidInput):

@@ -45,8 +45,9 @@ async def test_worker_killed_mid_send_loses_nothing_and_sends_nothing_twice(
         results = await finish(http_stack, ids)
     assert all(r.outcome == "completed" for r in results)
     assert_once_per_step(http_stack)
-    per_journey = {w: [m for m in http_stack.sandbox.messages.values() if m["reference"].startswith(w + ":")]
-                   for w in ids}
+    per_journey = {
+        w: [m for m in http_stack.sandbox.messages.values() if m["reference"].startswith(w + ":")] for w in ids
+    }
     assert all(len(ms) == 3 for ms in per_journey.values()), per_journey  # payment, review, sale
     log = await http_stack.store.messages()
     assert len(log) == len({m.idempotency_key for m in log}) == 36
@@ -85,11 +86,18 @@ async def test_provider_outage_is_retried_into_one_message_each(http_stack: Stac
     assert_once_per_step(http_stack)
     # the …0002 customer still falls back to SMS after the receipt timeout, as designed
     assert [(e.channel.value if e.channel else None, e.outcome) for e in timeline if e.step == "payment_complete"] == [
-        ("alimtalk", Outcome.SENT), ("alimtalk", Outcome.NO_RECEIPT), ("sms", Outcome.SENT), ("sms", Outcome.DELIVERED)]
+        ("alimtalk", Outcome.SENT),
+        ("alimtalk", Outcome.NO_RECEIPT),
+        ("sms", Outcome.SENT),
+        ("sms", Outcome.DELIVERED),
+    ]
     for workflow_id in ids:
         events = [e async for e in http_stack.journeys.client.get_workflow_handle(workflow_id).fetch_history_events()]
-        attempts = [e.activity_task_started_event_attributes.attempt for e in events
-                    if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED]
+        attempts = [
+            e.activity_task_started_event_attributes.attempt
+            for e in events
+            if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+        ]
         assert max(attempts) > 1  # the outage was really hit and retried
 
 
@@ -106,14 +114,16 @@ async def test_server_restart_mid_journey(http_stack: Stack, tmp_path: Path) -> 
         await server.shutdown()  # the server goes away with journeys waiting for shipping
 
         server = await start_dev_server(port=port, database_file=db)
-        http_stack.journeys.client = await Client.connect(
-            f"127.0.0.1:{port}", data_converter=pydantic_data_converter)
+        http_stack.journeys.client = await Client.connect(f"127.0.0.1:{port}", data_converter=pydantic_data_converter)
         async with http_stack.worker():
             results = await finish(http_stack, ids)
     finally:
         http_stack.journeys.client = original
         await server.shutdown()
     assert [r.outcome for r in results] == ["completed"] * 3
-    assert all([e.step for e in r.timeline if e.outcome is Outcome.DELIVERED] ==
-               ["payment_complete", "review_request", "recent_buyer_sale"] for r in results)
+    assert all(
+        [e.step for e in r.timeline if e.outcome is Outcome.DELIVERED]
+        == ["payment_complete", "review_request", "recent_buyer_sale"]
+        for r in results
+    )
     assert_once_per_step(http_stack)

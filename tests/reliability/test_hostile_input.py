@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import httpx
@@ -13,7 +12,6 @@ from hypothesis import strategies as st
 from temporalio.service import RPCError
 
 from activities import Channel, Template, TemplateRegistry
-from providers.signing import sign
 from starter import InvalidInput
 from starter.stack import Stack
 from tests.factories import customer
@@ -32,8 +30,9 @@ order_like = st.fixed_dictionaries(
         "order_id": st.text(max_size=70) | st.integers(),
         "customer_id": st.text(max_size=70),
         "amount": st.integers(min_value=-10, max_value=10**12) | st.text(max_size=5),
-        "items": st.lists(st.dictionaries(st.sampled_from(["name", "unit_price", "quantity"]), json_values,
-                                          max_size=3), max_size=3),
+        "items": st.lists(
+            st.dictionaries(st.sampled_from(["name", "unit_price", "quantity"]), json_values, max_size=3), max_size=3
+        ),
     },
 )
 customer_like = st.fixed_dictionaries(
@@ -64,9 +63,14 @@ async def test_fuzzed_order_paid_is_refused_cleanly_or_accepted(stack: Stack, or
 
 
 @FUZZ
-@given(body=st.binary(max_size=2000), headers=st.dictionaries(
-    st.sampled_from(["X-Sandbox-Timestamp", "X-Sandbox-Signature", "Content-Type"]), st.text(
-        alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=80), max_size=3))
+@given(
+    body=st.binary(max_size=2000),
+    headers=st.dictionaries(
+        st.sampled_from(["X-Sandbox-Timestamp", "X-Sandbox-Signature", "Content-Type"]),
+        st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=80),
+        max_size=3,
+    ),
+)
 async def test_fuzzed_webhooks_never_500(stack: Stack, body: bytes, headers: dict[str, str]) -> None:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=stack.webhook_app), base_url="http://h") as http:
         resp = await http.post("/webhooks/sandbox", content=body, headers=headers)
@@ -96,8 +100,9 @@ async def test_fuzzed_events_never_500(stack: Stack, payload: Any, key: str) -> 
 async def test_wrong_keys_are_refused_everywhere(stack: Stack) -> None:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=stack.webhook_app), base_url="http://h") as http:
         for method, url in [("POST", "/events"), ("GET", "/inbox/c-1"), ("POST", "/inbox/c-1/1/read")]:
-            resp = await http.request(method, url, json={"type": "app.opened", "customer_id": "c-1"},
-                                      headers={"Authorization": "Bearer nope"})
+            resp = await http.request(
+                method, url, json={"type": "app.opened", "customer_id": "c-1"}, headers={"Authorization": "Bearer nope"}
+            )
             assert resp.status_code == 401, url
         assert (await http.post("/webhooks/other-provider", content=b"{}")).status_code == 404
 

@@ -30,14 +30,25 @@ def test_journeys_bench_runs_the_benchmark_from_the_source_tree(monkeypatch: pyt
 PASSWORD = "hunter2-do-not-print"
 
 
-def journeys(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def journeys(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("JOURNEYS_")}
-    return subprocess.run([sys.executable, "-m", "starter.cli", *args], env={**base, **(env or {})},
-                           cwd=cwd or ROOT, capture_output=True, text=True, timeout=90)
+    return subprocess.run(
+        [sys.executable, "-m", "starter.cli", *args],
+        env={**base, **(env or {})},
+        cwd=cwd or ROOT,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
 
 
-@pytest.mark.parametrize("args", [["demo", "--ui-port", "abc"], ["nope"], ["inspect"], ["webhooks", "--port", "x"],
-                                  ["db", "downgrade"]], ids=" ".join)
+@pytest.mark.parametrize(
+    "args",
+    [["demo", "--ui-port", "abc"], ["nope"], ["inspect"], ["webhooks", "--port", "x"], ["db", "downgrade"]],
+    ids=" ".join,
+)
 def test_usage_mistakes_print_the_usage_message_not_a_traceback(args: list[str]) -> None:
     done = journeys(*args)
     assert done.returncode == 2
@@ -54,22 +65,32 @@ def test_help_has_no_bool_metavars_and_every_option_is_explained(command: str) -
     assert "Environment:" in done.stdout
 
 
-@pytest.mark.parametrize(("environ", "expected"), [
-    ({"JOURNEYS_TEMPORAL_ADRESS": "x:1"}, "JOURNEYS_TEMPORAL_ADRESS is not a setting; did you mean JOURNEYS_TEMPORAL_ADDRESS?"),
-    ({"JOURNEYS_LOG_LEVEL": "LOUD"}, "JOURNEYS_LOG_LEVEL:"),
-    ({"JOURNEYS_GRACEFUL_SHUTDOWN_SECONDS": "soon"}, "JOURNEYS_GRACEFUL_SHUTDOWN_SECONDS:"),
-    ({"JOURNEYS_TEMPORAL_TLS": "maybe"}, "JOURNEYS_TEMPORAL_TLS:"),
-], ids=["typo", "log-level", "number", "bool"])
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        (
+            {"JOURNEYS_TEMPORAL_ADRESS": "x:1"},
+            "JOURNEYS_TEMPORAL_ADRESS is not a setting; did you mean JOURNEYS_TEMPORAL_ADDRESS?",
+        ),
+        ({"JOURNEYS_LOG_LEVEL": "LOUD"}, "JOURNEYS_LOG_LEVEL:"),
+        ({"JOURNEYS_GRACEFUL_SHUTDOWN_SECONDS": "soon"}, "JOURNEYS_GRACEFUL_SHUTDOWN_SECONDS:"),
+        ({"JOURNEYS_TEMPORAL_TLS": "maybe"}, "JOURNEYS_TEMPORAL_TLS:"),
+    ],
+    ids=["typo", "log-level", "number", "bool"],
+)
 def test_a_bad_environment_is_one_line_naming_the_variable(environ: dict[str, str], expected: str) -> None:
     done = journeys("inspect", "x", env=environ)
     assert done.returncode == 2 and done.stderr.strip().splitlines() == [f"journeys: {done.stderr.strip()[10:]}"]
     assert expected in done.stderr and "Traceback" not in done.stderr
 
 
-@pytest.mark.parametrize(("dotenv", "expected"), [
-    ("JOURNEYS_GRACEFUL_SHUTDOWN_SECONDS=abc\n", "JOURNEYS_GRACEFUL_SHUTDOWN_SECONDS:"),
-    ("JOURNEYS_BOGUS=1\n", "JOURNEYS_BOGUS in .env is not a setting"),
-])
+@pytest.mark.parametrize(
+    ("dotenv", "expected"),
+    [
+        ("JOURNEYS_GRACEFUL_SHUTDOWN_SECONDS=abc\n", "JOURNEYS_GRACEFUL_SHUTDOWN_SECONDS:"),
+        ("JOURNEYS_BOGUS=1\n", "JOURNEYS_BOGUS in .env is not a setting"),
+    ],
+)
 def test_a_bad_dotenv_is_one_line(tmp_path: Path, dotenv: str, expected: str) -> None:
     (tmp_path / ".env").write_text(dotenv)
     done = journeys("inspect", "x", cwd=tmp_path)
@@ -88,14 +109,29 @@ def test_connection_problems_are_one_line_naming_the_setting_and_no_password() -
     silent = _listener()
     closed = free_port()
     cases = [
-        ({"JOURNEYS_DATABASE_URL": f"postgresql+asyncpg://u:{PASSWORD}@127.0.0.1:{closed}/test"}, ["db", "upgrade"],
-         f"database at 127.0.0.1:{closed} refused the connection; check JOURNEYS_DATABASE_URL"),
-        ({"JOURNEYS_DATABASE_URL": f"postgresql+asyncpg://u:{PASSWORD}@127.0.0.1:{silent.getsockname()[1]}/test",
-          "JOURNEYS_DATABASE_CONNECT_TIMEOUT_SECONDS": "1"}, ["db", "upgrade"], "did not answer within 1 s"),
-        ({"JOURNEYS_DATABASE_URL": f"postgresql+psycopg2://u:{PASSWORD}@127.0.0.1/test"}, ["db", "upgrade"],
-         "JOURNEYS_DATABASE_URL cannot be used"),
-        ({"JOURNEYS_TEMPORAL_ADDRESS": f"127.0.0.1:{closed}"}, ["setup"],
-         f"Temporal at 127.0.0.1:{closed}: connection refused; check JOURNEYS_TEMPORAL_ADDRESS"),
+        (
+            {"JOURNEYS_DATABASE_URL": f"postgresql+asyncpg://u:{PASSWORD}@127.0.0.1:{closed}/test"},
+            ["db", "upgrade"],
+            f"database at 127.0.0.1:{closed} refused the connection; check JOURNEYS_DATABASE_URL",
+        ),
+        (
+            {
+                "JOURNEYS_DATABASE_URL": f"postgresql+asyncpg://u:{PASSWORD}@127.0.0.1:{silent.getsockname()[1]}/test",
+                "JOURNEYS_DATABASE_CONNECT_TIMEOUT_SECONDS": "1",
+            },
+            ["db", "upgrade"],
+            "did not answer within 1 s",
+        ),
+        (
+            {"JOURNEYS_DATABASE_URL": f"postgresql+psycopg2://u:{PASSWORD}@127.0.0.1/test"},
+            ["db", "upgrade"],
+            "JOURNEYS_DATABASE_URL cannot be used",
+        ),
+        (
+            {"JOURNEYS_TEMPORAL_ADDRESS": f"127.0.0.1:{closed}"},
+            ["setup"],
+            f"Temporal at 127.0.0.1:{closed}: connection refused; check JOURNEYS_TEMPORAL_ADDRESS",
+        ),
     ]
     try:
         for env, args, expected in cases:
@@ -112,21 +148,30 @@ def test_a_taken_port_is_one_line_naming_the_option() -> None:
     key = "kR7-vQ2_zX9pL4mN8bT1wY6cH3jF5sD0aE"
     try:
         port = str(taken.getsockname()[1])
-        done = journeys("sandbox", "--port", port,
-                        env={"JOURNEYS_SANDBOX_API_KEY": key, "JOURNEYS_SANDBOX_WEBHOOK_SECRET": key})
+        done = journeys(
+            "sandbox", "--port", port, env={"JOURNEYS_SANDBOX_API_KEY": key, "JOURNEYS_SANDBOX_WEBHOOK_SECRET": key}
+        )
         demo = journeys("demo", "--ui-port", port)
     finally:
         taken.close()
-    assert done.returncode == 2 and done.stderr.strip() == f"journeys: port {port} on 127.0.0.1 is already in use; choose another with --port"
+    assert (
+        done.returncode == 2
+        and done.stderr.strip() == f"journeys: port {port} on 127.0.0.1 is already in use; choose another with --port"
+    )
     assert demo.returncode == 2 and "choose another with --ui-port" in demo.stderr
 
 
 @pytest.mark.devserver
 def test_the_demo_runs_every_journey_and_exits(tmp_path: Path) -> None:
     """README's first command: every timeline printed, no dead UI links, and it ends by itself."""
-    done = subprocess.run([sys.executable, "-m", "starter.cli", "demo", "--port", str(free_port()),
-                           "--ui-port", str(free_port())], cwd=tmp_path, capture_output=True, text=True, timeout=150,
-                          env={k: v for k, v in os.environ.items() if not k.startswith("JOURNEYS_")})
+    done = subprocess.run(
+        [sys.executable, "-m", "starter.cli", "demo", "--port", str(free_port()), "--ui-port", str(free_port())],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=150,
+        env={k: v for k, v in os.environ.items() if not k.startswith("JOURNEYS_")},
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.count(" -> ") == 10 and "-> completed" in done.stdout and "exited:purchase" in done.stdout
     assert "/namespaces/default/workflows/" not in done.stdout and "add --keep" in done.stdout

@@ -34,12 +34,18 @@ async def http(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
 
 # -- no usable default ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", SECRET_SETTINGS)
 @pytest.mark.parametrize(
     ("value", "problem"),
-    [("", "is not set"), ("   ", "is not set"), ("short-but-random-31-bytes-xxxxx", "shorter than 32 bytes"),
-     ("a" * 64, "not random"), ("0123" * 10, "not random"),
-     *[(known, "known development value") for known in sorted(KNOWN_DEV_SECRETS)]],
+    [
+        ("", "is not set"),
+        ("   ", "is not set"),
+        ("short-but-random-31-bytes-xxxxx", "shorter than 32 bytes"),
+        ("a" * 64, "not random"),
+        ("0123" * 10, "not random"),
+        *[(known, "known development value") for known in sorted(KNOWN_DEV_SECRETS)],
+    ],
 )
 def test_a_bad_secret_is_refused_in_one_line_naming_the_setting(name: str, value: str, problem: str) -> None:
     s = Settings(**{n: SecretStr(GOOD) for n in SECRET_SETTINGS}).model_copy(update={name: SecretStr(value)})
@@ -75,16 +81,25 @@ def test_development_mode_makes_random_secrets_per_run_and_keeps_good_ones() -> 
     assert kept.api_key.get_secret_value() == GOOD
 
 
-@pytest.mark.parametrize(("command", "setting"), [
-    ("worker", "JOURNEYS_SANDBOX_API_KEY"),
-    ("webhooks", "JOURNEYS_API_KEY"),
-    ("sandbox", "JOURNEYS_SANDBOX_API_KEY"),
-])
+@pytest.mark.parametrize(
+    ("command", "setting"),
+    [
+        ("worker", "JOURNEYS_SANDBOX_API_KEY"),
+        ("webhooks", "JOURNEYS_API_KEY"),
+        ("sandbox", "JOURNEYS_SANDBOX_API_KEY"),
+    ],
+)
 def test_production_commands_refuse_to_start_without_secrets(command: str, setting: str, tmp_path: object) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOURNEYS_")}
     env["JOURNEYS_SANDBOX_WEBHOOK_SECRET"] = "sandbox-webhook-secret"  # the old public default
-    proc = subprocess.run([sys.executable, "-m", "starter.cli", command], env=env, cwd=tmp_path,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "starter.cli", command],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and setting in lines[0], proc.stderr
@@ -92,6 +107,7 @@ def test_production_commands_refuse_to_start_without_secrets(command: str, setti
 
 
 # -- an empty key or secret verifies nothing -----------------------------------------------------
+
 
 def test_an_empty_webhook_secret_verifies_nothing() -> None:
     body, ts = b"{}", int(time.time())
@@ -105,8 +121,9 @@ async def test_an_empty_api_key_lets_nothing_in(stack: Stack, header: str) -> No
 
     app = create_webhook_app(stack.journeys, stack.providers, api_key="", inbox_token_secret="")
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://h") as http:
-        resp = await http.post("/events", json={"type": "app.opened", "customer_id": "c-1"},
-                               headers={"Authorization": header})
+        resp = await http.post(
+            "/events", json={"type": "app.opened", "customer_id": "c-1"}, headers={"Authorization": header}
+        )
         inbox = await http.get("/inbox/c-1", headers={"Authorization": header})
     assert resp.status_code == 401 and inbox.status_code == 401
 
@@ -115,17 +132,27 @@ async def test_an_empty_api_key_lets_nothing_in(stack: Stack, header: str) -> No
 async def test_the_sandbox_with_an_empty_key_accepts_nothing(header: str) -> None:
     app = create_sandbox_app(SandboxConfig(api_key=""))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s") as http:
-        sent = await http.post("/v1/messages", json={"channel": "sms", "to": "01012345678", "body": "hi"},
-                               headers={"Authorization": header})
+        sent = await http.post(
+            "/v1/messages",
+            json={"channel": "sms", "to": "01012345678", "body": "hi"},
+            headers={"Authorization": header},
+        )
     assert sent.status_code == 401
 
 
 # -- every credential opens as little as possible ------------------------------------------------
 
-@pytest.mark.parametrize(("method", "path"), [
-    ("GET", "/v1/messages"), ("GET", "/v1/messages/sbx_1"), ("GET", "/v1/messages/by-reference/k"),
-    ("POST", "/v1/control/outage"), ("POST", "/v1/control/latency"),
-])
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/v1/messages"),
+        ("GET", "/v1/messages/sbx_1"),
+        ("GET", "/v1/messages/by-reference/k"),
+        ("POST", "/v1/control/outage"),
+        ("POST", "/v1/control/latency"),
+    ],
+)
 async def test_the_sandbox_message_list_and_controls_need_its_key(stack: Stack, method: str, path: str) -> None:
     key = stack.settings.sandbox_api_key.get_secret_value()
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=stack.sandbox_app), base_url="http://s") as http:
@@ -157,7 +184,7 @@ def test_inbox_tokens_open_one_customer_until_they_expire() -> None:
 def test_a_tampered_inbox_token_is_refused(position: int, char: str) -> None:
     token = mint_inbox_token(GOOD, "c-a", timedelta(minutes=5))
     i = position % len(token)
-    tampered = token[:i] + char + token[i + 1:]
+    tampered = token[:i] + char + token[i + 1 :]
     if tampered == token:
         return
     with pytest.raises(TokenError):
@@ -180,6 +207,7 @@ async def test_customer_a_token_gets_403_on_customer_b_inbox(stack: Stack, http:
 
 
 # -- docs ----------------------------------------------------------------------------------------
+
 
 async def test_docs_are_off_by_default_on_both_apps(stack: Stack) -> None:
     for app in (stack.webhook_app, stack.sandbox_app):

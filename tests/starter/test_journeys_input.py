@@ -14,8 +14,12 @@ from tests.factories import customer, order
 
 
 def order_dict(customer_id: str, **overrides: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {"order_id": "o-bad-1", "customer_id": customer_id, "amount": 1000,
-                            "items": [{"name": "양말", "unit_price": 1000}]}
+    data: dict[str, Any] = {
+        "order_id": "o-bad-1",
+        "customer_id": customer_id,
+        "amount": 1000,
+        "items": [{"name": "양말", "unit_price": 1000}],
+    }
     data.update(overrides)
     return data
 
@@ -58,12 +62,14 @@ async def test_order_of_another_customer(stack: Stack) -> None:
 
 
 async def test_template_with_a_variable_the_journey_does_not_provide(stack: Stack) -> None:
-    templates = TemplateRegistry([
-        Template(code="order_paid", texts={Channel.ALIMTALK: "#{coupon_code}", Channel.SMS: "x"}),
-        Template(code="order_shipped", texts={Channel.ALIMTALK: "x", Channel.SMS: "x"}),
-        Template(code="review_request", texts={Channel.ALIMTALK: "x", Channel.SMS: "x"}),
-        Template(code="recent_buyer_sale", texts={Channel.SMS: "x"}),
-    ])
+    templates = TemplateRegistry(
+        [
+            Template(code="order_paid", texts={Channel.ALIMTALK: "#{coupon_code}", Channel.SMS: "x"}),
+            Template(code="order_shipped", texts={Channel.ALIMTALK: "x", Channel.SMS: "x"}),
+            Template(code="review_request", texts={Channel.ALIMTALK: "x", Channel.SMS: "x"}),
+            Template(code="recent_buyer_sale", texts={Channel.SMS: "x"}),
+        ]
+    )
     stack.journeys.templates = templates
     c = customer()
     with pytest.raises(InvalidInput, match="payment_complete: template 'order_paid' needs variable\\(s\\) coupon_code"):
@@ -83,5 +89,6 @@ async def test_events_for_unknown_or_malformed_orders(stack: Stack) -> None:
     with pytest.raises(InvalidInput, match="order_id"):
         await stack.journeys.order_shipped("")
     with pytest.raises(InvalidInput):
-        await stack.journeys.order_paid(order_dict("c-1"), customer(customer_id="c-1"),
-                                        settings={"receipt_timeout": "-PT1M"})
+        await stack.journeys.order_paid(
+            order_dict("c-1"), customer(customer_id="c-1"), settings={"receipt_timeout": "-PT1M"}
+        )

@@ -20,12 +20,19 @@ def settings(**values: object) -> Settings:
 
 
 def test_a_local_server_by_default() -> None:
-    assert temporal_connect_config(settings()) == {"target_host": "localhost:7233", "namespace": "default", "tls": False}
+    assert temporal_connect_config(settings()) == {
+        "target_host": "localhost:7233",
+        "namespace": "default",
+        "tls": False,
+    }
 
 
 def test_temporal_cloud_with_an_api_key_turns_tls_on() -> None:
-    config = temporal_connect_config(settings(temporal_address="ns.acct.tmprl.cloud:7233",
-                                              temporal_namespace="ns.acct", temporal_api_key=SecretStr(KEY)))
+    config = temporal_connect_config(
+        settings(
+            temporal_address="ns.acct.tmprl.cloud:7233", temporal_namespace="ns.acct", temporal_api_key=SecretStr(KEY)
+        )
+    )
     assert config == {"target_host": "ns.acct.tmprl.cloud:7233", "namespace": "ns.acct", "api_key": KEY, "tls": True}
     plain = temporal_connect_config(settings(temporal_api_key=SecretStr(KEY), temporal_tls=False))
     assert plain["tls"] is False  # said explicitly: a proxy that terminates TLS
@@ -35,19 +42,35 @@ def test_mtls_reads_certificate_key_and_ca(tmp_path: Path) -> None:
     files = {name: tmp_path / f"{name}.pem" for name in ("cert", "key", "ca")}
     for name, path in files.items():
         path.write_bytes(f"-----BEGIN {name}-----".encode())
-    config = temporal_connect_config(settings(
-        temporal_address="temporal.internal:7233", temporal_tls_client_cert=files["cert"],
-        temporal_tls_client_key=files["key"], temporal_tls_server_ca=files["ca"], temporal_tls_server_name="temporal"))
+    config = temporal_connect_config(
+        settings(
+            temporal_address="temporal.internal:7233",
+            temporal_tls_client_cert=files["cert"],
+            temporal_tls_client_key=files["key"],
+            temporal_tls_server_ca=files["ca"],
+            temporal_tls_server_name="temporal",
+        )
+    )
     tls = config["tls"]
     assert isinstance(tls, TLSConfig)
     assert (tls.client_cert, tls.client_private_key, tls.server_root_ca_cert, tls.domain) == (
-        b"-----BEGIN cert-----", b"-----BEGIN key-----", b"-----BEGIN ca-----", "temporal")
+        b"-----BEGIN cert-----",
+        b"-----BEGIN key-----",
+        b"-----BEGIN ca-----",
+        "temporal",
+    )
 
 
-@pytest.mark.parametrize(("values", "names"), [
-    ({"temporal_tls_client_cert": "cert.pem"}, "JOURNEYS_TEMPORAL_TLS_CLIENT_CERT and JOURNEYS_TEMPORAL_TLS_CLIENT_KEY"),
-    ({"temporal_tls_server_ca": "/nonexistent/ca.pem"}, "JOURNEYS_TEMPORAL_TLS_SERVER_CA: cannot read"),
-])
+@pytest.mark.parametrize(
+    ("values", "names"),
+    [
+        (
+            {"temporal_tls_client_cert": "cert.pem"},
+            "JOURNEYS_TEMPORAL_TLS_CLIENT_CERT and JOURNEYS_TEMPORAL_TLS_CLIENT_KEY",
+        ),
+        ({"temporal_tls_server_ca": "/nonexistent/ca.pem"}, "JOURNEYS_TEMPORAL_TLS_SERVER_CA: cannot read"),
+    ],
+)
 def test_tls_mistakes_are_one_line_naming_the_setting(values: dict[str, str], names: str) -> None:
     with pytest.raises(ConfigError, match=names):
         temporal_connect_config(settings(**values))
@@ -59,13 +82,19 @@ def test_a_temporal_cli_profile_just_works_and_our_settings_override_it(
     for name in ("TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "TEMPORAL_API_KEY", "TEMPORAL_PROFILE"):
         monkeypatch.delenv(name, raising=False)
     toml = tmp_path / "temporal.toml"
-    toml.write_text(f'[profile.prod]\naddress = "prod.acct.tmprl.cloud:7233"\nnamespace = "prod.acct"\n'
-                    f'api_key = "{KEY}"\n')
+    toml.write_text(
+        f'[profile.prod]\naddress = "prod.acct.tmprl.cloud:7233"\nnamespace = "prod.acct"\napi_key = "{KEY}"\n'
+    )
     config = temporal_connect_config(settings(temporal_profile="prod", temporal_config_file=toml))
     assert (config["target_host"], config["namespace"], config["api_key"], config["tls"]) == (
-        "prod.acct.tmprl.cloud:7233", "prod.acct", KEY, True)
-    overridden = temporal_connect_config(settings(temporal_profile="prod", temporal_config_file=toml,
-                                                  temporal_namespace="staging.acct"))
+        "prod.acct.tmprl.cloud:7233",
+        "prod.acct",
+        KEY,
+        True,
+    )
+    overridden = temporal_connect_config(
+        settings(temporal_profile="prod", temporal_config_file=toml, temporal_namespace="staging.acct")
+    )
     assert overridden["namespace"] == "staging.acct" and overridden["target_host"] == "prod.acct.tmprl.cloud:7233"
 
 

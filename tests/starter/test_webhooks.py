@@ -19,6 +19,7 @@ from tests.factories import customer, order
 from tests.helpers import eventually
 from workflows import Outcome
 
+
 @pytest.fixture
 async def http(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=stack.webhook_app), base_url="http://hooks") as c:
@@ -36,8 +37,18 @@ async def waiting_for_receipt(stack: Stack) -> tuple[str, bytes]:
 
     await eventually(sent)
     [message] = stack.sandbox.messages.values()
-    body = json.dumps({"receipts": [{"message_id": message["id"], "reference": message["reference"],
-                                     "channel": "alimtalk", "status": "delivered"}]}).encode()
+    body = json.dumps(
+        {
+            "receipts": [
+                {
+                    "message_id": message["id"],
+                    "reference": message["reference"],
+                    "channel": "alimtalk",
+                    "status": "delivered",
+                }
+            ]
+        }
+    ).encode()
     return handle.id, body
 
 
@@ -82,8 +93,10 @@ async def test_forged_or_missing_signature_gets_401_and_signals_nothing(
         timeline = await stack.journeys.timeline(workflow_id)
     # the receipt was never believed: the journey fell back to SMS after the timeout
     assert [(e.channel, e.outcome) for e in timeline if e.channel] == [
-        (Channel.ALIMTALK, Outcome.SENT), (Channel.ALIMTALK, Outcome.NO_RECEIPT),
-        (Channel.SMS, Outcome.SENT), (Channel.SMS, Outcome.DELIVERED),
+        (Channel.ALIMTALK, Outcome.SENT),
+        (Channel.ALIMTALK, Outcome.NO_RECEIPT),
+        (Channel.SMS, Outcome.SENT),
+        (Channel.SMS, Outcome.DELIVERED),
     ]
     log = {m.channel: m for m in await stack.store.messages()}
     assert log["alimtalk"].receipt_status is None
@@ -112,7 +125,9 @@ async def test_receipt_for_an_ended_journey_is_recorded_late_with_200(
     assert log["alimtalk"].receipt_status == "delivered"
 
 
-async def test_events_endpoint_needs_the_api_key(env: WorkflowEnvironment, stack: Stack, http: httpx.AsyncClient) -> None:
+async def test_events_endpoint_needs_the_api_key(
+    env: WorkflowEnvironment, stack: Stack, http: httpx.AsyncClient
+) -> None:
     c = customer()
     o = order(c)
     async with stack.worker():
@@ -120,13 +135,13 @@ async def test_events_endpoint_needs_the_api_key(env: WorkflowEnvironment, stack
         event = {"type": "order.cancelled", "order_id": o.order_id}
         assert (await http.post("/events", json=event)).status_code == 401
         assert (await http.post("/events", json=event, headers={"Authorization": "Bearer wrong"})).status_code == 401
-        assert (await http.post("/events", json={**event, "order_id": "x' OR 1=1"},
-                                headers=stack.api_auth())).status_code == 422
+        assert (
+            await http.post("/events", json={**event, "order_id": "x' OR 1=1"}, headers=stack.api_auth())
+        ).status_code == 422
         ok = await http.post("/events", json=event, headers=stack.api_auth())
         assert ok.status_code == 202 and ok.json() == {"delivered": 1}
         result = await handle.result()
-        missing = await http.post("/events", json={**event, "order_id": "never-paid"},
-                                  headers=stack.api_auth())
+        missing = await http.post("/events", json={**event, "order_id": "never-paid"}, headers=stack.api_auth())
     assert result.outcome == "exited:order.cancelled"
     assert missing.status_code == 404
 
@@ -142,8 +157,9 @@ async def test_reordered_receipts_keep_the_first_outcome(
     async with stack.worker():
         workflow_id, delivered = await waiting_for_receipt(stack)
         failed = json.loads(delivered)
-        failed["receipts"][0].update(status="failed", error_code="KAKAO_DELIVERY_FAILED",
-                                     occurred_at="2020-01-01T00:00:00+00:00")
+        failed["receipts"][0].update(
+            status="failed", error_code="KAKAO_DELIVERY_FAILED", occurred_at="2020-01-01T00:00:00+00:00"
+        )
         stale = json.dumps(failed).encode()
         both = json.loads(delivered)
         both["receipts"] = [failed["receipts"][0], *both["receipts"]][::-1]  # delivered first, then failed
@@ -155,7 +171,9 @@ async def test_reordered_receipts_keep_the_first_outcome(
     assert resp.json()["received"] == 2 and resp.json()["duplicate"] == 1
     assert again.json()["duplicate"] == 1
     assert [(e.channel, e.outcome) for e in timeline if e.channel] == [
-        (Channel.ALIMTALK, Outcome.SENT), (Channel.ALIMTALK, Outcome.DELIVERED)]
+        (Channel.ALIMTALK, Outcome.SENT),
+        (Channel.ALIMTALK, Outcome.DELIVERED),
+    ]
     assert [m["channel"] for m in stack.sandbox.messages.values()] == ["alimtalk"]
     log = {m.channel: m for m in await stack.store.messages()}
     assert log["alimtalk"].receipt_status == "delivered"

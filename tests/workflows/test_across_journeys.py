@@ -24,16 +24,22 @@ def care_segment() -> str:
 
 async def test_one_purchase_reaches_every_journey_that_cares(env: WorkflowEnvironment, stack: Stack) -> None:
     consented = factories.clock - timedelta(days=30)
-    c = customer(app_installed=True, push_tokens=["device-token-1"],
-                 marketing_consent={Channel.SMS: consented, Channel.PUSH: consented})
+    c = customer(
+        app_installed=True,
+        push_tokens=["device-token-1"],
+        marketing_consent={Channel.SMS: consented, Channel.PUSH: consented},
+    )
     first, second = order(c), order(c)
     async with stack.worker():
         await stack.journeys.order_paid(first, c)
         cart = await stack.journeys.cart_updated(c.customer_id, CART)
         await env.sleep(timedelta(minutes=30))
         # three journeys run for this customer now
-        for workflow_id in (post_purchase_id(first.order_id), care_id(c.customer_id, first.order_id),
-                            cart_id(c.customer_id)):
+        for workflow_id in (
+            post_purchase_id(first.order_id),
+            care_id(c.customer_id, first.order_id),
+            cart_id(c.customer_id),
+        ):
             assert (await stack.journeys.client.get_workflow_handle(workflow_id).describe()).status == 1
 
         await stack.journeys.order_paid(second, c)  # one purchase event

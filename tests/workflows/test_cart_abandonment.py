@@ -24,8 +24,9 @@ def shopper(*, app: bool = True, kakao: bool = True, **overrides: Any) -> Any:
     consent = {Channel.PUSH: consented, Channel.WEB_PUSH: consented, Channel.EMAIL: consented}
     if kakao:
         consent[Channel.BRAND_MESSAGE] = consented
-    return customer(push_tokens=["device-token-1"] if app else [], app_installed=app,
-                    marketing_consent=consent, **overrides)
+    return customer(
+        push_tokens=["device-token-1"] if app else [], app_installed=app, marketing_consent=consent, **overrides
+    )
 
 
 def sends(stack: Stack) -> list[tuple[str, str]]:
@@ -96,9 +97,7 @@ async def test_no_app_goes_straight_to_the_coupon_at_24h(
 
 
 @pytest.mark.parametrize("after", [timedelta(minutes=30), timedelta(hours=5)], ids=["30min", "5h"])
-async def test_purchase_ends_the_journey_at_once(
-    env: WorkflowEnvironment, stack: Stack, after: timedelta
-) -> None:
+async def test_purchase_ends_the_journey_at_once(env: WorkflowEnvironment, stack: Stack, after: timedelta) -> None:
     c = shopper()
     async with stack.worker():
         handle = await stack.journeys.cart_updated(c.customer_id, CART, customer=c)
@@ -142,11 +141,14 @@ async def test_a_burst_of_100_updates_makes_one_run(env: WorkflowEnvironment, st
     c = shopper()
     await stack.store.upsert_customer(c)
     async with stack.worker():
-        handles = await asyncio.gather(*(
-            stack.journeys.cart_updated(c.customer_id, {"items": [{"name": f"상품{i}", "unit_price": 1000}]},
-                                        event_id=f"u{i}")
-            for i in range(100)
-        ))
+        handles = await asyncio.gather(
+            *(
+                stack.journeys.cart_updated(
+                    c.customer_id, {"items": [{"name": f"상품{i}", "unit_price": 1000}]}, event_id=f"u{i}"
+                )
+                for i in range(100)
+            )
+        )
         run_ids = {(await h.describe()).run_id for h in handles}
         result: JourneyResult = await handles[0].result()
     assert len(run_ids) == 1
@@ -170,7 +172,11 @@ async def test_reentry_within_the_cooldown_tracks_but_sends_nothing(env: Workflo
         assert (await second.describe()).run_id != first_run
         assert sends(stack) == [("cart_reminder", "push")]
         assert [e.detail for e in again.timeline if e.outcome is Outcome.SKIPPED] == [
-            "reentry_cooldown", "reentry_cooldown", "reentry_cooldown", "reentry_cooldown"]
+            "reentry_cooldown",
+            "reentry_cooldown",
+            "reentry_cooldown",
+            "reentry_cooldown",
+        ]
 
         await env.sleep(timedelta(days=6))  # 8+ days after the first run's push
         third = await stack.journeys.cart_updated(c.customer_id, CART)
@@ -188,7 +194,8 @@ async def test_5000_updates_continue_as_new_and_keep_the_cart(env: WorkflowEnvir
     async def update(i: int) -> None:
         async with sem:
             await stack.journeys.cart_updated(
-                c.customer_id, {"items": [{"name": f"상품{i}", "unit_price": 1000}]}, event_id=f"u{i}")
+                c.customer_id, {"items": [{"name": f"상품{i}", "unit_price": 1000}]}, event_id=f"u{i}"
+            )
 
     handle = stack.journeys.client.get_workflow_handle(cart_id(c.customer_id), result_type=JourneyResult)
     async with stack.worker():

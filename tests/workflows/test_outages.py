@@ -79,8 +79,9 @@ class AnswerLost:
 def activities_with(stack: Stack, *, store: Any = None, provider: Any = None) -> SendActivities:
     sandbox = provider or stack.providers.get("sandbox")
     inbox = stack.providers.get("inbox")
-    registry = ProviderRegistry({sandbox.name: sandbox, "inbox": inbox}, routes={Channel.IN_APP: "inbox"},
-                                default=sandbox.name)
+    registry = ProviderRegistry(
+        {sandbox.name: sandbox, "inbox": inbox}, routes={Channel.IN_APP: "inbox"}, default=sandbox.name
+    )
     return SendActivities(store or stack.store, registry, default_templates())
 
 
@@ -125,7 +126,10 @@ async def test_store_down_for_two_hours_delays_the_step_and_sends_once(env: Work
     assert sent_during == 0
     assert steps(during, "payment_complete") == [(Channel.ALIMTALK, Outcome.WAITING)]
     assert steps(after, "payment_complete") == [
-        (Channel.ALIMTALK, Outcome.WAITING), (Channel.ALIMTALK, Outcome.SENT), (Channel.ALIMTALK, Outcome.DELIVERED)]
+        (Channel.ALIMTALK, Outcome.WAITING),
+        (Channel.ALIMTALK, Outcome.SENT),
+        (Channel.ALIMTALK, Outcome.DELIVERED),
+    ]
     delivered = next(e for e in after if e.outcome is Outcome.DELIVERED)
     assert timedelta(hours=2) <= delivered.elapsed < timedelta(hours=3)  # sent once the store was back
     assert len(alimtalks(stack)) == 1 and len(stack.sandbox.messages) == 1  # no SMS, nothing twice
@@ -137,9 +141,10 @@ async def test_a_provider_outage_past_the_deadline_expires_the_step_and_the_jour
     key = {"Authorization": f"Bearer {stack.settings.sandbox_api_key.get_secret_value()}"}
     c = customer()
     o = order(c)
-    async with stack.worker(), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=stack.sandbox_app), base_url="http://s"
-    ) as control:
+    async with (
+        stack.worker(),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=stack.sandbox_app), base_url="http://s") as control,
+    ):
         (await control.post("/v1/control/outage", json={"seconds": 3600}, headers=key)).raise_for_status()
         handle = await stack.journeys.order_paid(o, c, settings=SETTINGS)
         await env.sleep(DEADLINE + timedelta(hours=1))
@@ -148,11 +153,15 @@ async def test_a_provider_outage_past_the_deadline_expires_the_step_and_the_jour
         await env.sleep(timedelta(hours=1))
         timeline = await stack.journeys.timeline(handle.id)
     assert steps(timeline, "payment_complete") == [
-        (Channel.ALIMTALK, Outcome.WAITING), (Channel.ALIMTALK, Outcome.EXPIRED)]
+        (Channel.ALIMTALK, Outcome.WAITING),
+        (Channel.ALIMTALK, Outcome.EXPIRED),
+    ]
     expired = next(e for e in timeline if e.outcome is Outcome.EXPIRED)
     assert DEADLINE <= expired.elapsed < DEADLINE + timedelta(hours=1)
     assert [(e.channel, e.outcome) for e in timeline if e.step == "shipping_started"] == [
-        (Channel.ALIMTALK, Outcome.SENT), (Channel.ALIMTALK, Outcome.DELIVERED)]
+        (Channel.ALIMTALK, Outcome.SENT),
+        (Channel.ALIMTALK, Outcome.DELIVERED),
+    ]
     assert [m["custom_fields"]["step"] for m in stack.sandbox.messages.values()] == ["shipping_started"]
 
 
@@ -162,7 +171,9 @@ async def test_an_unknown_outcome_never_falls_back_and_ends_unknown(env: Workflo
     # ...0002: AlimTalk accepted, no receipt ever: nothing settles it
     workflow_id, timeline = await paid_with(env, stack, activities_with(stack, provider=lost), "010-0000-0002", 4)
     assert steps(timeline, "payment_complete") == [
-        (Channel.ALIMTALK, Outcome.WAITING), (Channel.ALIMTALK, Outcome.UNKNOWN)]
+        (Channel.ALIMTALK, Outcome.WAITING),
+        (Channel.ALIMTALK, Outcome.UNKNOWN),
+    ]
     unknown = next(e for e in timeline if e.outcome is Outcome.UNKNOWN)
     assert timedelta(hours=3) <= unknown.elapsed < timedelta(hours=4)
     assert [m["channel"] for m in stack.sandbox.messages.values()] == ["alimtalk"]  # sent once, no SMS
@@ -179,17 +190,28 @@ async def test_a_receipt_settles_an_unknown_outcome(env: WorkflowEnvironment, st
     assert [m["channel"] for m in stack.sandbox.messages.values()] == ["alimtalk"]
 
 
-@pytest.mark.parametrize("change", [
-    {"email": None}, {"phone": None}, {"unsubscribed": True, "marketing_consent": {}},
-], ids=["email-removed", "phone-removed", "unsubscribed"])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"email": None},
+        {"phone": None},
+        {"unsubscribed": True, "marketing_consent": {}},
+    ],
+    ids=["email-removed", "phone-removed", "unsubscribed"],
+)
 async def test_a_retried_attempt_reconciles_before_it_reloads_the_profile(stack: Stack, change: dict[str, Any]) -> None:
     """Attempt 1 reached the provider but its answer was lost; the profile changed before attempt 2."""
     lost = AnswerLost(stack.providers.get("sandbox"))
     acts = activities_with(stack, provider=lost)
     c = customer(push_tokens=["t"])
     await stack.store.upsert_customer(c)
-    req: SendRequest = request(c.customer_id, purpose="advertising", channel=Channel.SMS, template="recent_buyer_sale",
-                               variables={"sale_url": "https://shop.example/sale"})
+    req: SendRequest = request(
+        c.customer_id,
+        purpose="advertising",
+        channel=Channel.SMS,
+        template="recent_buyer_sale",
+        variables={"sale_url": "https://shop.example/sale"},
+    )
     env = ActivityEnvironment()
     with pytest.raises(ApplicationError) as err:
         await env.run(acts.send_message, req)

@@ -7,10 +7,8 @@ and what did not go out.
 from __future__ import annotations
 
 import json
-import time
 from datetime import datetime, timedelta
 from datetime import time as daytime
-
 from typing import Any
 
 import httpx
@@ -21,7 +19,6 @@ from temporalio.converter import decode_search_attributes
 from temporalio.testing import WorkflowEnvironment
 
 from activities import KST, Channel, MessageStatus
-from providers.signing import sign
 from starter.stack import Stack
 from tests.factories import customer, order
 from workflows import JOURNEY_STAGE, JourneyResult, Outcome, TimelineEntry
@@ -43,8 +40,11 @@ def deliveries(result: JourneyResult) -> list[tuple[str, Channel | None]]:
 
 
 def entry(result: JourneyResult, step: str, outcome: Outcome, channel: Channel | None = None) -> TimelineEntry:
-    found = [e for e in result.timeline if e.step == step and e.outcome is outcome
-             and (channel is None or e.channel is channel)]
+    found = [
+        e
+        for e in result.timeline
+        if e.step == step and e.outcome is outcome and (channel is None or e.channel is channel)
+    ]
     assert len(found) == 1, (step, outcome, channel, result.timeline)
     return found[0]
 
@@ -120,8 +120,10 @@ async def test_ordinary_customer_gets_four_messages_at_journey_times(env: Workfl
 
     # exactly these four messages reached the provider, and nothing else
     assert sandbox_sends(stack) == [
-        ("payment_complete", "alimtalk"), ("shipping_started", "alimtalk"),
-        ("review_request", "alimtalk"), ("recent_buyer_sale", "sms"),
+        ("payment_complete", "alimtalk"),
+        ("shipping_started", "alimtalk"),
+        ("review_request", "alimtalk"),
+        ("recent_buyer_sale", "sms"),
     ]
     sale = list(stack.sandbox.messages.values())[-1]
     assert sale["message_type"] == "LMS"
@@ -165,10 +167,19 @@ async def test_no_alimtalk_receipt_falls_back_after_timeout_and_late_receipt_cha
 
         # Kakao's receipt finally arrives, signed, through the webhook app.
         alimtalk = next(m for m in stack.sandbox.messages.values() if m["channel"] == "alimtalk")
-        body = json.dumps({"receipts": [{
-            "message_id": alimtalk["id"], "reference": alimtalk["reference"], "channel": "alimtalk",
-            "status": "delivered", "custom_fields": alimtalk["custom_fields"],
-        }]}).encode()
+        body = json.dumps(
+            {
+                "receipts": [
+                    {
+                        "message_id": alimtalk["id"],
+                        "reference": alimtalk["reference"],
+                        "channel": "alimtalk",
+                        "status": "delivered",
+                        "custom_fields": alimtalk["custom_fields"],
+                    }
+                ]
+            }
+        ).encode()
         headers = stack.signed_receipts(body)
         with env.auto_time_skipping_disabled():
             async with httpx.AsyncClient(
@@ -204,7 +215,9 @@ async def test_transient_503s_are_retried_into_one_message(env: WorkflowEnvironm
     key = f"{workflow_id}:payment_complete:alimtalk"
     attempts = [a for a in stack.sandbox.attempts if a["key"] == key]
     assert [a["error"]["error"]["code"] if a["error"] else "accepted" for a in attempts] == [
-        "TEMPORARILY_UNAVAILABLE", "TEMPORARILY_UNAVAILABLE", "accepted"
+        "TEMPORARILY_UNAVAILABLE",
+        "TEMPORARILY_UNAVAILABLE",
+        "accepted",
     ]
     assert sandbox_sends(stack) == [("payment_complete", "alimtalk")]
     log = await stack.store.messages(workflow_id=workflow_id)
@@ -284,7 +297,9 @@ async def test_no_shipment_within_give_up_after_ends_the_journey(env: WorkflowEn
     assert sandbox_sends(stack) == [("payment_complete", "alimtalk")]
 
 
-async def test_delivered_without_shipped_event_still_gets_review_and_sale(env: WorkflowEnvironment, stack: Stack) -> None:
+async def test_delivered_without_shipped_event_still_gets_review_and_sale(
+    env: WorkflowEnvironment, stack: Stack
+) -> None:
     c = customer()
     o = order(c)
     async with stack.worker():
@@ -293,7 +308,8 @@ async def test_delivered_without_shipped_event_still_gets_review_and_sale(env: W
         await stack.journeys.order_delivered(o.order_id)
         result: JourneyResult = await handle.result()
     assert deliveries(result) == [
-        ("payment_complete", Channel.ALIMTALK), ("review_request", Channel.ALIMTALK),
+        ("payment_complete", Channel.ALIMTALK),
+        ("review_request", Channel.ALIMTALK),
         ("recent_buyer_sale", Channel.SMS),
     ]
 

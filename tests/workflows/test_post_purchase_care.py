@@ -23,8 +23,13 @@ def care_segment() -> str:
 
 def member(*, app: bool, tier: str = "regular", **overrides: Any) -> Any:
     consented = factories.clock - timedelta(days=30)
-    return customer(app_installed=app, tier=tier, push_tokens=["device-token-1"] if app else [],
-                    marketing_consent={Channel.SMS: consented}, **overrides)
+    return customer(
+        app_installed=app,
+        tier=tier,
+        push_tokens=["device-token-1"] if app else [],
+        marketing_consent={Channel.SMS: consented},
+        **overrides,
+    )
 
 
 async def run_care(
@@ -47,7 +52,8 @@ async def run_care(
         # past day 14 first.
         await env.sleep(timedelta(days=15) - elapsed)
         result: JourneyResult = await stack.journeys.client.get_workflow_handle(
-            care_id(c.customer_id, o.order_id), result_type=JourneyResult).result()
+            care_id(c.customer_id, o.order_id), result_type=JourneyResult
+        ).result()
     log = await stack.store.messages(workflow_id=care_id(c.customer_id, o.order_id))
     return result, [(m.step, m.channel) for m in log if m.status == "accepted"]
 
@@ -60,8 +66,7 @@ def at_day(result: JourneyResult, step: str) -> float:
 async def test_active_app_user_gets_the_day7_banner_in_app(env: WorkflowEnvironment, stack: Stack) -> None:
     c = member(app=True)
     result, sent = await run_care(env, stack, c, {timedelta(days=2): "app.opened"})
-    assert sent == [
-        ("care_welcome", "in_app"), ("care_recommendation", "in_app"), ("care_tier_regular", "push")]
+    assert sent == [("care_welcome", "in_app"), ("care_recommendation", "in_app"), ("care_tier_regular", "push")]
     assert round(at_day(result, "care_welcome")) == 0
     assert round(at_day(result, "care_recommendation"), 3) == 7
     assert round(at_day(result, "care_tier_regular"), 3) == 14
@@ -72,8 +77,7 @@ async def test_active_app_user_gets_the_day7_banner_in_app(env: WorkflowEnvironm
 async def test_inactive_app_user_gets_sms_on_day7(env: WorkflowEnvironment, stack: Stack) -> None:
     c = member(app=True)
     _, sent = await run_care(env, stack, c, {})
-    assert sent == [
-        ("care_welcome", "in_app"), ("care_recommendation", "sms"), ("care_tier_regular", "push")]
+    assert sent == [("care_welcome", "in_app"), ("care_recommendation", "sms"), ("care_tier_regular", "push")]
 
 
 @pytest.mark.parametrize(("tier", "template"), [("vip", "care_tier_vip"), ("regular", "care_tier_regular")])
@@ -88,16 +92,14 @@ async def test_day14_message_depends_on_tier(env: WorkflowEnvironment, stack: St
 async def test_no_app_gets_email_and_sms_in_place_of_in_app(env: WorkflowEnvironment, stack: Stack) -> None:
     c = member(app=False)
     _, sent = await run_care(env, stack, c, {})
-    assert sent == [
-        ("care_welcome", "email"), ("care_recommendation", "sms"), ("care_tier_regular", "email")]
+    assert sent == [("care_welcome", "email"), ("care_recommendation", "sms"), ("care_tier_regular", "email")]
     assert await stack.store.inbox(c.customer_id) == []
 
 
 async def test_app_installed_on_day3_switches_later_steps_to_the_app(env: WorkflowEnvironment, stack: Stack) -> None:
     c = member(app=False)
     _, sent = await run_care(env, stack, c, {timedelta(days=3): "app.installed"})
-    assert sent == [
-        ("care_welcome", "email"), ("care_recommendation", "in_app"), ("care_tier_regular", "in_app")]
+    assert sent == [("care_welcome", "email"), ("care_recommendation", "in_app"), ("care_tier_regular", "in_app")]
 
 
 async def test_only_the_first_order_starts_care(env: WorkflowEnvironment, stack: Stack) -> None:
@@ -124,16 +126,19 @@ async def test_inbox_api(env: WorkflowEnvironment, stack: Stack) -> None:
         assert (await http.get(f"/inbox/{c.customer_id}")).status_code == 401
         # The server-to-server key opens no inbox; another customer's token is forbidden here.
         assert (await http.get(f"/inbox/{c.customer_id}", headers=stack.api_auth())).status_code == 401
-        assert (await http.get(f"/inbox/{c.customer_id}",
-                               headers=stack.inbox_auth(other.customer_id))).status_code == 403
+        assert (
+            await http.get(f"/inbox/{c.customer_id}", headers=stack.inbox_auth(other.customer_id))
+        ).status_code == 403
         inbox = (await http.get(f"/inbox/{c.customer_id}", headers=auth)).json()
         [welcome] = inbox["messages"]
         assert welcome["kind"] == "message" and welcome["read_at"] is None and "환영" in welcome["body"]
-        assert (await http.post(f"/inbox/{c.customer_id}/{welcome['id']}/read",
-                                headers=stack.inbox_auth(other.customer_id))).status_code == 403
+        assert (
+            await http.post(f"/inbox/{c.customer_id}/{welcome['id']}/read", headers=stack.inbox_auth(other.customer_id))
+        ).status_code == 403
         read = await http.post(f"/inbox/{c.customer_id}/{welcome['id']}/read", headers=auth)
         assert read.status_code == 200
-        assert (await http.post(f"/inbox/someone-else/{welcome['id']}/read",
-                                headers=stack.inbox_auth("someone-else"))).status_code == 404
+        assert (
+            await http.post(f"/inbox/someone-else/{welcome['id']}/read", headers=stack.inbox_auth("someone-else"))
+        ).status_code == 404
         unread = (await http.get(f"/inbox/{c.customer_id}?unread=true", headers=auth)).json()
         assert unread["messages"] == []

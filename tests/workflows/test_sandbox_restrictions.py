@@ -19,11 +19,16 @@ from tests.factories import customer, order
 from workflows import Outcome, care_id
 
 
-async def test_every_journey_completes_under_default_sandbox_restrictions(env: WorkflowEnvironment, stack: Stack) -> None:
+async def test_every_journey_completes_under_default_sandbox_restrictions(
+    env: WorkflowEnvironment, stack: Stack
+) -> None:
     stack.journeys.care_segment = "first_order"
     consented = factories.clock - timedelta(days=30)
-    c = customer(app_installed=True, push_tokens=["device-token-1"],
-                 marketing_consent={"push": consented, "brand_message": consented, "sms": consented})
+    c = customer(
+        app_installed=True,
+        push_tokens=["device-token-1"],
+        marketing_consent={"push": consented, "brand_message": consented, "sms": consented},
+    )
     o = order(c)
     async with stack.worker(workflow_runner=SandboxedWorkflowRunner(), max_cached_workflows=0):
         paid = await stack.journeys.order_paid(o, c)
@@ -39,4 +44,7 @@ async def test_every_journey_completes_under_default_sandbox_restrictions(env: W
     assert post_purchase.outcome == "completed" and cart_result.outcome == "completed"
     assert care_status is WorkflowExecutionStatus.COMPLETED
     assert [e.step for e in care_timeline if e.outcome is Outcome.DELIVERED] == [
-        "care_welcome", "care_recommendation", "care_tier_regular"]
+        "care_welcome",
+        "care_recommendation",
+        "care_tier_regular",
+    ]
