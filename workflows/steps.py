@@ -372,7 +372,7 @@ class JourneyWorkflow:
                     SendActivities.send_message,
                     request,
                     start_to_close_timeout=self._send_timeout,
-                    schedule_to_close_timeout=SEND_ROUND,
+                    schedule_to_close_timeout=self._round(started),
                     retry_policy=SEND_RETRY,
                     summary=f"{step} via {channel.value}",
                 )
@@ -414,6 +414,13 @@ class JourneyWorkflow:
             self._record(step, Outcome.DEFERRED, channel, f"{outcome.reason} until {outcome.not_before}")
             await self.delay_until(outcome.not_before, summary=f"{step}: {outcome.reason}")
             self._raise_if_exited()
+
+    def _round(self, started: datetime) -> timedelta:
+        """How long this round of attempts may last: a round never runs past the step's deadline."""
+        if self._send_deadline is None:
+            return SEND_ROUND
+        left = started + self._send_deadline - workflow.now()
+        return max(min(SEND_ROUND, left), timedelta(seconds=1))
 
     def _outage_ended(self, step: str, channel: Channel, failure: str, started: datetime) -> OutcomeStatus | None:
         """Whether a send that keeps failing for infrastructure reasons ends its step now, and how."""
