@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 
 import httpx
 import structlog
+from dotenv import dotenv_values
 from pydantic import BeforeValidator, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
@@ -74,9 +75,9 @@ RESTRICTIONS = SandboxRestrictions.default.with_passthrough_modules(
 class Settings(BaseSettings):
     """Everything a deployment configures (env prefix ``JOURNEYS_``)."""
 
-    # extra="forbid": a misspelt name in .env is an error, not silently ignored (load_settings
-    # does the same for environment variables).
-    model_config = SettingsConfigDict(env_prefix="JOURNEYS_", env_file=".env", extra="forbid")
+    # Unknown names are ignored here, because a .env may be shared with other programs;
+    # load_settings reports a JOURNEYS_ name that is no setting, in the environment or in .env.
+    model_config = SettingsConfigDict(env_prefix="JOURNEYS_", env_file=".env", extra="ignore")
 
     temporal_address: str = "localhost:7233"
     temporal_namespace: str = "default"
@@ -170,19 +171,22 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """
     environ = os.environ if environ is None else environ
     known = {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields}
-    for name in sorted(environ):
+    dotenv = Path(".env")
+    sources = [(name, "") for name in environ]
+    if dotenv.is_file():
+        sources += [(name, " in .env") for name in dotenv_values(dotenv)]
+    for raw, where in sorted(sources):
+        name = raw.upper()
         if name.startswith(ENV_PREFIX) and name not in known and not name.startswith(_NOT_SETTINGS_PREFIXES):
             close = difflib.get_close_matches(name, sorted(known), n=1)
-            hint = f"; did you mean {close[0]}?" if close else "; settings are listed by `journeys --help`"
-            raise ConfigError(f"{name} is not a setting{hint}")
+            hint = f"; did you mean {close[0]}?" if close else "; every command's --help lists the settings it reads"
+            raise ConfigError(f"{raw}{where} is not a setting{hint}")
     try:
         return Settings()
     except ValidationError as exc:
         first = exc.errors(include_url=False, include_input=False)[0]
         field = str(first["loc"][0]) if first["loc"] else "?"
-        name = field.upper() if field.upper().startswith(ENV_PREFIX) else f"{ENV_PREFIX}{field.upper()}"
-        if first["type"] == "extra_forbidden":
-            raise ConfigError(f"{name} in .env is not a setting; remove it or fix its name") from None
+        name = f"{ENV_PREFIX}{field.upper()}"
         raise ConfigError(f"{name}: {first['msg']}; fix it in the environment or .env") from None
 
 

@@ -89,6 +89,10 @@ def test_a_bad_environment_is_one_line_naming_the_variable(environ: dict[str, st
     [
         ("JOURNEYS_GRACEFUL_SHUTDOWN_SECONDS=abc\n", "JOURNEYS_GRACEFUL_SHUTDOWN_SECONDS:"),
         ("JOURNEYS_BOGUS=1\n", "JOURNEYS_BOGUS in .env is not a setting"),
+        (
+            "OTHER_APP_KEY=1\nJOURNEYS_TEMPORAL_ADRESS=x:1\n",
+            "JOURNEYS_TEMPORAL_ADRESS in .env is not a setting; did you",
+        ),
     ],
 )
 def test_a_bad_dotenv_is_one_line(tmp_path: Path, dotenv: str, expected: str) -> None:
@@ -175,3 +179,10 @@ def test_the_demo_runs_every_journey_and_exits(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.count(" -> ") == 10 and "-> completed" in done.stdout and "exited:purchase" in done.stdout
     assert "/namespaces/default/workflows/" not in done.stdout and "add --keep" in done.stdout
+
+
+def test_a_shared_dotenv_with_other_programs_names_is_fine(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("DATABASE_URL=postgres://other-app\nSECRET_KEY=theirs\nJOURNEYS_LOG_LEVEL=debug\n")
+    done = journeys("db", "upgrade", cwd=tmp_path, env={"JOURNEYS_DATA_DIR": str(tmp_path / "data")})
+    assert done.returncode == 0, done.stderr[-500:]
+    assert (tmp_path / "data" / "journeys.db").is_file()
