@@ -1,5 +1,6 @@
 """Style is held by tools: ruff's lint (pyflakes, bugbear, import order, Google docstrings) and
-format, run here so CI checks them with the tests (configuration in pyproject.toml)."""
+format, and mypy (strict) on the three lower layers, run here so CI checks them with the tests
+(configuration in pyproject.toml)."""
 
 from __future__ import annotations
 
@@ -23,4 +24,15 @@ def ruff() -> str:
 @pytest.mark.parametrize("args", [["check", "."], ["format", "--check", "."]], ids=["lint", "format"])
 def test_ruff(args: list[str]) -> None:
     done = subprocess.run([ruff(), *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-1000:]
+
+
+def test_mypy_strict_on_the_lower_layers() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "mypy", "providers", "activities", "workflows"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-1000:]

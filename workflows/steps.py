@@ -482,7 +482,7 @@ def _failure_type(err: ActivityError) -> str:
             return cause.type
         if isinstance(cause, ActivityTimeout) and cause.cause is None:
             return "timeout"
-        cause = cause.cause
+        cause = getattr(cause, "cause", None)  # the SDK's failures chain through .cause
     return "unknown"
 
 

@@ -8,12 +8,12 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from alembic import command
 from alembic.config import Config
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import event, func, insert, select, text, update
+from sqlalchemy import Table, event, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -24,11 +24,11 @@ from providers import DeliveryReceipt
 # Core statements on the tables: the store writes one row per call and maps rows to pydantic
 # models itself, so the ORM's unit of work is overhead it does not need (about 10 % of a
 # send's database CPU; see bench/README.md).
-_customers = CustomerRow.__table__
-_messages = MessageRow.__table__
-_orders = OrderRow.__table__
-_inbox = InboxRow.__table__
-_seen = SeenEventRow.__table__
+_customers = cast(Table, CustomerRow.__table__)
+_messages = cast(Table, MessageRow.__table__)
+_orders = cast(Table, OrderRow.__table__)
+_inbox = cast(Table, InboxRow.__table__)
+_seen = cast(Table, SeenEventRow.__table__)
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -462,22 +462,24 @@ class Store:
         """Put a message in the customer's inbox once per idempotency key; returns its id."""
         try:
             async with self._write() as conn:
-                return (
-                    await conn.execute(
-                        insert(_inbox)
-                        .values(
-                            idempotency_key=idempotency_key,
-                            customer_id=customer_id,
-                            kind=kind,
-                            title=title,
-                            body=body,
-                            created_at=_now(),
+                return int(
+                    (
+                        await conn.execute(
+                            insert(_inbox)
+                            .values(
+                                idempotency_key=idempotency_key,
+                                customer_id=customer_id,
+                                kind=kind,
+                                title=title,
+                                body=body,
+                                created_at=_now(),
+                            )
+                            .returning(_inbox.c.id)
                         )
-                        .returning(_inbox.c.id)
-                    )
-                ).scalar_one()
+                    ).scalar_one()
+                )
         except IntegrityError:
-            return (await self._one(select(_inbox.c.id).where(_inbox.c.idempotency_key == idempotency_key))).id
+            return int((await self._one(select(_inbox.c.id).where(_inbox.c.idempotency_key == idempotency_key))).id)
 
     async def inbox(self, customer_id: str, *, unread_only: bool = False) -> list[InboxMessage]:
         """The customer's inbox, newest first."""

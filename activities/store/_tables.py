@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import JSON, Boolean, DateTime, Integer, MetaData, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -22,8 +23,8 @@ class CustomerRow(Base):
     __tablename__ = "customers"
 
     customer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    profile: Mapped[dict] = mapped_column(JSON)
-    dead_addresses: Mapped[list] = mapped_column(JSON, default=list)
+    profile: Mapped[dict[str, Any]] = mapped_column(JSON)
+    dead_addresses: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 

@@ -184,9 +184,10 @@ def create_sandbox_app(
     client_holder: dict[str, httpx.AsyncClient | None] = {"client": receipt_client}
 
     def _client() -> httpx.AsyncClient:
-        if client_holder["client"] is None:
-            client_holder["client"] = httpx.AsyncClient(timeout=10)
-        return client_holder["client"]
+        client = client_holder["client"]
+        if client is None:
+            client = client_holder["client"] = httpx.AsyncClient(timeout=10)
+        return client
 
     def receipt_for(message: dict[str, Any], outcome: str) -> dict[str, Any]:
         message["receipt"] = "delivered" if outcome == "delivered" else "failed"
@@ -291,7 +292,7 @@ def create_sandbox_app(
             {"message_id": message["id"], "status": "accepted", "receipt": "webhook"},
         )
         state.answers[key] = answer
-        if outcome != "none" and cfg.webhook_url and cfg.webhook_secret:
+        if outcome is not None and outcome != "none" and cfg.webhook_url and cfg.webhook_secret:
             if cfg.receipt_timing is ReceiptTiming.BEFORE_RESPONSE:
                 await post_receipts([receipt_for(message, outcome)])
             else:
