@@ -22,10 +22,11 @@ import asyncio
 import hmac
 import json
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import structlog
-from fastapi import FastAPI, HTTPException, Path, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -116,42 +117,8 @@ def webhook_app_for(settings: Settings, journeys: Journeys, providers: ProviderR
     )
 
 
-def create_webhook_app(
-    journeys: Journeys,
-    providers: ProviderRegistry,
-    *,
-    api_key: str,
-    inbox_token_secret: str,
-    max_body_bytes: int = 256 * 1024,
-    docs: bool = False,
-) -> FastAPI:
-    """Build the webhook ASGI app.
-
-    Args:
-        journeys: the facade (its Temporal client and store are used).
-        providers: the providers whose webhooks are accepted.
-        api_key: the server-to-server key the shop's backend sends as ``Authorization: Bearer
-            <key>`` on ``/events``. Empty: nothing is accepted.
-        inbox_token_secret: verifies per-customer inbox tokens on ``/inbox``. Empty: nothing is accepted.
-        max_body_bytes: larger bodies are refused with 413 before they are parsed.
-        docs: serve ``/docs`` and ``/openapi.json``.
-    """
-    app = api_app("Durable Journeys webhooks", docs=docs)
-    store: Store = journeys.store
-
-    @app.exception_handler(RPCError)
-    @app.exception_handler(SQLAlchemyError)
-    async def unavailable(request: Request, exc: Exception) -> JSONResponse:
-        # Temporal or the database failed, not the caller: ask for a retry, and log only the
-        # class (a database error's text can carry row values).
-        log.warning("webhook.dependency_unavailable", path=request.url.path, error=type(exc).__name__)
-        return JSONResponse({"detail": "service unavailable, retry"}, 503, headers={"Retry-After": "5"})
-
-    @app.exception_handler(RequestValidationError)
-    async def short_validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
-        where = ".".join(str(p) for p in first.get("loc", ())[:4])
-        return JSONResponse({"detail": f"{where}: {first.get('msg', 'invalid')}"[:200]}, 422)
+def body_reader(max_body_bytes: int) -> Callable[[Request], Awaitable[bytes]]:
+    """Reads a request body of at most ``max_body_bytes`` within ``BODY_TIMEOUT_SECONDS`` (413, 408)."""
 
     async def read_body(request: Request) -> bytes:
         declared = request.headers.get("content-length")
@@ -170,7 +137,17 @@ def create_webhook_app(
             raise HTTPException(408, "request body took too long") from None
         return b"".join(chunks)
 
-    @app.post("/webhooks/{provider_name}", response_model=ReceiptsAnswer)
+    return read_body
+
+
+def receipts_router(
+    journeys: Journeys, providers: ProviderRegistry, read_body: Callable[[Request], Awaitable[bytes]]
+) -> APIRouter:
+    """``POST /webhooks/{provider}``: verified receipts into the log, signals to the journeys."""
+    router = APIRouter()
+    store: Store = journeys.store
+
+    @router.post("/webhooks/{provider_name}", response_model=ReceiptsAnswer)
     async def receipts(provider_name: Annotated[str, Path(max_length=64)], request: Request) -> ReceiptsAnswer:
         try:
             provider = providers.get(provider_name)
@@ -262,12 +239,19 @@ def create_webhook_app(
         )
         return "signalled"
 
+    return router
+
+
+def events_router(journeys: Journeys, api_key: str, read_body: Callable[[Request], Awaitable[bytes]]) -> APIRouter:
+    """``POST /events``: the shop backend's events, with the server-to-server key."""
+    router = APIRouter()
+
     def check_key(authorization: str | None) -> None:
         token = _bearer(authorization)
         if not api_key or token is None or not hmac.compare_digest(token.encode(), api_key.encode()):
             raise HTTPException(401, "invalid API key")
 
-    @app.post("/events", status_code=202)
+    @router.post("/events", status_code=202)
     async def events(request: Request) -> dict[str, Any]:
         check_key(request.headers.get("authorization"))  # before a byte of the body is read
         payload = _json(await read_body(request), max_depth=MAX_EVENT_DEPTH)
@@ -300,6 +284,13 @@ def create_webhook_app(
         except JourneyNotFound:
             raise HTTPException(404, "no journey for that order" if body.order_id else "unknown customer") from None
 
+    return router
+
+
+def inbox_router(store: Store, inbox_token_secret: str) -> APIRouter:
+    """``/inbox/{customer_id}``: one customer's in-app inbox, with that customer's inbox token."""
+    router = APIRouter()
+
     def inbox_owner(authorization: str | None, customer_id: str) -> None:
         """Only a valid inbox token minted for this customer opens this inbox."""
         token = _bearer(authorization)
@@ -312,13 +303,13 @@ def create_webhook_app(
         if not hmac.compare_digest(subject.encode(), customer_id.encode()):
             raise HTTPException(403, "this token opens another customer's inbox")
 
-    @app.get("/inbox/{customer_id}")
+    @router.get("/inbox/{customer_id}")
     async def inbox(customer_id: CustomerId, request: Request, unread: bool = False) -> dict[str, Any]:
         inbox_owner(request.headers.get("authorization"), customer_id)
         messages = await store.inbox(customer_id, unread_only=unread)
         return {"messages": [m.model_dump(mode="json") for m in messages]}
 
-    @app.post("/inbox/{customer_id}/{message_id}/read")
+    @router.post("/inbox/{customer_id}/{message_id}/read")
     async def inbox_read(
         customer_id: CustomerId, message_id: Annotated[int, Path(ge=1, le=MAX_INBOX_ID)], request: Request
     ) -> dict[str, bool]:
@@ -326,6 +317,50 @@ def create_webhook_app(
         if not await store.mark_inbox_read(customer_id, message_id):
             raise HTTPException(404, "no such message")
         return {"read": True}
+
+    return router
+
+
+def create_webhook_app(
+    journeys: Journeys,
+    providers: ProviderRegistry,
+    *,
+    api_key: str,
+    inbox_token_secret: str,
+    max_body_bytes: int = 256 * 1024,
+    docs: bool = False,
+) -> FastAPI:
+    """Build the webhook ASGI app.
+
+    Args:
+        journeys: the facade (its Temporal client and store are used).
+        providers: the providers whose webhooks are accepted.
+        api_key: the server-to-server key the shop's backend sends as ``Authorization: Bearer
+            <key>`` on ``/events``. Empty: nothing is accepted.
+        inbox_token_secret: verifies per-customer inbox tokens on ``/inbox``. Empty: nothing is accepted.
+        max_body_bytes: larger bodies are refused with 413 before they are parsed.
+        docs: serve ``/docs`` and ``/openapi.json``.
+    """
+    app = api_app("Durable Journeys webhooks", docs=docs)
+
+    @app.exception_handler(RPCError)
+    @app.exception_handler(SQLAlchemyError)
+    async def unavailable(request: Request, exc: Exception) -> JSONResponse:
+        # Temporal or the database failed, not the caller: ask for a retry, and log only the
+        # class (a database error's text can carry row values).
+        log.warning("webhook.dependency_unavailable", path=request.url.path, error=type(exc).__name__)
+        return JSONResponse({"detail": "service unavailable, retry"}, 503, headers={"Retry-After": "5"})
+
+    @app.exception_handler(RequestValidationError)
+    async def short_validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        where = ".".join(str(p) for p in first.get("loc", ())[:4])
+        return JSONResponse({"detail": f"{where}: {first.get('msg', 'invalid')}"[:200]}, 422)
+
+    read_body = body_reader(max_body_bytes)
+    app.include_router(receipts_router(journeys, providers, read_body))
+    app.include_router(events_router(journeys, api_key, read_body))
+    app.include_router(inbox_router(journeys.store, inbox_token_secret))
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
