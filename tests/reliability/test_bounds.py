@@ -28,6 +28,7 @@ from starter.stack import Stack
 from starter.webhooks import create_webhook_app
 from tests import factories
 from tests.factories import customer, order
+from tests.helpers import alimtalk_waiting_for_receipt
 from workflows import EventType, JourneyEvent, Outcome, care_id, cart_id
 
 pytestmark = pytest.mark.reliability
@@ -324,20 +325,6 @@ async def test_any_signature_header_bytes_get_401_not_500(stack: Stack, signatur
 # -- receipts ------------------------------------------------------------------------------------
 
 
-async def sent_alimtalk(stack: Stack) -> tuple[str, dict[str, Any]]:
-    """A post-purchase journey whose AlimTalk waits for a receipt (…0002); the sandbox's record of it."""
-    c = customer("010-0000-0002")
-    handle = await stack.journeys.order_paid(order(c), c)
-    kakao: list[dict[str, Any]] = []
-    for _ in range(500):
-        kakao = [m for m in stack.sandbox.messages.values() if m["channel"] == "alimtalk"]
-        if kakao:
-            break
-        await stack.journeys.timeline(handle.id)
-    [message] = kakao
-    return handle.id, message
-
-
 async def settled(stack: Stack, workflow_id: str) -> None:
     """Wait until the journey took the receipt and waits for shipping: no send in flight when the
     worker stops (a worker stopped as an activity is scheduled can stall the test server)."""
@@ -364,7 +351,7 @@ async def test_a_receipt_from_another_provider_settles_nothing(env: WorkflowEnvi
     registry = ProviderRegistry({"sandbox": stack.providers.get("sandbox"), "other": other}, default="sandbox")
     app = create_webhook_app(stack.journeys, registry, api_key="k" * 40, inbox_token_secret="k" * 40)
     async with receipt_poster(env, stack, app) as http:
-        workflow_id, message = await sent_alimtalk(stack)
+        workflow_id, message = await alimtalk_waiting_for_receipt(stack)
         forged = batch(
             {
                 "message_id": message["id"],
@@ -412,7 +399,7 @@ async def test_one_bad_receipt_does_not_fail_the_batch(
     env: WorkflowEnvironment, stack: Stack, bad: dict[str, Any]
 ) -> None:
     async with receipt_poster(env, stack, stack.webhook_app) as http:
-        workflow_id, message = await sent_alimtalk(stack)
+        workflow_id, message = await alimtalk_waiting_for_receipt(stack)
         good = {"message_id": message["id"], "reference": message["reference"], "status": "delivered"}
         body = batch({**good, "status": "failed", **bad}, good)
         resp = await http.post("/webhooks/sandbox", content=body, headers=stack.signed_receipts(body))

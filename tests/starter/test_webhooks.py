@@ -16,7 +16,7 @@ from activities import Channel
 from providers.signing import sign
 from starter.stack import Stack
 from tests.factories import customer, order
-from tests.helpers import eventually
+from tests.helpers import alimtalk_waiting_for_receipt
 from workflows import Outcome
 
 
@@ -28,15 +28,7 @@ async def http(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
 
 async def waiting_for_receipt(stack: Stack) -> tuple[str, bytes]:
     """Start a journey whose AlimTalk gets no receipt from the sandbox (…0002); return its receipt body."""
-    c = customer("010-0000-0002")
-    o = order(c)
-    handle = await stack.journeys.order_paid(o, c)
-
-    async def sent() -> bool:
-        return any(e.outcome is Outcome.SENT for e in await stack.journeys.timeline(handle.id))
-
-    await eventually(sent)
-    [message] = stack.sandbox.messages.values()
+    workflow_id, message = await alimtalk_waiting_for_receipt(stack)
     body = json.dumps(
         {
             "receipts": [
@@ -49,7 +41,7 @@ async def waiting_for_receipt(stack: Stack) -> tuple[str, bytes]:
             ]
         }
     ).encode()
-    return handle.id, body
+    return workflow_id, body
 
 
 async def test_valid_receipt_signals_the_journey_and_a_duplicate_is_harmless(
