@@ -34,7 +34,7 @@ from activities import PolicyConfig, SendActivities, Store, TemplateRegistry, de
 from activities.inbox import InboxProvider
 from activities.logs import configure_logging
 from providers import Channel, ConfigError, ProviderRegistry
-from providers.sandbox import SandboxProvider
+from providers.sandbox import SandboxConfig, SandboxProvider
 from workflows import ALL_WORKFLOWS, TASK_QUEUE
 
 log = structlog.get_logger("worker")
@@ -362,6 +362,17 @@ async def open_store(settings: Settings) -> Store:
             raise ConfigError(f"{where} refused the connection; {hint}") from None
         raise ConfigError(f"{where} failed: {type(cause).__name__}; {hint}") from None
     return store
+
+
+def sandbox_config(settings: Settings, *, webhook_url: str | None, **options: Any) -> SandboxConfig:
+    """The sandbox service's configuration from the settings (its key, webhook secret, docs)."""
+    return SandboxConfig(
+        api_key=settings.sandbox_api_key.get_secret_value(),
+        webhook_secret=settings.sandbox_webhook_secret.get_secret_value(),
+        webhook_url=webhook_url,
+        docs=settings.docs_enabled,
+        **options,
+    )
 
 
 def build_providers(

@@ -23,6 +23,7 @@ from worker import (
     load_settings,
     open_store,
     run_worker,
+    sandbox_config,
     setup_logging,
 )
 
@@ -189,20 +190,13 @@ def sandbox(
     """Serve the sandbox provider alone."""
     import uvicorn
 
-    from providers.sandbox import SandboxConfig, create_sandbox_app
+    from providers.sandbox import create_sandbox_app
     from starter.serve import require_free_port
 
     settings = _settings()
     settings.require_secrets(*SANDBOX_SECRETS)
     require_free_port(port, "--port", host=host)
-    sandbox_app = create_sandbox_app(
-        SandboxConfig(
-            api_key=settings.sandbox_api_key.get_secret_value(),
-            webhook_secret=settings.sandbox_webhook_secret.get_secret_value(),
-            webhook_url=webhook_url,
-            docs=settings.docs_enabled,
-        )
-    )
+    sandbox_app = create_sandbox_app(sandbox_config(settings, webhook_url=webhook_url))
     uvicorn.run(sandbox_app, host=host, port=port, log_config=None, lifespan="off")
 
 

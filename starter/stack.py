@@ -21,12 +21,12 @@ from temporalio.worker import Worker
 
 from activities import SendActivities, Store, TemplateRegistry
 from providers import ProviderRegistry
-from providers.sandbox import ReceiptTiming, SandboxConfig, SandboxState, create_sandbox_app
+from providers.sandbox import ReceiptTiming, SandboxState, create_sandbox_app
 from providers.signing import sign
 from starter.journeys import CareSegment, Journeys
 from starter.serve import free_port, serving
 from starter.webhooks import webhook_app_for
-from worker import Settings, build_activities, build_providers, build_worker, dev_settings
+from worker import Settings, build_activities, build_providers, build_worker, dev_settings, sandbox_config
 from workflows import TASK_QUEUE, CareSettings, CartSettings, PostPurchaseSettings
 
 
@@ -141,13 +141,11 @@ async def embedded_stack(
             sandbox_client = None  # set below, once the sandbox app exists
         stack.push_async_callback(receipt_client.aclose)
         sandbox_app = create_sandbox_app(
-            SandboxConfig(
-                api_key=settings.sandbox_api_key.get_secret_value(),
-                webhook_secret=settings.sandbox_webhook_secret.get_secret_value(),
+            sandbox_config(
+                settings,
                 webhook_url=f"{webhook_url}/webhooks/sandbox",
                 receipt_timing=receipt_timing,
                 receipt_delay_seconds=receipt_delay.total_seconds(),
-                docs=settings.docs_enabled,
             ),
             receipt_client=receipt_client,
         )

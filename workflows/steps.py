@@ -105,8 +105,9 @@ class JourneyWorkflow:
         self._customer_id = ""
         self._reentry_cooldown: timedelta | None = None
         self._send_timeout = SEND_START_TO_CLOSE
-        self._send_deadline: timedelta | None = JourneySettings().send_deadline
-        self._unknown_window = JourneySettings().unknown_window
+        defaults = JourneySettings()  # until run_story() sets the journey's own
+        self._send_deadline: timedelta | None = defaults.send_deadline
+        self._unknown_window = defaults.unknown_window
         self._stage: str | None = None  # not yet in JourneyStage (v3, see stage())
 
     # signals and query ------------------------------------------------------------------------
