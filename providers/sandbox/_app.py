@@ -158,51 +158,75 @@ def _behaviour(body: SendBody, state: SandboxState, key: str) -> tuple[Answer | 
     return None, "delivered"
 
 
-def create_sandbox_app(
-    config: SandboxConfig | None = None, *, receipt_client: httpx.AsyncClient | None = None
-) -> FastAPI:
-    """Build the sandbox ASGI app.
+def _receipt_for(message: dict[str, Any], outcome: str) -> dict[str, Any]:
+    """The receipt for ``message`` (outcome ``"delivered"`` or a failure code); marks the message."""
+    message["receipt"] = "delivered" if outcome == "delivered" else "failed"
+    return {
+        "message_id": message["id"],
+        "reference": message["reference"],
+        "channel": message["channel"],
+        "status": message["receipt"],
+        "error_code": None if outcome == "delivered" else outcome,
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "custom_fields": message["custom_fields"],
+    }
 
-    Args:
-        config: behaviour; defaults suit a local run.
-        receipt_client: the HTTP client receipts are posted with; pass one with an
-            ``httpx.ASGITransport`` to reach an in-process webhook app.
+
+class ReceiptOutbox:
+    """Signed delivery receipts on their way to the webhook.
+
+    Receipts due while a post is in flight wait in the outbox and go out together in the next
+    post (up to ``receipt_batch_max``), like aggregators' delivery reports; one flusher runs at a
+    time. A post is retried on 5xx answers and transport errors, with backoff.
     """
-    cfg = config or SandboxConfig()
-    state = SandboxState()
 
-    def authorized(authorization: str | None = Header(default=None)) -> None:
-        expected = f"Bearer {cfg.api_key}".encode()
-        given = (authorization or "").encode("utf-8", "surrogateescape")
-        if not cfg.api_key or not hmac.compare_digest(given, expected):
-            raise HTTPException(401, {"code": "UNAUTHORIZED", "message": "bad API key"})
+    def __init__(self, cfg: SandboxConfig, state: SandboxState, client: httpx.AsyncClient | None) -> None:
+        """Post with ``client`` (one is made on first use when None)."""
+        self._cfg = cfg
+        self._state = state
+        self._client = client
 
-    app = api_app("Durable Journeys sandbox provider", docs=cfg.docs)
-    key_required = [Depends(authorized)]
-    app.state.sandbox = state
-    app.state.config = cfg
-    client_holder: dict[str, httpx.AsyncClient | None] = {"client": receipt_client}
+    @property
+    def enabled(self) -> bool:
+        """Receipts are posted only with a webhook URL and a secret to sign them with."""
+        return bool(self._cfg.webhook_url and self._cfg.webhook_secret)
 
-    def _client() -> httpx.AsyncClient:
-        client = client_holder["client"]
-        if client is None:
-            client = client_holder["client"] = httpx.AsyncClient(timeout=10)
-        return client
+    def schedule(self, message: dict[str, Any], outcome: str) -> None:
+        """Post ``message``'s receipt after the configured delay, in the background."""
+        task = asyncio.create_task(self._deliver_later(message, outcome))
+        self._state.tasks.add(task)
+        task.add_done_callback(self._state.tasks.discard)
 
-    def receipt_for(message: dict[str, Any], outcome: str) -> dict[str, Any]:
-        message["receipt"] = "delivered" if outcome == "delivered" else "failed"
-        return {
-            "message_id": message["id"],
-            "reference": message["reference"],
-            "channel": message["channel"],
-            "status": message["receipt"],
-            "error_code": None if outcome == "delivered" else outcome,
-            "occurred_at": datetime.now(UTC).isoformat(),
-            "custom_fields": message["custom_fields"],
-        }
+    async def post_now(self, message: dict[str, Any], outcome: str) -> None:
+        """Post ``message``'s receipt before returning."""
+        await self._post([_receipt_for(message, outcome)])
 
-    async def post_receipts(receipts: list[dict[str, Any]]) -> None:
-        """POST one signed batch to the webhook, retrying 5xx and transport errors."""
+    async def _deliver_later(self, message: dict[str, Any], outcome: str) -> None:
+        await asyncio.sleep(self._cfg.receipt_delay_seconds)
+        self._state.outbox.append(_receipt_for(message, outcome))
+        if not self._state.flushing:
+            await self._flush()
+
+    async def _flush(self) -> None:
+        """Post what is due, in batches, until the outbox is empty."""
+        state = self._state
+        state.flushing = True
+        try:
+            while state.outbox:
+                batch = state.outbox[: self._cfg.receipt_batch_max]
+                del state.outbox[: len(batch)]
+                await self._post(batch)
+        finally:
+            state.flushing = False
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=10)
+        return self._client
+
+    async def _post(self, receipts: list[dict[str, Any]]) -> None:
+        """POST one signed batch, retrying 5xx and transport errors."""
+        cfg = self._cfg
         assert cfg.webhook_url
         payload = json.dumps({"receipts": receipts}).encode()
         for attempt in range(cfg.webhook_attempts):
@@ -213,35 +237,29 @@ def create_sandbox_app(
                 "X-Sandbox-Signature": sign(cfg.webhook_secret, ts, payload),
             }
             try:
-                resp = await _client().post(cfg.webhook_url, content=payload, headers=headers)
+                resp = await self._http().post(cfg.webhook_url, content=payload, headers=headers)
             except httpx.HTTPError as exc:
                 log.warning("sandbox.receipt_post_failed", error=type(exc).__name__, attempt=attempt)
             else:
                 if resp.status_code < 500:
-                    state.receipts_posted.extend({**r, "http_status": resp.status_code} for r in receipts)
+                    self._state.receipts_posted.extend({**r, "http_status": resp.status_code} for r in receipts)
                     return
                 log.warning("sandbox.receipt_rejected", status=resp.status_code, attempt=attempt)
             await asyncio.sleep(min(0.2 * 2**attempt, 5))
 
-    async def flush_outbox() -> None:
-        """Post what is due, in batches, until the outbox is empty (one flusher at a time)."""
-        state.flushing = True
-        try:
-            while state.outbox:
-                batch = state.outbox[: cfg.receipt_batch_max]
-                del state.outbox[: len(batch)]
-                await post_receipts(batch)
-        finally:
-            state.flushing = False
 
-    async def deliver_later(message: dict[str, Any], outcome: str) -> None:
-        await asyncio.sleep(cfg.receipt_delay_seconds)
-        state.outbox.append(receipt_for(message, outcome))
-        if not state.flushing:
-            await flush_outbox()
+class Sandbox:
+    """The sandbox's send logic: outages, idempotency keys, recipient behaviour, receipts."""
 
-    @app.post("/v1/messages", status_code=202, dependencies=key_required)
-    async def send(body: SendBody, idempotency_key: str | None = Header(default=None, max_length=300)) -> JSONResponse:
+    def __init__(self, cfg: SandboxConfig, state: SandboxState, outbox: ReceiptOutbox) -> None:
+        """Serve with ``cfg``, recording into ``state``; receipts go through ``outbox``."""
+        self.cfg = cfg
+        self.state = state
+        self.outbox = outbox
+
+    async def send(self, body: SendBody, idempotency_key: str | None) -> JSONResponse:
+        """Answer one ``POST /v1/messages``."""
+        state = self.state
         if time.monotonic() < state.outage_until:
             return JSONResponse(
                 {"error": {"code": "OUTAGE", "message": "service unavailable"}},
@@ -260,15 +278,16 @@ def create_sandbox_app(
             )
         state.in_progress.add(key)
         try:
-            if cfg.send_latency_seconds:
+            if self.cfg.send_latency_seconds:
                 # A slow provider: the send is taken, then processed; a client that gives up
                 # meanwhile does not stop it (the case reconciliation by key exists for).
-                await asyncio.sleep(cfg.send_latency_seconds)
-            return await accept(body, key)
+                await asyncio.sleep(self.cfg.send_latency_seconds)
+            return await self._accept(body, key)
         finally:
             state.in_progress.discard(key)
 
-    async def accept(body: SendBody, key: str) -> JSONResponse:
+    async def _accept(self, body: SendBody, key: str) -> JSONResponse:
+        state = self.state
         error, outcome = _behaviour(body, state, key)
         state.attempts.append({"key": key, "channel": body.channel, "to": body.to, "error": error and error.body})
         if error is not None:
@@ -292,14 +311,42 @@ def create_sandbox_app(
             {"message_id": message["id"], "status": "accepted", "receipt": "webhook"},
         )
         state.answers[key] = answer
-        if outcome is not None and outcome != "none" and cfg.webhook_url and cfg.webhook_secret:
-            if cfg.receipt_timing is ReceiptTiming.BEFORE_RESPONSE:
-                await post_receipts([receipt_for(message, outcome)])
+        if outcome is not None and outcome != "none" and self.outbox.enabled:
+            if self.cfg.receipt_timing is ReceiptTiming.BEFORE_RESPONSE:
+                await self.outbox.post_now(message, outcome)
             else:
-                task = asyncio.create_task(deliver_later(message, outcome))
-                state.tasks.add(task)
-                task.add_done_callback(state.tasks.discard)
+                self.outbox.schedule(message, outcome)
         return JSONResponse(answer.body, answer.status_code)
+
+
+def create_sandbox_app(
+    config: SandboxConfig | None = None, *, receipt_client: httpx.AsyncClient | None = None
+) -> FastAPI:
+    """Build the sandbox ASGI app.
+
+    Args:
+        config: behaviour; defaults suit a local run.
+        receipt_client: the HTTP client receipts are posted with; pass one with an
+            ``httpx.ASGITransport`` to reach an in-process webhook app.
+    """
+    cfg = config or SandboxConfig()
+    state = SandboxState()
+    sandbox = Sandbox(cfg, state, ReceiptOutbox(cfg, state, receipt_client))
+
+    def authorized(authorization: str | None = Header(default=None)) -> None:
+        expected = f"Bearer {cfg.api_key}".encode()
+        given = (authorization or "").encode("utf-8", "surrogateescape")
+        if not cfg.api_key or not hmac.compare_digest(given, expected):
+            raise HTTPException(401, {"code": "UNAUTHORIZED", "message": "bad API key"})
+
+    app = api_app("Durable Journeys sandbox provider", docs=cfg.docs)
+    key_required = [Depends(authorized)]
+    app.state.sandbox = state
+    app.state.config = cfg
+
+    @app.post("/v1/messages", status_code=202, dependencies=key_required)
+    async def send(body: SendBody, idempotency_key: str | None = Header(default=None, max_length=300)) -> JSONResponse:
+        return await sandbox.send(body, idempotency_key)
 
     @app.get("/v1/messages", dependencies=key_required)
     async def list_messages(to: str | None = None, reference: str | None = None) -> dict[str, Any]:
