@@ -54,6 +54,8 @@ log = structlog.get_logger("activities.send")
 CONFIG_ERROR = "ConfigError"
 PROVIDER_UNAVAILABLE = "ProviderUnavailable"
 OUTCOME_UNKNOWN = "SendOutcomeUnknown"
+# SendOutcome.reason when the store has no profile for the customer: no channel can reach them.
+UNKNOWN_CUSTOMER = "unknown_customer"
 STORE_UNAVAILABLE = "StoreUnavailable"
 
 
@@ -247,7 +249,7 @@ class SendActivities:
         profile = await self._store.get_customer(req.customer_id)
         if profile is None:  # visibly wrong, not quiet: most often a process on another database
             bound.warning("message.unknown_customer", hint="is every process on the same JOURNEYS_DATABASE_URL?")
-            return not_sent("unknown_customer")
+            return not_sent(UNKNOWN_CUSTOMER)
         address = _address(profile, req.channel)
         if address is None or address in profile.dead_addresses:
             return not_sent("address_dead" if address else "no_address", error_class=ErrorClass.FALLBACK)

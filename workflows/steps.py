@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         CONFIG_ERROR,
         KST,
         OUTCOME_UNKNOWN,
+        UNKNOWN_CUSTOMER,
         Channel,
         DeliveryReceipt,
         OutcomeStatus,
@@ -70,6 +71,10 @@ OUTAGES_DELAY = "outages-delay-steps"
 # doubling up to OUTAGE_MAX_PAUSE. The schedule-to-close timeout is no part of the command
 # sequence checked on replay, so changing it needs no patch.
 SEND_ROUND = timedelta(minutes=10)
+# Patch id (v5): a send skipped because the store does not know the customer ends its step at
+# once (no other channel can reach them either) and shows ``unknown_customer`` as the journey's
+# stage until a send finds the customer: the trap of a worker on another database is visible.
+UNKNOWN_CUSTOMER_STAGE = "unknown-customer-stage"
 OUTAGE_FIRST_PAUSE = timedelta(minutes=1)
 OUTAGE_MAX_PAUSE = timedelta(minutes=30)
 
@@ -109,6 +114,8 @@ class JourneyWorkflow:
         self._send_deadline: timedelta | None = defaults.send_deadline
         self._unknown_window = defaults.unknown_window
         self._stage: str | None = None  # not yet in JourneyStage (v3, see stage())
+        self._customer_unknown = False  # the last send found no profile (v5)
+        self._stage_name = "started"  # the story's current stage, as last given to stage()
 
     # signals and query ------------------------------------------------------------------------
 
@@ -198,6 +205,9 @@ class JourneyWorkflow:
                 # no other channel goes out for this step.
                 return StepResult(step=step, ended=Outcome(outcome.status.value))
             tried.append(outcome.idempotency_key)
+            if self._customer_unknown and outcome.reason != UNKNOWN_CUSTOMER:
+                self._customer_unknown = False  # the profile has arrived since
+                self.stage(self._stage_name)
             if outcome.status is OutcomeStatus.ACCEPTED:
                 if outcome.receipt is ReceiptMode.NONE:
                     self._record(step, Outcome.DELIVERED, channel, "accepted; no receipt expected")
@@ -216,6 +226,11 @@ class JourneyWorkflow:
                 self._record(step, Outcome.REJECTED, channel, outcome.error_code)
             elif outcome.status is OutcomeStatus.SKIPPED:
                 self._record(step, Outcome.SKIPPED, channel, outcome.reason)
+                if outcome.reason == UNKNOWN_CUSTOMER and workflow.patched(UNKNOWN_CUSTOMER_STAGE):
+                    self._customer_unknown = True
+                    self.stage(self._stage_name)
+                    self._record(step, Outcome.NOT_DELIVERED, None, "the store has no profile for this customer")
+                    return StepResult(step=step)
             else:  # FAILED after retries: the channel is down for now
                 self._record(step, Outcome.FAILED, channel, outcome.error_code)
         self._record(step, Outcome.NOT_DELIVERED, None, "no channel delivered")
@@ -306,6 +321,11 @@ class JourneyWorkflow:
         (and when it ends), not for stages it passes through in one go: each upsert is a
         history event, a billed action and a visibility write (see bench/README.md).
         """
+        self._stage_name = name
+        if self._customer_unknown:  # v5: visible until a send finds the customer
+            workflow.set_current_details(f"{self.journey}: {name}; customer unknown to the store")
+            self._stage = UNKNOWN_CUSTOMER
+            return
         workflow.set_current_details(f"{self.journey}: {name}")
         if workflow.patched(STAGE_WHEN_WAITING):
             self._stage = name

@@ -75,6 +75,30 @@ async def post_purchase_outage(env: WorkflowEnvironment, stack: Stack) -> Workfl
     return handle
 
 
+async def post_purchase_unknown_customer(env: WorkflowEnvironment, stack: Stack) -> WorkflowHandle:
+    """The app writes the customer to a database the worker does not read (v5: stage unknown_customer)."""
+    from activities import Store
+    from starter import Journeys
+
+    with tempfile.TemporaryDirectory() as tmp:
+        other = Store.from_url(f"sqlite+aiosqlite:///{Path(tmp) / 'other.db'}")
+        await other.migrate()
+        try:
+            app = Journeys(stack.journeys.client, other, task_queue=stack.journeys.task_queue, care_segment="off")
+            c = _customer()
+            o = factories.order(c)
+            handle = await app.order_paid(o, c)
+            await env.sleep(timedelta(hours=1))
+            await stack.store.upsert_customer(c)
+            await stack.journeys.order_shipped(o.order_id)
+            await env.sleep(timedelta(days=1))
+            await stack.journeys.order_delivered(o.order_id)
+            await handle.result()
+        finally:
+            await other.close()
+    return handle
+
+
 async def cart(env: WorkflowEnvironment, stack: Stack) -> WorkflowHandle:
     c = _customer(app=True)
     handle = await stack.journeys.cart_updated(
@@ -102,6 +126,7 @@ SCENARIOS: dict[str, Scenario] = {
     "post_purchase": post_purchase,
     "post_purchase_fallback": post_purchase_fallback,
     "post_purchase_outage": post_purchase_outage,
+    "post_purchase_unknown_customer": post_purchase_unknown_customer,
     "cart": cart,
     "care": care,
 }
