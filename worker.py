@@ -326,7 +326,7 @@ def build_store(settings: Settings) -> Store:
         ConfigError: the URL does not parse or names a driver that is not installed.
     """
     url = make_url(settings.database_url) if "://" in settings.database_url else None
-    if url is not None and url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+    if url is not None and url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
         Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     try:
         return Store.from_url(settings.database_url, connect_timeout=settings.database_connect_timeout_seconds)

@@ -69,10 +69,10 @@ def _cpu_seconds(stat: str) -> tuple[str, int, float]:
     return comm, int(fields[1]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def cpu_by_process() -> Counter[str]:
+def cpu_by_process() -> dict[str, float]:
     """CPU seconds so far of this process ("ours"), the dev server ("temporal") and other children."""
     me = os.getpid()
-    used: Counter[str] = Counter()
+    used: dict[str, float] = dict.fromkeys(("ours", "temporal", "other"), 0.0)
     for stat_file in Path("/proc").glob("[0-9]*/stat"):
         try:
             comm, ppid, seconds = _cpu_seconds(stat_file.read_text())
@@ -85,7 +85,7 @@ def cpu_by_process() -> Counter[str]:
     return used
 
 
-def cpu_ms_per_journey(before: Counter[str], n: int) -> dict[str, float]:
+def cpu_ms_per_journey(before: dict[str, float], n: int) -> dict[str, float]:
     after = cpu_by_process()
     return {k: round((after[k] - before[k]) * 1000 / n, 1) for k in ("ours", "temporal", "other")}
 
@@ -427,11 +427,12 @@ async def ours_pg(client: Client, n: int, url: str, schema: str) -> dict[str, An
 
     original = store_mod.Store.from_url.__func__  # type: ignore[attr-defined]
 
-    def with_schema(cls: type, u: str, **kw: Any) -> Store:
+    def with_schema(cls: type[Store], u: str, **kw: Any) -> Store:
         kw.setdefault("connect_args", {"server_settings": {"search_path": schema}})
-        return original(cls, u, **kw)
+        store: Store = original(cls, u, **kw)
+        return store
 
-    store_mod.Store.from_url = classmethod(with_schema)  # type: ignore[method-assign,assignment]
+    store_mod.Store.from_url = classmethod(with_schema)  # type: ignore[method-assign,assignment,arg-type]
     try:
         return await ours(client, n, url)
     finally:

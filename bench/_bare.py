@@ -7,6 +7,8 @@ from datetime import timedelta
 
 from temporalio import activity, workflow
 
+SEND_TIMEOUT = timedelta(seconds=30)
+
 
 @dataclass
 class BareInput:
@@ -32,15 +34,14 @@ class BarePostPurchase:
 
     @workflow.run
     async def run(self, inp: BareInput) -> None:
-        opts = {"start_to_close_timeout": timedelta(seconds=30)}
-        await workflow.execute_activity(bare_send, "payment_complete", **opts)
+        await workflow.execute_activity(bare_send, "payment_complete", start_to_close_timeout=SEND_TIMEOUT)
         await workflow.wait_condition(lambda: "shipped" in self.events)
-        await workflow.execute_activity(bare_send, "shipping_started", **opts)
+        await workflow.execute_activity(bare_send, "shipping_started", start_to_close_timeout=SEND_TIMEOUT)
         await workflow.wait_condition(lambda: "delivered" in self.events)
         delivered = workflow.now()
         await workflow.sleep(inp.review_delay_seconds)
-        await workflow.execute_activity(bare_send, "review_request", **opts)
+        await workflow.execute_activity(bare_send, "review_request", start_to_close_timeout=SEND_TIMEOUT)
         await workflow.sleep(
             max(0.0, (delivered + timedelta(seconds=inp.sale_after_seconds) - workflow.now()).total_seconds())
         )
-        await workflow.execute_activity(bare_send, "recent_buyer_sale", **opts)
+        await workflow.execute_activity(bare_send, "recent_buyer_sale", start_to_close_timeout=SEND_TIMEOUT)

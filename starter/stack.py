@@ -48,7 +48,8 @@ class Stack:
     @property
     def sandbox(self) -> SandboxState:
         """What the sandbox recorded: ``messages`` (accepted sends), ``attempts``, receipts."""
-        return self.sandbox_app.state.sandbox
+        state: SandboxState = self.sandbox_app.state.sandbox
+        return state
 
     def api_auth(self) -> dict[str, str]:
         """The ``Authorization`` header ``/events`` takes with this stack's API key."""

@@ -209,7 +209,7 @@ def receipts_router(
         msg = record.message
         # The journey is told what the log holds (the first receipt wins), so receipts signalled
         # concurrently, or out of order, cannot tell it two different outcomes.
-        logged = ReceiptStatus(msg.receipt_status)
+        logged = ReceiptStatus(msg.receipt_status or receipt.status)
         enriched = receipt.model_copy(
             update={
                 "idempotency_key": msg.idempotency_key,
