@@ -292,31 +292,86 @@ async def connect_client(settings: Settings) -> Client:
     """A Temporal client with the pydantic data converter.
 
     Raises:
-        ConfigError: Temporal cannot be reached (one line naming the address and the setting).
+        ConfigError: Temporal cannot be reached (one line naming the address, the cause and the
+            setting to check).
     """
     config = temporal_connect_config(settings)
     where = f"Temporal at {config['target_host']}"
-    hint = "check JOURNEYS_TEMPORAL_ADDRESS (and JOURNEYS_TEMPORAL_TLS)"
     try:
         async with asyncio.timeout(TEMPORAL_CONNECT_SECONDS):
             return await Client.connect(**config, data_converter=pydantic_data_converter)
     except TimeoutError:
-        raise ConfigError(f"{where} did not answer within {TEMPORAL_CONNECT_SECONDS:.0f} s; {hint}") from None
+        raise ConfigError(
+            f"{where} did not answer within {TEMPORAL_CONNECT_SECONDS:.0f} s; "
+            "check JOURNEYS_TEMPORAL_ADDRESS (and JOURNEYS_TEMPORAL_TLS)"
+        ) from None
     except (RuntimeError, ValueError) as exc:  # the SDK's "Failed client connect: ..."
-        raise ConfigError(f"{where}: {_temporal_failure(str(exc))}; {hint}") from None
+        cause, hint = temporal_failure(str(exc), tls=bool(config.get("tls")))
+        raise ConfigError(f"{where}: {cause}; {hint}") from None
 
 
-def _temporal_failure(message: str) -> str:
+_CLOSED_OVER_TLS = "the server closed the TLS connection (it may want a client certificate, or not trust ours)"
+_CHECK_CLIENT_CERT = "check JOURNEYS_TEMPORAL_TLS_CLIENT_CERT and JOURNEYS_TEMPORAL_TLS_CLIENT_KEY"
+# The connection was closed under us: over TLS, most likely our client certificate; without TLS,
+# most likely a server that wants TLS.
+_CLOSED = ("close_notify", "broken pipe", "connection reset", "connectionreset", "connection closed", "unexpectedeof")
+# (substrings of the SDK's error, lowercased; what happened; what to check), first match wins.
+_TEMPORAL_FAILURES: tuple[tuple[tuple[str, ...], str, str], ...] = (
+    (
+        ("notvalidforname",),
+        "its certificate is not valid for the server name",
+        "check JOURNEYS_TEMPORAL_TLS_SERVER_NAME",
+    ),
+    (
+        ("unknownissuer", "invalidcertificate", "certificate verify failed"),
+        "its certificate is not signed by a CA we trust",
+        "check JOURNEYS_TEMPORAL_TLS_SERVER_CA",
+    ),
+    (
+        ("certificaterequired", "certificate required", "bad certificate", "alert"),
+        _CLOSED_OVER_TLS,
+        _CHECK_CLIENT_CERT,
+    ),
+    (("refused",), "connection refused", "check JOURNEYS_TEMPORAL_ADDRESS"),
+    (
+        ("dns error", "failed to lookup", "name or service not known", "nodename nor servname"),
+        "host name not found",
+        "check JOURNEYS_TEMPORAL_ADDRESS",
+    ),
+    (
+        ("invalidcontenttype", "corrupt", "tls", "handshake", "wrong version number"),
+        "TLS failed (does the server use TLS?)",
+        "check JOURNEYS_TEMPORAL_TLS",
+    ),
+    (
+        ("protocol", "http2", "h2 ", "frame"),
+        "the server there does not speak Temporal's protocol (gRPC)",
+        "check JOURNEYS_TEMPORAL_ADDRESS (and JOURNEYS_TEMPORAL_TLS)",
+    ),
+    (
+        ("unauthenticated", "permission", "api key", "unauthorized"),
+        "the server refused our credentials",
+        "check JOURNEYS_TEMPORAL_API_KEY and JOURNEYS_TEMPORAL_NAMESPACE",
+    ),
+)
+
+
+def temporal_failure(message: str, *, tls: bool) -> tuple[str, str]:
+    """What a failed ``Client.connect`` means, and which setting to check (never the raw error).
+
+    Args:
+        message: the SDK's error.
+        tls: whether the connection used TLS.
+    """
     lowered = message.lower()
-    if "refused" in lowered:
-        return "connection refused"
-    if "dns" in lowered or "resolve" in lowered or "lookup" in lowered:
-        return "host name not found"
-    if "protocol" in lowered or "http2" in lowered or "h2" in lowered or "frame" in lowered:
-        return "the server there does not speak Temporal's protocol (gRPC)"
-    if "tls" in lowered or "certificate" in lowered or "handshake" in lowered:
-        return "TLS handshake failed"
-    return "connection failed"
+    if any(n in lowered for n in _CLOSED) and "invalidcertificate" not in lowered:
+        if tls:
+            return _CLOSED_OVER_TLS, _CHECK_CLIENT_CERT
+        return "the server closed the connection (does it want TLS?)", "check JOURNEYS_TEMPORAL_TLS"
+    for needles, cause, hint in _TEMPORAL_FAILURES:
+        if any(n in lowered for n in needles):
+            return cause, hint
+    return "connection failed", "check JOURNEYS_TEMPORAL_ADDRESS (and JOURNEYS_TEMPORAL_TLS)"
 
 
 def build_store(settings: Settings) -> Store:

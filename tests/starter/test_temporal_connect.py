@@ -10,7 +10,7 @@ from pydantic import SecretStr
 from temporalio.service import TLSConfig
 
 from providers import ConfigError
-from worker import Settings, temporal_connect_config
+from worker import Settings, temporal_connect_config, temporal_failure
 
 KEY = "cloud-api-key-" + "x" * 30
 
@@ -100,3 +100,43 @@ def test_a_temporal_cli_profile_just_works_and_our_settings_override_it(
 
 def test_the_api_key_never_shows_in_settings() -> None:
     assert KEY not in repr(settings(temporal_api_key=SecretStr(KEY)))
+
+
+# What the SDK (Rust core: tonic, hyper, rustls) said in each case, as seen against the dev server
+# and the mTLS front of tests/starter/test_temporal_tls.py; the same failure may read differently
+# from run to run (a reset, a broken pipe or a closed connection).
+_CLOSED = [
+    'Status { code: Unknown, message: "transport error", source: Some(tonic::transport::Error(Transport, '
+    'hyper::Error(Io, Custom { kind: UnexpectedEof, error: "peer closed connection without sending TLS '
+    'close_notify: https://docs.rs/rustls/latest/rustls/manual/_03_howto/index.html#unexpected-eof" }))) }',
+    'Status { code: Unknown, message: "transport error", source: Some(tonic::transport::Error(Transport, '
+    "hyper::Error(Io, Kind(ConnectionReset)))) }",
+    'Status { code: Cancelled, message: "operation was canceled", source: Some(tonic::transport::Error('
+    'Transport, hyper::Error(Canceled, "connection closed"))) }',
+    'Status { code: Unknown, message: "transport error", source: Some(tonic::transport::Error(Transport, '
+    'hyper::Error(Io, Custom { kind: BrokenPipe, error: "stream closed because of a broken pipe" }))) }',
+]
+
+
+@pytest.mark.parametrize(
+    ("raw", "tls", "setting"),
+    [
+        *[(raw, True, "JOURNEYS_TEMPORAL_TLS_CLIENT_CERT") for raw in _CLOSED],
+        *[(raw, False, "JOURNEYS_TEMPORAL_TLS") for raw in _CLOSED],
+        (
+            "ConnectError(Custom { kind: InvalidData, error: InvalidCertificate(NotValidForNameContext { expected: "
+            'DnsName("a.test"), presented: ["DnsName(\\"b.test\\")"] }) })',
+            True,
+            "JOURNEYS_TEMPORAL_TLS_SERVER_NAME",
+        ),
+        ("ConnectError(Custom { kind: InvalidData, error: InvalidCertificate(UnknownIssuer) })", True, "_SERVER_CA"),
+        ("ConnectError(Custom { kind: InvalidData, error: InvalidMessage(InvalidContentType) })", True, "_TLS"),
+        ("tcp connect error: Connection refused (os error 111)", False, "JOURNEYS_TEMPORAL_ADDRESS"),
+        ("dns error: failed to lookup address information: Name or service not known", False, "_ADDRESS"),
+        ("something nobody has seen", False, "JOURNEYS_TEMPORAL_ADDRESS"),
+    ],
+)
+def test_every_connect_failure_names_a_setting_and_never_echoes_the_sdk(raw: str, tls: bool, setting: str) -> None:
+    cause, hint = temporal_failure(f"Failed client connect: {raw}", tls=tls)
+    assert setting in hint
+    assert "tonic" not in cause and "Status" not in cause and "\n" not in cause + hint
