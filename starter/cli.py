@@ -88,8 +88,8 @@ def _settings() -> Settings:
 
 
 # What each command reads from the environment (also from a .env file in the current directory).
-_CONNECT = "JOURNEYS_TEMPORAL_ADDRESS, JOURNEYS_TEMPORAL_NAMESPACE, JOURNEYS_TEMPORAL_TLS"
-_STORE = "JOURNEYS_DATABASE_URL, JOURNEYS_DATABASE_CONNECT_TIMEOUT_SECONDS"
+_CONNECT = ", ".join(f"JOURNEYS_{name.upper()}" for name in Settings.model_fields if name.startswith("temporal_"))
+_STORE = "JOURNEYS_DATA_DIR, JOURNEYS_DATABASE_URL, JOURNEYS_DATABASE_CONNECT_TIMEOUT_SECONDS"
 _LOGS = "JOURNEYS_LOG_FORMAT, JOURNEYS_LOG_LEVEL"
 
 

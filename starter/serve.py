@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -28,6 +29,10 @@ def require_free_port(port: int, option: str, *, host: str = "127.0.0.1") -> Non
         ConfigError: something listens on ``host:port`` already.
     """
     with socket.socket() as sock:
+        # As servers do (the Temporal server and uvicorn among them): connections of a server
+        # that just stopped (TIME_WAIT) do not hold the port, only a listener does.
+        if hasattr(socket, "SO_REUSEADDR") and not sys.platform.startswith("win"):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:

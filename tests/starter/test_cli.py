@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from providers import ConfigError
 from starter.cli import app
-from starter.serve import free_port
+from starter.serve import free_port, require_free_port
+from worker import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,6 +65,10 @@ def test_help_has_no_bool_metavars_and_every_option_is_explained(command: str) -
     options = [line for line in done.stdout.splitlines() if line.strip().startswith("--")]
     assert all(len(line.split("  ", 1)) == 2 and line.split("  ", 1)[1].strip() for line in options), done.stdout
     assert "Environment:" in done.stdout
+    if command in ("worker", "webhooks", "setup", "inspect"):  # they connect to Temporal: every way to is listed
+        listed = " ".join(done.stdout.split())
+        temporal = [f"JOURNEYS_{n.upper()}" for n in Settings.model_fields if n.startswith("temporal_")]
+        assert all(name in listed for name in temporal), (command, listed)
 
 
 @pytest.mark.parametrize(
@@ -186,3 +192,29 @@ def test_a_shared_dotenv_with_other_programs_names_is_fine(tmp_path: Path) -> No
     done = journeys("db", "upgrade", cwd=tmp_path, env={"JOURNEYS_DATA_DIR": str(tmp_path / "data")})
     assert done.returncode == 0, done.stderr[-500:]
     assert (tmp_path / "data" / "journeys.db").is_file()
+
+
+def test_a_port_whose_server_just_stopped_is_free() -> None:
+    """Running the demo again right after it stopped: its closed connections (TIME_WAIT) hold no port."""
+    server = _listener_on(0)  # like the Temporal server and uvicorn: SO_REUSEADDR
+    port = server.getsockname()[1]
+    client = socket.create_connection(("127.0.0.1", port))
+    accepted, _ = server.accept()
+    accepted.close()  # the server closes first: its side of the connection waits in TIME_WAIT
+    client.close()
+    server.close()
+    require_free_port(port, "--port")  # raises if the port were still taken
+    with pytest.raises(ConfigError, match=f"port {port} .* --port"):
+        again = _listener_on(port)
+        try:
+            require_free_port(port, "--port")
+        finally:
+            again.close()
+
+
+def _listener_on(port: int) -> socket.socket:
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen(1)
+    return sock
