@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 
 import httpx
 import structlog
+from bizgo import AsyncBizgo, Environment, RateLimit
 from dotenv import dotenv_values
 from pydantic import BeforeValidator, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -33,7 +34,8 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities import PolicyConfig, SendActivities, Store, TemplateRegistry, default_templates
 from activities.inbox import InboxProvider
 from activities.logs import configure_logging
-from providers import Channel, ConfigError, ProviderRegistry
+from providers import Channel, ConfigError, Provider, ProviderRegistry, ReceiptMode
+from providers.bizgo import BizgoConfig, BizgoProvider
 from providers.sandbox import SandboxConfig, SandboxProvider
 from workflows import ALL_WORKFLOWS, TASK_QUEUE
 
@@ -60,8 +62,8 @@ KNOWN_DEV_SECRETS = frozenset(
     }
 )
 SECRET_SETTINGS = ("api_key", "inbox_token_secret", "sandbox_api_key", "sandbox_webhook_secret")
-WORKER_SECRETS = ("sandbox_api_key",)  # what `journeys worker` signs its provider calls with
-WEBHOOK_SECRETS = ("api_key", "inbox_token_secret", "sandbox_webhook_secret")  # what `journeys webhooks` verifies
+WORKER_SECRETS = ("sandbox_api_key",)  # what `journeys worker` signs its sandbox calls with, if routed there
+WEBHOOK_SECRETS = ("api_key", "inbox_token_secret")  # what `journeys webhooks` verifies (and provider_secrets)
 SANDBOX_SECRETS = ("sandbox_api_key", "sandbox_webhook_secret")
 
 # The journeys' modules hold no mutable global state (models, constants, steps, journeys): share
@@ -105,6 +107,20 @@ class Settings(BaseSettings):
     sandbox_api_key: SecretStr = SecretStr("")
     sandbox_webhook_secret: SecretStr = SecretStr("")
     provider_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Which provider sends each channel, e.g. {"alimtalk": ["bizgo"], "sms": ["bizgo"]} (JSON);
+    # a channel not listed goes to default_provider ("none": it has no provider), in_app to the inbox.
+    routes: dict[Channel, list[Literal["sandbox", "bizgo", "inbox"]]] = Field(default_factory=dict)
+    default_provider: Literal["sandbox", "bizgo", "none"] = "sandbox"
+    # Bizgo (Infobank): AlimTalk, Brand Message, RCS, SMS/LMS through its official SDK.
+    bizgo_api_key: SecretStr = SecretStr("")
+    bizgo_webhook_secret: SecretStr = Field(default=SecretStr(""), description="Bizgo signs report webhooks with it")
+    bizgo_environment: Literal["production", "sandbox"] = "production"
+    bizgo_sender_key: str = Field(default="", description="Kakao sender profile key (AlimTalk, Brand Message)")
+    bizgo_caller_number: str = Field(default="", description="registered caller number (SMS/LMS, RCS)")
+    bizgo_rcs_brand_key: str = ""
+    bizgo_rcs_format_id: str = ""
+    bizgo_receipts: Literal["webhook", "poll"] = "webhook"
+    bizgo_sends_per_second: float = Field(default=200.0, gt=0, le=10_000, description="the account's contracted rate")
 
     api_key: SecretStr = Field(default=SecretStr(""), description="server-to-server key for /events")
     inbox_token_secret: SecretStr = Field(default=SecretStr(""), description="signs per-customer inbox tokens")
@@ -430,12 +446,62 @@ def sandbox_config(settings: Settings, *, webhook_url: str | None, **options: An
     )
 
 
-def build_providers(
-    settings: Settings, store: Store, *, sandbox_client: httpx.AsyncClient | None = None
-) -> ProviderRegistry:
-    """Every configured provider.
+def channel_routes(settings: Settings) -> dict[Channel, str]:
+    """The provider of each channel: ``routes`` first, the inbox for in-app, else ``default_provider``."""
+    routes: dict[Channel, str] = {}
+    default = None if settings.default_provider == "none" else settings.default_provider
+    for channel in Channel:
+        names: list[str | None] = [*settings.routes.get(channel, [])] or [
+            "inbox" if channel is Channel.IN_APP else default
+        ]
+        if names[0]:
+            routes[channel] = names[0]
+    return routes
 
-    The in-app inbox for ``in_app``, the sandbox for the rest until real providers are configured.
+
+def routed_providers(settings: Settings) -> set[str]:
+    """The providers some channel is routed to."""
+    return set(channel_routes(settings).values())
+
+
+def provider_secrets(settings: Settings, *, webhooks: bool) -> tuple[str, ...]:
+    """The sandbox secrets the worker (``webhooks=False``) or the webhook app needs, as routed."""
+    if "sandbox" not in routed_providers(settings):
+        return ()
+    return ("sandbox_webhook_secret",) if webhooks else ("sandbox_api_key",)
+
+
+def bizgo_problem(settings: Settings, *, webhooks: bool) -> str | None:
+    """What keeps Bizgo from working as routed (one line naming the setting), or None."""
+    routes = channel_routes(settings)
+    if "bizgo" not in routes.values():
+        return None
+    if not settings.bizgo_api_key.get_secret_value().strip():
+        return "JOURNEYS_BIZGO_API_KEY is not set: issue a key in Bizgo's console (발송관리 > 연동관리)"
+    kakao = {Channel.ALIMTALK, Channel.BRAND_MESSAGE} & {c for c, p in routes.items() if p == "bizgo"}
+    if kakao and not settings.bizgo_sender_key:
+        return "JOURNEYS_BIZGO_SENDER_KEY is not set: the Kakao channel's sender profile key (AlimTalk, Brand Message)"
+    phone = {Channel.SMS, Channel.RCS} & {c for c, p in routes.items() if p == "bizgo"}
+    if phone and not settings.bizgo_caller_number:
+        return "JOURNEYS_BIZGO_CALLER_NUMBER is not set: the caller number registered with Bizgo"
+    if Channel.RCS in phone and not (settings.bizgo_rcs_brand_key and settings.bizgo_rcs_format_id):
+        return "JOURNEYS_BIZGO_RCS_BRAND_KEY and JOURNEYS_BIZGO_RCS_FORMAT_ID must be set to send RCS through Bizgo"
+    if webhooks and settings.bizgo_receipts == "webhook" and not settings.bizgo_webhook_secret.get_secret_value():
+        return "JOURNEYS_BIZGO_WEBHOOK_SECRET is not set: Bizgo gives it on request; without it no report is accepted"
+    return None
+
+
+def build_providers(
+    settings: Settings,
+    store: Store,
+    *,
+    sandbox_client: httpx.AsyncClient | None = None,
+    bizgo_client: AsyncBizgo | None = None,
+) -> ProviderRegistry:
+    """Every configured provider, routed per channel (``routes``, ``default_provider``).
+
+    Raises:
+        ConfigError: a routed provider lacks a setting (one line naming it).
     """
     client = sandbox_client or httpx.AsyncClient(
         base_url=settings.sandbox_url, timeout=settings.provider_timeout_seconds
@@ -446,9 +512,31 @@ def build_providers(
         webhook_secret=settings.sandbox_webhook_secret.get_secret_value(),
     )
     inbox = InboxProvider(store)
-    return ProviderRegistry(
-        {sandbox.name: sandbox, inbox.name: inbox}, routes={Channel.IN_APP: inbox.name}, default=sandbox.name
-    )
+    providers: dict[str, Provider] = {sandbox.name: sandbox, inbox.name: inbox}
+    if "bizgo" in routed_providers(settings):
+        problem = bizgo_problem(settings, webhooks=False)
+        if problem:
+            raise ConfigError(problem)
+        providers["bizgo"] = BizgoProvider(
+            bizgo_client
+            or AsyncBizgo(
+                settings.bizgo_api_key.get_secret_value(),
+                environment=Environment(settings.bizgo_environment),
+                timeout=settings.provider_timeout_seconds,
+                # The SDK's limiter holds per process; the fleet-wide limit is the task queue's.
+                rate_limit=RateLimit(send=settings.bizgo_sends_per_second),
+                app_info=("durable-journeys", "0.1.0"),
+            ),
+            BizgoConfig(
+                sender_key=settings.bizgo_sender_key,
+                caller_number=settings.bizgo_caller_number,
+                rcs_brand_key=settings.bizgo_rcs_brand_key,
+                rcs_format_id=settings.bizgo_rcs_format_id,
+                receipts=ReceiptMode.POLL if settings.bizgo_receipts == "poll" else ReceiptMode.WEBHOOK,
+            ),
+            webhook_secret=settings.bizgo_webhook_secret.get_secret_value(),
+        )
+    return ProviderRegistry(providers, routes=channel_routes(settings))
 
 
 def build_worker(
@@ -485,7 +573,7 @@ async def run_worker(settings: Settings) -> None:
     Raises:
         ConfigError: a secret the worker needs is unset, short or a known development value.
     """
-    settings.require_secrets(*WORKER_SECRETS)
+    settings.require_secrets(*provider_secrets(settings, webhooks=False))
     client = await connect_client(settings)
     store = await open_store(settings)
     providers = build_providers(settings, store)

@@ -5,6 +5,7 @@ from providers.base import (
     MAX_JSON_BYTES,
     MAX_JSON_DEPTH,
     PHONE_CHANNELS,
+    AcknowledgingProvider,
     Channel,
     DeliveryReceipt,
     ErrorClass,
@@ -37,6 +38,7 @@ from providers.korean import cp949_length, sms_kind
 from providers.registry import ProviderRegistry
 
 __all__ = [
+    "AcknowledgingProvider",
     "EDGE",
     "MAX_JSON_BYTES",
     "at_edge",

@@ -233,6 +233,22 @@ class Provider(Protocol):
         ...
 
 
+@runtime_checkable
+class AcknowledgingProvider(Protocol):
+    """A provider whose webhook expects a particular answer within a deadline (Bizgo: ``{"msgKey"}`` in 5 s).
+
+    The webhook app records the receipts, answers with :meth:`acknowledge` once they are in the
+    log (or once ``ack_within`` has passed, signalling the journeys after the answer), and
+    answers 503 when the receipts could not be recorded, so the provider posts them again.
+    """
+
+    ack_within: float  # seconds
+
+    def acknowledge(self, receipts: list[DeliveryReceipt | InvalidReceipt]) -> dict[str, Any] | None:
+        """The body to answer a verified webhook with (None: the app's usual answer)."""
+        ...
+
+
 def json_headers(extra: dict[str, Any] | None = None) -> dict[str, str]:
     """Headers for a JSON API call."""
     headers = {"Content-Type": "application/json", "Accept": "application/json"}

@@ -12,16 +12,18 @@ from typing import Any
 
 import typer
 
-from providers import JourneysError
+from providers import ConfigError, JourneysError
 from worker import (
     SANDBOX_SECRETS,
     WEBHOOK_SECRETS,
     Settings,
+    bizgo_problem,
     build_providers,
     connect_client,
     dev_settings,
     load_settings,
     open_store,
+    provider_secrets,
     run_worker,
     sandbox_config,
     setup_logging,
@@ -162,7 +164,10 @@ def webhooks(
     from starter.webhooks import webhook_app_for
 
     settings = _settings()
-    settings.require_secrets(*WEBHOOK_SECRETS)
+    settings.require_secrets(*WEBHOOK_SECRETS, *provider_secrets(settings, webhooks=True))
+    problem = bizgo_problem(settings, webhooks=True)
+    if problem:
+        raise ConfigError(problem)
     require_free_port(port, "--port", host=host)
 
     async def serve() -> None:

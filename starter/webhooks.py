@@ -36,6 +36,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities import DeliveryReceipt, ReceiptRecord, Store
 from providers import (
     EDGE,
+    AcknowledgingProvider,
     ConfigError,
     PlainText,
     ProviderRegistry,
@@ -146,9 +147,16 @@ def receipts_router(
     """``POST /webhooks/{provider}``: verified receipts into the log, signals to the journeys."""
     router = APIRouter()
     store: Store = journeys.store
+    pending: set[asyncio.Future[list[str]]] = set()  # signals that outlived their webhook's answer
 
-    @router.post("/webhooks/{provider_name}", response_model=ReceiptsAnswer)
-    async def receipts(provider_name: Annotated[str, Path(max_length=64)], request: Request) -> ReceiptsAnswer:
+    @router.post(
+        "/webhooks/{provider_name}",
+        response_model=None,
+        responses={200: {"model": ReceiptsAnswer, "description": "what became of each receipt (Bizgo: its ack)"}},
+    )
+    async def receipts(
+        provider_name: Annotated[str, Path(max_length=64)], request: Request
+    ) -> ReceiptsAnswer | JSONResponse:
         try:
             provider = providers.get(provider_name)
         except ConfigError:
@@ -164,18 +172,24 @@ def receipts_router(
         # Only what this provider's verified webhook said can settle this provider's messages.
         good = [r for r in parsed if isinstance(r, DeliveryReceipt) and r.provider == provider.name]
         records = await store.record_receipts(good)
-        outcomes = dict(
-            zip(
-                map(id, good),
-                await asyncio.gather(
-                    *(
-                        signal_receipt(provider_name, receipt, record)
-                        for receipt, record in zip(good, records, strict=True)
-                    )
-                ),
-                strict=True,
+        signalling = asyncio.ensure_future(
+            asyncio.gather(
+                *(signal_receipt(provider_name, receipt, record) for receipt, record in zip(good, records, strict=True))
             )
         )
+        if isinstance(provider, AcknowledgingProvider):
+            # Recorded: answer within the provider's deadline; signals still under way go on after it.
+            try:
+                signalled = await asyncio.wait_for(asyncio.shield(signalling), timeout=provider.ack_within)
+            except TimeoutError:
+                pending.add(signalling)
+                signalling.add_done_callback(pending.discard)
+                log.info("webhook.answered_before_signals", provider=provider_name, receipts=len(good))
+            else:
+                if "unavailable" in signalled:
+                    raise HTTPException(503, "journey service unavailable, retry")
+            return JSONResponse(provider.acknowledge(parsed) or {"received": len(parsed)})
+        outcomes = dict(zip(map(id, good), await signalling, strict=True))
         counted = Counter(outcomes.values())
         if counted["unavailable"]:
             # Recorded; the provider posts the batch again and the journeys get their signals then.
