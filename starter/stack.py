@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+from bizgo import AsyncBizgo
 from fastapi import FastAPI
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -90,6 +91,7 @@ async def embedded_stack(
     templates: TemplateRegistry | None = None,
     sandbox_port: int | None = None,
     webhook_port: int | None = None,
+    bizgo_client: AsyncBizgo | None = None,
 ) -> AsyncIterator[Stack]:
     """Build and run a stack until the block ends.
 
@@ -109,6 +111,8 @@ async def embedded_stack(
         templates: the template registry (default: the reference templates).
         sandbox_port: with ``http``, the sandbox's port (default: a free one).
         webhook_port: with ``http``, the webhook app's port (default: a free one).
+        bizgo_client: the Bizgo SDK client, when ``settings`` route channels to Bizgo (tests pass
+            ``bizgo.testing.FakeTransport().async_client()``).
     """
     settings = dev_settings(settings)
     async with AsyncExitStack() as stack:
@@ -153,7 +157,7 @@ async def embedded_stack(
         if sandbox_client is None:
             sandbox_client = httpx.AsyncClient(transport=httpx.ASGITransport(app=sandbox_app), base_url=sandbox_url)
         stack.push_async_callback(sandbox_client.aclose)
-        providers = build_providers(settings, store, sandbox_client=sandbox_client)
+        providers = build_providers(settings, store, sandbox_client=sandbox_client, bizgo_client=bizgo_client)
         webhook_app = webhook_app_for(settings, journeys, providers)
         webhook_holder["app"] = webhook_app
         if http:

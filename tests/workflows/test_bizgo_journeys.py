@@ -1,0 +1,175 @@
+"""The post-purchase journey sending through Bizgo (the SDK's ``FakeTransport``), on the time-skipping server.
+
+Reports arrive as Bizgo posts them: signed (``bizgo.testing.sign_webhook``) to ``/webhooks/bizgo``
+of the webhook app, which answers ``{"msgKey": ...}``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from bizgo.testing import FakeTransport, RecordedRequest, sign_webhook
+from pydantic import SecretStr
+from temporalio.testing import WorkflowEnvironment
+
+from activities import Channel
+from starter.stack import Stack, embedded_stack
+from tests.conftest import terminate_journeys
+from tests.factories import customer, order
+from tests.helpers import eventually
+from worker import Settings
+from workflows import Outcome, PostPurchaseSettings, TimelineEntry
+
+SECRET = "bizgo-webhook-secret-for-journey-tests-0123"
+SETTINGS = PostPurchaseSettings(receipt_timeout=timedelta(minutes=10), review_hours_kst=None)
+
+
+@pytest.fixture
+async def fake() -> FakeTransport:
+    return FakeTransport()
+
+
+@pytest.fixture
+async def bizgo_stack(env: WorkflowEnvironment, sqlite_url: str, fake: FakeTransport) -> AsyncIterator[Stack]:
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        routes={"alimtalk": ["bizgo"], "sms": ["bizgo"]},
+        bizgo_api_key=SecretStr("test-api-key-not-real"),
+        bizgo_webhook_secret=SecretStr(SECRET),
+        bizgo_sender_key="SENDER-1",
+        bizgo_caller_number="0212345678",
+    )
+    async with embedded_stack(
+        env.client,
+        database_url=sqlite_url,
+        settings=settings,
+        task_queue=f"tq-{uuid.uuid4()}",
+        post_purchase=SETTINGS,
+        care_segment="off",
+        bizgo_client=fake.async_client(max_retries=0),
+    ) as s:
+        yield s
+        await terminate_journeys(s)
+
+
+def sends(fake: FakeTransport) -> list[RecordedRequest]:
+    return fake.requests_for("sendOmni")
+
+
+def channel_of(request: RecordedRequest) -> str:
+    [flow] = request.json["messageFlow"]
+    return next(iter(flow))
+
+
+async def report(stack: Stack, request: RecordedRequest, msg_key: str, code: str) -> httpx.Response:
+    """Bizgo's report for one sent message, posted to the webhook app."""
+    headers, body = sign_webhook(
+        SECRET,
+        {
+            "msgKey": msg_key,
+            "serviceType": {"alimtalk": "ALIMTALK", "sms": "SMS", "mms": "LMS"}[channel_of(request)],
+            "reportType": "RS",
+            "reportCode": code,
+            "reportTime": "2026-12-01T10:00:05+09:00",
+            "ref": request.json["ref"],
+        },
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=stack.webhook_app), base_url="http://webhooks"
+    ) as http:
+        return await http.post("/webhooks/bizgo", content=body, headers=headers)
+
+
+async def payment_step(stack: Stack, workflow_id: str) -> list[tuple[Outcome, Channel | None]]:
+    timeline: list[TimelineEntry] = await stack.journeys.timeline(workflow_id)
+    return [(e.outcome, e.channel) for e in timeline if e.step == "payment_complete"]
+
+
+async def test_an_alimtalk_delivered_by_bizgo_settles_the_step(
+    env: WorkflowEnvironment, bizgo_stack: Stack, fake: FakeTransport
+) -> None:
+    c = customer("010-1234-5678")
+    async with bizgo_stack.worker():
+        handle = await bizgo_stack.journeys.order_paid(order(c), c)
+        [sent] = await eventually(lambda: _async(sends(fake)))
+        assert channel_of(sent) == "alimtalk" and sent.json["ref"] == f"{handle.id}:payment_complete:alimtalk"
+        answer = await report(bizgo_stack, sent, "FAKE-MSGKEY-000001", "10000")
+        assert (answer.status_code, answer.json()) == (200, {"msgKey": "FAKE-MSGKEY-000001"})
+        await env.sleep(timedelta(hours=1))
+        assert await payment_step(bizgo_stack, handle.id) == [
+            (Outcome.SENT, Channel.ALIMTALK),
+            (Outcome.DELIVERED, Channel.ALIMTALK),
+        ]
+    assert [channel_of(r) for r in sends(fake)] == ["alimtalk"]  # no SMS
+
+
+async def test_not_a_kakaotalk_user_falls_back_to_sms_through_bizgo(
+    env: WorkflowEnvironment, bizgo_stack: Stack, fake: FakeTransport
+) -> None:
+    c = customer("010-1234-5678")
+    async with bizgo_stack.worker():
+        handle = await bizgo_stack.journeys.order_paid(order(c), c)
+        [alimtalk] = await eventually(lambda: _async(sends(fake)))
+        await report(bizgo_stack, alimtalk, "FAKE-MSGKEY-000001", "30116")  # Kakao could not deliver
+        _, sms = await eventually(lambda: _async(sends(fake) if len(sends(fake)) == 2 else []))
+        # The payment text is over 90 cp949 bytes: an LMS (Bizgo's ``mms`` without images).
+        assert channel_of(sms) == "mms" and sms.json["idempotencyKey"].endswith(":payment_complete:sms")
+        await report(bizgo_stack, sms, "FAKE-MSGKEY-000002", "10000")
+        await env.sleep(timedelta(hours=1))
+        assert await payment_step(bizgo_stack, handle.id) == [
+            (Outcome.SENT, Channel.ALIMTALK),
+            (Outcome.FAILED, Channel.ALIMTALK),
+            (Outcome.SENT, Channel.SMS),
+            (Outcome.DELIVERED, Channel.SMS),
+        ]
+
+
+async def test_a_rate_limited_send_is_retried_and_goes_out_once(
+    env: WorkflowEnvironment, bizgo_stack: Stack, fake: FakeTransport
+) -> None:
+    fake.on("sendOmni").fail("service", 429, "A020", retry_after=0).default()
+    c = customer("010-1234-5678")
+    async with bizgo_stack.worker():
+        handle = await bizgo_stack.journeys.order_paid(order(c), c)
+        await eventually(lambda: _async(len(sends(fake)) == 2))
+        await env.sleep(timedelta(minutes=30))  # no report: the receipt wait runs out; SMS next
+        steps = await payment_step(bizgo_stack, handle.id)
+    first, second = sends(fake)[:2]
+    assert first.json["idempotencyKey"] == second.json["idempotencyKey"]  # the same message, retried
+    assert steps[0] == (Outcome.SENT, Channel.ALIMTALK)
+
+
+async def test_a_timed_out_send_is_reconciled_by_lookup_and_not_sent_twice(
+    env: WorkflowEnvironment, bizgo_stack: Stack, fake: FakeTransport
+) -> None:
+    fake.on("sendOmni").timeout()  # the request may have reached Bizgo: the outcome is unknown
+    c = customer("010-1234-5678")
+    async with bizgo_stack.worker():
+        handle = await bizgo_stack.journeys.order_paid(order(c), c)
+        [sent] = await eventually(lambda: _async(sends(fake)))
+        key = sent.json["ref"]
+        # Bizgo's history has it: it was taken.
+        fake.on("getMessageHistory").data({"messages": [{"msgKey": "MK-9", "ref": key}], "hasNext": False})
+        await eventually(lambda: _async(fake.requests_for("getMessageHistory")))
+        assert (await report(bizgo_stack, sent, "MK-9", "10000")).status_code == 200
+        await env.sleep(timedelta(hours=1))
+        assert (Outcome.DELIVERED, Channel.ALIMTALK) in await payment_step(bizgo_stack, handle.id)
+    assert len(sends(fake)) == 1  # never sent again, never an SMS
+
+
+async def test_a_forged_report_is_refused_and_changes_nothing(bizgo_stack: Stack) -> None:
+    headers, body = sign_webhook("not-the-secret-" + "x" * 30, {"msgKey": "MK-1", "reportCode": "10000"})
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=bizgo_stack.webhook_app), base_url="http://webhooks"
+    ) as http:
+        answer = await http.post("/webhooks/bizgo", content=body, headers=headers)
+    assert answer.status_code == 401
+
+
+async def _async(value: Any) -> Any:
+    return value
