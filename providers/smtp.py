@@ -1,0 +1,167 @@
+"""E-mail over SMTP with ``aiosmtplib``: text and HTML parts, Korea's ad marking, RFC 8058 one-click unsubscribe.
+
+An advertising e-mail carries ``(광고)`` at the head of its subject (Korea's Information and
+Communications Network Act, art. 50) and ``List-Unsubscribe`` / ``List-Unsubscribe-Post:
+List-Unsubscribe=One-Click`` (RFC 8058), which large mailbox providers require of bulk senders.
+The ``Message-ID`` is derived from our idempotency key, so a resend after an unknown outcome is
+recognisably the same message. SMTP has no delivery receipts and no lookup: an accepted message
+counts as delivered (bounces arriving later are not read here).
+
+Nothing here knows Temporal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import ssl
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.utils import formatdate
+from urllib.parse import quote
+
+import aiosmtplib
+
+from providers.base import (
+    Channel,
+    DeliveryReceipt,
+    ErrorClass,
+    InvalidReceipt,
+    OutboundMessage,
+    Purpose,
+    ReceiptMode,
+    SendResult,
+    SendStatus,
+)
+from providers.errors import WebhookError
+
+AD_PREFIX = "(광고)"
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    """Where and as whom mail is sent.
+
+    Args:
+        host: the SMTP server (a relay such as SES, SendGrid or your MTA).
+        port: 587 (STARTTLS), 465 (implicit TLS) or 25.
+        sender: the From address, e.g. ``"듀러블샵 <shop@example.com>"``.
+        username: SMTP AUTH user (empty: no AUTH).
+        password: SMTP AUTH password.
+        security: ``starttls``, ``tls`` (implicit, port 465) or ``none`` (a local relay only).
+        unsubscribe_url: the one-click unsubscribe endpoint; ``{ref}`` is replaced by the
+            message's reference. Required for advertising mail.
+        unsubscribe_mailto: an optional ``mailto:`` unsubscribe address.
+        timeout: seconds for each SMTP exchange.
+        tls_context: the TLS context (default: the system's trusted CAs).
+    """
+
+    host: str
+    port: int = 587
+    sender: str = ""
+    username: str = ""
+    password: str = field(default="", repr=False)
+    security: str = "starttls"
+    unsubscribe_url: str = ""
+    unsubscribe_mailto: str = ""
+    timeout: float = 30.0
+    tls_context: ssl.SSLContext | None = field(default=None, repr=False)
+
+
+class SmtpProvider:
+    """Sends e-mail through an SMTP server."""
+
+    def __init__(self, config: SmtpConfig, *, name: str = "smtp") -> None:
+        """Send with ``config`` under the provider name ``name``."""
+        self.name = name
+        self.channels = frozenset({Channel.EMAIL})
+        self._config = config
+
+    def message(self, msg: OutboundMessage) -> EmailMessage:
+        """The MIME message for ``msg`` (text and HTML alternatives)."""
+        c = self._config
+        mail = EmailMessage()
+        subject = msg.subject or ""
+        if msg.purpose is Purpose.ADVERTISING and not subject.startswith(AD_PREFIX):
+            subject = f"{AD_PREFIX} {subject}".strip()
+        mail["Subject"] = subject
+        mail["From"] = c.sender
+        mail["To"] = msg.to
+        mail["Date"] = formatdate(localtime=False)
+        domain = c.sender.rsplit("@", 1)[-1].strip(" >") or "localhost"
+        mail["Message-ID"] = f"<{hashlib.sha256(msg.idempotency_key.encode()).hexdigest()[:32]}@{domain}>"
+        if msg.purpose is Purpose.ADVERTISING:
+            targets = [f"<{c.unsubscribe_url.replace('{ref}', quote(msg.idempotency_key, safe=''))}>"]
+            if c.unsubscribe_mailto:
+                targets.append(f"<{c.unsubscribe_mailto}>")
+            mail["List-Unsubscribe"] = ", ".join(targets)
+            mail["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        mail.set_content(msg.body)
+        paragraphs = "".join(f"<p>{html.escape(p).replace(chr(10), '<br>')}</p>" for p in msg.body.split("\n\n"))
+        mail.add_alternative(f'<!doctype html><html lang="ko"><body>{paragraphs}</body></html>', subtype="html")
+        return mail
+
+    async def send(self, msg: OutboundMessage) -> SendResult:
+        """Send one e-mail; the server's answer decides the outcome."""
+        c = self._config
+        if msg.channel is not Channel.EMAIL:
+            return _rejected(ErrorClass.CONFIG, "NOT_EMAIL", f"smtp cannot send {msg.channel.value}")
+        if not c.sender:
+            return _rejected(ErrorClass.CONFIG, "NOT_CONFIGURED", "JOURNEYS_SMTP_SENDER is not set")
+        if msg.purpose is Purpose.ADVERTISING and not c.unsubscribe_url:
+            return _rejected(ErrorClass.CONFIG, "NOT_CONFIGURED", "JOURNEYS_SMTP_UNSUBSCRIBE_URL is not set")
+        mail = self.message(msg)
+        try:
+            await aiosmtplib.send(
+                mail,
+                hostname=c.host,
+                port=c.port,
+                username=c.username or None,
+                password=c.password or None,
+                use_tls=c.security == "tls",
+                start_tls=True if c.security == "starttls" else False,
+                tls_context=c.tls_context,
+                timeout=c.timeout,
+            )
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            code = exc.recipients[0].code if exc.recipients else 550
+            return _by_reply(code, "RECIPIENT_REFUSED", dead=True)
+        except aiosmtplib.SMTPAuthenticationError as exc:
+            return _rejected(ErrorClass.CONFIG, f"SMTP_{exc.code}", "authentication refused")
+        except aiosmtplib.SMTPSenderRefused as exc:
+            return _by_reply(exc.code, "SENDER_REFUSED", config=True)
+        except aiosmtplib.SMTPDataError as exc:
+            return _by_reply(exc.code, "DATA_REFUSED")
+        except (aiosmtplib.SMTPConnectError, aiosmtplib.SMTPConnectTimeoutError) as exc:
+            return _rejected(ErrorClass.RETRY, type(exc).__name__, "could not connect")
+        except aiosmtplib.SMTPResponseException as exc:  # e.g. HELO or STARTTLS refused
+            return _by_reply(exc.code, "SMTP_REFUSED", config=True)
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            # Disconnected or timed out after the conversation began: the message may be queued.
+            return SendResult(status=SendStatus.UNKNOWN, error_class=ErrorClass.UNKNOWN, error_code=type(exc).__name__)
+        return SendResult(status=SendStatus.ACCEPTED, provider_message_id=mail["Message-ID"], receipt=ReceiptMode.NONE)
+
+    async def lookup(self, idempotency_key: str) -> SendResult | None:
+        """SMTP cannot be asked what it took: never seen (a resend keeps the same Message-ID)."""
+        return None
+
+    def parse_webhook(self, headers: dict[str, str], body: bytes) -> list[DeliveryReceipt | InvalidReceipt]:
+        """SMTP posts no receipts.
+
+        Raises:
+            WebhookError: always.
+        """
+        raise WebhookError("smtp has no receipt webhook")
+
+
+def _rejected(cls: ErrorClass, code: str, message: str | None = None) -> SendResult:
+    return SendResult(status=SendStatus.REJECTED, error_class=cls, error_code=code, error_message=message)
+
+
+def _by_reply(code: int, name: str, *, dead: bool = False, config: bool = False) -> SendResult:
+    """A refusal by its SMTP reply code: 4xx is transient (try later), 5xx permanent."""
+    if 400 <= code < 500:
+        return _rejected(ErrorClass.RETRY, f"SMTP_{code}", f"{name.lower()} (transient)")
+    if config:
+        return _rejected(ErrorClass.CONFIG, f"SMTP_{code}", name.lower())
+    return _rejected(ErrorClass.RECIPIENT_DEAD if dead else ErrorClass.REQUEST, f"SMTP_{code}", name.lower())

@@ -1,0 +1,134 @@
+"""A channel the shop delivers itself: each message POSTed to its endpoint, signed per Standard Webhooks.
+
+Signed with the ``standardwebhooks`` package: headers ``webhook-id`` (the same for every attempt
+of one message, so the receiver drops repeats), ``webhook-timestamp`` and ``webhook-signature``
+(``v1,<base64 HMAC-SHA256 of id.timestamp.body>``), the secret as ``whsec_<base64>``. The
+receiver verifies with the same package (``Webhook(secret).verify(body, headers)``) or any
+Standard Webhooks library. The body is ``{"type": "journey.message", "timestamp", "data"}``.
+
+Nothing here knows Temporal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime, timedelta
+
+import httpx
+from standardwebhooks import Webhook
+
+from providers.base import (
+    DeliveryReceipt,
+    ErrorClass,
+    InvalidReceipt,
+    OutboundMessage,
+    ReceiptMode,
+    SendResult,
+    SendStatus,
+)
+from providers.errors import ConfigError, WebhookError
+
+EVENT_TYPE = "journey.message"
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+
+
+def webhook_id(idempotency_key: str) -> str:
+    """The ``webhook-id`` of a message: stable across attempts, opaque."""
+    return "msg_" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
+
+
+class SignedWebhookProvider:
+    """POSTs each message to one endpoint of the shop, signed per Standard Webhooks.
+
+    Args:
+        client: the HTTP client (its timeout applies).
+        url: the shop's endpoint (https).
+        secret: ``whsec_<base64>`` shared with the receiver.
+        name: the provider name in routes and the message log.
+
+    Raises:
+        ConfigError: the secret is empty or not base64.
+    """
+
+    def __init__(self, client: httpx.AsyncClient, *, url: str, secret: str, name: str = "webhook") -> None:
+        self.name = name
+        self._client = client
+        self._url = url
+        try:
+            self._signer = Webhook(secret)
+        except Exception:  # the package raises several kinds for an empty or non-base64 secret
+            raise ConfigError("JOURNEYS_WEBHOOK_CHANNEL_SECRET must be whsec_ followed by base64") from None
+
+    def request(self, msg: OutboundMessage, now: datetime | None = None) -> tuple[bytes, dict[str, str]]:
+        """The signed body and headers for ``msg``."""
+        sent_at = now or datetime.now(UTC)
+        body = json.dumps(
+            {
+                "type": EVENT_TYPE,
+                "timestamp": sent_at.isoformat(),
+                "data": {
+                    "channel": msg.channel.value,
+                    "purpose": msg.purpose.value,
+                    "to": msg.to,
+                    "subject": msg.subject,
+                    "body": msg.body,
+                    "reference": msg.idempotency_key,
+                    "workflow_id": msg.workflow_id,
+                    "step": msg.step,
+                },
+            },
+            ensure_ascii=False,
+        )
+        msg_id = webhook_id(msg.idempotency_key)
+        headers = {
+            "content-type": "application/json",
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(int(sent_at.timestamp())),
+            "webhook-signature": self._signer.sign(msg_id, sent_at, body),
+        }
+        return body.encode(), headers
+
+    async def send(self, msg: OutboundMessage) -> SendResult:
+        """POST one message; a 2xx answer means the shop took it."""
+        body, headers = self.request(msg)
+        try:
+            resp = await self._client.post(self._url, content=body, headers=headers)
+        except _NOT_SENT as exc:
+            return _rejected(ErrorClass.RETRY, type(exc).__name__)
+        except httpx.TransportError as exc:  # may have been written: the receiver drops a repeat by id
+            return SendResult(status=SendStatus.UNKNOWN, error_class=ErrorClass.UNKNOWN, error_code=type(exc).__name__)
+        status = resp.status_code
+        if 200 <= status < 300:
+            return SendResult(
+                status=SendStatus.ACCEPTED, provider_message_id=headers["webhook-id"], receipt=ReceiptMode.NONE
+            )
+        code = f"HTTP_{status}"
+        if status in (429, 503):
+            after = resp.headers.get("retry-after", "")
+            return _rejected(
+                ErrorClass.RETRY, code, retry_after=timedelta(seconds=int(after)) if after.isdigit() else None
+            )
+        if status >= 500:
+            return SendResult(status=SendStatus.UNKNOWN, error_class=ErrorClass.UNKNOWN, error_code=code)
+        if status in (401, 403, 404):
+            return _rejected(ErrorClass.CONFIG, code)  # our URL or secret is wrong
+        if status == 410:
+            return _rejected(ErrorClass.RECIPIENT_DEAD, code)  # the shop no longer delivers to this address
+        return _rejected(ErrorClass.REQUEST, code)
+
+    async def lookup(self, idempotency_key: str) -> SendResult | None:
+        """The shop's endpoint cannot be asked: never seen (a resend carries the same ``webhook-id``)."""
+        return None
+
+    def parse_webhook(self, headers: dict[str, str], body: bytes) -> list[DeliveryReceipt | InvalidReceipt]:
+        """The shop posts no receipts here.
+
+        Raises:
+            WebhookError: always.
+        """
+        raise WebhookError("the webhook channel has no receipt webhook")
+
+
+def _rejected(cls: ErrorClass, code: str, *, retry_after: timedelta | None = None) -> SendResult:
+    return SendResult(status=SendStatus.REJECTED, error_class=cls, error_code=code, retry_after=retry_after)
