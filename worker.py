@@ -36,10 +36,16 @@ from activities.inbox import InboxProvider
 from activities.logs import configure_logging
 from providers import Channel, ConfigError, Provider, ProviderRegistry, ReceiptMode
 from providers.bizgo import BizgoConfig, BizgoProvider
+from providers.fcm import FcmProvider, ServiceAccount
 from providers.sandbox import SandboxConfig, SandboxProvider
+from providers.smtp import SmtpConfig, SmtpProvider
+from providers.webhook_channel import SignedWebhookProvider
+from providers.webpush import WebPushProvider
 from workflows import ALL_WORKFLOWS, TASK_QUEUE
 
 log = structlog.get_logger("worker")
+
+ProviderName = Literal["sandbox", "inbox", "bizgo", "fcm", "webpush", "smtp", "webhook"]
 
 # A secret shorter than this (in UTF-8 bytes) can be guessed or was typed by hand.
 MIN_SECRET_BYTES = 32
@@ -109,8 +115,8 @@ class Settings(BaseSettings):
     provider_timeout_seconds: float = Field(default=10.0, gt=0)
     # Which provider sends each channel, e.g. {"alimtalk": ["bizgo"], "sms": ["bizgo"]} (JSON);
     # a channel not listed goes to default_provider ("none": it has no provider), in_app to the inbox.
-    routes: dict[Channel, list[Literal["sandbox", "bizgo", "inbox"]]] = Field(default_factory=dict)
-    default_provider: Literal["sandbox", "bizgo", "none"] = "sandbox"
+    routes: dict[Channel, list[ProviderName]] = Field(default_factory=dict)
+    default_provider: Literal["sandbox", "none"] = "sandbox"
     # Bizgo (Infobank): AlimTalk, Brand Message, RCS, SMS/LMS through its official SDK.
     bizgo_api_key: SecretStr = SecretStr("")
     bizgo_webhook_secret: SecretStr = Field(default=SecretStr(""), description="Bizgo signs report webhooks with it")
@@ -121,6 +127,23 @@ class Settings(BaseSettings):
     bizgo_rcs_format_id: str = ""
     bizgo_receipts: Literal["webhook", "poll"] = "webhook"
     bizgo_sends_per_second: float = Field(default=200.0, gt=0, le=10_000, description="the account's contracted rate")
+    # App push: Firebase Cloud Messaging HTTP v1, with a service account key (a file path or its JSON).
+    fcm_service_account: SecretStr = SecretStr("")
+    # Web push: VAPID key pair of the application server (base64url private key) and its contact.
+    webpush_vapid_private_key: SecretStr = SecretStr("")
+    webpush_subject: str = Field(default="", description="mailto: address or https URL of the sender")
+    # E-mail over SMTP.
+    smtp_host: str = ""
+    smtp_port: int = Field(default=587, gt=0, lt=65536)
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    smtp_username: str = ""
+    smtp_password: SecretStr = SecretStr("")
+    smtp_sender: str = Field(default="", description='the From address, e.g. "Shop <shop@example.com>"')
+    smtp_unsubscribe_url: str = Field(default="", description="one-click unsubscribe URL ({ref}: the message)")
+    smtp_unsubscribe_mailto: str = ""
+    # A channel the shop delivers itself: messages POSTed to its endpoint, signed per Standard Webhooks.
+    webhook_channel_url: str = ""
+    webhook_channel_secret: SecretStr = Field(default=SecretStr(""), description="whsec_<base64>")
 
     api_key: SecretStr = Field(default=SecretStr(""), description="server-to-server key for /events")
     inbox_token_secret: SecretStr = Field(default=SecretStr(""), description="signs per-customer inbox tokens")
@@ -471,24 +494,42 @@ def provider_secrets(settings: Settings, *, webhooks: bool) -> tuple[str, ...]:
     return ("sandbox_webhook_secret",) if webhooks else ("sandbox_api_key",)
 
 
-def bizgo_problem(settings: Settings, *, webhooks: bool) -> str | None:
-    """What keeps Bizgo from working as routed (one line naming the setting), or None."""
+def provider_problem(settings: Settings, *, webhooks: bool) -> str | None:
+    """What keeps a routed provider from working (one line naming the setting), or None."""
     routes = channel_routes(settings)
-    if "bizgo" not in routes.values():
-        return None
-    if not settings.bizgo_api_key.get_secret_value().strip():
-        return "JOURNEYS_BIZGO_API_KEY is not set: issue a key in Bizgo's console (발송관리 > 연동관리)"
-    kakao = {Channel.ALIMTALK, Channel.BRAND_MESSAGE} & {c for c, p in routes.items() if p == "bizgo"}
-    if kakao and not settings.bizgo_sender_key:
-        return "JOURNEYS_BIZGO_SENDER_KEY is not set: the Kakao channel's sender profile key (AlimTalk, Brand Message)"
-    phone = {Channel.SMS, Channel.RCS} & {c for c, p in routes.items() if p == "bizgo"}
-    if phone and not settings.bizgo_caller_number:
-        return "JOURNEYS_BIZGO_CALLER_NUMBER is not set: the caller number registered with Bizgo"
-    if Channel.RCS in phone and not (settings.bizgo_rcs_brand_key and settings.bizgo_rcs_format_id):
-        return "JOURNEYS_BIZGO_RCS_BRAND_KEY and JOURNEYS_BIZGO_RCS_FORMAT_ID must be set to send RCS through Bizgo"
-    if webhooks and settings.bizgo_receipts == "webhook" and not settings.bizgo_webhook_secret.get_secret_value():
-        return "JOURNEYS_BIZGO_WEBHOOK_SECRET is not set: Bizgo gives it on request; without it no report is accepted"
+    routed = set(routes.values())
+    if "bizgo" in routed:
+        own = {c for c, p in routes.items() if p == "bizgo"}
+        if not settings.bizgo_api_key.get_secret_value().strip():
+            return "JOURNEYS_BIZGO_API_KEY is not set: issue a key in Bizgo's console (발송관리 > 연동관리)"
+        if own & {Channel.ALIMTALK, Channel.BRAND_MESSAGE} and not settings.bizgo_sender_key:
+            return "JOURNEYS_BIZGO_SENDER_KEY is not set: the Kakao channel's sender profile key"
+        if own & {Channel.SMS, Channel.RCS} and not settings.bizgo_caller_number:
+            return "JOURNEYS_BIZGO_CALLER_NUMBER is not set: the caller number registered with Bizgo"
+        if Channel.RCS in own and not (settings.bizgo_rcs_brand_key and settings.bizgo_rcs_format_id):
+            return "JOURNEYS_BIZGO_RCS_BRAND_KEY and JOURNEYS_BIZGO_RCS_FORMAT_ID must be set to send RCS"
+        if webhooks and settings.bizgo_receipts == "webhook" and not settings.bizgo_webhook_secret.get_secret_value():
+            return (
+                "JOURNEYS_BIZGO_WEBHOOK_SECRET is not set: Bizgo gives it on request; no report is accepted without it"
+            )
+    if webhooks:
+        return None  # the other providers post no receipts
+    if "fcm" in routed and not settings.fcm_service_account.get_secret_value().strip():
+        return "JOURNEYS_FCM_SERVICE_ACCOUNT is not set: the path of the Firebase service account key (or its JSON)"
+    if "webpush" in routed and not (settings.webpush_vapid_private_key.get_secret_value() and settings.webpush_subject):
+        return "JOURNEYS_WEBPUSH_VAPID_PRIVATE_KEY and JOURNEYS_WEBPUSH_SUBJECT must be set to send web push"
+    if "smtp" in routed and not (settings.smtp_host and settings.smtp_sender):
+        return "JOURNEYS_SMTP_HOST and JOURNEYS_SMTP_SENDER must be set to send e-mail"
+    if "webhook" in routed and not (
+        settings.webhook_channel_url and settings.webhook_channel_secret.get_secret_value()
+    ):
+        return "JOURNEYS_WEBHOOK_CHANNEL_URL and JOURNEYS_WEBHOOK_CHANNEL_SECRET must be set to use the webhook channel"
     return None
+
+
+def _service_account(value: str) -> ServiceAccount:
+    text = value.strip()
+    return ServiceAccount.load(text if text.startswith("{") else Path(text))
 
 
 def build_providers(
@@ -497,12 +538,16 @@ def build_providers(
     *,
     sandbox_client: httpx.AsyncClient | None = None,
     bizgo_client: AsyncBizgo | None = None,
+    http_client: httpx.AsyncClient | None = None,
 ) -> ProviderRegistry:
     """Every configured provider, routed per channel (``routes``, ``default_provider``).
 
     Raises:
-        ConfigError: a routed provider lacks a setting (one line naming it).
+        ConfigError: a routed provider lacks a setting or has an unusable one (one line naming it).
     """
+    problem = provider_problem(settings, webhooks=False)
+    if problem:
+        raise ConfigError(problem)
     client = sandbox_client or httpx.AsyncClient(
         base_url=settings.sandbox_url, timeout=settings.provider_timeout_seconds
     )
@@ -513,15 +558,14 @@ def build_providers(
     )
     inbox = InboxProvider(store)
     providers: dict[str, Provider] = {sandbox.name: sandbox, inbox.name: inbox}
-    if "bizgo" in routed_providers(settings):
-        problem = bizgo_problem(settings, webhooks=False)
-        if problem:
-            raise ConfigError(problem)
+    routed = routed_providers(settings)
+    http = http_client or httpx.AsyncClient(timeout=settings.provider_timeout_seconds, follow_redirects=False)
+    if "bizgo" in routed:
         providers["bizgo"] = BizgoProvider(
             bizgo_client
             or AsyncBizgo(
                 settings.bizgo_api_key.get_secret_value(),
-                environment=Environment(settings.bizgo_environment),
+                environment=Environment[settings.bizgo_environment.upper()],
                 timeout=settings.provider_timeout_seconds,
                 # The SDK's limiter holds per process; the fleet-wide limit is the task queue's.
                 rate_limit=RateLimit(send=settings.bizgo_sends_per_second),
@@ -535,6 +579,32 @@ def build_providers(
                 receipts=ReceiptMode.POLL if settings.bizgo_receipts == "poll" else ReceiptMode.WEBHOOK,
             ),
             webhook_secret=settings.bizgo_webhook_secret.get_secret_value(),
+        )
+    if "fcm" in routed:
+        providers["fcm"] = FcmProvider(http, _service_account(settings.fcm_service_account.get_secret_value()))
+    if "webpush" in routed:
+        providers["webpush"] = WebPushProvider(
+            http,
+            vapid_private_key=settings.webpush_vapid_private_key.get_secret_value(),
+            subject=settings.webpush_subject,
+        )
+    if "smtp" in routed:
+        providers["smtp"] = SmtpProvider(
+            SmtpConfig(
+                host=settings.smtp_host,
+                port=settings.smtp_port,
+                sender=settings.smtp_sender,
+                username=settings.smtp_username,
+                password=settings.smtp_password.get_secret_value(),
+                security=settings.smtp_security,
+                unsubscribe_url=settings.smtp_unsubscribe_url,
+                unsubscribe_mailto=settings.smtp_unsubscribe_mailto,
+                timeout=settings.provider_timeout_seconds,
+            )
+        )
+    if "webhook" in routed:
+        providers["webhook"] = SignedWebhookProvider(
+            http, url=settings.webhook_channel_url, secret=settings.webhook_channel_secret.get_secret_value()
         )
     return ProviderRegistry(providers, routes=channel_routes(settings))
 
@@ -574,6 +644,9 @@ async def run_worker(settings: Settings) -> None:
         ConfigError: a secret the worker needs is unset, short or a known development value.
     """
     settings.require_secrets(*provider_secrets(settings, webhooks=False))
+    problem = provider_problem(settings, webhooks=False)  # before connecting: the cheaper mistake first
+    if problem:
+        raise ConfigError(problem)
     client = await connect_client(settings)
     store = await open_store(settings)
     providers = build_providers(settings, store)

@@ -48,6 +48,7 @@ from providers import (
     SmsKind,
     sms_kind,
 )
+from providers.webpush import subscription
 
 log = structlog.get_logger("activities.send")
 
@@ -131,9 +132,13 @@ def _address(profile: CustomerProfile, channel: Channel) -> str | None:
     if channel is Channel.EMAIL:
         return profile.email
     if channel in (Channel.PUSH, Channel.WEB_PUSH):
-        live = [t for t in profile.push_tokens if t not in profile.dead_addresses]
+        # A browser's subscription (JSON) is a web push address; any other token is an app's.
+        web = channel is Channel.WEB_PUSH
+        live = [
+            t for t in profile.push_tokens if t not in profile.dead_addresses and (subscription(t) is not None) == web
+        ]
         return live[0] if live else None
-    if channel is Channel.IN_APP:
+    if channel in (Channel.IN_APP, Channel.WEBHOOK):  # the shop's own systems know the customer by id
         return profile.customer_id
     return None
 

@@ -17,12 +17,12 @@ from worker import (
     SANDBOX_SECRETS,
     WEBHOOK_SECRETS,
     Settings,
-    bizgo_problem,
     build_providers,
     connect_client,
     dev_settings,
     load_settings,
     open_store,
+    provider_problem,
     provider_secrets,
     run_worker,
     sandbox_config,
@@ -165,7 +165,7 @@ def webhooks(
 
     settings = _settings()
     settings.require_secrets(*WEBHOOK_SECRETS, *provider_secrets(settings, webhooks=True))
-    problem = bizgo_problem(settings, webhooks=True)
+    problem = provider_problem(settings, webhooks=True)
     if problem:
         raise ConfigError(problem)
     require_free_port(port, "--port", host=host)

@@ -176,3 +176,26 @@ async def test_unknown_customer_is_skipped(stack: Stack) -> None:
     outcome = await ActivityEnvironment().run(stack.activities.send_message, request("nobody"))
     assert (outcome.status, outcome.reason) == (OutcomeStatus.SKIPPED, "unknown_customer")
     assert stack.sandbox.messages == {}
+
+
+SUBSCRIPTION = '{"endpoint": "https://fcm.googleapis.com/fcm/send/x", "keys": {"p256dh": "p", "auth": "a"}}'
+
+
+@pytest.mark.parametrize(
+    ("tokens", "dead", "push", "web_push"),
+    [
+        (["app-token"], [], "app-token", None),
+        ([SUBSCRIPTION], [], None, SUBSCRIPTION),
+        (["app-token", SUBSCRIPTION], [], "app-token", SUBSCRIPTION),
+        (["dead-token", "app-token", SUBSCRIPTION], ["dead-token", SUBSCRIPTION], "app-token", None),
+    ],
+    ids=["app", "browser", "both", "dead-skipped"],
+)
+def test_push_goes_to_an_app_token_and_web_push_to_a_browser_subscription(
+    tokens: list[str], dead: list[str], push: str | None, web_push: str | None
+) -> None:
+    from activities.send import _address
+
+    profile = customer(push_tokens=tokens, dead_addresses=dead)
+    assert (_address(profile, Channel.PUSH), _address(profile, Channel.WEB_PUSH)) == (push, web_push)
+    assert _address(profile, Channel.WEBHOOK) == profile.customer_id

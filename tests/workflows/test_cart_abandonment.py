@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -19,13 +20,22 @@ from workflows import JourneyResult, Outcome, TimelineEntry, cart_id
 CART = {"items": [{"name": "무선 이어폰", "unit_price": 39000}, {"name": "케이스", "unit_price": 9000}]}
 
 
+# A browser's web push subscription (PushSubscription.toJSON()), the address of the web_push channel.
+BROWSER = json.dumps(
+    {"endpoint": "https://fcm.googleapis.com/fcm/send/abc", "keys": {"p256dh": "BNcRd-key", "auth": "tBHI-auth"}}
+)
+
+
 def shopper(*, app: bool = True, kakao: bool = True, **overrides: Any) -> Any:
     consented = factories.clock - timedelta(days=30)
     consent = {Channel.PUSH: consented, Channel.WEB_PUSH: consented, Channel.EMAIL: consented}
     if kakao:
         consent[Channel.BRAND_MESSAGE] = consented
     return customer(
-        push_tokens=["device-token-1"] if app else [], app_installed=app, marketing_consent=consent, **overrides
+        push_tokens=["device-token-1", BROWSER] if app else [],
+        app_installed=app,
+        marketing_consent=consent,
+        **overrides,
     )
 
 
