@@ -127,6 +127,10 @@ class Settings(BaseSettings):
     bizgo_rcs_format_id: str = ""
     bizgo_receipts: Literal["webhook", "poll"] = "webhook"
     bizgo_sends_per_second: float = Field(default=200.0, gt=0, le=10_000, description="the account's contracted rate")
+    # Fleet-wide send rates of other providers (JSON, e.g. {"fcm": 500}): each gets its own task queue.
+    provider_sends_per_second: dict[ProviderName, Annotated[float, Field(gt=0, le=100_000)]] = Field(
+        default_factory=dict
+    )
     # App push: Firebase Cloud Messaging HTTP v1, with a service account key (a file path or its JSON).
     fcm_service_account: SecretStr = SecretStr("")
     # Web push: VAPID key pair of the application server (base64url private key) and its contact.
@@ -609,32 +613,103 @@ def build_providers(
     return ProviderRegistry(providers, routes=channel_routes(settings))
 
 
+def send_queues(settings: Settings, task_queue: str | None = None) -> dict[str, tuple[str, float]]:
+    """Provider name -> (its task queue, sends per second) for each routed provider with a fleet-wide rate.
+
+    A provider's contracted rate is per account, and an SDK's limiter per process; the task
+    queue's ``max_task_queue_activities_per_second`` holds across every worker polling it.
+    """
+    rates: dict[str, float] = {"bizgo": settings.bizgo_sends_per_second}
+    rates.update({str(name): rate for name, rate in settings.provider_sends_per_second.items()})
+    routed = routed_providers(settings)
+    base = task_queue or settings.task_queue
+    return {name: (f"{base}.{name}", rate) for name, rate in sorted(rates.items()) if name in routed}
+
+
+class WorkerGroup:
+    """The journeys' worker and one rate-limited send worker per provider queue, started and stopped together."""
+
+    def __init__(self, workers: Sequence[Worker]) -> None:
+        """Run ``workers`` (the first is the journeys' own)."""
+        self.workers = list(workers)
+
+    async def __aenter__(self) -> WorkerGroup:
+        """Start every worker."""
+        started: list[Worker] = []
+        try:
+            for worker in self.workers:
+                await worker.__aenter__()
+                started.append(worker)
+        except BaseException:
+            for worker in reversed(started):
+                await worker.__aexit__(None, None, None)
+            raise
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        """Stop every worker, letting in-flight sends finish (graceful shutdown)."""
+        await asyncio.gather(*(w.__aexit__(*exc) for w in reversed(self.workers)))
+
+
 def build_worker(
     client: Client,
     activities: SendActivities,
     *,
     task_queue: str = TASK_QUEUE,
+    queues: Mapping[str, tuple[str, float]] | None = None,
     workflows: Sequence[type] = ALL_WORKFLOWS,
     graceful_shutdown: timedelta = timedelta(seconds=30),
     **worker_kwargs: Any,
-) -> Worker:
-    """A worker running every journey and the send activity on one task queue."""
+) -> WorkerGroup:
+    """Every journey and the send activity on ``task_queue``, plus a send worker per rate-limited provider.
+
+    Args:
+        client: the Temporal client.
+        activities: the send activities.
+        task_queue: the journeys' task queue.
+        queues: :func:`send_queues`: provider -> (task queue, sends per second).
+        workflows: the journeys to run.
+        graceful_shutdown: how long in-flight sends may finish on shutdown.
+        **worker_kwargs: passed to the journeys' ``Worker``.
+    """
     worker_kwargs.setdefault("workflow_runner", SandboxedWorkflowRunner(restrictions=RESTRICTIONS))
-    return Worker(
+    main = Worker(
         client,
         task_queue=task_queue,
         workflows=list(workflows),
-        activities=[activities.send_message],
+        activities=[activities.send_message, activities.send_queue],
         graceful_shutdown_timeout=graceful_shutdown,
         **worker_kwargs,
     )
+    senders = [
+        Worker(
+            client,
+            task_queue=queue,
+            activities=[activities.send_message],
+            max_task_queue_activities_per_second=rate,
+            graceful_shutdown_timeout=graceful_shutdown,
+        )
+        for queue, rate in (queues or {}).values()
+    ]
+    return WorkerGroup([main, *senders])
 
 
 def build_activities(
-    settings: Settings, store: Store, providers: ProviderRegistry, templates: TemplateRegistry | None = None
+    settings: Settings,
+    store: Store,
+    providers: ProviderRegistry,
+    templates: TemplateRegistry | None = None,
+    *,
+    task_queue: str | None = None,
 ) -> SendActivities:
-    """The send activities with their dependencies."""
-    return SendActivities(store, providers, templates or default_templates(), settings.policy())
+    """The send activities with their dependencies (and the rate-limited providers' queues)."""
+    return SendActivities(
+        store,
+        providers,
+        templates or default_templates(),
+        settings.policy(),
+        send_queues={name: queue for name, (queue, _) in send_queues(settings, task_queue).items()},
+    )
 
 
 async def run_worker(settings: Settings) -> None:
@@ -654,13 +729,19 @@ async def run_worker(settings: Settings) -> None:
         client,
         build_activities(settings, store, providers),
         task_queue=settings.task_queue,
+        queues=send_queues(settings),
         graceful_shutdown=timedelta(seconds=settings.graceful_shutdown_seconds),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    log.info("worker.started", task_queue=settings.task_queue, address=settings.temporal_address)
+    log.info(
+        "worker.started",
+        task_queue=settings.task_queue,
+        address=settings.temporal_address,
+        send_queues={name: f"{queue} ({rate:g}/s)" for name, (queue, rate) in send_queues(settings).items()},
+    )
     async with worker:
         await stop.wait()
         log.info("worker.stopping")

@@ -18,6 +18,7 @@ Every other outcome (accepted, rejected, skipped by policy, deferred) is returne
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -178,6 +179,7 @@ class SendActivities:
         providers: which provider sends on which channel.
         templates: the template registry.
         policy: contact-policy settings.
+        send_queues: provider name -> the task queue its sends run on (rate-limited providers only).
     """
 
     def __init__(
@@ -186,11 +188,23 @@ class SendActivities:
         providers: ProviderRegistry,
         templates: TemplateRegistry,
         policy: PolicyConfig | None = None,
+        send_queues: Mapping[str, str] | None = None,
     ) -> None:
         self._store = store
         self._providers = providers
         self._templates = templates
         self._policy = policy or PolicyConfig()
+        self._send_queues = dict(send_queues or {})
+
+    @activity.defn(name="send_queue")
+    async def send_queue(self, channel: Channel) -> str | None:
+        """The task queue of ``channel``'s provider when its sends are rate-limited fleet-wide, else None.
+
+        Run as a local activity before each round of sends: the journey schedules the send there,
+        and that queue's workers take at most the provider's contracted rate, across every worker.
+        """
+        provider = self._providers.route_of(channel)
+        return self._send_queues.get(provider) if provider else None
 
     @activity.defn(name="send_message")
     async def send_message(self, req: SendRequest) -> SendOutcome:

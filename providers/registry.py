@@ -42,6 +42,10 @@ class ProviderRegistry:
             raise ConfigError(f"no provider is configured for channel {channel.value}")
         return self._providers[name]
 
+    def route_of(self, channel: Channel) -> str | None:
+        """The name of the provider that sends on ``channel`` (None: no provider)."""
+        return self._routes.get(channel, self._default)
+
     def get(self, name: str) -> Provider:
         """The provider called ``name``.
 

@@ -18,7 +18,6 @@ import httpx
 from bizgo import AsyncBizgo
 from fastapi import FastAPI
 from temporalio.client import Client
-from temporalio.worker import Worker
 
 from activities import SendActivities, Store, TemplateRegistry
 from providers import ProviderRegistry
@@ -27,7 +26,16 @@ from providers.signing import sign
 from starter.journeys import CareSegment, Journeys
 from starter.serve import free_port, serving
 from starter.webhooks import webhook_app_for
-from worker import Settings, build_activities, build_providers, build_worker, dev_settings, sandbox_config
+from worker import (
+    Settings,
+    WorkerGroup,
+    build_activities,
+    build_providers,
+    build_worker,
+    dev_settings,
+    sandbox_config,
+    send_queues,
+)
 from workflows import TASK_QUEUE, CareSettings, CartSettings, PostPurchaseSettings
 
 
@@ -69,9 +77,15 @@ class Stack:
             "X-Sandbox-Signature": sign(self.settings.sandbox_webhook_secret.get_secret_value(), ts, body),
         }
 
-    def worker(self, **kwargs: Any) -> Worker:
-        """A worker for this stack's task queue."""
-        return build_worker(self.journeys.client, self.activities, task_queue=self.task_queue, **kwargs)
+    def worker(self, **kwargs: Any) -> WorkerGroup:
+        """The workers of this stack's task queue (and its rate-limited providers' queues)."""
+        return build_worker(
+            self.journeys.client,
+            self.activities,
+            task_queue=self.task_queue,
+            queues=send_queues(self.settings, self.task_queue),
+            **kwargs,
+        )
 
 
 @asynccontextmanager
@@ -167,7 +181,7 @@ async def embedded_stack(
             journeys=journeys,
             store=store,
             providers=providers,
-            activities=build_activities(settings, store, providers, templates),
+            activities=build_activities(settings, store, providers, templates, task_queue=task_queue),
             sandbox_app=sandbox_app,
             webhook_app=webhook_app,
             sandbox_url=sandbox_url,

@@ -75,6 +75,11 @@ SEND_ROUND = timedelta(minutes=10)
 # once (no other channel can reach them either) and shows ``unknown_customer`` as the journey's
 # stage until a send finds the customer: the trap of a worker on another database is visible.
 UNKNOWN_CUSTOMER_STAGE = "unknown-customer-stage"
+# Patch id (v6): before each round of sends, a local activity names the task queue of the channel's
+# provider when that provider is rate-limited fleet-wide (its queue's workers take at most its
+# contracted rate, across every worker process); the send is scheduled there.
+PROVIDER_QUEUES = "provider-send-queues"
+ROUTE_TIMEOUT = timedelta(seconds=10)
 OUTAGE_FIRST_PAUSE = timedelta(minutes=1)
 OUTAGE_MAX_PAUSE = timedelta(minutes=30)
 
@@ -388,10 +393,16 @@ class JourneyWorkflow:
                 reentry_cooldown=self._reentry_cooldown,
                 reconcile=waiting,
             )
+            queue = None
+            if workflow.patched(PROVIDER_QUEUES):
+                queue = await workflow.execute_local_activity_method(
+                    SendActivities.send_queue, channel, start_to_close_timeout=ROUTE_TIMEOUT, summary="route"
+                )
             try:
                 outcome: SendOutcome = await workflow.execute_activity_method(
                     SendActivities.send_message,
                     request,
+                    task_queue=queue,
                     start_to_close_timeout=self._send_timeout,
                     schedule_to_close_timeout=self._round(started),
                     retry_policy=SEND_RETRY,
