@@ -116,6 +116,9 @@ class Settings(BaseSettings):
     # Which provider sends each channel, e.g. {"alimtalk": ["bizgo"], "sms": ["bizgo"]} (JSON);
     # a channel not listed goes to default_provider ("none": it has no provider), in_app to the inbox.
     routes: dict[Channel, list[ProviderName]] = Field(default_factory=dict)
+    # A channel's next provider takes a message its provider refused for configuration at once, or
+    # one it was unavailable for (known not sent) after this many attempts; never an unknown one.
+    failover_after_attempts: int = Field(default=3, ge=1, le=100)
     default_provider: Literal["sandbox", "none"] = "sandbox"
     # Bizgo (Infobank): AlimTalk, Brand Message, RCS, SMS/LMS through its official SDK.
     bizgo_api_key: SecretStr = SecretStr("")
@@ -473,22 +476,28 @@ def sandbox_config(settings: Settings, *, webhook_url: str | None, **options: An
     )
 
 
-def channel_routes(settings: Settings) -> dict[Channel, str]:
-    """The provider of each channel: ``routes`` first, the inbox for in-app, else ``default_provider``."""
-    routes: dict[Channel, str] = {}
+def channel_chains(settings: Settings) -> dict[Channel, list[str]]:
+    """The providers of each channel in order: ``routes``, the inbox for in-app, else ``default_provider``."""
+    chains: dict[Channel, list[str]] = {}
     default = None if settings.default_provider == "none" else settings.default_provider
     for channel in Channel:
-        names: list[str | None] = [*settings.routes.get(channel, [])] or [
-            "inbox" if channel is Channel.IN_APP else default
-        ]
-        if names[0]:
-            routes[channel] = names[0]
-    return routes
+        names: list[str] = list(dict.fromkeys(settings.routes.get(channel, [])))  # in order, each once
+        if not names:
+            first = "inbox" if channel is Channel.IN_APP else default
+            names = [first] if first else []
+        if names:
+            chains[channel] = names
+    return chains
+
+
+def channel_routes(settings: Settings) -> dict[Channel, str]:
+    """The provider that sends each channel first."""
+    return {channel: chain[0] for channel, chain in channel_chains(settings).items()}
 
 
 def routed_providers(settings: Settings) -> set[str]:
-    """The providers some channel is routed to."""
-    return set(channel_routes(settings).values())
+    """The providers some channel may send through (first or as a failover)."""
+    return {name for chain in channel_chains(settings).values() for name in chain}
 
 
 def provider_secrets(settings: Settings, *, webhooks: bool) -> tuple[str, ...]:
@@ -500,10 +509,10 @@ def provider_secrets(settings: Settings, *, webhooks: bool) -> tuple[str, ...]:
 
 def provider_problem(settings: Settings, *, webhooks: bool) -> str | None:
     """What keeps a routed provider from working (one line naming the setting), or None."""
-    routes = channel_routes(settings)
-    routed = set(routes.values())
+    chains = channel_chains(settings)
+    routed = routed_providers(settings)
     if "bizgo" in routed:
-        own = {c for c, p in routes.items() if p == "bizgo"}
+        own = {c for c, chain in chains.items() if "bizgo" in chain}
         if not settings.bizgo_api_key.get_secret_value().strip():
             return "JOURNEYS_BIZGO_API_KEY is not set: issue a key in Bizgo's console (발송관리 > 연동관리)"
         if own & {Channel.ALIMTALK, Channel.BRAND_MESSAGE} and not settings.bizgo_sender_key:
@@ -610,7 +619,7 @@ def build_providers(
         providers["webhook"] = SignedWebhookProvider(
             http, url=settings.webhook_channel_url, secret=settings.webhook_channel_secret.get_secret_value()
         )
-    return ProviderRegistry(providers, routes=channel_routes(settings))
+    return ProviderRegistry(providers, routes=channel_chains(settings))
 
 
 def send_queues(settings: Settings, task_queue: str | None = None) -> dict[str, tuple[str, float]]:
@@ -709,6 +718,7 @@ def build_activities(
         templates or default_templates(),
         settings.policy(),
         send_queues={name: queue for name, (queue, _) in send_queues(settings, task_queue).items()},
+        failover_after=settings.failover_after_attempts,
     )
 
 

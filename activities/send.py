@@ -144,6 +144,19 @@ def _address(profile: CustomerProfile, channel: Channel) -> str | None:
     return None
 
 
+def failover_key(key: str, provider: str) -> str:
+    """The key of a message handed to a later provider of its channel: the first key, linked."""
+    return f"{key}~{provider}"
+
+
+def _handed_off(record: MessageRecord) -> bool:
+    """Whether this provider gave the message up for the next one (it was refused or unavailable, never sent)."""
+    return record.status is MessageStatus.REJECTED and record.error_class in (
+        ErrorClass.CONFIG.value,
+        ErrorClass.RETRY.value,
+    )
+
+
 def _from_record(record: MessageRecord) -> SendOutcome:
     accepted = record.status is MessageStatus.ACCEPTED
     return SendOutcome(
@@ -180,6 +193,8 @@ class SendActivities:
         templates: the template registry.
         policy: contact-policy settings.
         send_queues: provider name -> the task queue its sends run on (rate-limited providers only).
+        failover_after: attempts a provider may stay unavailable before the channel's next provider
+            takes the message (when the channel has one).
     """
 
     def __init__(
@@ -189,12 +204,14 @@ class SendActivities:
         templates: TemplateRegistry,
         policy: PolicyConfig | None = None,
         send_queues: Mapping[str, str] | None = None,
+        failover_after: int = 3,
     ) -> None:
         self._store = store
         self._providers = providers
         self._templates = templates
         self._policy = policy or PolicyConfig()
         self._send_queues = dict(send_queues or {})
+        self._failover_after = failover_after
 
     @activity.defn(name="send_queue")
     async def send_queue(self, channel: Channel) -> str | None:
@@ -255,15 +272,27 @@ class SendActivities:
 
         # A retried attempt settles what an earlier attempt may have sent before anything else:
         # the profile or the policy may have changed since, but a message the provider took
-        # is sent, whatever they say now.
-        # (A first attempt of a first request skips this read: nothing can have been claimed.)
-        existing = await self._store.get_message(key) if req.reconcile or activity.info().attempt > 1 else None
-        if existing is not None:
-            if existing.status in (MessageStatus.ACCEPTED, MessageStatus.REJECTED):
-                return done(_from_record(existing))
-            found = await self._reconcile(existing)
-            if found is not None:
-                return done(await self._finish(req, self._provider_named(existing.provider), found))
+        # is sent, whatever they say now. The channel's providers are settled in order: a later
+        # one was used only if the one before handed the message off.
+        # (A first attempt of a first request skips these reads: nothing can have been claimed.)
+        chain = self._providers.chain(req.channel)
+        keys = [key, *(failover_key(key, p.name) for p in chain[1:])]
+        start, existing = 0, None
+        if req.reconcile or activity.info().attempt > 1:
+            for index, k in enumerate(keys):
+                record = await self._store.get_message(k)
+                if record is None:
+                    break
+                if _handed_off(record) and index + 1 < len(keys):
+                    start = index + 1
+                    continue
+                if record.status in (MessageStatus.ACCEPTED, MessageStatus.REJECTED):
+                    return done(_from_record(record))
+                start, existing = index, record
+                found = await self._reconcile(record)
+                if found is not None:
+                    return done(await self._finish(req, k, self._provider_named(record.provider), found))
+                break
 
         profile = await self._store.get_customer(req.customer_id)
         if profile is None:  # visibly wrong, not quiet: most often a process on another database
@@ -282,13 +311,51 @@ class SendActivities:
             return not_sent(decision.reason, status, not_before=decision.not_before)
 
         try:
-            provider = self._providers.for_channel(req.channel)
+            if not chain:
+                raise ConfigError(f"no provider is configured for channel {req.channel.value}")
             msg = self._message(req, profile, address)
         except ConfigError as exc:
             bound.error("message.config_error", error=str(exc))
             raise ApplicationError(str(exc), type=CONFIG_ERROR, non_retryable=True) from exc
 
         await self._store.mark_superseded(req.supersedes)
+        for index in range(start, len(chain)):
+            provider, k = chain[index], keys[index]
+            outcome = await self._send_through(
+                req,
+                provider,
+                msg.model_copy(update={"idempotency_key": k}),
+                address,
+                reconciled=existing is not None and index == start,
+                hand_off=index + 1 < len(chain),
+                bound=bound,
+            )
+            if outcome is not None:
+                return done(outcome)
+            bound.warning("message.handed_off", provider=provider.name, to=chain[index + 1].name)
+        raise AssertionError("the last provider of a chain never hands off")  # pragma: no cover
+
+    async def _send_through(
+        self,
+        req: SendRequest,
+        provider: Provider,
+        msg: OutboundMessage,
+        address: str,
+        *,
+        reconciled: bool,
+        hand_off: bool,
+        bound: Any,
+    ) -> SendOutcome | None:
+        """Send ``msg`` through ``provider`` under its key; None: handed off to the channel's next provider.
+
+        A provider hands off when it refuses our configuration, or stays unavailable (known not
+        sent) past ``failover_after`` attempts, and ``hand_off`` says a next provider exists. It
+        never hands off while an outcome is unknown.
+
+        Raises:
+            ApplicationError: retryable (unavailable, unknown) or not (configuration).
+        """
+        key = msg.idempotency_key
         record, created = await self._store.claim_message(
             idempotency_key=key,
             workflow_id=req.workflow_id,
@@ -302,14 +369,16 @@ class SendActivities:
             episode=req.episode,
         )
         if not created:
+            if _handed_off(record) and hand_off:
+                return None
             if record.status in (MessageStatus.ACCEPTED, MessageStatus.REJECTED):
-                return done(_from_record(record))
+                return _from_record(record)
             # Claimed concurrently, or by an attempt that died: ask the provider before sending
             # again (unless this attempt asked already), so a crash between send and log never
             # means two messages.
-            found = None if existing is not None else await self._reconcile(record)
+            found = None if reconciled else await self._reconcile(record)
             if found is not None:
-                return done(await self._finish(req, provider, found))
+                return await self._finish(req, key, provider, found)
             if record.error_class:  # this attempt calls the provider: no longer "known not sent"
                 await self._store.finish_message(key, record.status, error_class=None)
 
@@ -325,6 +394,12 @@ class SendActivities:
                 )
             result = found
         if result.error_class is ErrorClass.RETRY:
+            if hand_off and activity.info().attempt >= self._failover_after:
+                # Known not sent, and unavailable for long enough: the next provider takes it.
+                await self._store.finish_message(
+                    key, MessageStatus.REJECTED, error_code=result.error_code, error_class=ErrorClass.RETRY.value
+                )
+                return None
             # Known not sent (refused before it was taken): the step may wait, never double-send.
             await self._store.finish_message(
                 key, MessageStatus.SENDING, error_code=result.error_code, error_class=ErrorClass.RETRY.value
@@ -335,17 +410,28 @@ class SendActivities:
                 type=PROVIDER_UNAVAILABLE,
                 next_retry_delay=_retry_delay(result.retry_after),
             )
-        outcome = await self._finish(req, provider, result)
+        outcome = await self._finish(req, key, provider, result)
         if result.error_class is ErrorClass.RECIPIENT_DEAD:
             await self._store.mark_address_dead(req.customer_id, address)
         if result.error_class is ErrorClass.CONFIG:
-            done(outcome)
+            if hand_off:
+                bound.error("message.provider_config_error", provider=provider.name, error_code=result.error_code)
+                return None
+            bound.info(
+                "message.not_sent",
+                outcome=outcome.status.value,
+                provider=outcome.provider,
+                error_class=outcome.error_class,
+                error_code=outcome.error_code,
+                reason=outcome.reason,
+                replayed=outcome.replayed,
+            )
             raise ApplicationError(
                 f"{provider.name} refused our configuration ({result.error_code})",
                 type=CONFIG_ERROR,
                 non_retryable=True,
             )
-        return done(outcome)
+        return outcome
 
     def _provider_named(self, name: str) -> Provider:
         try:
@@ -358,6 +444,10 @@ class SendActivities:
         # Only a provider answer of 503/429 before the message was taken (recorded as RETRY)
         # is known not to have sent; any other unfinished claim may have reached the provider.
         maybe_sent = not (record.status is MessageStatus.SENDING and record.error_class == ErrorClass.RETRY.value)
+        if not maybe_sent:
+            # The last call was refused before the provider took it (the mark is cleared before
+            # every call): there is nothing to look up, and a provider that is down cannot answer.
+            return None
         return await self._lookup(self._provider_named(record.provider), record.idempotency_key, maybe_sent=maybe_sent)
 
     def _message(self, req: SendRequest, profile: CustomerProfile, address: str) -> OutboundMessage:
@@ -391,10 +481,10 @@ class SendActivities:
         except ProviderUnavailable as exc:
             raise ApplicationError(str(exc), type=OUTCOME_UNKNOWN if maybe_sent else PROVIDER_UNAVAILABLE) from exc
 
-    async def _finish(self, req: SendRequest, provider: Provider, result: SendResult) -> SendOutcome:
+    async def _finish(self, req: SendRequest, key: str, provider: Provider, result: SendResult) -> SendOutcome:
         accepted = result.status is SendStatus.ACCEPTED
         await self._store.finish_message(
-            req.idempotency_key,
+            key,
             MessageStatus.ACCEPTED if accepted else MessageStatus.REJECTED,
             provider_message_id=result.provider_message_id,
             receipt_mode=result.receipt.value,
@@ -405,7 +495,7 @@ class SendActivities:
         return SendOutcome(
             status=OutcomeStatus.ACCEPTED if accepted else OutcomeStatus.REJECTED,
             channel=req.channel,
-            idempotency_key=req.idempotency_key,
+            idempotency_key=key,
             provider=provider.name,
             provider_message_id=result.provider_message_id,
             receipt=result.receipt,

@@ -1,19 +1,23 @@
-"""Which provider serves which channel."""
+"""Which providers serve which channel, in order."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from providers.base import Channel, Provider
 from providers.errors import ConfigError
 
 
 class ProviderRegistry:
-    """Maps channels to providers and provider names to providers.
+    """Maps channels to an ordered chain of providers, and provider names to providers.
+
+    The first provider of a channel sends; the next ones take over only when the one before
+    answers a configuration error, or stays unavailable past its retry budget (never while an
+    outcome is unknown): see ``activities.send``.
 
     Args:
         providers: every configured provider by name.
-        routes: channel -> provider name; channels not listed use ``default``.
+        routes: channel -> provider name, or names in order; channels not listed use ``default``.
         default: provider name for channels without a route.
     """
 
@@ -21,30 +25,38 @@ class ProviderRegistry:
         self,
         providers: Mapping[str, Provider],
         *,
-        routes: Mapping[Channel, str] | None = None,
+        routes: Mapping[Channel, str | Sequence[str]] | None = None,
         default: str | None = None,
     ) -> None:
         self._providers = dict(providers)
-        self._routes = dict(routes or {})
+        self._chains = {
+            channel: [names] if isinstance(names, str) else list(names) for channel, names in (routes or {}).items()
+        }
         self._default = default
-        for name in [*self._routes.values(), *([default] if default else [])]:
+        for name in [*(n for chain in self._chains.values() for n in chain), *([default] if default else [])]:
             if name not in self._providers:
                 raise ConfigError(f"route names provider {name!r}, which is not configured")
 
+    def chain(self, channel: Channel) -> list[Provider]:
+        """The providers of ``channel``, in the order they are tried (empty: none)."""
+        names = self._chains.get(channel) or ([self._default] if self._default else [])
+        return [self._providers[name] for name in names]
+
     def for_channel(self, channel: Channel) -> Provider:
-        """The provider that sends on ``channel``.
+        """The provider that sends on ``channel`` first.
 
         Raises:
             ConfigError: no provider serves the channel.
         """
-        name = self._routes.get(channel, self._default)
-        if name is None:
+        chain = self.chain(channel)
+        if not chain:
             raise ConfigError(f"no provider is configured for channel {channel.value}")
-        return self._providers[name]
+        return chain[0]
 
     def route_of(self, channel: Channel) -> str | None:
-        """The name of the provider that sends on ``channel`` (None: no provider)."""
-        return self._routes.get(channel, self._default)
+        """The name of the provider that sends on ``channel`` first (None: no provider)."""
+        chain = self.chain(channel)
+        return chain[0].name if chain else None
 
     def get(self, name: str) -> Provider:
         """The provider called ``name``.
