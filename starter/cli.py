@@ -229,6 +229,37 @@ def dev(
     )
 
 
+@app.command(
+    epilog=_reads(_CONNECT, _STORE, "JOURNEYS_ROUTES", "JOURNEYS_BIZGO_API_KEY", "JOURNEYS_BIZGO_ENVIRONMENT", _LOGS)
+)
+def reports(
+    interval: float = typer.Option(5.0, min=0.5, max=300, help="Seconds between polls when none are waiting."),
+) -> None:
+    """Poll Bizgo's delivery reports into the message log and the journeys (JOURNEYS_BIZGO_RECEIPTS=poll)."""
+    from starter.journeys import Journeys
+    from starter.receipts import ReceiptIntake, poll_reports
+
+    settings = _settings()
+    if settings.bizgo_receipts != "poll":
+        raise ConfigError("JOURNEYS_BIZGO_RECEIPTS is not poll: Bizgo posts its reports to journeys webhooks")
+    problem = provider_problem(settings, webhooks=False)
+    if problem:
+        raise ConfigError(problem)
+
+    async def consume() -> None:
+        setup_logging(settings)
+        journeys = await Journeys.connect(settings)
+        try:
+            providers = build_providers(settings, journeys.store)
+            if "bizgo" not in providers.names():
+                raise ConfigError("no channel is routed to bizgo (JOURNEYS_ROUTES): there are no reports to poll")
+            await poll_reports(ReceiptIntake(journeys), providers.get("bizgo"), interval=interval)
+        finally:
+            await journeys.close()
+
+    raise typer.Exit(_run(consume()))
+
+
 @app.command(epilog=_reads(_CONNECT, _LOGS))
 def setup() -> None:
     """Register the journeys' search attributes on the configured namespace (idempotent)."""

@@ -31,16 +31,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.exc import SQLAlchemyError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
-from activities import DeliveryReceipt, ReceiptRecord, Store
+from activities import DeliveryReceipt, Store
 from providers import (
     EDGE,
     AcknowledgingProvider,
     ConfigError,
     PlainText,
     ProviderRegistry,
-    ReceiptStatus,
     SignatureError,
     WebhookError,
     json_depth,
@@ -48,9 +47,10 @@ from providers import (
 from providers.docs import api_app
 from starter.errors import InvalidInput, JourneyNotFound
 from starter.journeys import Journeys, checked_event
+from starter.receipts import UNAVAILABLE, ReceiptIntake
 from starter.tokens import TokenError, inbox_token_subject
 from worker import Settings
-from workflows import CustomerId, EventType, JourneyWorkflow, OrderId, post_purchase_id
+from workflows import CustomerId, EventType, OrderId, post_purchase_id
 
 log = structlog.get_logger("starter.webhooks")
 
@@ -146,7 +146,7 @@ def receipts_router(
 ) -> APIRouter:
     """``POST /webhooks/{provider}``: verified receipts into the log, signals to the journeys."""
     router = APIRouter()
-    store: Store = journeys.store
+    intake = ReceiptIntake(journeys)
     pending: set[asyncio.Future[list[str]]] = set()  # signals that outlived their webhook's answer
 
     @router.post(
@@ -171,12 +171,8 @@ def receipts_router(
             raise HTTPException(400, str(exc)[:200]) from None
         # Only what this provider's verified webhook said can settle this provider's messages.
         good = [r for r in parsed if isinstance(r, DeliveryReceipt) and r.provider == provider.name]
-        records = await store.record_receipts(good)
-        signalling = asyncio.ensure_future(
-            asyncio.gather(
-                *(signal_receipt(provider_name, receipt, record) for receipt, record in zip(good, records, strict=True))
-            )
-        )
+        records = await intake.record(good)
+        signalling = asyncio.ensure_future(intake.signal_all(provider_name, good, records))
         if isinstance(provider, AcknowledgingProvider):
             # Recorded: answer within the provider's deadline; signals still under way go on after it.
             try:
@@ -186,12 +182,12 @@ def receipts_router(
                 signalling.add_done_callback(pending.discard)
                 log.info("webhook.answered_before_signals", provider=provider_name, receipts=len(good))
             else:
-                if "unavailable" in signalled:
+                if UNAVAILABLE in signalled:
                     raise HTTPException(503, "journey service unavailable, retry")
             return JSONResponse(provider.acknowledge(parsed) or {"received": len(parsed)})
         outcomes = dict(zip(map(id, good), await signalling, strict=True))
         counted = Counter(outcomes.values())
-        if counted["unavailable"]:
+        if counted[UNAVAILABLE]:
             # Recorded; the provider posts the batch again and the journeys get their signals then.
             raise HTTPException(503, "journey service unavailable, retry")
         items = [
@@ -211,47 +207,6 @@ def receipts_router(
             invalid=len(parsed) - len(good),
             items=items,
         )
-
-    async def signal_receipt(provider_name: str, receipt: DeliveryReceipt, record: ReceiptRecord | None) -> str:
-        """Signal the journey that sent the message.
-
-        Returns what happened: ``signalled``, ``late``, ``unknown`` or ``unavailable``.
-        """
-        if record is None:
-            log.info("receipt.unknown", provider=provider_name, message_id=receipt.provider_message_id)
-            return "unknown"
-        msg = record.message
-        # The journey is told what the log holds (the first receipt wins), so receipts signalled
-        # concurrently, or out of order, cannot tell it two different outcomes.
-        logged = ReceiptStatus(msg.receipt_status or receipt.status)
-        enriched = receipt.model_copy(
-            update={
-                "idempotency_key": msg.idempotency_key,
-                "workflow_id": msg.workflow_id,
-                "step": msg.step,
-                "channel": msg.channel,
-                "status": logged,
-                "error_code": msg.receipt_error_code,
-                "error_class": receipt.error_class if receipt.status is logged else None,
-            }
-        )
-        try:
-            await journeys.client.get_workflow_handle(msg.workflow_id).signal(JourneyWorkflow.on_receipt, enriched)
-        except RPCError as exc:
-            if exc.status is not RPCStatusCode.NOT_FOUND:
-                log.warning("receipt.signal_failed", workflow_id=msg.workflow_id, status=exc.status.name)
-                return "unavailable"
-            log.info("receipt.late", workflow_id=msg.workflow_id, step=msg.step, channel=msg.channel)
-            return "late"  # the journey has ended: the log row keeps the receipt
-        log.info(
-            "receipt.signalled",
-            workflow_id=msg.workflow_id,
-            step=msg.step,
-            channel=msg.channel,
-            status=logged.value,
-            late=record.late,
-        )
-        return "signalled"
 
     return router
 

@@ -58,14 +58,16 @@ def test_usage_mistakes_print_the_usage_message_not_a_traceback(args: list[str])
     assert "Traceback" not in done.stderr + done.stdout
 
 
-@pytest.mark.parametrize("command", ["demo", "worker", "webhooks", "sandbox", "dev", "setup", "inspect", "bench"])
+@pytest.mark.parametrize(
+    "command", ["demo", "worker", "webhooks", "sandbox", "dev", "setup", "inspect", "bench", "reports"]
+)
 def test_help_has_no_bool_metavars_and_every_option_is_explained(command: str) -> None:
     done = journeys(command, "--help")
     assert done.returncode == 0 and "<bool>" not in done.stdout
     options = [line for line in done.stdout.splitlines() if line.strip().startswith("--")]
     assert all(len(line.split("  ", 1)) == 2 and line.split("  ", 1)[1].strip() for line in options), done.stdout
     assert "Environment:" in done.stdout
-    if command in ("worker", "webhooks", "setup", "inspect"):  # they connect to Temporal: every way to is listed
+    if command in ("worker", "webhooks", "setup", "inspect", "reports"):  # they connect to Temporal
         listed = " ".join(done.stdout.split())
         temporal = [f"JOURNEYS_{n.upper()}" for n in Settings.model_fields if n.startswith("temporal_")]
         assert all(name in listed for name in temporal), (command, listed)

@@ -18,6 +18,7 @@ from pydantic import SecretStr
 from temporalio.testing import WorkflowEnvironment
 
 from activities import Channel
+from starter.receipts import ReceiptIntake, poll_reports
 from starter.stack import Stack, embedded_stack
 from tests.conftest import terminate_journeys
 from tests.factories import customer, order
@@ -35,9 +36,17 @@ async def fake() -> FakeTransport:
 
 
 @pytest.fixture
-async def bizgo_stack(env: WorkflowEnvironment, sqlite_url: str, fake: FakeTransport) -> AsyncIterator[Stack]:
+def receipts() -> str:
+    return "webhook"
+
+
+@pytest.fixture
+async def bizgo_stack(
+    env: WorkflowEnvironment, sqlite_url: str, fake: FakeTransport, receipts: str
+) -> AsyncIterator[Stack]:
     settings = Settings(  # type: ignore[call-arg]
         _env_file=None,
+        bizgo_receipts=receipts,
         routes={"alimtalk": ["bizgo"], "sms": ["bizgo"]},
         bizgo_api_key=SecretStr("test-api-key-not-real"),
         bizgo_webhook_secret=SecretStr(SECRET),
@@ -169,6 +178,41 @@ async def test_a_forged_report_is_refused_and_changes_nothing(bizgo_stack: Stack
     ) as http:
         answer = await http.post("/webhooks/bizgo", content=body, headers=headers)
     assert answer.status_code == 401
+
+
+@pytest.mark.parametrize("receipts", ["poll"])
+async def test_polled_reports_settle_steps_and_are_acknowledged(
+    env: WorkflowEnvironment, bizgo_stack: Stack, fake: FakeTransport
+) -> None:
+    c = customer("010-1234-5678")
+    async with bizgo_stack.worker():
+        handle = await bizgo_stack.journeys.order_paid(order(c), c)
+        [sent] = await eventually(lambda: _async(sends(fake)))
+        fake.on("getReportPolling").data(
+            {
+                "reportId": "R-1",
+                "report": [
+                    {
+                        "msgKey": "FAKE-MSGKEY-000001",
+                        "serviceType": "ALIMTALK",
+                        "reportCode": "10000",
+                        "reportTime": "2026-12-01T10:00:05+09:00",
+                        "ref": sent.json["ref"],
+                    }
+                ],
+            }
+        ).data({"reportId": "", "report": []})
+        await poll_reports(ReceiptIntake(bizgo_stack.journeys), bizgo_stack.providers.get("bizgo"), once=True)
+        await env.sleep(timedelta(hours=1))
+        assert await payment_step(bizgo_stack, handle.id) == [
+            (Outcome.SENT, Channel.ALIMTALK),
+            (Outcome.DELIVERED, Channel.ALIMTALK),
+        ]
+    assert [r.operation_id for r in fake.requests if "Report" in (r.operation_id or "")] == [
+        "getReportPolling",
+        "ackReportPolling",
+        "getReportPolling",
+    ]
 
 
 async def _async(value: Any) -> Any:
