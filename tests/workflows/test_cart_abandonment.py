@@ -196,9 +196,13 @@ async def test_reentry_within_the_cooldown_tracks_but_sends_nothing(env: Workflo
     assert sends(stack) == [("cart_reminder", "push"), ("cart_reminder", "push")]
 
 
-async def test_5000_updates_continue_as_new_and_keep_the_cart(env: WorkflowEnvironment, stack: Stack) -> None:
+UPDATES = 1500  # with a run's history capped at 300 events: several continue-as-new, in seconds
+
+
+async def test_many_updates_continue_as_new_and_keep_the_cart(env: WorkflowEnvironment, stack: Stack) -> None:
     c = shopper()
     await stack.store.upsert_customer(c)
+    stack.journeys.cart = stack.journeys.cart.model_copy(update={"continue_as_new_after": 300})
     sem = asyncio.Semaphore(64)
 
     async def update(i: int) -> None:
@@ -209,9 +213,9 @@ async def test_5000_updates_continue_as_new_and_keep_the_cart(env: WorkflowEnvir
 
     handle = stack.journeys.client.get_workflow_handle(cart_id(c.customer_id), result_type=JourneyResult)
     async with stack.worker():
-        for start in range(0, 5000, 500):
+        for start in range(0, UPDATES, 500):
             await asyncio.gather(*(update(i) for i in range(start, start + 499)))
-            await update(start + 499)  # so the last update of all is 4999
+            await update(start + 499)  # so the last update of all is the last one
         # Past the idle hour and the 24 h coupon: only handles from start_workflow skip time
         # while awaiting a result, so the clock is moved first.
         await env.sleep(timedelta(hours=26))
@@ -222,8 +226,10 @@ async def test_5000_updates_continue_as_new_and_keep_the_cart(env: WorkflowEnvir
     assert started.continued_execution_run_id  # this run continued an earlier one
     assert started.first_execution_run_id != desc.run_id
     assert len(history) < 4096
+    # The run before this one was not the first: the chain is at least three runs long.
+    assert started.first_execution_run_id != started.continued_execution_run_id
     assert result.outcome == "completed"
     assert sends(stack) == [("cart_reminder", "push"), ("cart_coupon", "brand_message")]
     push = next(iter(stack.sandbox.messages.values()))["body"]
-    assert "상품4999" in push  # the state (latest cart) survived every continue-as-new
+    assert f"상품{UPDATES - 1}" in push  # the state (latest cart) survived every continue-as-new
     assert sum(1 for e in result.timeline if e.step == "cart.updated") > 0
