@@ -129,6 +129,9 @@ class Settings(BaseSettings):
     bizgo_rcs_brand_key: str = ""
     bizgo_rcs_format_id: str = ""
     bizgo_receipts: Literal["webhook", "poll"] = "webhook"
+    bizgo_alimtalk_send_type: Literal["text", "template"] = Field(
+        default="text", description="text: our rendered text; template: Kakao fills its approved template"
+    )
     bizgo_sends_per_second: float = Field(default=200.0, gt=0, le=10_000, description="the account's contracted rate")
     # Fleet-wide send rates of other providers (JSON, e.g. {"fcm": 500}): each gets its own task queue.
     provider_sends_per_second: dict[ProviderName, Annotated[float, Field(gt=0, le=100_000)]] = Field(
@@ -589,6 +592,7 @@ def build_providers(
                 caller_number=settings.bizgo_caller_number,
                 rcs_brand_key=settings.bizgo_rcs_brand_key,
                 rcs_format_id=settings.bizgo_rcs_format_id,
+                alimtalk_send_type=settings.bizgo_alimtalk_send_type,
                 receipts=ReceiptMode.POLL if settings.bizgo_receipts == "poll" else ReceiptMode.WEBHOOK,
             ),
             webhook_secret=settings.bizgo_webhook_secret.get_secret_value(),
@@ -686,7 +690,7 @@ def build_worker(
         client,
         task_queue=task_queue,
         workflows=list(workflows),
-        activities=[activities.send_message, activities.send_queue],
+        activities=[activities.send_message, activities.send_queues],
         graceful_shutdown_timeout=graceful_shutdown,
         **worker_kwargs,
     )

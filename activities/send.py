@@ -144,6 +144,18 @@ def _address(profile: CustomerProfile, channel: Channel) -> str | None:
     return None
 
 
+def _log_outcome(bound: Any, outcome: SendOutcome) -> None:
+    bound.info(
+        "message.sent" if outcome.status is OutcomeStatus.ACCEPTED else "message.not_sent",
+        outcome=outcome.status.value,
+        provider=outcome.provider,
+        error_class=outcome.error_class,
+        error_code=outcome.error_code,
+        reason=outcome.reason,
+        replayed=outcome.replayed,
+    )
+
+
 def failover_key(key: str, provider: str) -> str:
     """The key of a message handed to a later provider of its channel: the first key, linked."""
     return f"{key}~{provider}"
@@ -213,15 +225,21 @@ class SendActivities:
         self._send_queues = dict(send_queues or {})
         self._failover_after = failover_after
 
-    @activity.defn(name="send_queue")
-    async def send_queue(self, channel: Channel) -> str | None:
-        """The task queue of ``channel``'s provider when its sends are rate-limited fleet-wide, else None.
+    @activity.defn(name="send_queues")
+    async def send_queues(self) -> dict[Channel, str]:
+        """Channel -> the task queue of its provider, for channels whose provider is rate-limited fleet-wide.
 
-        Run as a local activity before each round of sends: the journey schedules the send there,
-        and that queue's workers take at most the provider's contracted rate, across every worker.
+        Run as a local activity by a journey run before its first send (and again after a round
+        of sends failed): each send is scheduled on its channel's queue, whose workers take at
+        most the provider's contracted rate, across every worker. Other channels send on the
+        journey's own queue.
         """
-        provider = self._providers.route_of(channel)
-        return self._send_queues.get(provider) if provider else None
+        queues: dict[Channel, str] = {}
+        for channel in Channel:
+            provider = self._providers.route_of(channel)
+            if provider in self._send_queues:
+                queues[channel] = self._send_queues[provider]
+        return queues
 
     @activity.defn(name="send_message")
     async def send_message(self, req: SendRequest) -> SendOutcome:
@@ -256,15 +274,7 @@ class SendActivities:
         )
 
         def done(outcome: SendOutcome) -> SendOutcome:
-            bound.info(
-                "message.sent" if outcome.status is OutcomeStatus.ACCEPTED else "message.not_sent",
-                outcome=outcome.status.value,
-                provider=outcome.provider,
-                error_class=outcome.error_class,
-                error_code=outcome.error_code,
-                reason=outcome.reason,
-                replayed=outcome.replayed,
-            )
+            _log_outcome(bound, outcome)
             return outcome
 
         def not_sent(reason: str | None, status: OutcomeStatus = OutcomeStatus.SKIPPED, **extra: Any) -> SendOutcome:
@@ -417,15 +427,7 @@ class SendActivities:
             if hand_off:
                 bound.error("message.provider_config_error", provider=provider.name, error_code=result.error_code)
                 return None
-            bound.info(
-                "message.not_sent",
-                outcome=outcome.status.value,
-                provider=outcome.provider,
-                error_class=outcome.error_class,
-                error_code=outcome.error_code,
-                reason=outcome.reason,
-                replayed=outcome.replayed,
-            )
+            _log_outcome(bound, outcome)
             raise ApplicationError(
                 f"{provider.name} refused our configuration ({result.error_code})",
                 type=CONFIG_ERROR,
@@ -462,6 +464,7 @@ class SendActivities:
             body=body,
             subject=rendered.subject if kind is None or kind is SmsKind.LMS else None,
             template_code=rendered.provider_template_code,
+            image_keys=rendered.image_keys,
             variables=variables,
             sms_kind=kind,
             idempotency_key=req.idempotency_key,

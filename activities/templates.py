@@ -27,7 +27,13 @@ class Template(BaseModel):
     texts: dict[Channel, str]
     subjects: dict[Channel, str] = Field(default_factory=dict)
     provider_template_codes: dict[Channel, str] = Field(
-        default_factory=dict, description="e.g. the Kakao-approved AlimTalk template code"
+        default_factory=dict,
+        description="the provider's own template per channel: the Kakao-approved AlimTalk or Brand Message "
+        "template code, the RCS format id",
+    )
+    image_keys: dict[Channel, list[str]] = Field(
+        default_factory=dict,
+        description="provider file keys of images (Bizgo MMS fileKey, at most 3): an SMS with images is an MMS",
     )
 
     def variables(self, channels: Iterable[Channel] | None = None) -> set[str]:
@@ -46,6 +52,7 @@ class Rendered(BaseModel):
     body: str
     subject: str | None = None
     provider_template_code: str | None = None
+    image_keys: list[str] = Field(default_factory=list)
 
 
 def profile_variables(profile: CustomerProfile) -> dict[str, str]:
@@ -128,7 +135,10 @@ class TemplateRegistry:
             cp949_length(body)
             cp949_length(subject or "")
         return Rendered(
-            body=body, subject=subject, provider_template_code=template.provider_template_codes.get(channel)
+            body=body,
+            subject=subject,
+            provider_template_code=template.provider_template_codes.get(channel),
+            image_keys=template.image_keys.get(channel, []),
         )
 
 

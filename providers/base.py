@@ -166,6 +166,7 @@ class OutboundMessage(BaseModel):
     variables: dict[str, str] = Field(default_factory=dict)
     sender: str | None = None
     sms_kind: SmsKind | None = None
+    image_keys: list[str] = Field(default_factory=list, description="provider file keys of images (MMS)")
     idempotency_key: str = Field(min_length=1)
     workflow_id: str | None = None
     step: str | None = None

@@ -53,6 +53,7 @@ from providers.base import (
     SendStatus,
     SmsKind,
 )
+from providers.common import rejected
 from providers.errors import ProviderUnavailable, SignatureError, WebhookError
 
 CHANNELS = frozenset({Channel.ALIMTALK, Channel.BRAND_MESSAGE, Channel.RCS, Channel.SMS})
@@ -174,6 +175,7 @@ class BizgoConfig:
     rcs_brand_key: str = ""
     rcs_format_id: str = ""
     brand_targeting: str = "I"  # Brand Message audience: I = the channel's friends (Kakao's M, N, O, I)
+    alimtalk_send_type: str = "text"  # "text": our rendered text; "template": Kakao fills its template
     receipts: ReceiptMode = ReceiptMode.WEBHOOK
     lookup_window: timedelta = timedelta(hours=24)
     lookup_max_messages: int = 2000
@@ -209,7 +211,7 @@ class BizgoProvider:
         """Send one message; Bizgo answers a repeat of the key with ``A301`` and sends nothing."""
         missing = self._missing_setting(msg.channel, msg)
         if missing:
-            return _rejected(ErrorClass.CONFIG, "NOT_CONFIGURED", f"{missing} is not set")
+            return rejected(ErrorClass.CONFIG, "NOT_CONFIGURED", f"{missing} is not set")
         key = bizgo_key(msg.idempotency_key)
         try:
             message = self._channel_message(msg)
@@ -223,7 +225,7 @@ class BizgoProvider:
         except ValidationError as exc:  # the SDK checks before sending: nothing went out
             first = exc.errors(include_url=False, include_input=False)[0]
             where = ".".join(str(p) for p in first["loc"][:3]) or "message"
-            return _rejected(ErrorClass.REQUEST, "INVALID_MESSAGE", f"{where}: {first['msg']}"[:200])
+            return rejected(ErrorClass.REQUEST, "INVALID_MESSAGE", f"{where}: {first['msg']}"[:200])
         except bizgo.BizgoError as exc:
             return self._error(exc)
         return self._accepted(result)
@@ -236,22 +238,31 @@ class BizgoProvider:
             return "the template's AlimTalk template code (provider_template_codes)"
         if channel in (Channel.SMS, Channel.RCS) and not c.caller_number:
             return "JOURNEYS_BIZGO_CALLER_NUMBER"
-        if channel is Channel.RCS and not (c.rcs_brand_key and c.rcs_format_id):
+        if channel is Channel.RCS and not (c.rcs_brand_key and (c.rcs_format_id or msg.template_code)):
             return "JOURNEYS_BIZGO_RCS_BRAND_KEY and JOURNEYS_BIZGO_RCS_FORMAT_ID"
         if channel not in CHANNELS:
             return f"a Bizgo route for {channel.value}"
         return None
 
-    @staticmethod
-    def _destination(msg: OutboundMessage) -> Destination:
-        # A registered-template send (Brand Message) fills the template's #{variables} at Bizgo.
-        words = dict(msg.variables) if msg.channel is Channel.BRAND_MESSAGE and msg.template_code else None
+    def _destination(self, msg: OutboundMessage) -> Destination:
+        # A registered-template send (Brand Message, or AlimTalk in "template" mode) fills the
+        # template's #{variables} at Bizgo: our variables use the same names and syntax.
+        by_template = msg.template_code and (
+            msg.channel is Channel.BRAND_MESSAGE
+            or (msg.channel is Channel.ALIMTALK and self._config.alimtalk_send_type == "template")
+        )
+        words = dict(msg.variables) if by_template else None
         return Destination(to=_digits(msg.to), **({"replace_words": words} if words else {}))
 
     def _channel_message(self, msg: OutboundMessage) -> Any:
         """The SDK's message model for ``msg`` (validated by the SDK as it is built)."""
         c = self._config
         match msg.channel:
+            case Channel.ALIMTALK if c.alimtalk_send_type == "template":
+                # Kakao fills its approved template with the destination's replace_words.
+                return AlimtalkMessage(
+                    sender_key=c.sender_key, template_code=msg.template_code or "", send_type="template"
+                )
             case Channel.ALIMTALK:
                 # Full-text send of an approved template: the text must be the template with its
                 # variables filled in, which is what our registry renders.
@@ -274,11 +285,18 @@ class BizgoProvider:
             case Channel.RCS:
                 return RcsMessage(
                     from_=c.caller_number,
-                    format_id=c.rcs_format_id,
+                    format_id=msg.template_code or c.rcs_format_id,  # the template's own format first
                     brand_key=c.rcs_brand_key,
                     body=RcsBody(title=msg.subject, description=msg.body),
                 )
-            case _:  # SMS or LMS, chosen by the body's cp949 length before we got here
+            case _:  # SMS or LMS, chosen by the body's cp949 length before we got here; MMS with images
+                if msg.image_keys:
+                    return MmsMessage(
+                        from_=c.caller_number,
+                        text=msg.body,
+                        file_key=list(msg.image_keys),
+                        **({"title": msg.subject} if msg.subject else {}),
+                    )
                 if msg.sms_kind is SmsKind.LMS:
                     return MmsMessage(
                         from_=c.caller_number, text=msg.body, **({"title": msg.subject} if msg.subject else {})
@@ -296,7 +314,7 @@ class BizgoProvider:
             cls = error_class(code, None)
             if cls is ErrorClass.UNKNOWN:
                 return SendResult(status=SendStatus.UNKNOWN, error_class=cls, error_code=code)
-            return _rejected(cls, code, item.result)
+            return rejected(cls, code, item.result)
         return SendResult(status=SendStatus.UNKNOWN, error_class=ErrorClass.UNKNOWN, error_code="NO_RESULT")
 
     def _error(self, exc: bizgo.BizgoError) -> SendResult:
@@ -307,24 +325,24 @@ class BizgoProvider:
             return SendResult(status=SendStatus.ACCEPTED, receipt=self._config.receipts)
         if isinstance(exc, bizgo.RateLimitError):
             after = timedelta(seconds=exc.retry_after) if exc.retry_after else None
-            return _rejected(ErrorClass.RETRY, exc.code or "A020", "rate limited", retry_after=after)
+            return rejected(ErrorClass.RETRY, exc.code or "A020", "rate limited", after=after)
         if isinstance(exc, bizgo.APIError):
             cls = error_class(exc.code, exc.http_status, gateway=exc.layer == "gateway")
             code = exc.code or f"HTTP_{exc.http_status}"
             if cls is ErrorClass.UNKNOWN:
                 return SendResult(status=SendStatus.UNKNOWN, error_class=cls, error_code=code)
-            return _rejected(cls, code, exc.description or exc.message)
+            return rejected(cls, code, exc.description or exc.message)
         if isinstance(exc, bizgo.APIConnectionError):
             # The SDK names httpx's exception in its message (it drops the cause): a connection
             # refused or never opened wrote nothing, so it is known not sent. Anything else may
             # have reached Bizgo.
             if str(exc).rstrip().endswith(_NOT_CONNECTED):
-                return _rejected(ErrorClass.RETRY, "CONNECT_FAILED", "could not connect")
+                return rejected(ErrorClass.RETRY, "CONNECT_FAILED", "could not connect")
             return SendResult(status=SendStatus.UNKNOWN, error_class=ErrorClass.UNKNOWN, error_code=type(exc).__name__)
         if isinstance(exc, bizgo.InvalidResponseError):
             return SendResult(status=SendStatus.UNKNOWN, error_class=ErrorClass.UNKNOWN, error_code="INVALID_RESPONSE")
         # ConfigurationError (a key with a newline, an insecure URL ...) and anything else of ours
-        return _rejected(ErrorClass.CONFIG, type(exc).__name__, "the Bizgo client is misconfigured")
+        return rejected(ErrorClass.CONFIG, type(exc).__name__, "the Bizgo client is misconfigured")
 
     # reconciling -----------------------------------------------------------------------------
 
@@ -419,14 +437,6 @@ class BizgoProvider:
             return await self._client.reports.consume(batch, max_batches=max_batches)
         except bizgo.BizgoError as exc:
             raise ProviderUnavailable(f"bizgo report polling failed: {type(exc).__name__}") from None
-
-
-def _rejected(
-    cls: ErrorClass, code: str, message: str | None = None, *, retry_after: timedelta | None = None
-) -> SendResult:
-    return SendResult(
-        status=SendStatus.REJECTED, error_class=cls, error_code=code, error_message=message, retry_after=retry_after
-    )
 
 
 def _digits(phone: str) -> str:

@@ -20,7 +20,6 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,20 +28,18 @@ from google.auth import crypt, jwt
 
 from providers.base import (
     Channel,
-    DeliveryReceipt,
     ErrorClass,
-    InvalidReceipt,
     OutboundMessage,
     ReceiptMode,
     SendResult,
     SendStatus,
 )
-from providers.errors import ConfigError, WebhookError
+from providers.common import NOT_SENT_ERRORS, NoReceipts, rejected, retry_after, unknown
+from providers.errors import ConfigError
 
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 ENDPOINT = "https://fcm.googleapis.com/v1/projects/{project}/messages:send"
 _FCM_ERROR = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 
 
 @dataclass(frozen=True)
@@ -78,7 +75,7 @@ class ServiceAccount:
             raise ConfigError(f"JOURNEYS_FCM_SERVICE_ACCOUNT is not a usable service account key ({what})") from None
 
 
-class FcmProvider:
+class FcmProvider(NoReceipts):
     """Sends app push notifications with FCM HTTP v1.
 
     Args:
@@ -154,16 +151,16 @@ class FcmProvider:
         try:
             token = await self._access_token()
         except ConfigError as exc:
-            return _rejected(ErrorClass.CONFIG, "AUTH_REFUSED", str(exc))
+            return rejected(ErrorClass.CONFIG, "AUTH_REFUSED", str(exc))
         except (httpx.TransportError, httpx.HTTPStatusError, ValueError, KeyError) as exc:
-            return _rejected(ErrorClass.RETRY, "TOKEN_UNAVAILABLE", type(exc).__name__)  # nothing was sent
+            return rejected(ErrorClass.RETRY, "TOKEN_UNAVAILABLE", type(exc).__name__)  # nothing was sent
         url = ENDPOINT.format(project=self._account.project_id)
         try:
             resp = await self._client.post(url, json=self.payload(msg), headers={"Authorization": f"Bearer {token}"})
-        except _NOT_SENT as exc:
-            return _rejected(ErrorClass.RETRY, type(exc).__name__)
+        except NOT_SENT_ERRORS as exc:
+            return rejected(ErrorClass.RETRY, type(exc).__name__)
         except httpx.TransportError as exc:
-            return SendResult(status=SendStatus.UNKNOWN, error_class=ErrorClass.UNKNOWN, error_code=type(exc).__name__)
+            return unknown(type(exc).__name__)
         if resp.status_code == 200:
             name = _json(resp).get("name")
             return SendResult(
@@ -184,41 +181,28 @@ class FcmProvider:
             None,
         )
         code = fcm_code or status
-        after = resp.headers.get("retry-after", "")
-        retry_after = timedelta(seconds=int(after)) if after.isdigit() else None
+        wait = retry_after(resp.headers)
         match code:
             case "UNREGISTERED" | "SENDER_ID_MISMATCH":
-                return _rejected(ErrorClass.RECIPIENT_DEAD, code)
+                return rejected(ErrorClass.RECIPIENT_DEAD, code)
             case "INVALID_ARGUMENT" if fcm_code:  # FCM's own detail: the registration token is invalid
-                return _rejected(ErrorClass.RECIPIENT_DEAD, code)
+                return rejected(ErrorClass.RECIPIENT_DEAD, code)
             case "QUOTA_EXCEEDED" | "UNAVAILABLE":
-                return _rejected(ErrorClass.RETRY, code, retry_after=retry_after)
+                return rejected(ErrorClass.RETRY, code, after=wait)
             case "INTERNAL":
-                return SendResult(status=SendStatus.UNKNOWN, error_class=ErrorClass.UNKNOWN, error_code=code)
+                return unknown(code)
             case "THIRD_PARTY_AUTH_ERROR" | "PERMISSION_DENIED":
-                return _rejected(ErrorClass.CONFIG, code)
+                return rejected(ErrorClass.CONFIG, code)
             case "UNAUTHENTICATED":
                 self._token = None  # expired or revoked: the next attempt gets a new one
-                return _rejected(ErrorClass.RETRY, code)
+                return rejected(ErrorClass.RETRY, code)
         if resp.status_code == 429 or resp.status_code == 503:
-            return _rejected(ErrorClass.RETRY, code, retry_after=retry_after)
+            return rejected(ErrorClass.RETRY, code, after=wait)
         if resp.status_code >= 500:
-            return SendResult(status=SendStatus.UNKNOWN, error_class=ErrorClass.UNKNOWN, error_code=code)
+            return unknown(code)
         if resp.status_code in (401, 403):
-            return _rejected(ErrorClass.CONFIG, code)
-        return _rejected(ErrorClass.REQUEST, code)  # e.g. INVALID_ARGUMENT about the payload
-
-    async def lookup(self, idempotency_key: str) -> SendResult | None:
-        """FCM cannot be asked what it took: never seen."""
-        return None
-
-    def parse_webhook(self, headers: dict[str, str], body: bytes) -> list[DeliveryReceipt | InvalidReceipt]:
-        """FCM posts no receipts.
-
-        Raises:
-            WebhookError: always.
-        """
-        raise WebhookError("fcm has no receipt webhook")
+            return rejected(ErrorClass.CONFIG, code)
+        return rejected(ErrorClass.REQUEST, code)  # e.g. INVALID_ARGUMENT about the payload
 
 
 def _json(resp: httpx.Response) -> dict[str, Any]:
@@ -227,11 +211,3 @@ def _json(resp: httpx.Response) -> dict[str, Any]:
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
-
-
-def _rejected(
-    cls: ErrorClass, code: str, message: str | None = None, *, retry_after: timedelta | None = None
-) -> SendResult:
-    return SendResult(
-        status=SendStatus.REJECTED, error_class=cls, error_code=code, error_message=message, retry_after=retry_after
-    )

@@ -24,16 +24,14 @@ import aiosmtplib
 
 from providers.base import (
     Channel,
-    DeliveryReceipt,
     ErrorClass,
-    InvalidReceipt,
     OutboundMessage,
     Purpose,
     ReceiptMode,
     SendResult,
     SendStatus,
 )
-from providers.errors import WebhookError
+from providers.common import NoReceipts, rejected, unknown
 
 AD_PREFIX = "(광고)"
 
@@ -68,7 +66,7 @@ class SmtpConfig:
     tls_context: ssl.SSLContext | None = field(default=None, repr=False)
 
 
-class SmtpProvider:
+class SmtpProvider(NoReceipts):
     """Sends e-mail through an SMTP server."""
 
     def __init__(self, config: SmtpConfig, *, name: str = "smtp") -> None:
@@ -105,12 +103,15 @@ class SmtpProvider:
         """Send one e-mail; the server's answer decides the outcome."""
         c = self._config
         if msg.channel is not Channel.EMAIL:
-            return _rejected(ErrorClass.CONFIG, "NOT_EMAIL", f"smtp cannot send {msg.channel.value}")
+            return rejected(ErrorClass.CONFIG, "NOT_EMAIL", f"smtp cannot send {msg.channel.value}")
         if not c.sender:
-            return _rejected(ErrorClass.CONFIG, "NOT_CONFIGURED", "JOURNEYS_SMTP_SENDER is not set")
+            return rejected(ErrorClass.CONFIG, "NOT_CONFIGURED", "JOURNEYS_SMTP_SENDER is not set")
         if msg.purpose is Purpose.ADVERTISING and not c.unsubscribe_url:
-            return _rejected(ErrorClass.CONFIG, "NOT_CONFIGURED", "JOURNEYS_SMTP_UNSUBSCRIBE_URL is not set")
-        mail = self.message(msg)
+            return rejected(ErrorClass.CONFIG, "NOT_CONFIGURED", "JOURNEYS_SMTP_UNSUBSCRIBE_URL is not set")
+        try:
+            mail = self.message(msg)
+        except (ValueError, TypeError) as exc:  # e.g. a line break in a header value: never sendable
+            return rejected(ErrorClass.REQUEST, "INVALID_MESSAGE", type(exc).__name__)
         try:
             await aiosmtplib.send(
                 mail,
@@ -127,41 +128,25 @@ class SmtpProvider:
             code = exc.recipients[0].code if exc.recipients else 550
             return _by_reply(code, "RECIPIENT_REFUSED", dead=True)
         except aiosmtplib.SMTPAuthenticationError as exc:
-            return _rejected(ErrorClass.CONFIG, f"SMTP_{exc.code}", "authentication refused")
+            return rejected(ErrorClass.CONFIG, f"SMTP_{exc.code}", "authentication refused")
         except aiosmtplib.SMTPSenderRefused as exc:
             return _by_reply(exc.code, "SENDER_REFUSED", config=True)
         except aiosmtplib.SMTPDataError as exc:
             return _by_reply(exc.code, "DATA_REFUSED")
         except (aiosmtplib.SMTPConnectError, aiosmtplib.SMTPConnectTimeoutError) as exc:
-            return _rejected(ErrorClass.RETRY, type(exc).__name__, "could not connect")
+            return rejected(ErrorClass.RETRY, type(exc).__name__, "could not connect")
         except aiosmtplib.SMTPResponseException as exc:  # e.g. HELO or STARTTLS refused
             return _by_reply(exc.code, "SMTP_REFUSED", config=True)
         except (aiosmtplib.SMTPException, OSError) as exc:
             # Disconnected or timed out after the conversation began: the message may be queued.
-            return SendResult(status=SendStatus.UNKNOWN, error_class=ErrorClass.UNKNOWN, error_code=type(exc).__name__)
+            return unknown(type(exc).__name__)
         return SendResult(status=SendStatus.ACCEPTED, provider_message_id=mail["Message-ID"], receipt=ReceiptMode.NONE)
-
-    async def lookup(self, idempotency_key: str) -> SendResult | None:
-        """SMTP cannot be asked what it took: never seen (a resend keeps the same Message-ID)."""
-        return None
-
-    def parse_webhook(self, headers: dict[str, str], body: bytes) -> list[DeliveryReceipt | InvalidReceipt]:
-        """SMTP posts no receipts.
-
-        Raises:
-            WebhookError: always.
-        """
-        raise WebhookError("smtp has no receipt webhook")
-
-
-def _rejected(cls: ErrorClass, code: str, message: str | None = None) -> SendResult:
-    return SendResult(status=SendStatus.REJECTED, error_class=cls, error_code=code, error_message=message)
 
 
 def _by_reply(code: int, name: str, *, dead: bool = False, config: bool = False) -> SendResult:
     """A refusal by its SMTP reply code: 4xx is transient (try later), 5xx permanent."""
     if 400 <= code < 500:
-        return _rejected(ErrorClass.RETRY, f"SMTP_{code}", f"{name.lower()} (transient)")
+        return rejected(ErrorClass.RETRY, f"SMTP_{code}", f"{name.lower()} (transient)")
     if config:
-        return _rejected(ErrorClass.CONFIG, f"SMTP_{code}", name.lower())
-    return _rejected(ErrorClass.RECIPIENT_DEAD if dead else ErrorClass.REQUEST, f"SMTP_{code}", name.lower())
+        return rejected(ErrorClass.CONFIG, f"SMTP_{code}", name.lower())
+    return rejected(ErrorClass.RECIPIENT_DEAD if dead else ErrorClass.REQUEST, f"SMTP_{code}", name.lower())

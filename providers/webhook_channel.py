@@ -13,24 +13,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import httpx
 from standardwebhooks import Webhook
 
 from providers.base import (
-    DeliveryReceipt,
     ErrorClass,
-    InvalidReceipt,
     OutboundMessage,
     ReceiptMode,
     SendResult,
     SendStatus,
 )
-from providers.errors import ConfigError, WebhookError
+from providers.common import NOT_SENT_ERRORS, NoReceipts, rejected, retry_after, unknown
+from providers.errors import ConfigError
 
 EVENT_TYPE = "journey.message"
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 
 
 def webhook_id(idempotency_key: str) -> str:
@@ -38,7 +36,7 @@ def webhook_id(idempotency_key: str) -> str:
     return "msg_" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
 
 
-class SignedWebhookProvider:
+class SignedWebhookProvider(NoReceipts):
     """POSTs each message to one endpoint of the shop, signed per Standard Webhooks.
 
     Args:
@@ -94,10 +92,10 @@ class SignedWebhookProvider:
         body, headers = self.request(msg)
         try:
             resp = await self._client.post(self._url, content=body, headers=headers)
-        except _NOT_SENT as exc:
-            return _rejected(ErrorClass.RETRY, type(exc).__name__)
+        except NOT_SENT_ERRORS as exc:
+            return rejected(ErrorClass.RETRY, type(exc).__name__)
         except httpx.TransportError as exc:  # may have been written: the receiver drops a repeat by id
-            return SendResult(status=SendStatus.UNKNOWN, error_class=ErrorClass.UNKNOWN, error_code=type(exc).__name__)
+            return unknown(type(exc).__name__)
         status = resp.status_code
         if 200 <= status < 300:
             return SendResult(
@@ -105,30 +103,11 @@ class SignedWebhookProvider:
             )
         code = f"HTTP_{status}"
         if status in (429, 503):
-            after = resp.headers.get("retry-after", "")
-            return _rejected(
-                ErrorClass.RETRY, code, retry_after=timedelta(seconds=int(after)) if after.isdigit() else None
-            )
+            return rejected(ErrorClass.RETRY, code, after=retry_after(resp.headers))
         if status >= 500:
-            return SendResult(status=SendStatus.UNKNOWN, error_class=ErrorClass.UNKNOWN, error_code=code)
+            return unknown(code)
         if status in (401, 403, 404):
-            return _rejected(ErrorClass.CONFIG, code)  # our URL or secret is wrong
+            return rejected(ErrorClass.CONFIG, code)  # our URL or secret is wrong
         if status == 410:
-            return _rejected(ErrorClass.RECIPIENT_DEAD, code)  # the shop no longer delivers to this address
-        return _rejected(ErrorClass.REQUEST, code)
-
-    async def lookup(self, idempotency_key: str) -> SendResult | None:
-        """The shop's endpoint cannot be asked: never seen (a resend carries the same ``webhook-id``)."""
-        return None
-
-    def parse_webhook(self, headers: dict[str, str], body: bytes) -> list[DeliveryReceipt | InvalidReceipt]:
-        """The shop posts no receipts here.
-
-        Raises:
-            WebhookError: always.
-        """
-        raise WebhookError("the webhook channel has no receipt webhook")
-
-
-def _rejected(cls: ErrorClass, code: str, *, retry_after: timedelta | None = None) -> SendResult:
-    return SendResult(status=SendStatus.REJECTED, error_class=cls, error_code=code, retry_after=retry_after)
+            return rejected(ErrorClass.RECIPIENT_DEAD, code)  # the shop no longer delivers to this address
+        return rejected(ErrorClass.REQUEST, code)

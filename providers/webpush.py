@@ -24,19 +24,18 @@ from urllib.parse import urlsplit
 
 import httpx
 from py_vapid import Vapid02, VapidException
-from pywebpush import WebPusher, WebPushException
+from pywebpush import WebPusher
 
 from providers.base import (
     Channel,
-    DeliveryReceipt,
     ErrorClass,
-    InvalidReceipt,
     OutboundMessage,
     ReceiptMode,
     SendResult,
     SendStatus,
 )
-from providers.errors import ConfigError, WebhookError
+from providers.common import NOT_SENT_ERRORS, NoReceipts, rejected, retry_after, unknown
+from providers.errors import ConfigError
 
 # Host names (a leading dot: any subdomain) of the browsers' push services.
 PUSH_SERVICES = (
@@ -47,7 +46,6 @@ PUSH_SERVICES = (
     ".notify.windows.com",
 )
 MAX_PAYLOAD = 3000  # push services accept 4096 bytes of ciphertext; leave room for the record overhead
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 
 
 def subscription(address: str) -> dict[str, Any] | None:
@@ -69,7 +67,7 @@ def subscription(address: str) -> dict[str, Any] | None:
     return {"endpoint": value["endpoint"], "keys": {"p256dh": keys["p256dh"], "auth": keys["auth"]}}
 
 
-class WebPushProvider:
+class WebPushProvider(NoReceipts):
     """Sends web push notifications.
 
     Args:
@@ -109,7 +107,11 @@ class WebPushProvider:
             raise ConfigError("JOURNEYS_WEBPUSH_VAPID_PRIVATE_KEY is not a VAPID private key") from None
 
     def _allowed(self, endpoint: str) -> bool:
-        parts = urlsplit(endpoint)
+        try:
+            parts = urlsplit(endpoint)
+            parts.port  # noqa: B018 - a port that is no number raises here, not in the HTTP client
+        except ValueError:
+            return False
         host = (parts.hostname or "").lower()
         listed = any(host == h or (h.startswith(".") and host.endswith(h)) for h in self._hosts)
         return listed and (parts.scheme == "https" or (parts.scheme == "http" and host in ("127.0.0.1", "localhost")))
@@ -135,21 +137,23 @@ class WebPushProvider:
         """Send one notification to the subscription in ``msg.to``."""
         sub = subscription(msg.to)
         if sub is None:
-            return _rejected(ErrorClass.RECIPIENT_DEAD, "NOT_A_SUBSCRIPTION")
+            return rejected(ErrorClass.RECIPIENT_DEAD, "NOT_A_SUBSCRIPTION")
         if not self._allowed(sub["endpoint"]):
-            return _rejected(ErrorClass.RECIPIENT_DEAD, "ENDPOINT_NOT_ALLOWED", "not a known push service")
+            return rejected(ErrorClass.RECIPIENT_DEAD, "ENDPOINT_NOT_ALLOWED", "not a known push service")
         try:
             body, headers = self.request(msg, sub)
-        except (WebPushException, ValueError, TypeError):  # keys that are not a P-256 point / 16 bytes
-            return _rejected(ErrorClass.RECIPIENT_DEAD, "BAD_SUBSCRIPTION_KEYS")
+        except Exception:  # noqa: BLE001 - keys pywebpush cannot use (empty, not a P-256 point ...) in any way
+            return rejected(ErrorClass.RECIPIENT_DEAD, "BAD_SUBSCRIPTION_KEYS")
         if len(body) > MAX_PAYLOAD + 100:
-            return _rejected(ErrorClass.REQUEST, "PAYLOAD_TOO_LARGE")
+            return rejected(ErrorClass.REQUEST, "PAYLOAD_TOO_LARGE")
         try:
             resp = await self._client.post(sub["endpoint"], content=body, headers=headers)
-        except _NOT_SENT as exc:
-            return _rejected(ErrorClass.RETRY, type(exc).__name__)
+        except httpx.InvalidURL:
+            return rejected(ErrorClass.RECIPIENT_DEAD, "ENDPOINT_NOT_ALLOWED", "not a usable URL")
+        except NOT_SENT_ERRORS as exc:
+            return rejected(ErrorClass.RETRY, type(exc).__name__)
         except httpx.TransportError as exc:
-            return SendResult(status=SendStatus.UNKNOWN, error_class=ErrorClass.UNKNOWN, error_code=type(exc).__name__)
+            return unknown(type(exc).__name__)
         status = resp.status_code
         if status in (200, 201, 202):
             return SendResult(
@@ -157,34 +161,11 @@ class WebPushProvider:
             )
         code = f"HTTP_{status}"
         if status in (404, 410):
-            return _rejected(ErrorClass.RECIPIENT_DEAD, code)  # the subscription expired or was withdrawn
+            return rejected(ErrorClass.RECIPIENT_DEAD, code)  # the subscription expired or was withdrawn
         if status in (429, 503):
-            after = resp.headers.get("retry-after", "")
-            return _rejected(
-                ErrorClass.RETRY, code, retry_after=timedelta(seconds=int(after)) if after.isdigit() else None
-            )
+            return rejected(ErrorClass.RETRY, code, after=retry_after(resp.headers))
         if status >= 500:
-            return SendResult(status=SendStatus.UNKNOWN, error_class=ErrorClass.UNKNOWN, error_code=code)
+            return unknown(code)
         if status in (401, 403):
-            return _rejected(ErrorClass.CONFIG, code)  # our VAPID key or claims were refused
-        return _rejected(ErrorClass.REQUEST, code)
-
-    async def lookup(self, idempotency_key: str) -> SendResult | None:
-        """Push services cannot be asked what they took: never seen."""
-        return None
-
-    def parse_webhook(self, headers: dict[str, str], body: bytes) -> list[DeliveryReceipt | InvalidReceipt]:
-        """Web push posts no receipts.
-
-        Raises:
-            WebhookError: always.
-        """
-        raise WebhookError("web push has no receipt webhook")
-
-
-def _rejected(
-    cls: ErrorClass, code: str, message: str | None = None, *, retry_after: timedelta | None = None
-) -> SendResult:
-    return SendResult(
-        status=SendStatus.REJECTED, error_class=cls, error_code=code, error_message=message, retry_after=retry_after
-    )
+            return rejected(ErrorClass.CONFIG, code)  # our VAPID key or claims were refused
+        return rejected(ErrorClass.REQUEST, code)

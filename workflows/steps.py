@@ -75,9 +75,9 @@ SEND_ROUND = timedelta(minutes=10)
 # once (no other channel can reach them either) and shows ``unknown_customer`` as the journey's
 # stage until a send finds the customer: the trap of a worker on another database is visible.
 UNKNOWN_CUSTOMER_STAGE = "unknown-customer-stage"
-# Patch id (v6): before each round of sends, a local activity names the task queue of the channel's
-# provider when that provider is rate-limited fleet-wide (its queue's workers take at most its
-# contracted rate, across every worker process); the send is scheduled there.
+# Patch id (v6): before a run's first send (and after a failed round), a local activity names the
+# task queue of each channel whose provider is rate-limited fleet-wide (its queue's workers take at
+# most its contracted rate, across every worker process); sends on that channel are scheduled there.
 PROVIDER_QUEUES = "provider-send-queues"
 ROUTE_TIMEOUT = timedelta(seconds=10)
 OUTAGE_FIRST_PAUSE = timedelta(minutes=1)
@@ -121,6 +121,7 @@ class JourneyWorkflow:
         self._stage: str | None = None  # not yet in JourneyStage (v3, see stage())
         self._customer_unknown = False  # the last send found no profile (v5)
         self._stage_name = "started"  # the story's current stage, as last given to stage()
+        self._send_queues: dict[Channel, str] | None = None  # v6: asked once a run, see _queue_for
 
     # signals and query ------------------------------------------------------------------------
 
@@ -393,11 +394,7 @@ class JourneyWorkflow:
                 reentry_cooldown=self._reentry_cooldown,
                 reconcile=waiting,
             )
-            queue = None
-            if workflow.patched(PROVIDER_QUEUES):
-                queue = await workflow.execute_local_activity_method(
-                    SendActivities.send_queue, channel, start_to_close_timeout=ROUTE_TIMEOUT, summary="route"
-                )
+            queue = await self._queue_for(channel)
             try:
                 outcome: SendOutcome = await workflow.execute_activity_method(
                     SendActivities.send_message,
@@ -425,6 +422,7 @@ class JourneyWorkflow:
                 ended = self._outage_ended(step, channel, failure, started)
                 if ended is not None:
                     return SendOutcome(status=ended, channel=channel, idempotency_key=key, reason=failure)
+                self._send_queues = None  # the next round asks again: routes may have changed
                 if not waiting:
                     waiting = True
                     why = "outcome unknown, reconciling" if _maybe_sent(failure) else f"{failure}, will retry"
@@ -446,6 +444,16 @@ class JourneyWorkflow:
             self._record(step, Outcome.DEFERRED, channel, f"{outcome.reason} until {outcome.not_before}")
             await self.delay_until(outcome.not_before, summary=f"{step}: {outcome.reason}")
             self._raise_if_exited()
+
+    async def _queue_for(self, channel: Channel) -> str | None:
+        """The task queue of ``channel``'s rate-limited provider (None: the journey's own queue)."""
+        if not workflow.patched(PROVIDER_QUEUES):
+            return None  # v1-v5 journeys: every send on the journey's queue, as recorded
+        if self._send_queues is None:
+            self._send_queues = await workflow.execute_local_activity_method(
+                SendActivities.send_queues, start_to_close_timeout=ROUTE_TIMEOUT, summary="send queues"
+            )
+        return self._send_queues.get(channel)
 
     def _round(self, started: datetime) -> timedelta:
         """How long this round of attempts may last: a round never runs past the step's deadline."""

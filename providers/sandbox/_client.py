@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -21,6 +21,7 @@ from providers.base import (
     SendStatus,
     json_headers,
 )
+from providers.common import NOT_SENT_ERRORS, retry_after
 from providers.errors import ProviderUnavailable, WebhookError
 from providers.signing import verify
 
@@ -37,9 +38,6 @@ ERROR_CLASSES: dict[str, ErrorClass] = {
     "TEMPLATE_NOT_FOUND": ErrorClass.CONFIG,
 }
 
-# Errors raised before the request was written: nothing can have been sent.
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
-
 
 class _ReceiptIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
@@ -54,13 +52,6 @@ class _ReceiptIn(BaseModel):
 
 
 MAX_BATCH = 1000  # receipts in one webhook post
-
-
-def _retry_after(resp: httpx.Response) -> timedelta | None:
-    value = resp.headers.get("Retry-After")
-    if value and value.isdigit():
-        return timedelta(seconds=int(value))
-    return None
 
 
 class SandboxProvider:
@@ -103,7 +94,7 @@ class SandboxProvider:
         headers = json_headers({"Authorization": f"Bearer {self._api_key}", "Idempotency-Key": msg.idempotency_key})
         try:
             resp = await self._client.post("/v1/messages", json=payload, headers=headers)
-        except _NOT_SENT as exc:
+        except NOT_SENT_ERRORS as exc:
             return SendResult(status=SendStatus.REJECTED, error_class=ErrorClass.RETRY, error_code=type(exc).__name__)
         except httpx.TransportError as exc:
             # The request may have been written: only a lookup by key can tell.
@@ -131,7 +122,7 @@ class SandboxProvider:
             error_class=error_class,
             error_code=code,
             error_message=error.get("message"),
-            retry_after=_retry_after(resp),
+            retry_after=retry_after(resp.headers),
         )
 
     async def lookup(self, idempotency_key: str) -> SendResult | None:

@@ -345,3 +345,28 @@ async def test_polled_reports_are_handled_then_acknowledged() -> None:
     assert await provider(fake).poll_receipts(handle) == 2
     assert [[r.status for r in batch] for batch in seen] == [[ReceiptStatus.DELIVERED, ReceiptStatus.FAILED]]
     assert [r.operation_id for r in fake.requests] == ["getReportPolling", "ackReportPolling", "getReportPolling"]
+
+
+async def test_alimtalk_in_template_mode_lets_kakao_fill_its_approved_template() -> None:
+    fake = FakeTransport()
+    config = BizgoConfig(sender_key="SENDER-1", alimtalk_send_type="template")
+    msg = message(variables={"customer_name": "김하늘", "order_id": "A-1001"})
+    assert (await provider(fake, config).send(msg)).status is SendStatus.ACCEPTED
+    sent = fake.last_request.json
+    assert sent["messageFlow"] == [
+        {"alimtalk": {"senderKey": "SENDER-1", "templateCode": "ORDER_PAID", "sendType": "template"}}
+    ]
+    assert sent["destinations"] == [
+        {"to": "01012345678", "replaceWords": {"customer_name": "김하늘", "order_id": "A-1001"}}
+    ]
+
+
+async def test_images_make_an_mms_and_a_template_s_rcs_format_wins() -> None:
+    fake = FakeTransport()
+    p = provider(fake)
+    await p.send(message(Channel.SMS, body="신상품 안내", sms_kind=SmsKind.SMS, image_keys=["FILE-1", "FILE-2"]))
+    assert fake.last_request.json["messageFlow"] == [
+        {"mms": {"from": "0212345678", "text": "신상품 안내", "fileKey": ["FILE-1", "FILE-2"]}}
+    ]
+    await p.send(message(Channel.RCS, body="신상품 안내", template_code="RCS-FORMAT-9"))
+    assert fake.last_request.json["messageFlow"][0]["rcs"]["formatId"] == "RCS-FORMAT-9"

@@ -153,3 +153,17 @@ async def test_no_server_is_retried_and_an_ad_without_unsubscribe_url_is_a_confi
     no_link = await provider(closed, unsubscribe_url="").send(mail(Purpose.ADVERTISING))
     assert (no_link.error_class, no_link.error_code) == (ErrorClass.CONFIG, "NOT_CONFIGURED")
     assert "JOURNEYS_SMTP_UNSUBSCRIBE_URL" in (no_link.error_message or "")
+
+
+@pytest.mark.parametrize(
+    "values",
+    [{"subject": "주문\r\nBcc: everyone@example.com"}, {"to": "haneul@example.com\nBcc: x@example.com"}],
+    ids=["subject", "recipient"],
+)
+async def test_a_header_injection_is_refused_not_sent_and_never_raises(
+    mailbox: tuple[Mailbox, int], values: dict[str, Any]
+) -> None:
+    box, port = mailbox
+    result = await provider(port).send(mail(**values))
+    assert (result.status, result.error_class) == (SendStatus.REJECTED, ErrorClass.REQUEST)
+    assert box.received == []

@@ -99,13 +99,19 @@ async def payment_step(stack: Stack, workflow_id: str) -> list[tuple[Outcome, Ch
     return [(e.outcome, e.channel) for e in timeline if e.step == "payment_complete"]
 
 
+async def order_paid(stack: Stack, fake: FakeTransport) -> tuple[Any, RecordedRequest]:
+    """Pay an order; once its first message reached Bizgo, the journey's handle and that request."""
+    c = customer("010-1234-5678")
+    handle = await stack.journeys.order_paid(order(c), c)
+    [sent] = await eventually(lambda: _async(sends(fake)))
+    return handle, sent
+
+
 async def test_an_alimtalk_delivered_by_bizgo_settles_the_step(
     env: WorkflowEnvironment, bizgo_stack: Stack, fake: FakeTransport
 ) -> None:
-    c = customer("010-1234-5678")
     async with bizgo_stack.worker():
-        handle = await bizgo_stack.journeys.order_paid(order(c), c)
-        [sent] = await eventually(lambda: _async(sends(fake)))
+        handle, sent = await order_paid(bizgo_stack, fake)
         assert channel_of(sent) == "alimtalk" and sent.json["ref"] == f"{handle.id}:payment_complete:alimtalk"
         answer = await report(bizgo_stack, sent, "FAKE-MSGKEY-000001", "10000")
         assert (answer.status_code, answer.json()) == (200, {"msgKey": "FAKE-MSGKEY-000001"})
@@ -120,10 +126,8 @@ async def test_an_alimtalk_delivered_by_bizgo_settles_the_step(
 async def test_not_a_kakaotalk_user_falls_back_to_sms_through_bizgo(
     env: WorkflowEnvironment, bizgo_stack: Stack, fake: FakeTransport
 ) -> None:
-    c = customer("010-1234-5678")
     async with bizgo_stack.worker():
-        handle = await bizgo_stack.journeys.order_paid(order(c), c)
-        [alimtalk] = await eventually(lambda: _async(sends(fake)))
+        handle, alimtalk = await order_paid(bizgo_stack, fake)
         await report(bizgo_stack, alimtalk, "FAKE-MSGKEY-000001", "30116")  # Kakao could not deliver
         _, sms = await eventually(lambda: _async(sends(fake) if len(sends(fake)) == 2 else []))
         # The payment text is over 90 cp949 bytes: an LMS (Bizgo's ``mms`` without images).
@@ -157,10 +161,8 @@ async def test_a_timed_out_send_is_reconciled_by_lookup_and_not_sent_twice(
     env: WorkflowEnvironment, bizgo_stack: Stack, fake: FakeTransport
 ) -> None:
     fake.on("sendOmni").timeout()  # the request may have reached Bizgo: the outcome is unknown
-    c = customer("010-1234-5678")
     async with bizgo_stack.worker():
-        handle = await bizgo_stack.journeys.order_paid(order(c), c)
-        [sent] = await eventually(lambda: _async(sends(fake)))
+        handle, sent = await order_paid(bizgo_stack, fake)
         key = sent.json["ref"]
         # Bizgo's history has it: it was taken.
         fake.on("getMessageHistory").data({"messages": [{"msgKey": "MK-9", "ref": key}], "hasNext": False})
@@ -184,10 +186,8 @@ async def test_a_forged_report_is_refused_and_changes_nothing(bizgo_stack: Stack
 async def test_polled_reports_settle_steps_and_are_acknowledged(
     env: WorkflowEnvironment, bizgo_stack: Stack, fake: FakeTransport
 ) -> None:
-    c = customer("010-1234-5678")
     async with bizgo_stack.worker():
-        handle = await bizgo_stack.journeys.order_paid(order(c), c)
-        [sent] = await eventually(lambda: _async(sends(fake)))
+        handle, sent = await order_paid(bizgo_stack, fake)
         fake.on("getReportPolling").data(
             {
                 "reportId": "R-1",

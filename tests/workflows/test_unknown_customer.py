@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.testing import WorkflowEnvironment
@@ -30,6 +31,13 @@ async def elsewhere(stack: Stack, tmp_path: Path) -> AsyncIterator[Journeys]:
     await other.migrate()
     yield Journeys(stack.journeys.client, other, task_queue=stack.journeys.task_queue, care_segment="off")
     await other.close()
+
+
+async def paid_an_hour_ago(env: WorkflowEnvironment, app: Journeys, c: Any, o: Any) -> Any:
+    """The order paid through the app's facade (another database), an hour of journey time ago."""
+    handle = await app.order_paid(o, c)
+    await env.sleep(timedelta(hours=1))
+    return handle
 
 
 @pytest.mark.parametrize("phone", ["010-1234-5678", "010-0000-0002"])  # AlimTalk would deliver / never answer
@@ -60,8 +68,7 @@ async def test_the_stage_recovers_when_the_profile_reaches_the_worker_store(
     c = customer("010-1234-5678")
     o = order(c)
     async with stack.worker():
-        handle = await elsewhere.order_paid(o, c)
-        await env.sleep(timedelta(hours=1))
+        handle = await paid_an_hour_ago(env, elsewhere, c, o)
         assert await stage_of(handle) == UNKNOWN_CUSTOMER
         await stack.store.upsert_customer(c)  # the fix: the worker's store has the profile now
         await stack.journeys.order_shipped(o.order_id)
@@ -76,8 +83,7 @@ async def test_an_unknown_customer_journey_ends_with_that_stage(
     c = customer("010-1234-5678")
     o = order(c)
     async with stack.worker():
-        handle = await elsewhere.order_paid(o, c)
-        await env.sleep(timedelta(hours=1))
+        handle = await paid_an_hour_ago(env, elsewhere, c, o)
         await stack.journeys.order_delivered(o.order_id)
         result = await handle.result()
     assert await stage_of(handle) == UNKNOWN_CUSTOMER
