@@ -93,6 +93,7 @@ def _settings() -> Settings:
 _CONNECT = ", ".join(f"JOURNEYS_{name.upper()}" for name in Settings.model_fields if name.startswith("temporal_"))
 _STORE = "JOURNEYS_DATA_DIR, JOURNEYS_DATABASE_URL, JOURNEYS_DATABASE_CONNECT_TIMEOUT_SECONDS"
 _LOGS = "JOURNEYS_LOG_FORMAT, JOURNEYS_LOG_LEVEL"
+_ROUTING = "JOURNEYS_ROUTES, JOURNEYS_DEFAULT_PROVIDER, JOURNEYS_FAILOVER_AFTER_ATTEMPTS, JOURNEYS_*_SENDS_PER_SECOND"
 
 
 def _reads(*names: str) -> str:
@@ -125,8 +126,10 @@ def demo(
         _CONNECT,
         "JOURNEYS_TASK_QUEUE",
         _STORE,
+        _ROUTING,
         "JOURNEYS_SANDBOX_URL",
-        "JOURNEYS_SANDBOX_API_KEY (required)",
+        "JOURNEYS_SANDBOX_API_KEY (required while a channel routes to the sandbox)",
+        "each routed provider's JOURNEYS_BIZGO_*, _FCM_*, _WEBPUSH_*, _SMTP_*, _WEBHOOK_CHANNEL_* (README: Providers)",
         "JOURNEYS_PROVIDER_TIMEOUT_SECONDS",
         "JOURNEYS_BRAND_NAME",
         "JOURNEYS_OPT_OUT_LINE",
@@ -146,7 +149,9 @@ def worker() -> None:
         _STORE,
         "JOURNEYS_API_KEY (required)",
         "JOURNEYS_INBOX_TOKEN_SECRET (required)",
-        "JOURNEYS_SANDBOX_WEBHOOK_SECRET (required)",
+        _ROUTING,
+        "JOURNEYS_SANDBOX_WEBHOOK_SECRET (required while a channel routes to the sandbox)",
+        "JOURNEYS_BIZGO_WEBHOOK_SECRET (required while Bizgo reports by webhook)",
         "JOURNEYS_WEBHOOK_MAX_BODY_BYTES",
         "JOURNEYS_DOCS_ENABLED",
         _LOGS,
