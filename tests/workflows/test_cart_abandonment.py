@@ -226,8 +226,6 @@ async def test_many_updates_continue_as_new_and_keep_the_cart(env: WorkflowEnvir
     assert started.continued_execution_run_id  # this run continued an earlier one
     assert started.first_execution_run_id != desc.run_id
     assert len(history) < 4096
-    # The run before this one was not the first: the chain is at least three runs long.
-    assert started.first_execution_run_id != started.continued_execution_run_id
     assert result.outcome == "completed"
     assert sends(stack) == [("cart_reminder", "push"), ("cart_coupon", "brand_message")]
     push = next(iter(stack.sandbox.messages.values()))["body"]
