@@ -38,6 +38,8 @@ from providers import (
     Channel,
     ConfigError,
     ErrorClass,
+    FallbackMessage,
+    GatewayFallbackProvider,
     OutboundMessage,
     Provider,
     ProviderRegistry,
@@ -91,6 +93,10 @@ class SendRequest(BaseModel):
         default=None, description="skip if another run of this workflow id sent within this long"
     )
     reconcile: bool = Field(default=False, description="an earlier request for this key may have sent: settle it first")
+    gateway: list[Channel] = Field(
+        default_factory=list,
+        description="gateway fallback: channels the provider itself tries, in order, if this one fails",
+    )
 
     @property
     def idempotency_key(self) -> str:
@@ -142,6 +148,11 @@ def _address(profile: CustomerProfile, channel: Channel) -> str | None:
     if channel in (Channel.IN_APP, Channel.WEBHOOK):  # the shop's own systems know the customer by id
         return profile.customer_id
     return None
+
+
+def _gateway_of(provider: Provider) -> frozenset[Channel]:
+    """The channels ``provider`` can chain itself (none for a provider without gateway fallback)."""
+    return provider.gateway_channels if isinstance(provider, GatewayFallbackProvider) else frozenset()
 
 
 def _log_outcome(bound: Any, outcome: SendOutcome) -> None:
@@ -329,12 +340,18 @@ class SendActivities:
             raise ApplicationError(str(exc), type=CONFIG_ERROR, non_retryable=True) from exc
 
         await self._store.mark_superseded(req.supersedes)
+        fallback = self._gateway_fallback(req, profile, address, chain[start]) if req.gateway else []
+        if fallback:
+            msg = msg.model_copy(update={"fallback": fallback})
         for index in range(start, len(chain)):
             provider, k = chain[index], keys[index]
+            # A later provider carries the chain only if it can chain those channels itself.
+            keeps_chain = index == start or _gateway_of(provider) >= {f.channel for f in fallback}
+            own = msg if keeps_chain else msg.model_copy(update={"fallback": []})
             outcome = await self._send_through(
                 req,
                 provider,
-                msg.model_copy(update={"idempotency_key": k}),
+                own.model_copy(update={"idempotency_key": k}),
                 address,
                 reconciled=existing is not None and index == start,
                 hand_off=index + 1 < len(chain),
@@ -367,6 +384,7 @@ class SendActivities:
         """
         key = msg.idempotency_key
         record, created = await self._store.claim_message(
+            final_channel=msg.fallback[-1].channel.value if msg.fallback else None,
             idempotency_key=key,
             workflow_id=req.workflow_id,
             step=req.step,
@@ -434,6 +452,36 @@ class SendActivities:
                 non_retryable=True,
             )
         return outcome
+
+    def _gateway_fallback(
+        self, req: SendRequest, profile: CustomerProfile, address: str, provider: Provider
+    ) -> list[FallbackMessage]:
+        """The channels of ``req.gateway`` that ``provider`` may fall back to itself, rendered.
+
+        A channel goes along only if the provider handles it in a chain, it is routed to the same
+        provider, it reaches the same address, and the contact policy allows it now; the others
+        are left out (the journey sees which channel delivered in the receipt).
+        """
+        chain: list[FallbackMessage] = []
+        for channel in req.gateway:
+            if channel not in _gateway_of(provider) or self._providers.route_of(channel) != provider.name:
+                continue
+            if _address(profile, channel) != address:
+                continue
+            if not check(profile, channel, req.purpose, req.journey_time, self._policy).allowed:
+                continue
+            rendered = self._message(req.model_copy(update={"channel": channel}), profile, address)
+            chain.append(
+                FallbackMessage(
+                    channel=channel,
+                    body=rendered.body,
+                    subject=rendered.subject,
+                    template_code=rendered.template_code,
+                    sms_kind=rendered.sms_kind,
+                    image_keys=rendered.image_keys,
+                )
+            )
+        return chain
 
     def _provider_named(self, name: str) -> Provider:
         try:

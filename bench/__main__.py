@@ -138,7 +138,7 @@ def _customer(i: int) -> CustomerProfile:
     )
 
 
-async def ours(client: Client, n: int, database_url: str) -> dict[str, Any]:
+async def ours(client: Client, n: int, database_url: str, timings: PostPurchaseSettings = TIMINGS) -> dict[str, Any]:
     """Everything in this process: worker, facade, sandbox and webhook app (as the tests run it)."""
     async with embedded_stack(
         client,
@@ -146,7 +146,7 @@ async def ours(client: Client, n: int, database_url: str) -> dict[str, Any]:
         http=True,
         receipt_timing=ReceiptTiming.AFTER_RESPONSE,
         receipt_delay=timedelta(milliseconds=10),
-        post_purchase=TIMINGS,
+        post_purchase=timings,
         care_segment="off",
         task_queue=f"ours-{uuid.uuid4()}",
     ) as stack:
@@ -396,6 +396,9 @@ async def main(n: int) -> dict[str, Any]:
             sqlite_url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
             base = await bare(client, n)
             on_sqlite = await ours(client, n, sqlite_url)
+            # Gateway fallback: the provider falls back itself; the journey waits for no receipt.
+            gateway_timings = TIMINGS.model_copy(update={"fallback": {"*": "gateway"}})
+            gateway = await ours(client, n, f"sqlite+aiosqlite:///{Path(tmp) / 'gateway.db'}", gateway_timings)
             split = await ours_split(client, n, f"sqlite+aiosqlite:///{Path(tmp) / 'split.db'}")
             schema = await postgres_url()
             on_pg = None
@@ -413,7 +416,9 @@ async def main(n: int) -> dict[str, Any]:
         "sqlite": on_sqlite,
         "postgres": on_pg,
         "split_sqlite": split,
+        "gateway_sqlite": gateway,
         "ratio_sqlite": on_sqlite["journeys_per_s"] / base["journeys_per_s"],
+        "ratio_gateway_sqlite": gateway["journeys_per_s"] / base["journeys_per_s"],
         "ratio_split_sqlite": split["journeys_per_s"] / base["journeys_per_s"],
         "ratio_postgres": on_pg["journeys_per_s"] / base["journeys_per_s"] if on_pg else None,
         "rss_mb_per_1000_waiting": mem,
@@ -458,12 +463,17 @@ def report(r: dict[str, Any]) -> str:
         f"ratio {r['ratio_split_sqlite']:.2f}   event->send p50 {sp['event_to_send_ms_p50']:.0f} ms "
         f"p99 {sp['event_to_send_ms_p99']:.0f} ms"
     )
+    gw = r["gateway_sqlite"]
+    lines.append(
+        f"ours, SQLite, gateway fallback {gw['journeys_per_s']:6.1f} journeys/s   ratio {r['ratio_gateway_sqlite']:.2f}   "
+        f"history {gw['history_events']} events, {gw['actions']} actions"
+    )
     if pg:
         lines.append(
             f"ours, PostgreSQL   {pg['journeys_per_s']:8.1f} journeys/s   ratio {r['ratio_postgres']:.2f}   "
             f"event->send p50 {pg['event_to_send_ms_p50']:.0f} ms p99 {pg['event_to_send_ms_p99']:.0f} ms"
         )
-    for name in ("bare", "sqlite", "split_sqlite", "postgres"):
+    for name in ("bare", "sqlite", "gateway_sqlite", "split_sqlite", "postgres"):
         if r[name]:
             cpu = r[name]["cpu_ms_per_journey"]
             lines.append(
@@ -503,7 +513,9 @@ if __name__ == "__main__":
         f"{result['sqlite']['history_events']} / {result['sqlite']['actions']} | "
         f"{result['rss_mb_per_1000_waiting']:.1f} ({result[f'rss_mb_per_1000_waiting_cache_{SMALL_CACHE}']:.1f} "
         f"with cache {SMALL_CACHE}) | {result['time_skipping_full_journey_test_s']:.2f} | "
-        f"{_cpu_cell(result['bare'])} / {_cpu_cell(result['sqlite'])} |\n"
+        f"{_cpu_cell(result['bare'])} / {_cpu_cell(result['sqlite'])} | "
+        f"{result['gateway_sqlite']['journeys_per_s']:.1f} ({result['ratio_gateway_sqlite']:.2f}), "
+        f"{_cpu_cell(result['gateway_sqlite'])}, {result['gateway_sqlite']['history_events']} events |\n"
     )
     with (HERE / "README.md").open("a") as f:
         f.write(row)

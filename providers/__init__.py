@@ -9,6 +9,8 @@ from providers.base import (
     Channel,
     DeliveryReceipt,
     ErrorClass,
+    FallbackMessage,
+    GatewayFallbackProvider,
     InvalidReceipt,
     OpaqueId,
     OutboundMessage,
@@ -39,6 +41,8 @@ from providers.registry import ProviderRegistry
 
 __all__ = [
     "AcknowledgingProvider",
+    "FallbackMessage",
+    "GatewayFallbackProvider",
     "EDGE",
     "MAX_JSON_BYTES",
     "at_edge",

@@ -152,6 +152,19 @@ class SmsKind(StrEnum):
     LMS = "LMS"
 
 
+class FallbackMessage(BaseModel):
+    """A message the provider itself sends when the one before it fails (gateway fallback)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    channel: Channel
+    body: str
+    subject: str | None = None
+    template_code: str | None = None
+    sms_kind: SmsKind | None = None
+    image_keys: list[str] = Field(default_factory=list)
+
+
 class OutboundMessage(BaseModel):
     """One rendered message for one provider call."""
 
@@ -167,6 +180,10 @@ class OutboundMessage(BaseModel):
     sender: str | None = None
     sms_kind: SmsKind | None = None
     image_keys: list[str] = Field(default_factory=list, description="provider file keys of images (MMS)")
+    fallback: list[FallbackMessage] = Field(
+        default_factory=list,
+        description="gateway fallback: messages the provider tries in order, to the same address, if this one fails",
+    )
     idempotency_key: str = Field(min_length=1)
     workflow_id: str | None = None
     step: str | None = None
@@ -232,6 +249,16 @@ class Provider(Protocol):
     async def lookup(self, idempotency_key: str) -> SendResult | None:
         """Find an earlier send by idempotency key (for UNKNOWN outcomes); None if never seen."""
         ...
+
+
+@runtime_checkable
+class GatewayFallbackProvider(Protocol):
+    """A provider that falls back itself: one call carries a message and the ones to try if it fails.
+
+    Its delivery receipt names the channel that delivered (or the last one that failed).
+    """
+
+    gateway_channels: frozenset[Channel]  # channels a gateway chain may hold (one address for all)
 
 
 @runtime_checkable

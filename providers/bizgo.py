@@ -196,6 +196,7 @@ class BizgoProvider:
     ) -> None:
         self.name = name
         self.channels = CHANNELS
+        self.gateway_channels = CHANNELS  # send.omni falls back through its messages itself
         self.ack_within = ACK_WITHIN_SECONDS
         self._client = client
         self._config = config
@@ -209,15 +210,19 @@ class BizgoProvider:
 
     async def send(self, msg: OutboundMessage) -> SendResult:
         """Send one message; Bizgo answers a repeat of the key with ``A301`` and sends nothing."""
-        missing = self._missing_setting(msg.channel, msg)
-        if missing:
-            return rejected(ErrorClass.CONFIG, "NOT_CONFIGURED", f"{missing} is not set")
+        # Gateway fallback: the chain's messages in order, one request; Bizgo sends the next when
+        # one fails and reports the channel that delivered.
+        chain = [msg, *(msg.model_copy(update={**f.model_dump(), "fallback": []}) for f in msg.fallback)]
+        for each in chain:
+            missing = self._missing_setting(each.channel, each)
+            if missing:
+                return rejected(ErrorClass.CONFIG, "NOT_CONFIGURED", f"{missing} is not set")
         key = bizgo_key(msg.idempotency_key)
         try:
-            message = self._channel_message(msg)
+            messages = [self._channel_message(each) for each in chain]
             result = await self._client.send.omni(
                 to=[self._destination(msg)],
-                messages=[message],
+                messages=messages,
                 idempotency_key=key,
                 ref=key,
                 group_key=group_key(msg.idempotency_key),

@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 from collections.abc import Coroutine
+from enum import StrEnum
 from typing import Any
 
 import typer
@@ -59,6 +60,13 @@ def _usage_errors() -> tuple[type[BaseException], ...]:
 _USAGE_ERRORS = _usage_errors()
 
 
+class FallbackChoice(StrEnum):
+    """How the demo's post-purchase steps fall back."""
+
+    JOURNEY = "journey"
+    GATEWAY = "gateway"
+
+
 def _run(coro: Coroutine[Any, Any, int | None]) -> int:
     """Run a command; SIGINT and SIGTERM cancel it.
 
@@ -101,6 +109,10 @@ def _reads(*names: str) -> str:
 
 
 HOST = typer.Option("127.0.0.1", help="Interface to listen on.")
+FALLBACK = typer.Option(
+    FallbackChoice.JOURNEY,
+    help="Post-purchase fallback: the journey waits for each receipt (journey), or the provider falls back (gateway).",
+)
 
 
 @app.command(epilog="Environment: none (the demo makes its own secrets and database).")
@@ -109,6 +121,7 @@ def demo(
     port: int = typer.Option(7233, help="Temporal's gRPC port (other commands dial localhost:7233)."),
     ui_port: int = typer.Option(8233, help="Port of the Temporal UI."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show every log line."),
+    fallback: FallbackChoice = FALLBACK,
 ) -> None:
     """Run the three reference journeys for sample customers on the embedded dev server."""
     from activities.logs import configure_logging
@@ -118,7 +131,7 @@ def demo(
     configure_logging(json=False, level="INFO" if verbose else "WARNING")
     require_free_port(port, "--port")
     require_free_port(ui_port, "--ui-port")
-    raise typer.Exit(_run(run_demo(keep=keep, port=port, ui_port=ui_port)))
+    raise typer.Exit(_run(run_demo(keep=keep, port=port, ui_port=ui_port, fallback=fallback.value)))
 
 
 @app.command(

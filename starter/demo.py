@@ -174,8 +174,12 @@ def _link(ui: str | None, workflow_id: str) -> str:
     return f"{ui}/namespaces/default/workflows/{workflow_id}" if ui else ""
 
 
-async def run_demo(*, keep: bool, port: int = 7233, ui_port: int = 8233) -> int:
-    """Run the demo on the documented ports (gRPC ``port``, UI ``ui_port``); returns the exit code."""
+async def run_demo(*, keep: bool, port: int = 7233, ui_port: int = 8233, fallback: str = "journey") -> int:
+    """Run the demo on the documented ports (gRPC ``port``, UI ``ui_port``); returns the exit code.
+
+    ``fallback``: ``journey`` (each channel's receipt awaited, the journey falls back) or
+    ``gateway`` (the sandbox falls back itself within one call) for every post-purchase step.
+    """
     env = await start_dev_server(port=port, ui_port=ui_port if keep else None)
     ui = f"http://localhost:{ui_port}" if keep else None
     try:
@@ -186,7 +190,7 @@ async def run_demo(*, keep: bool, port: int = 7233, ui_port: int = 8233) -> int:
                 http=True,
                 receipt_timing=ReceiptTiming.AFTER_RESPONSE,
                 receipt_delay=timedelta(milliseconds=300),
-                post_purchase=DEMO_TIMINGS,
+                post_purchase=DEMO_TIMINGS.model_copy(update={"fallback": {"*": fallback}}),
                 cart=DEMO_CART,
                 care=DEMO_CARE,
             ) as stack:

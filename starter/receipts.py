@@ -21,7 +21,7 @@ from workflows import JourneyWorkflow
 log = structlog.get_logger("starter.receipts")
 
 # What became of one receipt.
-SIGNALLED, LATE, UNKNOWN, UNAVAILABLE = "signalled", "late", "unknown", "unavailable"
+SIGNALLED, LATE, UNKNOWN, UNAVAILABLE, INTERIM = "signalled", "late", "unknown", "unavailable", "interim"
 
 
 class ReceiptIntake:
@@ -53,13 +53,16 @@ class ReceiptIntake:
         """Signal the journey that sent the message.
 
         Returns what happened: ``signalled``, ``late`` (the journey has ended; the log keeps the
-        receipt), ``unknown`` (no message of ours) or ``unavailable`` (Temporal cannot be reached:
-        the receipt should come again).
+        receipt), ``unknown`` (no message of ours), ``interim`` (a gateway chain goes on) or
+        ``unavailable`` (Temporal cannot be reached: the receipt should come again).
         """
         if record is None:
             log.info("receipt.unknown", provider=provider_name, message_id=receipt.provider_message_id)
             return UNKNOWN
         msg = record.message
+        if record.interim:  # an earlier channel of the provider's own chain failed; it tries the next
+            log.info("receipt.interim", workflow_id=msg.workflow_id, step=msg.step, channel=receipt.channel)
+            return INTERIM
         # The journey is told what the log holds (the first receipt wins), so receipts signalled
         # concurrently, or out of order, cannot tell it two different outcomes.
         logged = ReceiptStatus(msg.receipt_status or receipt.status)
@@ -68,7 +71,7 @@ class ReceiptIntake:
                 "idempotency_key": msg.idempotency_key,
                 "workflow_id": msg.workflow_id,
                 "step": msg.step,
-                "channel": msg.channel,
+                "channel": msg.receipt_channel or msg.channel,  # a gateway chain: the channel that settled it
                 "status": logged,
                 "error_code": msg.receipt_error_code,
                 "error_class": receipt.error_class if receipt.status is logged else None,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, time, timedelta
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from temporalio import workflow
@@ -84,6 +84,9 @@ class Order(BaseModel):
     paid_at: datetime | None = None
 
 
+FallbackMode = Literal["journey", "gateway"]
+
+
 class JourneySettings(BaseModel):
     """What every journey's sends share: how long to wait for a receipt and for one provider call."""
 
@@ -108,6 +111,17 @@ class JourneySettings(BaseModel):
         le=MAX_DURATION,
         description="how long a send whose outcome is unknown is reconciled before the step ends 'unknown'",
     )
+    fallback: dict[Annotated[str, Field(max_length=100)], FallbackMode] = Field(
+        default_factory=dict,
+        max_length=50,
+        description='step -> "journey" (the journey waits for each receipt and falls back itself, across '
+        'providers) or "gateway" (one provider call carries the channels; the provider falls back and its '
+        'receipt names the channel that delivered); "*" for every step; default "journey"',
+    )
+
+    def fallback_mode(self, step: str) -> FallbackMode:
+        """How ``step`` falls back to its next channel."""
+        return self.fallback.get(step) or self.fallback.get("*") or "journey"
 
 
 class PostPurchaseSettings(JourneySettings):

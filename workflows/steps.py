@@ -80,6 +80,9 @@ UNKNOWN_CUSTOMER_STAGE = "unknown-customer-stage"
 # most its contracted rate, across every worker process); sends on that channel are scheduled there.
 PROVIDER_QUEUES = "provider-send-queues"
 ROUTE_TIMEOUT = timedelta(seconds=10)
+# Patch id (v7): a step in "gateway" fallback sends its channels in one provider call and does not
+# wait for the receipt; the receipt, when it comes, records which channel delivered.
+GATEWAY_FALLBACK = "gateway-fallback"
 OUTAGE_FIRST_PAUSE = timedelta(minutes=1)
 OUTAGE_MAX_PAUSE = timedelta(minutes=30)
 
@@ -122,6 +125,8 @@ class JourneyWorkflow:
         self._customer_unknown = False  # the last send found no profile (v5)
         self._stage_name = "started"  # the story's current stage, as last given to stage()
         self._send_queues: dict[Channel, str] | None = None  # v6: asked once a run, see _queue_for
+        self._gateway_keys: dict[str, str] = {}  # v7: key -> step of gateway sends awaiting their receipt
+        self._settings = JourneySettings()
 
     # signals and query ------------------------------------------------------------------------
 
@@ -132,6 +137,15 @@ class JourneyWorkflow:
         if not key or key in self._receipts:
             return
         self._receipts[key] = receipt
+        if key in self._gateway_keys:  # the provider's own fallback chain: the receipt names the channel
+            delivered = receipt.status is ReceiptStatus.DELIVERED
+            self._record(
+                self._gateway_keys.pop(key),
+                Outcome.DELIVERED if delivered else Outcome.FAILED,
+                receipt.channel,
+                "gateway fallback" if delivered else f"{receipt.error_code}; gateway fallback exhausted",
+            )
+            return
         if key in self._closed_keys:
             self._record(
                 self._step_of(key),
@@ -201,6 +215,11 @@ class JourneyWorkflow:
         """
         tried: list[str] = []
         started = workflow.now()
+        if len(channels) > 1 and self._settings.fallback_mode(step) == "gateway" and workflow.patched(GATEWAY_FALLBACK):
+            result = await self._send_by_gateway(step, channels, template, variables, purpose, tried, started)
+            if result is not None:
+                return result
+            channels = channels[1:]  # the provider did not take the chain: the journey falls back itself
         for channel in channels:
             self._raise_if_exited()
             outcome = await self._send_one(step, channel, template, variables, purpose, tried, started)
@@ -241,6 +260,48 @@ class JourneyWorkflow:
                 self._record(step, Outcome.FAILED, channel, outcome.error_code)
         self._record(step, Outcome.NOT_DELIVERED, None, "no channel delivered")
         return StepResult(step=step)
+
+    async def _send_by_gateway(
+        self,
+        step: str,
+        channels: Sequence[Channel],
+        template: str,
+        variables: dict[str, str],
+        purpose: Purpose,
+        tried: list[str],
+        started: datetime,
+    ) -> StepResult | None:
+        """One provider call carrying every channel of the step (v7); None: it was not taken.
+
+        Not waiting for the receipt is the point: the provider falls back by itself, and the
+        receipt, whenever it comes, records the channel that delivered.
+        """
+        first = channels[0]
+        outcome = await self._send_one(step, first, template, variables, purpose, tried, started, gateway=channels[1:])
+        if outcome is None:
+            return StepResult(step=step, config_error=True)
+        if outcome.status in (OutcomeStatus.UNKNOWN, OutcomeStatus.EXPIRED):
+            return StepResult(step=step, ended=Outcome(outcome.status.value))
+        tried.append(outcome.idempotency_key)
+        if outcome.status is OutcomeStatus.ACCEPTED:
+            rest = ", ".join(c.value for c in channels[1:])
+            self._record(step, Outcome.SENT, first, f"gateway fallback to {rest}")
+            if outcome.receipt is not ReceiptMode.NONE:
+                if outcome.idempotency_key in self._receipts:  # it came with the answer
+                    receipt = self._receipts[outcome.idempotency_key]
+                    self._gateway_keys[outcome.idempotency_key] = step
+                    self._receipts.pop(outcome.idempotency_key)
+                    self.on_receipt(receipt)
+                else:
+                    self._gateway_keys[outcome.idempotency_key] = step
+            return StepResult(step=step)
+        if outcome.status is OutcomeStatus.REJECTED:
+            self._record(step, Outcome.REJECTED, first, outcome.error_code)
+        elif outcome.status is OutcomeStatus.SKIPPED:
+            self._record(step, Outcome.SKIPPED, first, outcome.reason)
+        else:
+            self._record(step, Outcome.FAILED, first, outcome.error_code)
+        return None
 
     async def wait_for(
         self, event_types: Collection[EventType], timeout: timedelta, *, summary: str | None = None
@@ -346,6 +407,7 @@ class JourneyWorkflow:
     async def run_story(self, customer_id: str, settings: JourneySettings, story: object) -> JourneyResult:
         """Run a journey's story coroutine with its send settings; an exit event ends it cleanly."""
         self._customer_id = customer_id
+        self._settings = settings
         self._send_timeout = settings.send_timeout
         self._send_deadline = settings.send_deadline
         self._unknown_window = settings.unknown_window
@@ -372,6 +434,7 @@ class JourneyWorkflow:
         purpose: Purpose,
         supersedes: list[str],
         started: datetime,
+        gateway: Sequence[Channel] = (),
     ) -> SendOutcome | None:
         """One channel's send, waiting out deferrals and outages; None on a configuration error."""
         info = workflow.info()
@@ -393,6 +456,7 @@ class JourneyWorkflow:
                 episode=self._episode(),
                 reentry_cooldown=self._reentry_cooldown,
                 reconcile=waiting,
+                gateway=list(gateway),
             )
             queue = await self._queue_for(channel)
             try:

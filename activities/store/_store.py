@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from activities.customers import CustomerProfile
 from activities.store._tables import CustomerRow, InboxRow, MessageRow, OrderRow, SeenEventRow
-from providers import DeliveryReceipt
+from providers import DeliveryReceipt, ReceiptStatus
 
 # Core statements on the tables: the store writes one row per call and maps rows to pydantic
 # models itself, so the ORM's unit of work is overhead it does not need (about 10 % of a
@@ -67,6 +67,8 @@ class MessageRecord(BaseModel):
     receipt_late: bool = False
     journey_time: datetime | None = None
     episode: str | None = None
+    final_channel: str | None = None
+    receipt_channel: str | None = None
     created_at: datetime
 
 
@@ -89,6 +91,7 @@ class ReceiptRecord(BaseModel):
     message: MessageRecord
     duplicate: bool
     late: bool
+    interim: bool = False  # a gateway chain's earlier channel failed: the provider tries the next
 
 
 def _now() -> datetime:
@@ -350,14 +353,19 @@ class Store:
         else:
             return None
         now = _now()
+        final = match & m.receipt_status.is_(None)
+        if receipt.status is ReceiptStatus.FAILED and receipt.channel is not None:
+            # In a gateway chain only the last channel's failure is final: the provider tries the next.
+            final &= m.final_channel.is_(None) | (m.final_channel == receipt.channel.value)
         # One statement in the common case: the first receipt for a message.
         row = (
             await conn.execute(
                 update(_messages)
-                .where(match, m.receipt_status.is_(None))
+                .where(final)
                 .values(
                     receipt_status=receipt.status.value,
                     receipt_error_code=receipt.error_code,
+                    receipt_channel=receipt.channel.value if receipt.channel else None,
                     receipt_at=receipt.occurred_at or now,
                     receipt_late=m.superseded,
                     provider_message_id=func.coalesce(m.provider_message_id, receipt.provider_message_id),
@@ -372,7 +380,10 @@ class Store:
             if row is None:
                 return None
         message = MessageRecord.model_validate(row)
-        return ReceiptRecord(message=message, duplicate=duplicate, late=message.receipt_late)
+        interim = duplicate and message.receipt_status is None  # an earlier channel of a chain failed
+        return ReceiptRecord(
+            message=message, duplicate=duplicate and not interim, late=message.receipt_late, interim=interim
+        )
 
     async def messages(self, *, workflow_id: str | None = None, customer_id: str | None = None) -> list[MessageRecord]:
         """Logged messages, oldest first."""

@@ -55,6 +55,10 @@ class MessageRow(Base):
     receipt_late: Mapped[bool] = mapped_column(Boolean, default=False)
     journey_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     episode: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Gateway fallback: the last channel of the provider's own chain (a failure on an earlier one
+    # is not final), and the channel the settling receipt named.
+    final_channel: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    receipt_channel: Mapped[str | None] = mapped_column(String(32), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 

@@ -61,6 +61,17 @@ class SandboxConfig:
     receipt_batch_max: int = 100
 
 
+class FallbackBody(BaseModel):
+    """One message of a gateway chain: sent to the same recipient if the one before fails."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    channel: Channel
+    body: str = Field(max_length=10_000)
+    subject: str | None = Field(default=None, max_length=200)
+    message_type: str | None = Field(default=None, max_length=10)
+
+
 class SendBody(BaseModel):
     """``POST /v1/messages`` body."""
 
@@ -75,6 +86,8 @@ class SendBody(BaseModel):
     message_type: str | None = Field(default=None, max_length=10)
     reference: str | None = Field(default=None, max_length=300)
     custom_fields: dict[str, Annotated[str, Field(max_length=300)]] = Field(default_factory=dict, max_length=10)
+    # Gateway fallback, like aggregators' own: tried in order when a message is refused or fails.
+    fallback: list[FallbackBody] = Field(default_factory=list, max_length=3)
 
 
 class OutageBody(BaseModel):
@@ -164,7 +177,7 @@ def _receipt_for(message: dict[str, Any], outcome: str) -> dict[str, Any]:
     return {
         "message_id": message["id"],
         "reference": message["reference"],
-        "channel": message["channel"],
+        "channel": message.get("delivered_channel") or message["channel"],
         "status": message["receipt"],
         "error_code": None if outcome == "delivered" else outcome,
         "occurred_at": datetime.now(UTC).isoformat(),
@@ -289,6 +302,16 @@ class Sandbox:
     async def _accept(self, body: SendBody, key: str) -> JSONResponse:
         state = self.state
         error, outcome = _behaviour(body, state, key)
+        delivered_on = body.channel
+        for step in body.fallback:  # the sandbox's own fallback: the next message if this one fails
+            if error is not None and error.status_code >= 500:
+                break  # the whole request is to be retried
+            if error is None and outcome == "delivered":
+                break
+            delivered_on = step.channel
+            error, outcome = _behaviour(
+                body.model_copy(update={"channel": step.channel, "body": step.body}), state, key
+            )
         state.attempts.append({"key": key, "channel": body.channel, "to": body.to, "error": error and error.body})
         if error is not None:
             if error.status_code < 500:
@@ -303,6 +326,7 @@ class Sandbox:
             **body.model_dump(mode="json"),
         }
         message["reference"] = key
+        message["delivered_channel"] = delivered_on.value  # the receipt names it (a gateway chain)
         state.messages[message["id"]] = message
         state.by_reference[key] = message["id"]
         answer = Answer(

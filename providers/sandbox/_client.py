@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from typing import Any
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from providers.base import (
     EDGE,
+    PHONE_CHANNELS,
     Channel,
     DeliveryReceipt,
     ErrorClass,
@@ -74,13 +76,14 @@ class SandboxProvider:
         name: str = "sandbox",
     ) -> None:
         self.name = name
+        self.gateway_channels = PHONE_CHANNELS  # it falls back itself between phone channels
         self._client = client
         self._api_key = api_key
         self._secret = webhook_secret
 
     async def send(self, msg: OutboundMessage) -> SendResult:
         """Send one message; the idempotency key travels as a header and as the reference."""
-        payload = {
+        payload: dict[str, Any] = {
             "channel": msg.channel.value,
             "to": msg.to,
             "body": msg.body,
@@ -91,6 +94,16 @@ class SandboxProvider:
             "reference": msg.idempotency_key,
             "custom_fields": {k: v for k, v in {"workflow_id": msg.workflow_id, "step": msg.step}.items() if v},
         }
+        if msg.fallback:
+            payload["fallback"] = [
+                {
+                    "channel": f.channel.value,
+                    "body": f.body,
+                    "subject": f.subject,
+                    "message_type": f.sms_kind.value if f.sms_kind else None,
+                }
+                for f in msg.fallback
+            ]
         headers = json_headers({"Authorization": f"Bearer {self._api_key}", "Idempotency-Key": msg.idempotency_key})
         try:
             resp = await self._client.post("/v1/messages", json=payload, headers=headers)

@@ -128,6 +128,35 @@ async def test_receipts_duplicate_late_and_unknown(store: Store) -> None:
     assert late is not None and late.late and late.message.receipt_late
 
 
+@pytest.mark.parametrize(
+    ("reports", "settled"),
+    [
+        ([("alimtalk", "failed")], None),  # the provider goes on to the SMS: not final
+        ([("alimtalk", "failed"), ("sms", "delivered")], ("delivered", "sms")),
+        ([("alimtalk", "failed"), ("sms", "failed")], ("failed", "sms")),  # the chain's last: final
+        ([("alimtalk", "delivered")], ("delivered", "alimtalk")),
+        ([(None, "failed")], ("failed", None)),  # a report that names no channel cannot be told apart
+    ],
+)
+async def test_in_a_gateway_chain_only_the_last_channel_s_failure_settles(
+    store: Store, reports: list[tuple[str | None, str]], settled: tuple[str, str | None] | None
+) -> None:
+    key = message()["idempotency_key"]
+    await store.claim_message(**message(), final_channel="sms")
+    await store.finish_message(key, MessageStatus.ACCEPTED, provider_message_id="bz_1")
+    records = []
+    for channel, status in reports:
+        receipt = DeliveryReceipt(
+            provider="sandbox", idempotency_key=key, status=ReceiptStatus(status), channel=channel, error_code="E"
+        )
+        records.append(await store.record_receipt(receipt))
+    logged = await store.get_message(key)
+    assert logged is not None
+    assert ((logged.receipt_status, logged.receipt_channel) if logged.receipt_status else None) == settled
+    interim = [r.interim for r in records if r]
+    assert interim[0] is (reports[0] == ("alimtalk", "failed"))
+
+
 async def test_a_batch_of_receipts_is_answered_in_its_own_order(store: Store) -> None:
     keys = [message(f"post-purchase:o-{i}:payment_complete:alimtalk")["idempotency_key"] for i in (1, 2)]
     for key in keys:

@@ -57,6 +57,33 @@ async def post_purchase_fallback(env: WorkflowEnvironment, stack: Stack) -> Work
     return await post_purchase(env, stack, "010-0000-0002")
 
 
+async def post_purchase_gateway(env: WorkflowEnvironment, stack: Stack) -> WorkflowHandle:
+    """Gateway fallback on every step; AlimTalk never reports (v7: one call, no receipt wait).
+
+    Started with the raw input, as a newer app would start it, so that a worker from before
+    gateway fallback (v6) records it in journey mode with ``fallback`` in its input: the patch is
+    what lets v7 code replay that.
+    """
+    from workflows import PostPurchaseSettings, post_purchase_id
+
+    c = _customer("010-0000-0002")
+    o = factories.order(c)
+    await stack.store.upsert_customer(c)
+    settings = PostPurchaseSettings(review_hours_kst=None).model_dump(mode="json") | {"fallback": {"*": "gateway"}}
+    handle = await env.client.start_workflow(
+        "PostPurchase",
+        {"order": o.model_dump(mode="json"), "settings": settings},
+        id=post_purchase_id(o.order_id),
+        task_queue=stack.task_queue,
+    )
+    await env.sleep(timedelta(hours=20))
+    await stack.journeys.order_shipped(o.order_id)
+    await env.sleep(timedelta(days=1))
+    await stack.journeys.order_delivered(o.order_id)
+    await handle.result()
+    return handle
+
+
 async def post_purchase_outage(env: WorkflowEnvironment, stack: Stack) -> WorkflowHandle:
     """The provider is down for two hours when the order is paid (v4: the step waits, then sends)."""
     key = {"Authorization": f"Bearer {stack.settings.sandbox_api_key.get_secret_value()}"}
@@ -126,6 +153,7 @@ SCENARIOS: dict[str, Scenario] = {
     "post_purchase": post_purchase,
     "post_purchase_fallback": post_purchase_fallback,
     "post_purchase_outage": post_purchase_outage,
+    "post_purchase_gateway": post_purchase_gateway,
     "post_purchase_unknown_customer": post_purchase_unknown_customer,
     "cart": cart,
     "care": care,

@@ -71,17 +71,19 @@ def sends(fake: FakeTransport) -> list[RecordedRequest]:
 
 
 def channel_of(request: RecordedRequest) -> str:
-    [flow] = request.json["messageFlow"]
-    return next(iter(flow))
+    """The channel of a request's first message (a gateway chain has more)."""
+    return next(iter(request.json["messageFlow"][0]))
 
 
-async def report(stack: Stack, request: RecordedRequest, msg_key: str, code: str) -> httpx.Response:
-    """Bizgo's report for one sent message, posted to the webhook app."""
+async def report(
+    stack: Stack, request: RecordedRequest, msg_key: str, code: str, service: str | None = None
+) -> httpx.Response:
+    """Bizgo's report for one sent message (``service``: the channel it names), posted to the webhook app."""
     headers, body = sign_webhook(
         SECRET,
         {
             "msgKey": msg_key,
-            "serviceType": {"alimtalk": "ALIMTALK", "sms": "SMS", "mms": "LMS"}[channel_of(request)],
+            "serviceType": service or {"alimtalk": "ALIMTALK", "sms": "SMS", "mms": "LMS"}[channel_of(request)],
             "reportType": "RS",
             "reportCode": code,
             "reportTime": "2026-12-01T10:00:05+09:00",
@@ -213,6 +215,26 @@ async def test_polled_reports_settle_steps_and_are_acknowledged(
         "ackReportPolling",
         "getReportPolling",
     ]
+
+
+async def test_gateway_fallback_is_one_omni_send_and_only_the_final_report_settles(
+    env: WorkflowEnvironment, bizgo_stack: Stack, fake: FakeTransport
+) -> None:
+    bizgo_stack.journeys.post_purchase = SETTINGS.model_copy(update={"fallback": {"*": "gateway"}})
+    async with bizgo_stack.worker():
+        handle, sent = await order_paid(bizgo_stack, fake)
+        assert [next(iter(m)) for m in sent.json["messageFlow"]] == ["alimtalk", "mms"]  # AlimTalk, then LMS
+        # Kakao could not deliver: Bizgo reports the AlimTalk failed and sends the LMS itself.
+        assert (await report(bizgo_stack, sent, "FAKE-MSGKEY-000001", "30116")).status_code == 200
+        await env.sleep(timedelta(minutes=5))
+        assert await payment_step(bizgo_stack, handle.id) == [(Outcome.SENT, Channel.ALIMTALK)]  # not final
+        assert (await report(bizgo_stack, sent, "FAKE-MSGKEY-000001", "10000", "LMS")).status_code == 200
+        await env.sleep(timedelta(minutes=5))
+        assert await payment_step(bizgo_stack, handle.id) == [
+            (Outcome.SENT, Channel.ALIMTALK),
+            (Outcome.DELIVERED, Channel.SMS),
+        ]
+    assert len(sends(fake)) == 1  # one request for both channels
 
 
 async def _async(value: Any) -> Any:
