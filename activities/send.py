@@ -471,16 +471,7 @@ class SendActivities:
             if not check(profile, channel, req.purpose, req.journey_time, self._policy).allowed:
                 continue
             rendered = self._message(req.model_copy(update={"channel": channel}), profile, address)
-            chain.append(
-                FallbackMessage(
-                    channel=channel,
-                    body=rendered.body,
-                    subject=rendered.subject,
-                    template_code=rendered.template_code,
-                    sms_kind=rendered.sms_kind,
-                    image_keys=rendered.image_keys,
-                )
-            )
+            chain.append(FallbackMessage.model_validate(rendered.model_dump(include=set(FallbackMessage.model_fields))))
         return chain
 
     def _provider_named(self, name: str) -> Provider:

@@ -41,16 +41,23 @@ def _customer(phone: str = "010-1234-5678", *, app: bool = False) -> CustomerPro
     )
 
 
+async def _ship_and_deliver(
+    env: WorkflowEnvironment, stack: Stack, order_id: str, handle: WorkflowHandle
+) -> WorkflowHandle:
+    """Shipped 20 hours after payment, delivered a day later; the journey runs to its end."""
+    await env.sleep(timedelta(hours=20))
+    await stack.journeys.order_shipped(order_id)
+    await env.sleep(timedelta(days=1))
+    await stack.journeys.order_delivered(order_id)
+    await handle.result()
+    return handle
+
+
 async def post_purchase(env: WorkflowEnvironment, stack: Stack, phone: str = "010-1234-5678") -> WorkflowHandle:
     c = _customer(phone)
     o = factories.order(c)
     handle = await stack.journeys.order_paid(o, c)
-    await env.sleep(timedelta(hours=20))
-    await stack.journeys.order_shipped(o.order_id)
-    await env.sleep(timedelta(days=1))
-    await stack.journeys.order_delivered(o.order_id)
-    await handle.result()
-    return handle
+    return await _ship_and_deliver(env, stack, o.order_id, handle)
 
 
 async def post_purchase_fallback(env: WorkflowEnvironment, stack: Stack) -> WorkflowHandle:
@@ -76,12 +83,7 @@ async def post_purchase_gateway(env: WorkflowEnvironment, stack: Stack) -> Workf
         id=post_purchase_id(o.order_id),
         task_queue=stack.task_queue,
     )
-    await env.sleep(timedelta(hours=20))
-    await stack.journeys.order_shipped(o.order_id)
-    await env.sleep(timedelta(days=1))
-    await stack.journeys.order_delivered(o.order_id)
-    await handle.result()
-    return handle
+    return await _ship_and_deliver(env, stack, o.order_id, handle)
 
 
 async def post_purchase_outage(env: WorkflowEnvironment, stack: Stack) -> WorkflowHandle:
