@@ -71,7 +71,8 @@ class ReceiptIntake:
                 "idempotency_key": msg.idempotency_key,
                 "workflow_id": msg.workflow_id,
                 "step": msg.step,
-                "channel": msg.receipt_channel or msg.channel,  # a gateway chain: the channel that settled it
+                # A gateway chain: the channel that settled it; otherwise the one we sent on.
+                "channel": (msg.receipt_channel or msg.channel) if msg.final_channel else msg.channel,
                 "status": logged,
                 "error_code": msg.receipt_error_code,
                 "error_class": receipt.error_class if receipt.status is logged else None,
