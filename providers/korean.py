@@ -24,11 +24,15 @@ def cp949_length(text: str) -> int:
 
 
 def sms_kind(body: str, subject: str | None = None) -> SmsKind:
-    """SMS up to 90 bytes, LMS up to 2,000 bytes (subject up to 40), else an error."""
+    """SMS up to 90 bytes of body, LMS up to 2,000, else an error: the body alone decides.
+
+    A subject never makes an LMS (an LMS costs about three SMS): an SMS goes out without it, and
+    it is used when the body needs an LMS. It must fit an LMS subject (40 bytes) either way.
+    """
     size = cp949_length(body)
     if subject is not None and cp949_length(subject) > LMS_SUBJECT_MAX_BYTES:
         raise TemplateError(f"LMS subject is over {LMS_SUBJECT_MAX_BYTES} bytes")
-    if size <= SMS_MAX_BYTES and not subject:
+    if size <= SMS_MAX_BYTES:
         return SmsKind.SMS
     if size <= LMS_MAX_BYTES:
         return SmsKind.LMS

@@ -152,6 +152,10 @@ async def test_sms_or_lms_is_chosen_by_cp949_length(stack: Stack) -> None:
         [
             Template(code="short", texts={Channel.SMS: "주문 #{order_id} 결제 완료"}),
             Template(code="long", texts={Channel.SMS: "가" * 46}),  # 92 bytes in cp949
+            # A subject never makes an LMS: a short body goes as an SMS without it ...
+            Template(code="titled", texts={Channel.SMS: "주문 #{order_id} 발송"}, subjects={Channel.SMS: "발송 안내"}),
+            # ... and a long one as an LMS with it.
+            Template(code="titled_long", texts={Channel.SMS: "나" * 46}, subjects={Channel.SMS: "발송 안내"}),
         ]
     )
     acts = SendActivities(stack.store, stack.providers, templates)
@@ -160,7 +164,14 @@ async def test_sms_or_lms_is_chosen_by_cp949_length(stack: Stack) -> None:
     env = ActivityEnvironment()
     await env.run(acts.send_message, request(c.customer_id, Channel.SMS, template="short", step="a"))
     await env.run(acts.send_message, request(c.customer_id, Channel.SMS, template="long", step="b"))
-    assert [m["message_type"] for m in stack.sandbox.messages.values()] == ["SMS", "LMS"]
+    await env.run(acts.send_message, request(c.customer_id, Channel.SMS, template="titled", step="c"))
+    await env.run(acts.send_message, request(c.customer_id, Channel.SMS, template="titled_long", step="d"))
+    assert [(m["message_type"], m["subject"]) for m in stack.sandbox.messages.values()] == [
+        ("SMS", None),
+        ("LMS", None),
+        ("SMS", None),
+        ("LMS", "발송 안내"),
+    ]
 
 
 async def test_contact_details_come_from_the_store_at_send_time(stack: Stack) -> None:
