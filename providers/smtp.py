@@ -34,6 +34,7 @@ from providers.base import (
 from providers.common import NoReceipts, rejected, unknown
 
 AD_PREFIX = "(광고)"
+OPT_OUT_TEXT = "수신을 원하지 않으시면 수신거부"
 
 
 @dataclass(frozen=True)
@@ -88,15 +89,20 @@ class SmtpProvider(NoReceipts):
         mail["Date"] = formatdate(localtime=False)
         domain = c.sender.rsplit("@", 1)[-1].strip(" >") or "localhost"
         mail["Message-ID"] = f"<{hashlib.sha256(msg.idempotency_key.encode()).hexdigest()[:32]}@{domain}>"
+        text, footer = msg.body, ""
         if msg.purpose is Purpose.ADVERTISING:
-            targets = [f"<{c.unsubscribe_url.replace('{ref}', quote(msg.idempotency_key, safe=''))}>"]
+            link = c.unsubscribe_url.replace("{ref}", quote(msg.idempotency_key, safe=""))
+            targets = [f"<{link}>"]
             if c.unsubscribe_mailto:
                 targets.append(f"<{c.unsubscribe_mailto}>")
             mail["List-Unsubscribe"] = ", ".join(targets)
             mail["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-        mail.set_content(msg.body)
+            # The law wants the way to opt out in the ad itself, not only in headers.
+            text = f"{msg.body}\n\n{OPT_OUT_TEXT}: {link}"
+            footer = f'<p><a href="{html.escape(link, quote=True)}">{OPT_OUT_TEXT}</a></p>'
+        mail.set_content(text)
         paragraphs = "".join(f"<p>{html.escape(p).replace(chr(10), '<br>')}</p>" for p in msg.body.split("\n\n"))
-        mail.add_alternative(f'<!doctype html><html lang="ko"><body>{paragraphs}</body></html>', subtype="html")
+        mail.add_alternative(f'<!doctype html><html lang="ko"><body>{paragraphs}{footer}</body></html>', subtype="html")
         return mail
 
     async def send(self, msg: OutboundMessage) -> SendResult:

@@ -89,6 +89,9 @@ async def test_an_informational_mail_has_text_and_html_and_no_unsubscribe_header
     assert (sender, recipients) == ("shop@durable.example", ["haneul@example.com"])
     assert received["Subject"] == "주문하신 상품이 출발했습니다"
     assert received["List-Unsubscribe"] is None and received["List-Unsubscribe-Post"] is None
+    plain, page_ = received.get_body(("plain",)), received.get_body(("html",))
+    assert plain is not None and page_ is not None
+    assert "수신거부" not in plain.get_content() + page_.get_content()  # no opt-out footer on information
     text = received.get_body(("plain",))
     page = received.get_body(("html",))
     assert text is not None and page is not None
@@ -107,6 +110,11 @@ async def test_an_ad_is_marked_and_offers_one_click_unsubscribe(mailbox: tuple[M
         "<mailto:unsubscribe@durable.example>"
     )
     assert received["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"  # RFC 8058
+    link = "https://durable.example/unsubscribe?m=post-purchase%3AA-1001%3Ashipping_started%3Aemail"
+    text, page = received.get_body(("plain",)), received.get_body(("html",))
+    assert text is not None and page is not None
+    assert text.get_content().rstrip().endswith(f"수신을 원하지 않으시면 수신거부: {link}")  # in the ad itself
+    assert f'<a href="{link}">수신을 원하지 않으시면 수신거부</a>' in page.get_content()
 
 
 async def test_an_ad_already_marked_is_not_marked_twice(mailbox: tuple[Mailbox, int]) -> None:
