@@ -68,7 +68,6 @@ KNOWN_DEV_SECRETS = frozenset(
     }
 )
 SECRET_SETTINGS = ("api_key", "inbox_token_secret", "sandbox_api_key", "sandbox_webhook_secret")
-WORKER_SECRETS = ("sandbox_api_key",)  # what `journeys worker` signs its sandbox calls with, if routed there
 WEBHOOK_SECRETS = ("api_key", "inbox_token_secret")  # what `journeys webhooks` verifies (and provider_secrets)
 SANDBOX_SECRETS = ("sandbox_api_key", "sandbox_webhook_secret")
 

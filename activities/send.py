@@ -413,7 +413,7 @@ class SendActivities:
         result = await provider.send(msg)
         if result.status is SendStatus.UNKNOWN:
             await self._store.finish_message(key, MessageStatus.UNKNOWN, error_code=result.error_code)
-            found = await self._lookup(provider, key, maybe_sent=True)
+            found = await self._lookup(provider, key)
             if found is None:
                 bound.warning("message.outcome_unknown", error_code=result.error_code)
                 raise ApplicationError(
@@ -484,12 +484,11 @@ class SendActivities:
         """What the provider holds under an earlier attempt's key; None: it never took it."""
         # Only a provider answer of 503/429 before the message was taken (recorded as RETRY)
         # is known not to have sent; any other unfinished claim may have reached the provider.
-        maybe_sent = not (record.status is MessageStatus.SENDING and record.error_class == ErrorClass.RETRY.value)
-        if not maybe_sent:
+        if record.status is MessageStatus.SENDING and record.error_class == ErrorClass.RETRY.value:
             # The last call was refused before the provider took it (the mark is cleared before
             # every call): there is nothing to look up, and a provider that is down cannot answer.
             return None
-        return await self._lookup(self._provider_named(record.provider), record.idempotency_key, maybe_sent=maybe_sent)
+        return await self._lookup(self._provider_named(record.provider), record.idempotency_key)
 
     def _message(self, req: SendRequest, profile: CustomerProfile, address: str) -> OutboundMessage:
         variables = {**req.variables, **profile_variables(profile)}
@@ -511,17 +510,17 @@ class SendActivities:
             step=req.step,
         )
 
-    async def _lookup(self, provider: Provider, key: str, *, maybe_sent: bool) -> SendResult | None:
-        """The provider's record of ``key``.
+    async def _lookup(self, provider: Provider, key: str) -> SendResult | None:
+        """The provider's record of ``key``, a message that may have been sent.
 
         Raises:
-            ApplicationError: the provider cannot answer: ``SendOutcomeUnknown`` when the message
-                may have been sent (the step must not fall back), else ``ProviderUnavailable``.
+            ApplicationError: ``SendOutcomeUnknown``: the provider cannot answer (the step must not
+                fall back).
         """
         try:
             return await provider.lookup(key)
         except ProviderUnavailable as exc:
-            raise ApplicationError(str(exc), type=OUTCOME_UNKNOWN if maybe_sent else PROVIDER_UNAVAILABLE) from exc
+            raise ApplicationError(str(exc), type=OUTCOME_UNKNOWN) from exc
 
     async def _finish(self, req: SendRequest, key: str, provider: Provider, result: SendResult) -> SendOutcome:
         accepted = result.status is SendStatus.ACCEPTED

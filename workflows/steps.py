@@ -247,17 +247,17 @@ class JourneyWorkflow:
                     self._record(step, Outcome.DELIVERED, channel)
                     return StepResult(step=step, delivered=channel)
                 self._record(step, Outcome.FAILED, channel, receipt.error_code)
-            elif outcome.status is OutcomeStatus.REJECTED:
-                self._record(step, Outcome.REJECTED, channel, outcome.error_code)
-            elif outcome.status is OutcomeStatus.SKIPPED:
-                self._record(step, Outcome.SKIPPED, channel, outcome.reason)
-                if outcome.reason == UNKNOWN_CUSTOMER and workflow.patched(UNKNOWN_CUSTOMER_STAGE):
+            else:
+                self._record_not_sent(step, channel, outcome)
+                if (
+                    outcome.status is OutcomeStatus.SKIPPED
+                    and outcome.reason == UNKNOWN_CUSTOMER
+                    and workflow.patched(UNKNOWN_CUSTOMER_STAGE)
+                ):
                     self._customer_unknown = True
                     self.stage(self._stage_name)
                     self._record(step, Outcome.NOT_DELIVERED, None, "the store has no profile for this customer")
                     return StepResult(step=step)
-            else:  # FAILED after retries: the channel is down for now
-                self._record(step, Outcome.FAILED, channel, outcome.error_code)
         self._record(step, Outcome.NOT_DELIVERED, None, "no channel delivered")
         return StepResult(step=step)
 
@@ -287,21 +287,22 @@ class JourneyWorkflow:
             rest = ", ".join(c.value for c in channels[1:])
             self._record(step, Outcome.SENT, first, f"gateway fallback to {rest}")
             if outcome.receipt is not ReceiptMode.NONE:
-                if outcome.idempotency_key in self._receipts:  # it came with the answer
-                    receipt = self._receipts[outcome.idempotency_key]
-                    self._gateway_keys[outcome.idempotency_key] = step
-                    self._receipts.pop(outcome.idempotency_key)
-                    self.on_receipt(receipt)
-                else:
-                    self._gateway_keys[outcome.idempotency_key] = step
+                self._gateway_keys[outcome.idempotency_key] = step
+                early = self._receipts.pop(outcome.idempotency_key, None)  # it came with the answer
+                if early is not None:
+                    self.on_receipt(early)
             return StepResult(step=step)
-        if outcome.status is OutcomeStatus.REJECTED:
-            self._record(step, Outcome.REJECTED, first, outcome.error_code)
-        elif outcome.status is OutcomeStatus.SKIPPED:
-            self._record(step, Outcome.SKIPPED, first, outcome.reason)
-        else:
-            self._record(step, Outcome.FAILED, first, outcome.error_code)
+        self._record_not_sent(step, first, outcome)
         return None
+
+    def _record_not_sent(self, step: str, channel: Channel, outcome: SendOutcome) -> None:
+        """A send that did not go out: rejected, skipped (by policy or profile), or failed after retries."""
+        if outcome.status is OutcomeStatus.REJECTED:
+            self._record(step, Outcome.REJECTED, channel, outcome.error_code)
+        elif outcome.status is OutcomeStatus.SKIPPED:
+            self._record(step, Outcome.SKIPPED, channel, outcome.reason)
+        else:  # FAILED after retries: the channel is down for now
+            self._record(step, Outcome.FAILED, channel, outcome.error_code)
 
     async def wait_for(
         self, event_types: Collection[EventType], timeout: timedelta, *, summary: str | None = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities import UNKNOWN_CUSTOMER, Channel, Store
 from starter import Journeys
 from starter.stack import Stack
+from tests.conftest import terminate_journeys
 from tests.factories import customer, order
 from tests.workflows.test_post_purchase import sandbox_sends, stage_of
 from workflows import Outcome
@@ -29,7 +31,11 @@ async def elsewhere(stack: Stack, tmp_path: Path) -> AsyncIterator[Journeys]:
     """The app's facade, writing customers to a database the worker does not read."""
     other = Store.from_url(f"sqlite+aiosqlite:///{tmp_path / 'other.db'}")
     await other.migrate()
-    yield Journeys(stack.journeys.client, other, task_queue=stack.journeys.task_queue, care_segment="off")
+    app = Journeys(stack.journeys.client, other, task_queue=stack.journeys.task_queue, care_segment="off")
+    yield app
+    # Its journeys are known to its own store only: end them too, or their timers, left without a
+    # worker on the shared time-skipping server, stall later tests' time skipping.
+    await terminate_journeys(SimpleNamespace(store=other, journeys=app))  # type: ignore[arg-type]
     await other.close()
 
 
