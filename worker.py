@@ -31,9 +31,11 @@ from temporalio.service import TLSConfig
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from activities import PolicyConfig, SendActivities, Store, TemplateRegistry, default_templates
+from activities import PolicyConfig, SendActivities, Store, TemplateRegistry
 from activities.inbox import InboxProvider
 from activities.logs import configure_logging
+from activities.policy import mark_advertising
+from activities.templates import PACKAGED_DIR, check_templates, load_templates
 from providers import Channel, ConfigError, Provider, ProviderRegistry, ReceiptMode
 from providers.bizgo import BizgoConfig, BizgoProvider
 from providers.fcm import FcmProvider, ServiceAccount
@@ -41,7 +43,7 @@ from providers.sandbox import SandboxConfig, SandboxProvider
 from providers.smtp import SmtpConfig, SmtpProvider
 from providers.webhook_channel import SignedWebhookProvider
 from providers.webpush import WebPushProvider
-from workflows import ALL_WORKFLOWS, TASK_QUEUE
+from workflows import ALL_WORKFLOWS, TASK_QUEUE, JourneyWorkflow
 
 log = structlog.get_logger("worker")
 
@@ -161,6 +163,19 @@ class Settings(BaseSettings):
 
     brand_name: str = "듀러블샵"
     opt_out_line: str = "무료수신거부 080-000-0000"
+    # Contact policy: frequency caps on ads across journeys (0 turns a cap off; windows are ISO 8601
+    # durations such as P7D or PT12H), duplicate content, journey priority (JSON list, highest first).
+    ad_cap: int = Field(default=2, ge=0, le=1000, description="ads per customer per ad_cap_window, all channels")
+    ad_cap_window: timedelta = Field(default=timedelta(days=7), gt=timedelta(0), le=timedelta(days=366))
+    channel_ad_cap: int = Field(default=1, ge=0, le=1000, description="ads per customer per channel per window")
+    channel_ad_cap_window: timedelta = Field(default=timedelta(days=1), gt=timedelta(0), le=timedelta(days=366))
+    duplicate_window: timedelta = Field(
+        default=timedelta(days=7), ge=timedelta(0), le=timedelta(days=366), description="0: duplicates allowed"
+    )
+    # Template files, one TOML file per journey (default: the reference journeys' packaged files).
+    templates_dir: Path | None = None
+    journey_priority: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=50)
+    priority_grace: timedelta = Field(default=timedelta(minutes=10), ge=timedelta(0), le=timedelta(days=1))
 
     graceful_shutdown_seconds: float = Field(default=30.0, ge=0)
     log_format: Literal["auto", "console", "json"] = "auto"
@@ -194,9 +209,30 @@ class Settings(BaseSettings):
                     "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
                 )
 
-    def policy(self) -> PolicyConfig:
-        """The contact-policy settings."""
-        return PolicyConfig(brand_name=self.brand_name, opt_out_line=self.opt_out_line)
+    def policy(self, journeys: Sequence[str] | None = None) -> PolicyConfig:
+        """The contact-policy settings.
+
+        Raises:
+            ConfigError: ``journey_priority`` names a journey that is not among ``journeys``.
+        """
+        if journeys is not None:
+            unknown = [j for j in self.journey_priority if j not in journeys]
+            if unknown:
+                raise ConfigError(
+                    f"JOURNEYS_JOURNEY_PRIORITY names {unknown[0]!r}, which is no journey; "
+                    f"use some of {', '.join(journeys)}, highest priority first"
+                )
+        return PolicyConfig(
+            brand_name=self.brand_name,
+            opt_out_line=self.opt_out_line,
+            ad_cap=self.ad_cap,
+            ad_cap_window=self.ad_cap_window,
+            channel_ad_cap=self.channel_ad_cap,
+            channel_ad_cap_window=self.channel_ad_cap_window,
+            duplicate_window=self.duplicate_window or None,
+            journey_priority=self.journey_priority,
+            priority_grace=self.priority_grace,
+        )
 
 
 def default_data_dir() -> Path:
@@ -706,6 +742,49 @@ def build_worker(
     return WorkerGroup([main, *senders])
 
 
+def required_templates(workflows: Sequence[type[JourneyWorkflow]] = ALL_WORKFLOWS) -> dict[str, set[Channel]]:
+    """Template code -> the channels the journeys send it on (from each journey's ``steps``)."""
+    required: dict[str, set[Channel]] = {}
+    for journey in workflows:
+        for channels, code in journey.steps.values():
+            required.setdefault(code, set()).update(channels)
+    return required
+
+
+def template_problems(
+    settings: Settings, workflows: Sequence[type[JourneyWorkflow]] = ALL_WORKFLOWS
+) -> tuple[TemplateRegistry | None, list[str]]:
+    """The template files of ``settings`` loaded, and every problem with them (one line each)."""
+    try:
+        registry = load_templates(settings.templates_dir)
+    except ConfigError as exc:
+        return None, [str(exc)]
+    policy = settings.policy()
+
+    def decorate(body: str, channel: Channel, purpose: Any) -> str:
+        return mark_advertising(body, channel, purpose, policy)
+
+    return registry, check_templates(registry, decorate, required=required_templates(workflows))
+
+
+def journey_templates(
+    settings: Settings, workflows: Sequence[type[JourneyWorkflow]] = ALL_WORKFLOWS
+) -> TemplateRegistry:
+    """The template files of ``settings``, checked: what the worker and the starter send from.
+
+    Raises:
+        ConfigError: one line with the first problem (``journeys templates check`` lists them all).
+    """
+    registry, problems = template_problems(settings, workflows)
+    if problems or registry is None:
+        where = settings.templates_dir or PACKAGED_DIR
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise ConfigError(
+            f"JOURNEYS_TEMPLATES_DIR ({where}): {problems[0]}{more}; `journeys templates check` lists every problem"
+        )
+    return registry
+
+
 def build_activities(
     settings: Settings,
     store: Store,
@@ -718,7 +797,7 @@ def build_activities(
     return SendActivities(
         store,
         providers,
-        templates or default_templates(),
+        templates or journey_templates(settings),
         settings.policy(),
         send_queues={name: queue for name, (queue, _) in send_queues(settings, task_queue).items()},
         failover_after=settings.failover_after_attempts,
@@ -735,12 +814,14 @@ async def run_worker(settings: Settings) -> None:
     problem = provider_problem(settings, webhooks=False)  # before connecting: the cheaper mistake first
     if problem:
         raise ConfigError(problem)
+    settings.policy([w.journey for w in ALL_WORKFLOWS])  # a misspelt journey priority
+    templates = journey_templates(settings)  # a template file's mistake stops the worker, not a journey
     client = await connect_client(settings)
     store = await open_store(settings)
     providers = build_providers(settings, store)
     worker = build_worker(
         client,
-        build_activities(settings, store, providers),
+        build_activities(settings, store, providers, templates),
         task_queue=settings.task_queue,
         queues=send_queues(settings),
         graceful_shutdown=timedelta(seconds=settings.graceful_shutdown_seconds),

@@ -1,15 +1,18 @@
-"""Contact policy applied to every send: consent, Korea's ad rules, quiet hours.
+"""Contact policy applied to every send: consent, Korea's ad rules, quiet hours, caps, duplicates.
 
-Frequency caps across journeys come with the full contact-policy work (docs/architecture.md §6).
+:func:`check` decides what a profile allows; frequency caps, journey priority and duplicate
+content are counted from the message log and enforced atomically with the claim of a message
+(:meth:`activities.store.Store.claim_message`), from the :class:`ContactLimits` built here.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta, timezone
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from activities.customers import CustomerProfile
+from activities.store import Cap, ContactLimits
 from providers import Channel, Purpose
 
 KST = timezone(timedelta(hours=9), "KST")
@@ -30,6 +33,32 @@ class PolicyConfig(BaseModel):
     quiet_start: time = time(21, 0)
     quiet_end: time = time(8, 0)
     consent_valid_for: timedelta = timedelta(days=730)
+    # Frequency caps on advertising steps, across every journey (0 turns a cap off).
+    ad_cap: int = Field(default=2, ge=0)
+    ad_cap_window: timedelta = timedelta(days=7)
+    channel_ad_cap: int = Field(default=1, ge=0)
+    channel_ad_cap_window: timedelta = timedelta(days=1)
+    # The same content (template and variables) to the same customer, on any channel (None: off).
+    duplicate_window: timedelta | None = timedelta(days=7)
+    # Journeys, highest priority first; an ad of a journey below the first waits priority_grace
+    # before it takes a window's last slot. Empty: every journey is equal, nobody waits.
+    journey_priority: list[str] = Field(default_factory=list)
+    priority_grace: timedelta = timedelta(minutes=10)
+
+    def limits(self, journey: str, purpose: Purpose, channel: Channel, content_key: str | None) -> ContactLimits:
+        """What a new message of ``journey`` must respect in the message log."""
+        ranked = self.journey_priority
+        below_top = bool(ranked) and journey != ranked[0] and self.priority_grace > timedelta(0)
+        return ContactLimits(
+            advertising=purpose is Purpose.ADVERTISING,
+            caps=[
+                Cap(limit=self.ad_cap, window=self.ad_cap_window),
+                Cap(limit=self.channel_ad_cap, window=self.channel_ad_cap_window, channel=channel.value),
+            ],
+            content_key=content_key,
+            duplicate_window=self.duplicate_window,
+            priority_grace=self.priority_grace if below_top else None,
+        )
 
 
 class Decision(BaseModel):

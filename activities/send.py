@@ -18,10 +18,12 @@ Every other outcome (accepted, rejected, skipped by policy, deferred) is returne
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 from pydantic import BaseModel, ConfigDict, Field
@@ -31,7 +33,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.customers import CustomerProfile
 from activities.policy import PolicyConfig, check, mark_advertising
-from activities.store import MessageRecord, MessageStatus, Store
+from activities.store import ContactRefused, MessageRecord, MessageStatus, Store
 from activities.templates import TemplateRegistry, profile_variables
 from providers import (
     PHONE_CHANNELS,
@@ -97,6 +99,12 @@ class SendRequest(BaseModel):
         default_factory=list,
         description="gateway fallback: channels the provider itself tries, in order, if this one fails",
     )
+    on_cap: Literal["skip", "defer"] = Field(
+        default="skip", description="an ad over a frequency cap: skipped, or deferred until the window frees"
+    )
+    defer_until: datetime | None = Field(
+        default=None, description="journey time after which a deferred ad is skipped instead (None: no limit)"
+    )
 
     @property
     def idempotency_key(self) -> str:
@@ -131,6 +139,16 @@ class SendOutcome(BaseModel):
     reason: str | None = None
     not_before: datetime | None = None
     replayed: bool = Field(default=False, description="answered from the message log, not sent")
+
+
+def content_key(template: str, variables: Mapping[str, str]) -> str:
+    """The key of a message's content, the same on every channel: its template and variables, hashed.
+
+    Two sends with one key carry the same content (the same coupon, the same notice), whichever
+    journey or channel sends them; the hash keeps variable values out of the message log.
+    """
+    canonical = json.dumps([template, sorted(variables.items())], ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _address(profile: CustomerProfile, channel: Channel) -> str | None:
@@ -207,6 +225,57 @@ def _retry_delay(retry_after: timedelta | None) -> timedelta | None:
     return max(retry_after, backoff)
 
 
+def compose(
+    templates: TemplateRegistry,
+    policy: PolicyConfig,
+    *,
+    template: str,
+    channel: Channel,
+    purpose: Purpose,
+    variables: Mapping[str, str],
+    to: str,
+    idempotency_key: str,
+    workflow_id: str | None = None,
+    step: str | None = None,
+) -> OutboundMessage:
+    """The message a provider gets: the template rendered, an ad decorated, SMS or LMS chosen.
+
+    ``journeys templates render`` shows the same message.
+
+    Raises:
+        TemplateError: the template cannot be rendered for ``channel`` with ``variables``.
+    """
+    rendered = templates.render(template, channel, variables)
+    body = mark_advertising(rendered.body, channel, purpose, policy)
+    kind = sms_kind(body, rendered.subject) if channel is Channel.SMS else None
+    return OutboundMessage(
+        channel=channel,
+        purpose=purpose,
+        to=to,
+        body=body,
+        subject=rendered.subject if kind is None or kind is SmsKind.LMS else None,
+        html=rendered.html,
+        template_code=rendered.provider_template_code,
+        image_keys=rendered.image_keys,
+        variables=dict(variables),
+        sms_kind=kind,
+        idempotency_key=idempotency_key,
+        workflow_id=workflow_id,
+        step=step,
+    )
+
+
+def effective_purpose(templates: TemplateRegistry, template: str, asked: Purpose) -> Purpose:
+    """Advertising if the journey or the template file says so: a template edited into an ad is one.
+
+    Raises:
+        TemplateError: no such template.
+    """
+    if asked is Purpose.ADVERTISING or templates.get(template).purpose is Purpose.ADVERTISING:
+        return Purpose.ADVERTISING
+    return Purpose.INFORMATIONAL
+
+
 class SendActivities:
     """Activities that send messages; built by ``worker.py`` from the store and providers.
 
@@ -276,6 +345,13 @@ class SendActivities:
 
     async def _send_message(self, req: SendRequest) -> SendOutcome:
         key = req.idempotency_key
+        try:
+            purpose = effective_purpose(self._templates, req.template, req.purpose)
+        except ConfigError as exc:
+            log.error("message.config_error", workflow_id=req.workflow_id, step=req.step, error=str(exc))
+            raise ApplicationError(str(exc), type=CONFIG_ERROR, non_retryable=True) from exc
+        if purpose is not req.purpose:
+            req = req.model_copy(update={"purpose": purpose})
         bound = log.bind(
             workflow_id=req.workflow_id,
             journey=req.journey,
@@ -383,19 +459,10 @@ class SendActivities:
             ApplicationError: retryable (unavailable, unknown) or not (configuration).
         """
         key = msg.idempotency_key
-        record, created = await self._store.claim_message(
-            final_channel=msg.fallback[-1].channel.value if msg.fallback else None,
-            idempotency_key=key,
-            workflow_id=req.workflow_id,
-            step=req.step,
-            channel=req.channel.value,
-            customer_id=req.customer_id,
-            provider=provider.name,
-            purpose=req.purpose.value,
-            template=req.template,
-            journey_time=req.journey_time,
-            episode=req.episode,
-        )
+        try:
+            record, created = await self._claim(req, provider, msg)
+        except ContactRefused as refused:
+            return self._refused(req, key, refused)
         if not created:
             if _handed_off(record) and hand_off:
                 return None
@@ -453,6 +520,44 @@ class SendActivities:
             )
         return outcome
 
+    async def _claim(self, req: SendRequest, provider: Provider, msg: OutboundMessage) -> tuple[MessageRecord, bool]:
+        """Claim ``msg``'s key in the message log, within the contact policy's caps and windows.
+
+        Raises:
+            ContactRefused: the frequency caps, the journey priority or duplicate content refuse it now.
+        """
+        return await self._store.claim_message(
+            limits=self._policy.limits(req.journey, req.purpose, req.channel, content_key(req.template, req.variables)),
+            final_channel=msg.fallback[-1].channel.value if msg.fallback else None,
+            idempotency_key=msg.idempotency_key,
+            workflow_id=req.workflow_id,
+            step=req.step,
+            channel=req.channel.value,
+            customer_id=req.customer_id,
+            provider=provider.name,
+            purpose=req.purpose.value,
+            template=req.template,
+            journey_time=req.journey_time,
+            episode=req.episode,
+            journey=req.journey,
+        )
+
+    def _refused(self, req: SendRequest, key: str, refused: ContactRefused) -> SendOutcome:
+        """The outcome of a claim the contact policy refused: deferred while it may pass later, else skipped."""
+        later = refused.not_before
+        deferrable = refused.reason == "priority_grace" or (refused.reason == "frequency_cap" and req.on_cap == "defer")
+        if later is not None and deferrable and (req.defer_until is None or later <= req.defer_until):
+            return SendOutcome(
+                status=OutcomeStatus.DEFERRED,
+                channel=req.channel,
+                idempotency_key=key,
+                reason=refused.reason,
+                not_before=later,
+            )
+        return SendOutcome(
+            status=OutcomeStatus.SKIPPED, channel=req.channel, idempotency_key=key, reason=refused.reason
+        )
+
     def _gateway_fallback(
         self, req: SendRequest, profile: CustomerProfile, address: str, provider: Provider
     ) -> list[FallbackMessage]:
@@ -491,20 +596,14 @@ class SendActivities:
         return await self._lookup(self._provider_named(record.provider), record.idempotency_key)
 
     def _message(self, req: SendRequest, profile: CustomerProfile, address: str) -> OutboundMessage:
-        variables = {**req.variables, **profile_variables(profile)}
-        rendered = self._templates.render(req.template, req.channel, variables)
-        body = mark_advertising(rendered.body, req.channel, req.purpose, self._policy)
-        kind = sms_kind(body, rendered.subject) if req.channel is Channel.SMS else None
-        return OutboundMessage(
+        return compose(
+            self._templates,
+            self._policy,
+            template=req.template,
             channel=req.channel,
             purpose=req.purpose,
+            variables={**req.variables, **profile_variables(profile)},
             to=address,
-            body=body,
-            subject=rendered.subject if kind is None or kind is SmsKind.LMS else None,
-            template_code=rendered.provider_template_code,
-            image_keys=rendered.image_keys,
-            variables=variables,
-            sms_kind=kind,
             idempotency_key=req.idempotency_key,
             workflow_id=req.workflow_id,
             step=req.step,

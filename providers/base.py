@@ -175,6 +175,7 @@ class OutboundMessage(BaseModel):
     to: str = Field(min_length=1, description="phone, email, push token or URL")
     body: str
     subject: str | None = None
+    html: str | None = Field(default=None, description="e-mail: the HTML body rendered from the template")
     template_code: str | None = None
     variables: dict[str, str] = Field(default_factory=dict)
     sender: str | None = None

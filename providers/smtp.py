@@ -101,8 +101,11 @@ class SmtpProvider(NoReceipts):
             text = f"{msg.body}\n\n{OPT_OUT_TEXT}: {link}"
             footer = f'<p><a href="{html.escape(link, quote=True)}">{OPT_OUT_TEXT}</a></p>'
         mail.set_content(text)
-        paragraphs = "".join(f"<p>{html.escape(p).replace(chr(10), '<br>')}</p>" for p in msg.body.split("\n\n"))
-        mail.add_alternative(f'<!doctype html><html lang="ko"><body>{paragraphs}{footer}</body></html>', subtype="html")
+        # The template's own HTML (rendered autoescaped), or the text as paragraphs.
+        content = msg.html or "".join(
+            f"<p>{html.escape(p).replace(chr(10), '<br>')}</p>" for p in msg.body.split("\n\n")
+        )
+        mail.add_alternative(f'<!doctype html><html lang="ko"><body>{content}{footer}</body></html>', subtype="html")
         return mail
 
     async def send(self, msg: OutboundMessage) -> SendResult:

@@ -40,6 +40,10 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema.", rich_markup_mode=None, pretty_exceptions_enable=False)
 app.add_typer(db_app, name="db")
+templates_app = typer.Typer(
+    help="Template files: check them, preview a message.", rich_markup_mode=None, pretty_exceptions_enable=False
+)
+app.add_typer(templates_app, name="templates")
 
 
 def _usage_errors() -> tuple[type[BaseException], ...]:
@@ -337,6 +341,43 @@ def db_upgrade() -> None:
         await (await open_store(settings)).close()
 
     raise typer.Exit(_run(upgrade()))
+
+
+_TEMPLATES = "JOURNEYS_TEMPLATES_DIR, JOURNEYS_BRAND_NAME, JOURNEYS_OPT_OUT_LINE, JOURNEYS_SMTP_* (e-mail previews)"
+
+
+@templates_app.command("check", epilog=_reads(_TEMPLATES))
+def templates_check() -> None:
+    """Validate every template file: variables, cp949 and byte limits, ad rules, the journeys' needs.
+
+    Prints every problem, one line each, and exits 1 if there is any.
+    """
+    from starter.template_tools import check_report
+
+    ok, lines = check_report(load_settings())
+    for line in lines:
+        typer.echo(line)
+    raise typer.Exit(0 if ok else 1)
+
+
+@templates_app.command("render", epilog=_reads(_TEMPLATES))
+def templates_render(
+    name: str = typer.Argument(..., help="Template code, e.g. recent_buyer_sale."),
+    channel: str = typer.Option(..., "--channel", "-c", help="Channel: sms, alimtalk, email, push ..."),
+    var: list[str] = typer.Option([], "--var", help="A variable, name=value (repeat for each)."),  # noqa: B008
+) -> None:
+    """Preview a message exactly as it would be sent: ad decoration, SMS or LMS, e-mail headers."""
+    from providers import Channel
+    from starter.template_tools import parse_vars, render_preview
+
+    try:
+        chosen = Channel(channel)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{channel!r} is no channel; use one of {', '.join(c.value for c in Channel)}"
+        ) from None
+    for line in render_preview(load_settings(), name, chosen, parse_vars(var)):
+        typer.echo(line)
 
 
 def main() -> None:

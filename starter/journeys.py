@@ -29,7 +29,7 @@ from activities import (
 )
 from starter.errors import InvalidInput, JourneyNotFound
 from starter.tokens import mint_inbox_token
-from worker import Settings, connect_client, load_settings, open_store
+from worker import Settings, connect_client, journey_templates, load_settings, open_store
 from workflows import (
     CUSTOMER_ID,
     JOURNEY,
@@ -163,6 +163,7 @@ class Journeys:
         settings = settings or load_settings()
         store = await open_store(settings)
         kwargs.setdefault("inbox_token_secret", settings.inbox_token_secret.get_secret_value())
+        kwargs.setdefault("templates", journey_templates(settings))
         return cls(await connect_client(settings), store, task_queue=settings.task_queue, **kwargs)
 
     async def close(self) -> None:

@@ -33,6 +33,7 @@ from worker import (
     build_providers,
     build_worker,
     dev_settings,
+    journey_templates,
     sandbox_config,
     send_queues,
 )
@@ -129,6 +130,7 @@ async def embedded_stack(
             ``bizgo.testing.FakeTransport().async_client()``).
     """
     settings = dev_settings(settings)
+    templates = templates or journey_templates(settings)
     async with AsyncExitStack() as stack:
         store = Store.from_url(database_url)
         stack.push_async_callback(store.close)

@@ -30,7 +30,7 @@ from workflows.post_purchase import KAKAO_THEN_SMS, PostPurchaseJourney, order_v
 from workflows.post_purchase_care import PostPurchaseCareJourney, care_id
 from workflows.steps import JourneyExit, JourneyWorkflow
 
-ALL_WORKFLOWS = [PostPurchaseJourney, CartAbandonmentJourney, PostPurchaseCareJourney]
+ALL_WORKFLOWS: list[type[JourneyWorkflow]] = [PostPurchaseJourney, CartAbandonmentJourney, PostPurchaseCareJourney]
 
 __all__ = [
     "EVENT_DATA",

@@ -68,6 +68,7 @@ class CartAbandonmentJourney(JourneyWorkflow):
     """
 
     journey = JOURNEY
+    steps = CART_STEPS
     exit_events = frozenset({EventType.PURCHASE, EventType.CART_CLEARED})
     reuses_workflow_id = True
 

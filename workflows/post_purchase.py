@@ -63,6 +63,7 @@ class PostPurchaseJourney(JourneyWorkflow):
     """
 
     journey = JOURNEY
+    steps = POST_PURCHASE_STEPS
     exit_events = frozenset({EventType.ORDER_CANCELLED, EventType.ORDER_REFUNDED})
 
     @workflow.run

@@ -59,6 +59,7 @@ class PostPurchaseCareJourney(JourneyWorkflow):
     """
 
     journey = JOURNEY
+    steps = CARE_STEPS
 
     @workflow.run
     async def run(self, inp: CareInput) -> JourneyResult:

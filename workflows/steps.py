@@ -16,9 +16,10 @@ and no send starts after one arrived.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -87,6 +88,14 @@ OUTAGE_FIRST_PAUSE = timedelta(minutes=1)
 OUTAGE_MAX_PAUSE = timedelta(minutes=30)
 
 
+@dataclass(frozen=True)
+class CapRule:
+    """What a step does with an ad over a frequency cap (see ``send_with_fallback``)."""
+
+    on_cap: Literal["skip", "defer"] = "skip"
+    defer_until: datetime | None = None
+
+
 class JourneyExit(Exception):
     """An exit event (cancelled order, purchase ...) ended the journey."""
 
@@ -102,6 +111,9 @@ class JourneyWorkflow:
     """
 
     journey: ClassVar[str] = "journey"
+    # step -> (its channels in order, its template code): what the worker checks the template
+    # files against at start, so a missing template or channel text stops the worker, not a journey.
+    steps: ClassVar[Mapping[str, tuple[tuple[Channel, ...], str]]] = {}
     exit_events: ClassVar[frozenset[EventType]] = frozenset()
     # A journey whose workflow id is reused by later runs (the cart) scopes its idempotency
     # keys to the run chain, so a new run's messages are not mistaken for the last run's.
@@ -201,8 +213,16 @@ class JourneyWorkflow:
         *,
         purpose: Purpose = Purpose.INFORMATIONAL,
         receipt_timeout: timedelta,
+        on_cap: Literal["skip", "defer"] = "skip",
+        defer_within: timedelta | None = None,
     ) -> StepResult:
         """Send on the first channel; on rejection, failed receipt or no receipt in time, the next.
+
+        The contact policy rules every send (consent, quiet hours, frequency caps, journey
+        priority, duplicate content). An ad over a frequency cap is ``skipped`` (reason
+        ``frequency_cap``) with ``on_cap="skip"``; with ``on_cap="defer"`` the step waits until
+        the window frees, unless that is more than ``defer_within`` after the step started (then
+        it is skipped: a coupon for a week-old cart is no use).
 
         Only the first channel that delivers counts: later channels are never sent. A channel is
         left only on outcomes known not to have sent. While the store or the provider is down
@@ -215,14 +235,15 @@ class JourneyWorkflow:
         """
         tried: list[str] = []
         started = workflow.now()
+        cap = CapRule(on_cap=on_cap, defer_until=started + defer_within if defer_within is not None else None)
         if len(channels) > 1 and self._settings.fallback_mode(step) == "gateway" and workflow.patched(GATEWAY_FALLBACK):
-            result = await self._send_by_gateway(step, channels, template, variables, purpose, tried, started)
+            result = await self._send_by_gateway(step, channels, template, variables, purpose, tried, started, cap)
             if result is not None:
                 return result
             channels = channels[1:]  # the provider did not take the chain: the journey falls back itself
         for channel in channels:
             self._raise_if_exited()
-            outcome = await self._send_one(step, channel, template, variables, purpose, tried, started)
+            outcome = await self._send_one(step, channel, template, variables, purpose, tried, started, cap=cap)
             if outcome is None:
                 return StepResult(step=step, config_error=True)
             if outcome.status in (OutcomeStatus.UNKNOWN, OutcomeStatus.EXPIRED):
@@ -270,6 +291,7 @@ class JourneyWorkflow:
         purpose: Purpose,
         tried: list[str],
         started: datetime,
+        cap: CapRule,
     ) -> StepResult | None:
         """One provider call carrying every channel of the step (v7); None: it was not taken.
 
@@ -277,7 +299,9 @@ class JourneyWorkflow:
         receipt, whenever it comes, records the channel that delivered.
         """
         first = channels[0]
-        outcome = await self._send_one(step, first, template, variables, purpose, tried, started, gateway=channels[1:])
+        outcome = await self._send_one(
+            step, first, template, variables, purpose, tried, started, gateway=channels[1:], cap=cap
+        )
         if outcome is None:
             return StepResult(step=step, config_error=True)
         if outcome.status in (OutcomeStatus.UNKNOWN, OutcomeStatus.EXPIRED):
@@ -436,6 +460,7 @@ class JourneyWorkflow:
         supersedes: list[str],
         started: datetime,
         gateway: Sequence[Channel] = (),
+        cap: CapRule | None = None,
     ) -> SendOutcome | None:
         """One channel's send, waiting out deferrals and outages; None on a configuration error."""
         info = workflow.info()
@@ -458,6 +483,8 @@ class JourneyWorkflow:
                 reentry_cooldown=self._reentry_cooldown,
                 reconcile=waiting,
                 gateway=list(gateway),
+                on_cap=cap.on_cap if cap else "skip",
+                defer_until=cap.defer_until if cap else None,
             )
             queue = await self._queue_for(channel)
             try:

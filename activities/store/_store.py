@@ -5,20 +5,20 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, cast
 
 from alembic import command
 from alembic.config import Config
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Table, event, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from activities.customers import CustomerProfile
-from activities.store._tables import CustomerRow, InboxRow, MessageRow, OrderRow, SeenEventRow
+from activities.store._tables import ContactHoldRow, CustomerRow, InboxRow, MessageRow, OrderRow, SeenEventRow
 from providers import DeliveryReceipt, ReceiptStatus
 
 # Core statements on the tables: the store writes one row per call and maps rows to pydantic
@@ -29,6 +29,7 @@ _messages = cast(Table, MessageRow.__table__)
 _orders = cast(Table, OrderRow.__table__)
 _inbox = cast(Table, InboxRow.__table__)
 _seen = cast(Table, SeenEventRow.__table__)
+_holds = cast(Table, ContactHoldRow.__table__)
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -72,6 +73,48 @@ class MessageRecord(BaseModel):
     created_at: datetime
 
 
+class Cap(BaseModel):
+    """At most ``limit`` advertising steps per customer in a rolling ``window`` (on ``channel``, or overall)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    limit: int
+    window: timedelta
+    channel: str | None = None
+
+
+class ContactLimits(BaseModel):
+    """What a new claim must respect, checked in the same transaction as the claim.
+
+    Counted are the customer's messages of *other* steps that went out or may have (not
+    rejected, no failed receipt), by journey time. A step counts once however many of its
+    channels were tried.
+    """
+
+    advertising: bool
+    caps: list[Cap] = Field(default_factory=list)
+    content_key: str | None = None
+    duplicate_window: timedelta | None = None
+    priority_grace: timedelta | None = Field(
+        default=None,
+        description="set for a journey below the top priority: before its ad takes the last slot of a "
+        "window it waits this long, so a higher-priority ad that comes meanwhile takes the slot",
+    )
+
+
+class ContactRefused(Exception):  # noqa: N818 - a refusal, not a failure
+    """A new claim the contact policy refused; nothing was inserted.
+
+    ``reason`` is ``duplicate_content``, ``frequency_cap`` or ``priority_grace``; ``not_before``
+    is when the same claim could pass (caps and holds).
+    """
+
+    def __init__(self, reason: str, not_before: datetime | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.not_before = not_before
+
+
 class InboxMessage(BaseModel):
     """One message of a customer's in-app inbox."""
 
@@ -96,6 +139,11 @@ class ReceiptRecord(BaseModel):
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _aware(value: datetime) -> datetime:
+    """A stored time as an aware datetime (SQLite returns naive UTC)."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -258,12 +306,20 @@ class Store:
 
     # message log ----------------------------------------------------------------------------
 
-    async def claim_message(self, **fields: Any) -> tuple[MessageRecord, bool]:
+    async def claim_message(self, *, limits: ContactLimits | None = None, **fields: Any) -> tuple[MessageRecord, bool]:
         """Insert a ``sending`` row under a unique idempotency key.
+
+        With ``limits``, a new row is inserted only if the customer's frequency caps and
+        duplicate-content window allow it, decided under a lock on the customer's row (on
+        PostgreSQL and SQLite alike): two claims racing for a window's last slot cannot both pass.
+        An existing row (an earlier attempt) is never refused.
 
         Returns:
             The row and whether this call created it. An existing row means an earlier
             attempt got this far: the caller must not send blindly.
+
+        Raises:
+            ContactRefused: the contact policy refused a new claim (nothing was inserted).
         """
         now = _now()
         values = {
@@ -275,6 +331,8 @@ class Store:
             "updated_at": now,
             **fields,
         }
+        if limits is not None:
+            return await self._claim_within(limits, values)
         try:
             async with self._write() as conn:
                 row = (await conn.execute(insert(_messages).values(values).returning(_messages))).one()
@@ -292,6 +350,101 @@ class Store:
                 )
             ).one()
             return MessageRecord.model_validate(row), False
+
+    async def _claim_within(self, limits: ContactLimits, values: dict[str, Any]) -> tuple[MessageRecord, bool]:
+        m = _messages.c
+        key = values["idempotency_key"]
+        values.setdefault("content_key", limits.content_key)
+        refusal: ContactRefused | None = None
+        async with self._write() as conn:
+            # Lock the customer's row first: every checked claim for this customer takes its turn
+            # here, so its count sees the claim before it. (An UPDATE, not SELECT ... FOR UPDATE:
+            # SQLite has no row locks, and an UPDATE takes its write lock at once.)
+            await conn.execute(
+                update(_customers)
+                .where(_customers.c.customer_id == values["customer_id"])
+                .values(updated_at=_customers.c.updated_at)
+            )
+            existing = (
+                await conn.execute(
+                    update(_messages)
+                    .where(m.idempotency_key == key)
+                    .values(attempts=m.attempts + 1, updated_at=values["updated_at"])
+                    .returning(_messages)
+                )
+            ).first()
+            if existing is not None:
+                return MessageRecord.model_validate(existing), False
+            refusal = await self._contact_refusal(conn, limits, values)
+            if refusal is None:
+                row = (await conn.execute(insert(_messages).values(values).returning(_messages))).one()
+                await conn.execute(_holds.delete().where(_holds.c.idempotency_key == key))
+                return MessageRecord.model_validate(row), True
+        raise refusal  # after the commit: a priority hold it made is kept
+
+    @staticmethod
+    async def _contact_refusal(
+        conn: AsyncConnection, limits: ContactLimits, values: dict[str, Any]
+    ) -> ContactRefused | None:
+        """Why the contact policy refuses this new claim now, or None (the customer's row is locked)."""
+        m = _messages.c
+        at: datetime = values["journey_time"]
+        windows = [c.window for c in limits.caps if limits.advertising and c.limit > 0]
+        if limits.content_key and limits.duplicate_window:
+            windows.append(limits.duplicate_window)
+        if not windows:
+            return None
+        own = (values["workflow_id"], values.get("episode"), values["step"])
+        rows = await conn.execute(
+            select(m.workflow_id, m.episode, m.step, m.channel, m.purpose, m.journey_time, m.content_key).where(
+                m.customer_id == values["customer_id"],
+                m.status != MessageStatus.REJECTED.value,
+                m.receipt_status.is_(None) | (m.receipt_status != ReceiptStatus.FAILED.value),
+                m.journey_time >= at - max(windows),
+            )
+        )
+        others = [r for r in rows if (r.workflow_id, r.episode, r.step) != own]
+        if limits.content_key and limits.duplicate_window:
+            since = at - limits.duplicate_window
+            if any(r.content_key == limits.content_key and _aware(r.journey_time) >= since for r in others):
+                return ContactRefused("duplicate_content")
+        if not limits.advertising:
+            return None
+        free_at: datetime | None = None
+        fills_last = False
+        for cap in limits.caps:
+            if cap.limit <= 0:
+                continue
+            since = at - cap.window
+            steps: dict[tuple[str, str | None, str], datetime] = {}
+            for r in others:
+                sent = _aware(r.journey_time)
+                if r.purpose == "advertising" and sent >= since and cap.channel in (None, r.channel):
+                    step = (r.workflow_id, r.episode, r.step)
+                    steps[step] = min(sent, steps.get(step, sent))
+            times = sorted(steps.values())
+            if len(times) >= cap.limit:
+                # The window frees when enough of its oldest steps have left it.
+                frees = times[len(times) - cap.limit] + cap.window + timedelta(seconds=1)
+                free_at = frees if free_at is None else max(free_at, frees)
+            elif len(times) + 1 == cap.limit:
+                fills_last = True
+        if free_at is not None:
+            return ContactRefused("frequency_cap", free_at)
+        if fills_last and limits.priority_grace:
+            key = values["idempotency_key"]
+            hold = (await conn.execute(select(_holds.c.until).where(_holds.c.idempotency_key == key))).first()
+            if hold is None:
+                until = at + limits.priority_grace
+                await conn.execute(
+                    insert(_holds).values(
+                        idempotency_key=key, customer_id=values["customer_id"], until=until, created_at=_now()
+                    )
+                )
+                return ContactRefused("priority_grace", until)
+            if at < _aware(hold.until):
+                return ContactRefused("priority_grace", _aware(hold.until))
+        return None
 
     async def get_message(self, idempotency_key: str) -> MessageRecord | None:
         """The logged message with this key, or None."""

@@ -25,6 +25,8 @@ class CustomerRow(Base):
     customer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     profile: Mapped[dict[str, Any]] = mapped_column(JSON)
     dead_addresses: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # channel -> when the biennial consent notice last went out (kept across profile upserts)
+    consent_notices: Mapped[dict[str, str] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
@@ -59,6 +61,9 @@ class MessageRow(Base):
     # is not final), and the channel the settling receipt named.
     final_channel: Mapped[str | None] = mapped_column(String(32), nullable=True)
     receipt_channel: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # Contact policy: the content's key (template + variables, hashed) and the sending journey.
+    content_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    journey: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
@@ -89,4 +94,15 @@ class SeenEventRow(Base):
 
     workflow_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ContactHoldRow(Base):
+    """A lower-priority ad waiting out the priority grace before it may take a window's last slot."""
+
+    __tablename__ = "contact_holds"
+
+    idempotency_key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(64))
+    until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,254 @@
+"""Templates as files: loading, the checks with their messages, HTML autoescaping, the CLI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from activities import Channel, Purpose, TemplateError
+from activities.policy import PolicyConfig, mark_advertising
+from activities.templates import PACKAGED_DIR, check_templates, load_templates
+from worker import ConfigError, Settings, journey_templates, required_templates
+
+POLICY = PolicyConfig()
+
+
+def decorate(body: str, channel: Channel, purpose: Purpose) -> str:
+    return mark_advertising(body, channel, purpose, POLICY)
+
+
+def write(tmp_path: Path, text: str, name: str = "shop.toml") -> Path:
+    (tmp_path / name).write_text(text, encoding="utf-8")
+    return tmp_path
+
+
+def problems(tmp_path: Path, text: str) -> list[str]:
+    return check_templates(load_templates(write(tmp_path, text)), decorate)
+
+
+def test_the_packaged_files_are_clean_and_cover_every_journey() -> None:
+    registry = load_templates(PACKAGED_DIR)
+    assert check_templates(registry, decorate, required=required_templates()) == []
+    assert {t.source for t in registry} == {"post-purchase.toml", "cart.toml", "care.toml"}
+
+
+# Each case: a template file's text, and a piece of the one problem the check must report.
+BAD = {
+    "undeclared variable": (
+        '[t]\nvariables = ["a"]\n[t.sms]\ntext = "#{a} #{coupon}"\n',
+        "shop.toml: template 't': sms uses #{coupon}, which is not declared: add it to variables",
+    ),
+    "unused declared variable": (
+        '[t]\nvariables = ["a", "b"]\n[t.sms]\ntext = "#{a}"\n',
+        "declares variable 'b', which no channel uses",
+    ),
+    "malformed placeholder": ('[t]\n[t.sms]\ntext = "쿠폰 #{code"\n', "malformed placeholder #{code"),
+    "emoji on sms": ('[t]\n[t.sms]\ntext = "할인 🎉"\n', "cannot be sent by SMS/LMS (not in cp949)"),
+    "sms over the lms limit": ('[t]\n[t.sms]\ntext = "' + "가" * 1001 + '"\n', "over the LMS limit of 2000"),
+    "ad decoration pushes over": (
+        '[t]\npurpose = "advertising"\n[t.sms]\ntext = "' + "가" * 985 + '"\n',
+        "over the LMS limit of 2000",
+    ),
+    "lms subject too long": ('[t]\n[t.sms]\nsubject = "' + "제" * 21 + '"\ntext = "x"\n', "LMS subject limit of 40"),
+    "ad on alimtalk": (
+        '[t]\npurpose = "advertising"\n[t.alimtalk]\ntemplate_code = "T1"\ntext = "x"\n',
+        "alimtalk carries informational messages only",
+    ),
+    "alimtalk without template code": ('[t]\n[t.alimtalk]\ntext = "x"\n', "alimtalk needs template_code"),
+    "alimtalk too long": (
+        '[t]\n[t.alimtalk]\ntemplate_code = "T"\ntext = "' + "가" * 1001 + '"\n',
+        "over Kakao's 1000",
+    ),
+    "email without subject": ('[t]\n[t.email]\ntext = "x"\n', "email needs a subject"),
+    "undeclared html variable": (
+        '[t]\nvariables = ["a"]\n[t.email]\nsubject = "s"\ntext = "#{a}"\nhtml = "<p>{{ a }} {{ b }}</p>"\n',
+        "email uses #{b}, which is not declared",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_each_broken_template_is_reported_in_one_line_naming_file_and_template(tmp_path: Path, case: str) -> None:
+    text, expected = BAD[case]
+    found = problems(tmp_path, text)
+    assert len(found) == 1 and expected in found[0], found
+    assert "\n" not in found[0]
+
+
+# Mistakes that keep a file from loading at all: one line naming file and template.
+UNLOADABLE = {
+    "not toml": ("[t\ntext = 1", "shop.toml: not valid TOML"),
+    "unknown channel": ('[t]\n[t.kakao]\ntext = "x"\n', "'kakao' is neither a channel"),
+    "unknown field": ('[t]\n[t.sms]\ntext = "x"\ntitle = "y"\n', "sms.title: Extra inputs are not permitted"),
+    "no channel": ('[t]\npurpose = "informational"\n', "has no channel"),
+    "bad purpose": ('[t]\npurpose = "promo"\n[t.sms]\ntext = "x"\n', "purpose must be informational or advertising"),
+    "html on sms": ('[t]\n[t.sms]\ntext = "x"\nhtml = "<p>x</p>"\n', "html is for e-mail only"),
+    "broken jinja": ('[t]\n[t.email]\nsubject = "s"\ntext = "x"\nhtml = "{{ a "\n', "email.html line 1"),
+    "missing text": ('[t]\n[t.sms]\nsubject = "y"\n', "sms.text: Field required"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNLOADABLE))
+def test_a_file_that_cannot_load_names_file_and_template(tmp_path: Path, case: str) -> None:
+    text, expected = UNLOADABLE[case]
+    with pytest.raises(TemplateError) as err:
+        load_templates(write(tmp_path, text))
+    assert expected in str(err.value) and "shop.toml" in str(err.value)
+
+
+def test_the_same_code_in_two_files_is_refused(tmp_path: Path) -> None:
+    write(tmp_path, '[t]\n[t.sms]\ntext = "a"\n', "a.toml")
+    write(tmp_path, '[t]\n[t.sms]\ntext = "b"\n', "b.toml")
+    with pytest.raises(TemplateError, match="b.toml: template 't' is defined in another file too"):
+        load_templates(tmp_path)
+
+
+def test_the_worker_refuses_templates_the_journeys_cannot_send_from(tmp_path: Path) -> None:
+    # A shop's directory without the post-purchase file: the journeys need its templates.
+    for name in ("cart.toml", "care.toml"):
+        (tmp_path / name).write_text((PACKAGED_DIR / name).read_text(encoding="utf-8"), encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        journey_templates(Settings(templates_dir=tmp_path))
+    message = str(err.value)
+    assert message.startswith("JOURNEYS_TEMPLATES_DIR (") and "is used by a journey but defined in no file" in message
+    assert "(and 3 more)" in message and "journeys templates check" in message
+
+
+def test_copy_changes_by_editing_a_file(tmp_path: Path) -> None:
+    for path in PACKAGED_DIR.glob("*.toml"):
+        text = path.read_text(encoding="utf-8").replace("결제가 완료되었습니다", "결제 감사합니다")
+        (tmp_path / path.name).write_text(text, encoding="utf-8")
+    registry = journey_templates(Settings(templates_dir=tmp_path))
+    rendered = registry.render(
+        "order_paid", Channel.SMS, {"customer_name": "하늘", "order_id": "1", "item_name": "양말", "amount": "5,000"}
+    )
+    assert rendered.body.startswith("하늘님, 결제 감사합니다.")
+
+
+def test_email_html_escapes_every_variable(tmp_path: Path) -> None:
+    registry = load_templates(PACKAGED_DIR)
+    hostile = '<script>alert(1)</script>"'
+    rendered = registry.render(
+        "cart_coupon",
+        Channel.EMAIL,
+        {"customer_name": hostile, "item_names": hostile, "cart_total": "1", "coupon_code": hostile, "cart_url": "/c"},
+    )
+    assert rendered.html is not None and "<script>" not in rendered.html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;&#34;" in rendered.html
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.text(min_size=1, max_size=50))
+def test_no_variable_value_reaches_the_html_unescaped(value: str) -> None:
+    registry = load_templates(PACKAGED_DIR)
+    html = registry.render("care_welcome", Channel.EMAIL, {"customer_name": value, "tutorial_url": value}).html
+    assert html is not None
+    for dangerous in "<>\"'":
+        if dangerous in value:
+            assert dangerous not in html.replace("<h1>", "").replace("</h1>", "").replace("<p>", "").replace(
+                "</p>", ""
+            ).replace('<a href="', "").replace('">', "").replace("</a>", "")
+
+
+def journeys(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "starter.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_templates_check_lists_every_problem_and_exits_1(tmp_path: Path) -> None:
+    write(tmp_path, '[t]\nvariables = ["a"]\n[t.sms]\ntext = "#{b}"\n[t.alimtalk]\ntext = "x"\n')
+    import os
+
+    done = journeys("templates", "check", env={**os.environ, "JOURNEYS_TEMPLATES_DIR": str(tmp_path)})
+    assert done.returncode == 1
+    lines = done.stdout.splitlines()
+    assert any("sms uses #{b}, which is not declared" in line for line in lines)
+    assert any("alimtalk needs template_code" in line for line in lines)
+    assert any("is used by a journey but defined in no file" in line for line in lines)
+    assert lines[-1].endswith(f"problem(s) in {tmp_path}") and "Traceback" not in done.stderr
+
+
+def test_templates_check_passes_on_the_packaged_files() -> None:
+    done = journeys("templates", "check")
+    assert done.returncode == 0 and "10 templates in 3 file(s)" in done.stdout
+
+
+def test_render_previews_an_ad_sms_as_billed() -> None:
+    done = journeys(
+        "templates", "render", "recent_buyer_sale", "--channel", "sms", "--var", "sale_url=https://s.example"
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "template recent_buyer_sale · sms · advertising"
+    assert lines[1].startswith("kind: LMS (")
+    assert "subject: 최근 구매 고객 특별 할인" in lines
+    body = lines[lines.index("---") + 1 :]
+    assert body[0] == "(광고)듀러블샵" and body[-1] == "무료수신거부 080-000-0000"
+
+
+def test_render_previews_a_short_informational_sms_without_its_subject() -> None:
+    done = journeys(
+        "templates",
+        "render",
+        "order_paid",
+        "-c",
+        "sms",
+        "--var",
+        "order_id=1",
+        "--var",
+        "item_name=양말",
+        "--var",
+        "amount=5000",
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[1].startswith("kind: SMS (") and "subject:" not in done.stdout
+
+
+def test_render_previews_an_ad_email_with_its_headers_and_opt_out() -> None:
+    done = journeys(
+        "templates",
+        "render",
+        "cart_coupon",
+        "-c",
+        "email",
+        *(
+            "--var",
+            "item_names=<b>양말</b>",
+            "--var",
+            "cart_total=5000",
+            "--var",
+            "coupon_code=C1",
+            "--var",
+            "cart_url=/c",
+        ),
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "Subject: (광고) 고객님을 위한 장바구니 쿠폰" in out
+    assert "List-Unsubscribe-Post: List-Unsubscribe=One-Click" in out
+    assert "(text/html)" in out and "&lt;b&gt;양말&lt;/b&gt;" in out and "수신거부" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["cart_coupon", "-c", "email"], "needs variable(s) cart_total, cart_url, coupon_code, item_names"),
+        (["nosuch", "-c", "sms"], "unknown template 'nosuch'"),
+        (["order_paid", "-c", "email"], "has no text for email (it has alimtalk, sms)"),
+        (["order_paid", "-c", "sms", "--var", "oops"], "--var 'oops': write it as name=value"),
+    ],
+)
+def test_render_mistakes_are_one_line(args: list[str], expected: str) -> None:
+    done = journeys("templates", "render", *args)
+    assert done.returncode == 2 and expected in done.stderr and "Traceback" not in done.stderr
