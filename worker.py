@@ -172,6 +172,8 @@ class Settings(BaseSettings):
     duplicate_window: timedelta = Field(
         default=timedelta(days=7), ge=timedelta(0), le=timedelta(days=366), description="0: duplicates allowed"
     )
+    # The biennial consent notice to every customer who opted in to ads (Korea's Network Act).
+    consent_notices: bool = True
     # Template files, one TOML file per journey (default: the reference journeys' packaged files).
     templates_dir: Path | None = None
     journey_priority: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=50)
@@ -725,7 +727,12 @@ def build_worker(
         client,
         task_queue=task_queue,
         workflows=list(workflows),
-        activities=[activities.send_message, activities.send_queues],
+        activities=[
+            activities.send_message,
+            activities.send_queues,
+            activities.consent_clocks,
+            activities.record_consent_notice,
+        ],
         graceful_shutdown_timeout=graceful_shutdown,
         **worker_kwargs,
     )

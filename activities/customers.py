@@ -59,6 +59,19 @@ class CustomerProfile(BaseModel):
     night_consent_at: datetime | None = Field(default=None, description="consent to ads 21:00-08:00")
     unsubscribed: bool = False
     dead_addresses: list[str] = Field(default_factory=list, description="maintained by the store")
+    consent_notices: dict[Channel, datetime] = Field(
+        default_factory=dict,
+        description="maintained by the store: channel -> when the biennial consent notice last reached the "
+        "customer (it restarts that consent's two years)",
+    )
+
+    def consent_since(self, channel: Channel) -> datetime | None:
+        """When the customer's ad consent on ``channel`` was given or last confirmed by a notice; None: no consent."""
+        given = self.marketing_consent.get(channel)
+        if given is None:
+            return None
+        notified = self.consent_notices.get(channel)
+        return max(given, notified) if notified is not None else given
 
     @model_validator(mode="after")
     def _reachable(self) -> CustomerProfile:

@@ -89,7 +89,7 @@ def check(profile: CustomerProfile, channel: Channel, purpose: Purpose, at: date
         return Decision(allowed=True)
     if profile.unsubscribed:
         return Decision(allowed=False, reason="unsubscribed")
-    opted_in = profile.marketing_consent.get(channel)
+    opted_in = profile.consent_since(channel)  # a biennial notice renews the consent
     if opted_in is None:
         return Decision(allowed=False, reason="no_marketing_consent")
     if at - opted_in > cfg.consent_valid_for:

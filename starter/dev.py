@@ -35,6 +35,7 @@ async def run_dev(settings: Settings, *, port: int, ui_port: int, sandbox_port: 
             task_queue=settings.task_queue,
             sandbox_port=sandbox_port,
             webhook_port=webhook_port,
+            consent_notices=settings.consent_notices,
         ) as stack:
             async with stack.worker():
                 typer.echo(f"Temporal: localhost:{port}   UI: http://localhost:{ui_port}")

@@ -41,6 +41,8 @@ from workflows import (
     CartAbandonmentJourney,
     CartInput,
     CartSettings,
+    ConsentNoticeInput,
+    ConsentNoticeJourney,
     CustomerId,
     EventType,
     JourneyEvent,
@@ -56,6 +58,7 @@ from workflows import (
     care_id,
     cart_id,
     cart_variables,
+    consent_notice_id,
     event_data,
     order_variables,
     post_purchase_id,
@@ -132,6 +135,8 @@ class Journeys:
         templates: the template registry, to reject missing variables before a start.
         post_purchase: default timings of the post-purchase journey.
         inbox_token_secret: signs the tokens of :meth:`inbox_token` (``JOURNEYS_INBOX_TOKEN_SECRET``).
+        consent_notices: start each consenting customer's biennial consent-notice journey
+            (``JOURNEYS_CONSENT_NOTICES``, on by default).
     """
 
     def __init__(
@@ -146,6 +151,7 @@ class Journeys:
         care: CareSettings | None = None,
         care_segment: CareSegment = "first_order",
         inbox_token_secret: str = "",
+        consent_notices: bool = True,
     ) -> None:
         self.client = client
         self.store = store
@@ -156,6 +162,7 @@ class Journeys:
         self.care = care or CareSettings()
         self.care_segment: CareSegment = care_segment
         self._inbox_token_secret = inbox_token_secret
+        self.consent_notices = consent_notices
 
     @classmethod
     async def connect(cls, settings: Settings | None = None, **kwargs: Any) -> Journeys:
@@ -164,6 +171,7 @@ class Journeys:
         store = await open_store(settings)
         kwargs.setdefault("inbox_token_secret", settings.inbox_token_secret.get_secret_value())
         kwargs.setdefault("templates", journey_templates(settings))
+        kwargs.setdefault("consent_notices", settings.consent_notices)
         return cls(await connect_client(settings), store, task_queue=settings.task_queue, **kwargs)
 
     async def close(self) -> None:
@@ -213,7 +221,7 @@ class Journeys:
         if self.care_segment != "off":
             self._check_templates("care", CARE_STEPS, {**care_variables(self.care), **profile_variables(profile)})
 
-        await self.store.upsert_customer(profile)
+        await self.save_profile(profile)
         first_order = await self.store.record_order(profile.customer_id, order.order_id, order.paid_at)
         handle = await self._start_post_purchase(order, journey_settings)
         if self.care_segment == "every_order" or (self.care_segment == "first_order" and first_order):
@@ -313,7 +321,7 @@ class Journeys:
             if profile is None:
                 raise InvalidInput("customer", [f"customer_id: no profile for {customer_id!r}; pass customer="])
         else:
-            await self.store.upsert_customer(profile)
+            await self.save_profile(profile)
         self._check_templates("cart", CART_STEPS, {**cart_variables(parsed, self.cart), **profile_variables(profile)})
         event = checked_event(
             {"type": EventType.CART_UPDATED, "event_id": event_id, "data": {"cart": parsed.model_dump(mode="json")}}
@@ -397,7 +405,42 @@ class Journeys:
         else:
             consent = {c: t for c, t in profile.marketing_consent.items() if c not in channels}
             profile = profile.model_copy(update={"marketing_consent": consent})
-        await self.store.upsert_customer(profile)
+        await self.save_profile(profile)
+
+    async def update_customer(self, customer: CustomerProfile | Mapping[str, Any]) -> None:
+        """Store a customer's new profile (phone, tier, consents ...): every later send uses it.
+
+        Running journeys read the profile at each send, so nothing else is needed; a change of ad
+        consents also (re)plans the customer's biennial consent notices.
+
+        Raises:
+            InvalidInput: the profile is invalid.
+        """
+        await self.save_profile(_parse(CustomerProfile, customer, "customer"))
+
+    async def save_profile(self, profile: CustomerProfile) -> None:
+        """Upsert ``profile``; when its ad consents changed, tell the consent-notice journey.
+
+        A customer with consents gets the journey started (signal-with-start); one without has a
+        running journey told, which then ends.
+        """
+        if not await self.store.upsert_customer(profile) or not self.consent_notices:
+            return
+        workflow_id = consent_notice_id(profile.customer_id)
+        changed = JourneyEvent(type=EventType.CONSENT_CHANGED)
+        if not profile.marketing_consent or profile.unsubscribed:
+            await self._signal_if_running(workflow_id, changed)
+            return
+        await self.client.start_workflow(
+            ConsentNoticeJourney.run,
+            ConsentNoticeInput(customer_id=profile.customer_id),
+            id=workflow_id,
+            task_queue=self.task_queue,
+            start_signal="event",
+            start_signal_args=[changed],
+            search_attributes=_attributes(profile.customer_id, ConsentNoticeJourney.journey, "scheduled"),
+            static_summary="Consent notices every two years",
+        )
 
     async def _signal_if_running(self, workflow_id: str, event: JourneyEvent) -> bool:
         """Signal a journey; False when it is not running (ended or never started).

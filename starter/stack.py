@@ -103,6 +103,7 @@ async def embedded_stack(
     cart: CartSettings | None = None,
     care: CareSettings | None = None,
     care_segment: CareSegment = "first_order",
+    consent_notices: bool = False,
     templates: TemplateRegistry | None = None,
     sandbox_port: int | None = None,
     webhook_port: int | None = None,
@@ -123,6 +124,9 @@ async def embedded_stack(
         cart: default cart-journey settings.
         care: default care-journey settings.
         care_segment: which orders start a care journey.
+        consent_notices: start biennial consent-notice journeys for consenting customers. Off
+            here by default: under time skipping their two-year timers fire whenever a test
+            waits for a result, and their notices would mix with the journeys under test.
         templates: the template registry (default: the reference templates).
         sandbox_port: with ``http``, the sandbox's port (default: a free one).
         webhook_port: with ``http``, the webhook app's port (default: a free one).
@@ -145,6 +149,7 @@ async def embedded_stack(
             care=care,
             care_segment=care_segment,
             inbox_token_secret=settings.inbox_token_secret.get_secret_value(),
+            consent_notices=consent_notices,
         )
         webhook_holder: dict[str, Any] = {}
 

@@ -18,7 +18,7 @@ from starter.devserver import find_binary, start_dev_server
 from starter.setup import register_search_attributes
 from starter.stack import Stack, embedded_stack
 from tests import factories
-from workflows import care_id, cart_id
+from workflows import care_id, cart_id, consent_notice_id
 
 _RECORDED = (
     "temporalio",
@@ -116,7 +116,8 @@ async def terminate_journeys(s: Stack) -> None:
         customers = (await conn.execute(text("SELECT customer_id FROM customers"))).scalars().all()
         orders = (await conn.execute(text("SELECT customer_id, order_id FROM orders"))).all()
     ids = {m.workflow_id for m in await s.store.messages()}
-    ids |= {cart_id(c) for c in customers} | {care_id(c, o) for c, o in orders}
+    ids |= {cart_id(c) for c in customers} | {consent_notice_id(c) for c in customers}
+    ids |= {care_id(c, o) for c, o in orders}
     for workflow_id in sorted(ids):
         try:
             await s.journeys.client.get_workflow_handle(workflow_id).terminate("test finished")

@@ -1,6 +1,7 @@
 """Deterministic journey workflows and the durable steps they are made of."""
 
 from workflows.cart_abandonment import CartAbandonmentJourney, cart_id, cart_variables
+from workflows.consent_notice import ConsentNoticeJourney, consent_notice_id
 from workflows.constants import CUSTOMER_ID, JOURNEY, JOURNEY_STAGE, SEARCH_ATTRIBUTES, TASK_QUEUE
 from workflows.models import (
     EVENT_DATA,
@@ -11,6 +12,8 @@ from workflows.models import (
     CartItem,
     CartSettings,
     CartState,
+    ConsentNoticeInput,
+    ConsentNoticeSettings,
     CustomerId,
     EventType,
     JourneyEvent,
@@ -30,7 +33,12 @@ from workflows.post_purchase import KAKAO_THEN_SMS, PostPurchaseJourney, order_v
 from workflows.post_purchase_care import PostPurchaseCareJourney, care_id
 from workflows.steps import JourneyExit, JourneyWorkflow
 
-ALL_WORKFLOWS: list[type[JourneyWorkflow]] = [PostPurchaseJourney, CartAbandonmentJourney, PostPurchaseCareJourney]
+ALL_WORKFLOWS: list[type[JourneyWorkflow]] = [
+    PostPurchaseJourney,
+    CartAbandonmentJourney,
+    PostPurchaseCareJourney,
+    ConsentNoticeJourney,
+]
 
 __all__ = [
     "EVENT_DATA",
@@ -49,6 +57,10 @@ __all__ = [
     "cart_id",
     "cart_variables",
     "ALL_WORKFLOWS",
+    "ConsentNoticeInput",
+    "ConsentNoticeJourney",
+    "ConsentNoticeSettings",
+    "consent_notice_id",
     "CUSTOMER_ID",
     "JOURNEY",
     "JOURNEY_STAGE",

@@ -130,6 +130,8 @@ class CartAbandonmentJourney(JourneyWorkflow):
             self._variables(s),
             purpose=Purpose.ADVERTISING,
             receipt_timeout=s.receipt_timeout,
+            on_cap="defer",  # over the cap, the coupon waits for the window (briefly: a stale cart is no use)
+            defer_within=s.coupon_defer_within,
         )
         return "completed"
 

@@ -46,6 +46,7 @@ class EventType(StrEnum):
     MESSAGE_OPENED = "message.opened"
     MESSAGE_CLICKED = "message.clicked"
     UNSUBSCRIBED = "unsubscribed"
+    CONSENT_CHANGED = "consent.changed"
 
 
 class JourneyEvent(BaseModel):
@@ -129,6 +130,12 @@ class PostPurchaseSettings(JourneySettings):
 
     review_delay: timedelta = Field(default=timedelta(days=3), ge=timedelta(0), le=MAX_DURATION)
     sale_after_delivery: timedelta = Field(default=timedelta(days=14), ge=timedelta(0), le=MAX_DURATION)
+    sale_defer_within: timedelta = Field(
+        default=timedelta(days=3),
+        ge=timedelta(0),
+        le=MAX_DURATION,
+        description="a sale over the frequency cap waits for the window this long at most, then is skipped",
+    )
     give_up_after: timedelta = Field(default=timedelta(days=30), gt=timedelta(0), le=MAX_DURATION)
     review_hours_kst: tuple[time, time] | None = Field(
         default=(time(10, 0), time(20, 0)), description="review requests wait for this window; None: any time"
@@ -144,6 +151,28 @@ class PostPurchaseInput(BaseModel):
 
     order: Order
     settings: PostPurchaseSettings = Field(default_factory=PostPurchaseSettings)
+
+
+class ConsentNoticeSettings(JourneySettings):
+    """The biennial consent notice: how often, how early, at what hours."""
+
+    every: timedelta = Field(
+        default=timedelta(days=730), gt=timedelta(days=1), le=MAX_DURATION, description="the law's two years"
+    )
+    lead: timedelta = Field(
+        default=timedelta(days=7), ge=timedelta(0), le=timedelta(days=60), description="sent this long before"
+    )
+    notice_hours_kst: tuple[time, time] = (time(10, 0), time(20, 0))
+    retry_after: timedelta = Field(default=timedelta(days=1), gt=timedelta(0), le=timedelta(days=30))
+
+
+class ConsentNoticeInput(BaseModel):
+    """Input of a customer's consent-notice journey."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    customer_id: CustomerId
+    settings: ConsentNoticeSettings = Field(default_factory=ConsentNoticeSettings)
 
 
 class Outcome(StrEnum):
@@ -223,6 +252,12 @@ class CartSettings(JourneySettings):
     second_touch_after: timedelta = Field(default=timedelta(hours=24), gt=timedelta(0), le=MAX_DURATION)
     reentry_cooldown: timedelta = Field(default=timedelta(days=7), ge=timedelta(0), le=MAX_DURATION)
     coupon_code: str = Field(default="CART10", min_length=1, max_length=40)
+    coupon_defer_within: timedelta = Field(
+        default=timedelta(days=2),
+        ge=timedelta(0),
+        le=MAX_DURATION,
+        description="a coupon over the frequency cap waits for the window this long at most, then is skipped",
+    )
     continue_as_new_after: int = Field(default=2000, ge=100, description="history events per run")
 
 
@@ -326,6 +361,7 @@ EVENT_DATA: dict[EventType, type[BaseModel]] = {
     EventType.MESSAGE_OPENED: EngagementData,
     EventType.MESSAGE_CLICKED: EngagementData,
     EventType.UNSUBSCRIBED: NoEventData,
+    EventType.CONSENT_CHANGED: NoEventData,
 }
 
 

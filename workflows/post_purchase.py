@@ -14,6 +14,8 @@ delivery does not come within ``give_up_after`` (30 days), the journey ends.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
@@ -101,7 +103,10 @@ class PostPurchaseJourney(JourneyWorkflow):
 
         await self.delay_until(delivered_at + s.sale_after_delivery, summary="recent-buyer sale")
         self.stage("sale")
-        await self._step("recent_buyer_sale", variables, inp, purpose=Purpose.ADVERTISING)
+        # Over the frequency cap, the sale waits for the window (a few days at most), not skipped.
+        await self._step(
+            "recent_buyer_sale", variables, inp, purpose=Purpose.ADVERTISING, defer_within=s.sale_defer_within
+        )
         return "completed"
 
     async def _step(
@@ -111,6 +116,7 @@ class PostPurchaseJourney(JourneyWorkflow):
         inp: PostPurchaseInput,
         *,
         purpose: Purpose = Purpose.INFORMATIONAL,
+        defer_within: timedelta | None = None,
     ) -> None:
         channels, template = POST_PURCHASE_STEPS[step]
         await self.send_with_fallback(
@@ -120,4 +126,6 @@ class PostPurchaseJourney(JourneyWorkflow):
             variables,
             purpose=purpose,
             receipt_timeout=inp.settings.receipt_timeout,
+            on_cap="skip" if defer_within is None else "defer",
+            defer_within=defer_within,
         )

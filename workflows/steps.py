@@ -533,7 +533,8 @@ class JourneyWorkflow:
                 continue
             if outcome.status is not OutcomeStatus.DEFERRED or outcome.not_before is None:
                 return outcome
-            self._record(step, Outcome.DEFERRED, channel, f"{outcome.reason} until {outcome.not_before}")
+            until = outcome.not_before.astimezone(KST)
+            self._record(step, Outcome.DEFERRED, channel, f"{outcome.reason} until {until:%Y-%m-%d %H:%M:%S} KST")
             await self.delay_until(outcome.not_before, summary=f"{step}: {outcome.reason}")
             self._raise_if_exited()
 

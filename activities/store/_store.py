@@ -12,7 +12,7 @@ from typing import Any, cast
 
 from alembic import command
 from alembic.config import Config
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import Table, event, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -71,6 +71,12 @@ class MessageRecord(BaseModel):
     final_channel: str | None = None
     receipt_channel: str | None = None
     created_at: datetime
+
+    @field_validator("receipt_at", "journey_time", "created_at")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        """Times are aware on every database (SQLite returns naive UTC)."""
+        return None if value is None else _aware(value)
 
 
 class Cap(BaseModel):
@@ -242,48 +248,82 @@ class Store:
 
     # customers ------------------------------------------------------------------------------
 
-    async def upsert_customer(self, profile: CustomerProfile) -> None:
-        """Create or replace a profile; dead addresses still in use stay dead."""
-        data = profile.model_dump(mode="json", exclude={"dead_addresses"})
+    async def upsert_customer(self, profile: CustomerProfile) -> bool:
+        """Create or replace a profile; dead addresses still in use stay dead.
+
+        Consent notices stay for consents that have not been given again since.
+
+        Returns:
+            Whether the customer's ad consents changed (or the customer is new with some).
+        """
+        data = profile.model_dump(mode="json", exclude={"dead_addresses", "consent_notices"})
         now = _now()
         key = _customers.c.customer_id == profile.customer_id
         for _ in range(3):
             try:
                 async with self._write() as conn:
-                    dead = await self._locked_dead_addresses(conn, profile.customer_id)
-                    if dead is None:
+                    row = (
+                        await conn.execute(
+                            select(_customers.c.profile, _customers.c.dead_addresses, _customers.c.consent_notices)
+                            .where(key)
+                            .with_for_update()
+                        )
+                    ).first()
+                    if row is None:
                         await conn.execute(
                             insert(_customers).values(
                                 customer_id=profile.customer_id,
                                 profile=data,
                                 dead_addresses=[],
+                                consent_notices={},
                                 created_at=now,
                                 updated_at=now,
                             )
                         )
-                        return
+                        return bool(profile.marketing_consent)
                     addresses = {profile.phone, profile.email, *profile.push_tokens}
+                    consents = {c.value: t for c, t in profile.marketing_consent.items()}
+                    notices = {
+                        channel: at
+                        for channel, at in (row.consent_notices or {}).items()
+                        if channel in consents and consents[channel] <= datetime.fromisoformat(at)
+                    }
                     await conn.execute(
                         update(_customers)
                         .where(key)
                         .values(
                             profile=data,
-                            dead_addresses=[a for a in dead if a in addresses],
+                            dead_addresses=[a for a in row.dead_addresses if a in addresses],
+                            consent_notices=notices,
                             updated_at=now,
                         )
                     )
-                    return
+                    return bool((row.profile or {}).get("marketing_consent") != data["marketing_consent"])
             except IntegrityError:  # a concurrent insert (another process) won: update theirs
                 continue
+        return False
+
+    async def record_consent_notice(self, customer_id: str, channel: str, at: datetime) -> None:
+        """The biennial consent notice for ``channel`` reached the customer at ``at`` (journey time)."""
+        key = _customers.c.customer_id == customer_id
+        async with self._write() as conn:
+            row = (await conn.execute(select(_customers.c.consent_notices).where(key).with_for_update())).first()
+            if row is None:
+                return
+            notices = {**(row.consent_notices or {}), channel: at.astimezone(UTC).isoformat()}
+            await conn.execute(update(_customers).where(key).values(consent_notices=notices, updated_at=_now()))
 
     async def get_customer(self, customer_id: str) -> CustomerProfile | None:
         """The current profile, or None."""
+        c = _customers.c
         row = await self._one(
-            select(_customers.c.profile, _customers.c.dead_addresses).where(_customers.c.customer_id == customer_id)
+            select(c.profile, c.dead_addresses, c.consent_notices).where(c.customer_id == customer_id)
         )
         if row is None:
             return None
-        return CustomerProfile.model_validate({**row.profile, "dead_addresses": row.dead_addresses})
+        return CustomerProfile.model_validate(
+            {**row.profile, "dead_addresses": row.dead_addresses, "consent_notices": row.consent_notices or {}}
+        )
 
     @staticmethod
     async def _locked_dead_addresses(conn: AsyncConnection, customer_id: str) -> list[str] | None:

@@ -24,7 +24,7 @@ from providers.sandbox import ReceiptTiming
 from starter.devserver import find_binary
 from starter.stack import Stack, embedded_stack
 from tests import factories
-from workflows import care_id
+from workflows import care_id, consent_notice_id
 
 HERE = Path(__file__).parent
 Scenario = Callable[[WorkflowEnvironment, Stack], Awaitable[WorkflowHandle]]
@@ -151,6 +151,15 @@ async def care(env: WorkflowEnvironment, stack: Stack) -> WorkflowHandle:
     return handle
 
 
+async def consent_notice(env: WorkflowEnvironment, stack: Stack) -> WorkflowHandle:
+    """A consent two years old: the notice goes out and is recorded; the run continues as new."""
+    c = _customer()
+    await stack.journeys.update_customer(c)
+    first_run = (await stack.journeys.client.get_workflow_handle(consent_notice_id(c.customer_id)).describe()).run_id
+    await env.sleep(timedelta(days=731) - (factories.clock - c.marketing_consent[Channel.SMS]))
+    return stack.journeys.client.get_workflow_handle(consent_notice_id(c.customer_id), run_id=first_run)
+
+
 SCENARIOS: dict[str, Scenario] = {
     "post_purchase": post_purchase,
     "post_purchase_fallback": post_purchase_fallback,
@@ -159,6 +168,7 @@ SCENARIOS: dict[str, Scenario] = {
     "post_purchase_unknown_customer": post_purchase_unknown_customer,
     "cart": cart,
     "care": care,
+    "consent_notice": consent_notice,
 }
 
 
@@ -180,6 +190,7 @@ async def main(version: str, only: list[str]) -> None:
                     task_queue=f"history-{name}",
                     receipt_timing=ReceiptTiming.BEFORE_RESPONSE,
                     care_segment="first_order" if name == "care" else "off",
+                    consent_notices=name == "consent_notice",
                 ) as stack:
                     async with stack.worker():
                         handle = await scenario(env, stack)

@@ -185,8 +185,16 @@ def test_the_demo_runs_every_journey_and_exits(tmp_path: Path) -> None:
         env={k: v for k, v in os.environ.items() if not k.startswith("JOURNEYS_")},
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.count(" -> ") == 10 and "-> completed" in done.stdout and "exited:purchase" in done.stdout
+    assert done.stdout.count(" -> ") == 13 and "-> completed" in done.stdout and "exited:purchase" in done.stdout
     assert "/namespaces/default/workflows/" not in done.stdout and "add --keep" in done.stdout
+    # demo-c7: the cart's push and coupon fill the (compressed) week's two ad slots, so the care
+    # banner is capped and the recent-buyer sale waits for the window, then goes out.
+    lines = [line.split() for line in done.stdout.splitlines()]
+    assert ["care_recommendation", "sms", "skipped", "frequency_cap"] in [line[1:] for line in lines]
+    deferred = [line for line in lines if line[1:5] == ["recent_buyer_sale", "sms", "deferred", "frequency_cap"]]
+    assert len(deferred) == 1 and deferred[0][-1] == "KST"
+    sent = [line for line in lines if line[1:4] == ["recent_buyer_sale", "sms", "sent"]]
+    assert len(sent) == 4  # demo-c1, c2, c3 at once, and demo-c7 once its window freed
 
 
 def test_a_shared_dotenv_with_other_programs_names_is_fine(tmp_path: Path) -> None:
