@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -48,9 +47,6 @@ def pytest_report_header() -> str:
             return "-"
 
     return "tested with: " + ", ".join(f"{name} {found(name)}" for name in _RECORDED)
-
-
-POSTGRES_URL = os.environ.get("JOURNEYS_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 
 
 @pytest.fixture(scope="session")

@@ -1,17 +1,54 @@
-"""Bounded poll-and-assert, for the rare wait that has no handle to await."""
+"""Bounded poll-and-assert, for the rare wait that has no handle to await; stores on a fresh PostgreSQL schema."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
+import pytest
+from sqlalchemy import text
+
+from activities import Store
 from starter.stack import Stack
 from tests.factories import customer, order
 from workflows import Outcome
 
 T = TypeVar("T")
+POSTGRES_URL = os.environ.get("JOURNEYS_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+
+
+@asynccontextmanager
+async def postgres_stores(count: int = 1) -> AsyncIterator[list[Store]]:
+    """``count`` stores (separate pools, as separate processes have) on a fresh schema, dropped after.
+
+    PostgreSQL is required in CI (the test fails); elsewhere an unreachable server skips the test.
+    """
+    schema = f"journeys_test_{uuid.uuid4().hex[:12]}"
+    admin = Store.from_url(POSTGRES_URL)
+    try:
+        async with admin.engine.begin() as conn:
+            await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except (OSError, ConnectionError) as exc:
+        await admin.close()
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is required in CI and is unreachable: {exc}")
+        pytest.skip(f"PostgreSQL unreachable at {POSTGRES_URL}: {exc}")
+    stores = [
+        Store.from_url(POSTGRES_URL, connect_args={"server_settings": {"search_path": schema}}) for _ in range(count)
+    ]
+    try:
+        yield stores
+    finally:
+        for store in stores:
+            await store.close()
+        async with admin.engine.begin() as conn:
+            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        await admin.close()
 
 
 async def eventually(probe: Callable[[], Awaitable[T]], *, timeout: float = 10.0) -> T:

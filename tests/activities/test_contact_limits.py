@@ -8,20 +8,17 @@ worker processes have) for one window's last slot cannot both pass.
 from __future__ import annotations
 
 import asyncio
-import os
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
 
 from activities import CustomerProfile, MessageStatus, Store
 from activities.store import Cap, ContactLimits, ContactRefused
 from providers import DeliveryReceipt, ReceiptStatus
-from tests.conftest import POSTGRES_URL
+from tests.helpers import postgres_stores
 
 T0 = datetime(2026, 11, 2, 3, 0, tzinfo=UTC)
 WEEK = timedelta(days=7)
@@ -30,32 +27,18 @@ WEEK = timedelta(days=7)
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[list[Store]]:
     """Three stores on one database, as three worker processes would have."""
-    if request.param == "sqlite":
-        url, extra = f"sqlite+aiosqlite:///{tmp_path / 'store.db'}", {}
-        admin, schema = None, None
-    else:
-        schema = f"journeys_test_{uuid.uuid4().hex[:12]}"
-        admin = Store.from_url(POSTGRES_URL)
-        try:
-            async with admin.engine.begin() as conn:
-                await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        except (OSError, ConnectionError) as exc:
-            await admin.close()
-            if os.environ.get("CI"):
-                pytest.fail(f"PostgreSQL is required in CI and is unreachable: {exc}")
-            pytest.skip(f"PostgreSQL unreachable at {POSTGRES_URL}: {exc}")
-        url, extra = POSTGRES_URL, {"connect_args": {"server_settings": {"search_path": schema}}}
-    made = [Store.from_url(url, **extra) for _ in range(3)]
+    if request.param == "postgres":
+        async with postgres_stores(3) as made:
+            await made[0].migrate()
+            yield made
+        return
+    made = [Store.from_url(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}") for _ in range(3)]
     await made[0].migrate()
     try:
         yield made
     finally:
         for s in made:
             await s.close()
-        if admin is not None:
-            async with admin.engine.begin() as conn:
-                await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-            await admin.close()
 
 
 async def add_customer(store: Store, customer_id: str = "c-1") -> str:

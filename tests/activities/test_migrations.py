@@ -13,7 +13,7 @@ import asyncpg
 import pytest
 
 import activities.store as store_module
-from tests.conftest import POSTGRES_URL
+from tests.helpers import POSTGRES_URL
 
 PROCESSES = 3
 

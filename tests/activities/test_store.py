@@ -3,38 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
 from activities import CustomerProfile, MessageStatus, Store
 from providers import DeliveryReceipt, ReceiptStatus
-from tests.conftest import POSTGRES_URL
-
-
-async def _postgres_store() -> AsyncIterator[Store]:
-    schema = f"journeys_test_{uuid.uuid4().hex[:12]}"
-    admin = Store.from_url(POSTGRES_URL)
-    try:
-        async with admin.engine.begin() as conn:
-            await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except (OSError, ConnectionError) as exc:
-        await admin.close()
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL is required in CI and is unreachable: {exc}")
-        pytest.skip(f"PostgreSQL unreachable at {POSTGRES_URL}: {exc}")
-    store = Store.from_url(POSTGRES_URL, connect_args={"server_settings": {"search_path": schema}})
-    try:
-        yield store
-    finally:
-        await store.close()
-        async with admin.engine.begin() as conn:
-            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        await admin.close()
+from tests.helpers import postgres_stores
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -45,7 +21,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         yield s
         await s.close()
     else:
-        async for s in _postgres_store():
+        async with postgres_stores() as (s,):
             await s.migrate()
             yield s
 

@@ -85,12 +85,21 @@ def sale(url: str) -> dict[str, str]:
     return {"sale_url": url}
 
 
+async def ad(
+    s: Stack, journey: type[PromoJourney | FlashSaleJourney], c: CustomerProfile, channels: str, url: str, **fields: Any
+) -> WorkflowHandle[Any, Any]:
+    """Start ``journey``'s sale for ``c`` on ``channels`` (comma-separated), its content keyed by ``url``."""
+    return await start(
+        s, journey, customer_id=c.customer_id, channels=channels.split(","), variables=sale(url), **fields
+    )
+
+
 async def test_an_ad_over_the_weekly_cap_is_skipped_and_informational_messages_are_not_counted(
     env: WorkflowEnvironment, sqlite_url: str
 ) -> None:
     async with policy_stack(env, sqlite_url) as s:  # the defaults: 2 ads a week, 1 a day per channel
         c = await ad_customer(s)
-        first = await start(s, PromoJourney, customer_id=c.customer_id, channels=["sms"], variables=sale("/a"))
+        first = await ad(s, PromoJourney, c, "sms", "/a")
         notice = await start(
             s,
             FlashSaleJourney,
@@ -101,14 +110,7 @@ async def test_an_ad_over_the_weekly_cap_is_skipped_and_informational_messages_a
             purpose="informational",
             after=timedelta(minutes=30),
         )
-        second = await start(
-            s,
-            FlashSaleJourney,
-            customer_id=c.customer_id,
-            channels=["push"],
-            variables=sale("/b"),
-            after=timedelta(hours=1),
-        )
+        second = await ad(s, FlashSaleJourney, c, "push", "/b", after=timedelta(hours=1))
         third = await start(
             s,
             PromoJourney,
@@ -130,13 +132,13 @@ async def test_a_capped_ad_set_to_defer_goes_out_when_the_window_frees(
 ) -> None:
     async with policy_stack(env, sqlite_url, ad_cap=1) as s:
         c = await ad_customer(s)
-        first = await start(s, PromoJourney, customer_id=c.customer_id, channels=["sms"], variables=sale("/a"))
-        deferred = await start(
+        first = await ad(s, PromoJourney, c, "sms", "/a")
+        deferred = await ad(
             s,
             FlashSaleJourney,
-            customer_id=c.customer_id,
-            channels=["push"],
-            variables=sale("/b"),
+            c,
+            "push",
+            "/b",
             after=timedelta(days=2),
             on_cap="defer",
             defer_within=timedelta(days=6),
@@ -158,16 +160,17 @@ async def test_a_capped_ad_set_to_defer_goes_out_when_the_window_frees(
 async def test_a_deferral_past_the_steps_latest_time_is_a_skip(env: WorkflowEnvironment, sqlite_url: str) -> None:
     async with policy_stack(env, sqlite_url, ad_cap=1) as s:
         c = await ad_customer(s)
-        first = await start(s, PromoJourney, customer_id=c.customer_id, channels=["sms"], variables=sale("/a"))
-        late = await start(
+        first = await ad(s, PromoJourney, c, "sms", "/a")
+        # The window frees on day 7: too late for a sale that is only worth sending by day 5.
+        late = await ad(
             s,
             FlashSaleJourney,
-            customer_id=c.customer_id,
-            channels=["push"],
-            variables=sale("/b"),
+            c,
+            "push",
+            "/b",
             after=timedelta(days=2),
             on_cap="defer",
-            defer_within=timedelta(days=3),  # the window frees on day 7: too late for this coupon
+            defer_within=timedelta(days=3),
         )
         await finish(s, first)
         result, timeline = await finish(s, late)
@@ -182,15 +185,8 @@ async def test_the_per_channel_cap_moves_the_step_to_its_next_channel(
 ) -> None:
     async with policy_stack(env, sqlite_url) as s:  # 1 ad a day per channel
         c = await ad_customer(s)
-        first = await start(s, PromoJourney, customer_id=c.customer_id, channels=["push"], variables=sale("/a"))
-        second = await start(
-            s,
-            FlashSaleJourney,
-            customer_id=c.customer_id,
-            channels=["push", "sms"],
-            variables=sale("/b"),
-            after=timedelta(hours=2),
-        )
+        first = await ad(s, PromoJourney, c, "push", "/a")
+        second = await ad(s, FlashSaleJourney, c, "push,sms", "/b", after=timedelta(hours=2))
         await finish(s, first)
         result, timeline = await finish(s, second)
     assert result.outcome == "delivered"
@@ -203,15 +199,8 @@ async def test_a_higher_priority_ad_takes_the_last_slot_even_when_it_comes_secon
 ) -> None:
     async with policy_stack(env, sqlite_url, ad_cap=1, journey_priority=["flash-sale", "promo"]) as s:
         c = await ad_customer(s)
-        low = await start(s, PromoJourney, customer_id=c.customer_id, channels=["sms"], variables=sale("/a"))
-        high = await start(
-            s,
-            FlashSaleJourney,
-            customer_id=c.customer_id,
-            channels=["push"],
-            variables=sale("/b"),
-            after=timedelta(minutes=3),
-        )
+        low = await ad(s, PromoJourney, c, "sms", "/a")
+        high = await ad(s, FlashSaleJourney, c, "push", "/b", after=timedelta(minutes=3))
         (high_result, high_timeline), (low_result, low_timeline) = await finish(s, high), await finish(s, low)
     assert high_result.outcome == "delivered" and low_result.outcome == "not_delivered"
     assert not steps(high_timeline, Outcome.DEFERRED)  # the top journey never waits
@@ -231,7 +220,7 @@ async def test_a_lower_priority_ad_goes_out_after_the_grace_when_nothing_outrank
 ) -> None:
     async with policy_stack(env, sqlite_url, journey_priority=["flash-sale", "promo"], priority_grace="PT5M") as s:
         c = await ad_customer(s)
-        low = await start(s, PromoJourney, customer_id=c.customer_id, channels=["sms"], variables=sale("/a"))
+        low = await ad(s, PromoJourney, c, "sms", "/a")
         result, timeline = await finish(s, low)
     assert result.outcome == "delivered"
     (delivered,) = [e for e in timeline if e.outcome is Outcome.DELIVERED]
@@ -241,31 +230,10 @@ async def test_a_lower_priority_ad_goes_out_after_the_grace_when_nothing_outrank
 async def test_the_same_content_from_two_journeys_goes_out_once(env: WorkflowEnvironment, sqlite_url: str) -> None:
     async with policy_stack(env, sqlite_url, ad_cap=0, channel_ad_cap=0) as s:  # caps off: only duplicates
         c = await ad_customer(s)
-        first = await start(s, PromoJourney, customer_id=c.customer_id, channels=["sms"], variables=sale("/same"))
-        again = await start(
-            s,
-            FlashSaleJourney,
-            customer_id=c.customer_id,
-            channels=["push", "sms"],
-            variables=sale("/same"),
-            after=timedelta(days=1),
-        )
-        other = await start(
-            s,
-            FlashSaleJourney,
-            customer_id=c.customer_id,
-            channels=["push"],
-            variables=sale("/other"),
-            after=timedelta(days=2),
-        )
-        later = await start(
-            s,
-            FlashSaleJourney,
-            customer_id=c.customer_id,
-            channels=["push"],
-            variables=sale("/same"),
-            after=timedelta(days=8),
-        )
+        first = await ad(s, PromoJourney, c, "sms", "/same")
+        again = await ad(s, FlashSaleJourney, c, "push,sms", "/same", after=timedelta(days=1))
+        other = await ad(s, FlashSaleJourney, c, "push", "/other", after=timedelta(days=2))
+        later = await ad(s, FlashSaleJourney, c, "push", "/same", after=timedelta(days=8))
         results = [await finish(s, h) for h in (first, again, other, later)]
     assert [r.outcome for r, _ in results] == ["delivered", "not_delivered", "delivered", "delivered"]
     assert steps(results[1][1], Outcome.SKIPPED) == [
