@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from providers.sandbox import ReceiptTiming
-from starter.devserver import find_binary, start_dev_server
-from starter.setup import register_search_attributes
-from starter.stack import Stack, embedded_stack
+from starter.devserver import start_dev_server
+from starter.stack import Stack
+from starter.testing import journey_kit, terminate_journeys  # noqa: F401 - re-exported for the tests
 from tests import factories
-from workflows import care_id, cart_id, consent_notice_id
+
+pytest_plugins = [
+    "pytester"
+]  # the testing kit's plugin is tried in a shop's project (tests/starter/test_testing_kit.py)
 
 _RECORDED = (
     "temporalio",
@@ -50,16 +48,9 @@ def pytest_report_header() -> str:
 
 
 @pytest.fixture(scope="session")
-async def env() -> AsyncIterator[WorkflowEnvironment]:
-    environment = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter,
-        test_server_existing_path=find_binary("temporal-test-server"),
-    )
-    await register_search_attributes(environment.client)
-    try:
-        yield environment
-    finally:
-        await environment.shutdown()
+def env(journey_env: WorkflowEnvironment) -> WorkflowEnvironment:
+    """The testing kit's session time-skipping server (``starter.testing``): the suite uses the kit."""
+    return journey_env
 
 
 @pytest.fixture(scope="session")
@@ -92,30 +83,7 @@ def care_segment() -> str:
 
 
 @pytest.fixture
-async def stack(env: WorkflowEnvironment, sqlite_url: str, care_segment: str) -> AsyncIterator[Stack]:
-    """A fresh stack on its own task queue, receipts posted before the sandbox answers."""
-    async with embedded_stack(
-        env.client,
-        database_url=sqlite_url,
-        task_queue=f"tq-{uuid.uuid4()}",
-        receipt_timing=ReceiptTiming.BEFORE_RESPONSE,
-        care_segment=care_segment,  # type: ignore[arg-type]
-    ) as s:
-        yield s
-        await terminate_journeys(s)
-
-
-async def terminate_journeys(s: Stack) -> None:
-    """End the journeys a test left running: the time-skipping server's clock is shared, and
-    journeys parked on timers with no worker left make later tests' time skipping stall."""
-    async with s.store.engine.connect() as conn:
-        customers = (await conn.execute(text("SELECT customer_id FROM customers"))).scalars().all()
-        orders = (await conn.execute(text("SELECT customer_id, order_id FROM orders"))).all()
-    ids = {m.workflow_id for m in await s.store.messages()}
-    ids |= {cart_id(c) for c in customers} | {consent_notice_id(c) for c in customers}
-    ids |= {care_id(c, o) for c, o in orders}
-    for workflow_id in sorted(ids):
-        try:
-            await s.journeys.client.get_workflow_handle(workflow_id).terminate("test finished")
-        except RPCError:
-            pass  # already closed
+async def stack(env: WorkflowEnvironment, tmp_path: Path, care_segment: str) -> AsyncIterator[Stack]:
+    """The testing kit's stack for this test (own task queue, receipts before the sandbox answers)."""
+    async with journey_kit(env, tmp_path / "journeys.db", care_segment=care_segment) as kit:
+        yield kit.stack

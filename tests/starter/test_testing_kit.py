@@ -1,0 +1,162 @@
+"""The testing kit (``starter.testing``, pytest plugin ``journeys``): each helper does what it says."""
+
+from __future__ import annotations
+
+import asyncio
+import textwrap
+import uuid
+from datetime import timedelta
+
+import pytest
+
+from activities import Channel
+from starter.testing import JourneyKit, KitSetupError, Recipients, check_loop
+from tests import factories
+from workflows import Outcome
+
+ORDER = {"amount": 39000, "items": [{"name": "무선 이어폰", "unit_price": 39000}]}
+
+
+def shopper(phone: str = Recipients.DELIVERS, **extra: object) -> dict[str, object]:
+    return {"customer_id": f"c-{uuid.uuid4().hex[:10]}", "name": "하늘", "phone": phone, **extra}
+
+
+def order_of(c: dict[str, object]) -> dict[str, object]:
+    """A new order (ids are unique: the time-skipping server is shared by every test of the session)."""
+    return {"order_id": f"o-{uuid.uuid4().hex[:10]}", "customer_id": c["customer_id"], **ORDER}
+
+
+async def test_sent_lists_step_channel_and_journey_time(journey_kit: JourneyKit) -> None:
+    c = shopper()
+    async with journey_kit.worker():
+        start = await journey_kit.now()
+        handle = await journey_kit.journeys.order_paid(order_of(c), c)
+        await journey_kit.advance(timedelta(hours=1))
+        sent = await journey_kit.sent(workflow_id=handle.id)
+        timeline = await journey_kit.timeline(handle.id)
+    assert [(m.step, m.channel) for m in sent] == [("payment_complete", Channel.ALIMTALK)]
+    assert sent[0].journey_time is not None and timedelta(0) <= sent[0].journey_time - start < timedelta(minutes=1)
+    assert sent[0].body is not None and "결제가 완료되었습니다" in sent[0].body
+    assert [e.outcome for e in timeline if e.step == "payment_complete"] == [Outcome.SENT, Outcome.DELIVERED]
+
+
+@pytest.mark.parametrize(
+    ("phone", "channels"),
+    [
+        (Recipients.DELIVERS, [Channel.ALIMTALK]),
+        (Recipients.NOT_ON_KAKAO, [Channel.SMS]),
+        (Recipients.ALIMTALK_FAILS, [Channel.ALIMTALK, Channel.SMS]),
+    ],
+)
+async def test_the_magic_recipients_do_what_their_names_say(
+    journey_kit: JourneyKit, phone: str, channels: list[Channel]
+) -> None:
+    c = shopper(phone)
+    async with journey_kit.worker():
+        handle = await journey_kit.journeys.order_paid(order_of(c), c)
+        await journey_kit.advance(timedelta(hours=1))
+        sent = await journey_kit.sent(workflow_id=handle.id)
+    assert [m.channel for m in sent] == channels
+
+
+@pytest.mark.parametrize("report", ["deliver", "fail"])
+async def test_deliver_and_fail_report_a_receipt_the_journey_acts_on(journey_kit: JourneyKit, report: str) -> None:
+    c = shopper(Recipients.NO_KAKAO_RECEIPT)  # AlimTalk accepted; no receipt unless the test reports one
+    async with journey_kit.worker():
+        handle = await journey_kit.journeys.order_paid(order_of(c), c)
+        await journey_kit.advance(timedelta(minutes=1))
+        (alimtalk,) = await journey_kit.sent(workflow_id=handle.id)
+        outcome = await (
+            journey_kit.deliver(alimtalk) if report == "deliver" else journey_kit.fail(alimtalk, "NO_KAKAO")
+        )
+        await journey_kit.advance(timedelta(minutes=1))
+        sent = await journey_kit.sent(workflow_id=handle.id)
+        timeline = await journey_kit.timeline(handle.id)
+    assert outcome == "signalled"
+    step = [(e.outcome, e.channel) for e in timeline if e.step == "payment_complete"]
+    if report == "deliver":
+        assert step[-1] == (Outcome.DELIVERED, Channel.ALIMTALK) and [m.channel for m in sent] == [Channel.ALIMTALK]
+    else:
+        assert (Outcome.FAILED, Channel.ALIMTALK) in step and [m.channel for m in sent] == [
+            Channel.ALIMTALK,
+            Channel.SMS,
+        ]
+
+
+async def test_emit_reaches_the_journey_that_listens(journey_kit: JourneyKit) -> None:
+    consented = factories.clock - timedelta(days=30)
+    c = shopper(
+        push_tokens=["device-1"], app_installed=True, marketing_consent={"push": consented, "brand_message": consented}
+    )
+    async with journey_kit.worker():
+        handle = await journey_kit.journeys.cart_updated(
+            c["customer_id"], {"items": [{"name": "양말", "unit_price": 5000}]}, customer=c
+        )
+        await journey_kit.advance(timedelta(hours=2))  # the push went out
+        assert await journey_kit.emit(str(c["customer_id"]), {"type": "message.opened"}) == 1
+        result = await handle.result()
+    assert result.outcome == "engaged"
+    assert [m.step for m in await journey_kit.sent()] == ["cart_reminder"]  # opened: no coupon
+
+
+async def test_set_profile_changes_what_later_sends_use(journey_kit: JourneyKit) -> None:
+    c = shopper()
+    async with journey_kit.worker():
+        handle = await journey_kit.journeys.order_paid(order_of(c), c)
+        await journey_kit.advance(timedelta(minutes=1))
+        await journey_kit.set_profile(str(c["customer_id"]), phone=Recipients.NOT_ON_KAKAO)  # a new phone
+        await journey_kit.journeys.order_shipped(handle.id.split(":", 1)[1])
+        await journey_kit.advance(timedelta(minutes=1))
+        sent = await journey_kit.sent(workflow_id=handle.id)
+    assert [(m.step, m.channel) for m in sent] == [
+        ("payment_complete", Channel.ALIMTALK),
+        ("shipping_started", Channel.SMS),  # the new number is no KakaoTalk user
+    ]
+
+
+async def test_setup_mistakes_say_so_in_one_line(journey_kit: JourneyKit) -> None:
+    with pytest.raises(KitSetupError, match="no message with key 'nope' was sent in this test"):
+        await journey_kit.deliver("nope")
+    with pytest.raises(KitSetupError, match="no customer 'c-unknown' in this test's store"):
+        await journey_kit.set_profile("c-unknown", tier="vip")  # type: ignore[arg-type]
+
+    async def elsewhere() -> None:
+        check_loop(journey_kit._loop)
+
+    other = asyncio.new_event_loop()
+    try:
+        with pytest.raises(KitSetupError, match='asyncio_default_test_loop_scope = "session"'):
+            await asyncio.to_thread(other.run_until_complete, elsewhere())
+    finally:
+        other.close()
+
+
+def test_a_shop_project_uses_the_plugin_with_nothing_to_import(pytester: pytest.Pytester) -> None:
+    pytester.makepyprojecttoml(
+        textwrap.dedent(
+            """
+            [tool.pytest.ini_options]
+            asyncio_mode = "auto"
+            asyncio_default_fixture_loop_scope = "session"
+            asyncio_default_test_loop_scope = "session"
+            """
+        )
+    )
+    pytester.makepyfile(
+        test_shop=textwrap.dedent(
+            """
+            from datetime import timedelta
+
+            async def test_payment_message(journey_kit):
+                c = {"customer_id": "c-shop", "phone": "010-1234-5678"}
+                order = {"order_id": "o-shop", "customer_id": "c-shop", "amount": 1000,
+                         "items": [{"name": "x", "unit_price": 1000}]}
+                async with journey_kit.worker():
+                    await journey_kit.journeys.order_paid(order, c)
+                    await journey_kit.advance(timedelta(hours=1))
+                assert [m.step for m in await journey_kit.sent()] == ["payment_complete"]
+            """
+        )
+    )
+    result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
