@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any, Literal, TypeVar
 
@@ -31,6 +31,7 @@ from starter.errors import InvalidInput, JourneyNotFound
 from starter.tokens import mint_inbox_token
 from worker import Settings, connect_client, journey_templates, load_settings, open_store
 from workflows import (
+    ALL_WORKFLOWS,
     CUSTOMER_ID,
     JOURNEY,
     JOURNEY_STAGE,
@@ -71,18 +72,6 @@ M = TypeVar("M", bound=BaseModel)
 CareSegment = Literal["first_order", "every_order", "off"]
 _ORDER_ID: TypeAdapter[str] = TypeAdapter(OrderId)
 _CUSTOMER_ID: TypeAdapter[str] = TypeAdapter(CustomerId)
-_CART_EVENTS = frozenset(
-    {
-        EventType.PURCHASE,
-        EventType.CART_UPDATED,
-        EventType.CART_CLEARED,
-        EventType.MESSAGE_OPENED,
-        EventType.MESSAGE_CLICKED,
-    }
-)
-_CARE_EVENTS = frozenset(
-    {EventType.APP_INSTALLED, EventType.APP_OPENED, EventType.MESSAGE_OPENED, EventType.MESSAGE_CLICKED}
-)
 
 
 def _validated(adapter: TypeAdapter[str], value: str, what: str) -> str:
@@ -137,6 +126,9 @@ class Journeys:
         inbox_token_secret: signs the tokens of :meth:`inbox_token` (``JOURNEYS_INBOX_TOKEN_SECRET``).
         consent_notices: start each consenting customer's biennial consent-notice journey
             (``JOURNEYS_CONSENT_NOTICES``, on by default).
+        journeys: the journey classes the worker runs; ``emit`` routes an event to those of the
+            customer's runs whose class hears it (``listens_to``, ``exit_events``). Default: the
+            reference journeys; add your own.
     """
 
     def __init__(
@@ -152,6 +144,7 @@ class Journeys:
         care_segment: CareSegment = "first_order",
         inbox_token_secret: str = "",
         consent_notices: bool = True,
+        journeys: Sequence[type[JourneyWorkflow]] = (),
     ) -> None:
         self.client = client
         self.store = store
@@ -163,6 +156,7 @@ class Journeys:
         self.care_segment: CareSegment = care_segment
         self._inbox_token_secret = inbox_token_secret
         self.consent_notices = consent_notices
+        self.journey_classes = [*ALL_WORKFLOWS, *(j for j in journeys if j not in ALL_WORKFLOWS)]
 
     @classmethod
     async def connect(cls, settings: Settings | None = None, **kwargs: Any) -> Journeys:
@@ -226,9 +220,9 @@ class Journeys:
         handle = await self._start_post_purchase(order, journey_settings)
         if self.care_segment == "every_order" or (self.care_segment == "first_order" and first_order):
             await self._start_care(order, profile)
-        # A purchase ends the customer's cart journey at once, if one is running.
-        await self._signal_if_running(
-            cart_id(profile.customer_id),
+        # A purchase ends the customer's cart journey (and any other that exits on one) at once.
+        await self._route(
+            profile.customer_id,
             JourneyEvent(
                 type=EventType.PURCHASE, event_id=f"purchase:{order.order_id}", data={"order_id": order.order_id}
             ),
@@ -354,18 +348,20 @@ class Journeys:
         if order_id is not None:
             order_id = _validated(_ORDER_ID, order_id, "order_id")
         event_id = f"purchase:{order_id}" if order_id else None
-        return await self._signal_if_running(
-            cart_id(customer_id),
-            JourneyEvent(type=EventType.PURCHASE, event_id=event_id, data={"order_id": order_id} if order_id else {}),
+        event = JourneyEvent(
+            type=EventType.PURCHASE, event_id=event_id, data={"order_id": order_id} if order_id else {}
         )
+        return await self._route(customer_id, event) > 0
 
     # engagement ------------------------------------------------------------------------------
 
     async def emit(self, customer_id: str, event: JourneyEvent | Mapping[str, Any]) -> int:
         """Route a customer event to every journey of the customer that cares; returns how many got it.
 
-        ``purchase``, ``cart.*`` and ``message.*`` go to the cart journey; ``app.*`` (and
-        ``message.*``) to the customer's care journeys; ``unsubscribed`` updates the profile.
+        Each journey class declares what it hears (``listens_to``, ``exit_events``): ``purchase``,
+        ``cart.*`` and ``message.*`` reach the cart journey, ``app.*`` the customer's care
+        journeys, ``order.shipped``/``order.delivered`` naming one of the customer's orders its
+        post-purchase journey; ``unsubscribed`` updates the profile.
         ``data`` must fit the event type (``workflows.EVENT_DATA``).
 
         Raises:
@@ -379,14 +375,18 @@ class Journeys:
         if parsed.type is EventType.CART_UPDATED:  # the same checks as cart_updated(), and it may start the journey
             await self.cart_updated(customer_id, parsed.data["cart"], event_id=parsed.event_id)
             return 1
-        targets: list[str] = []
-        if parsed.type in _CART_EVENTS:
-            targets.append(cart_id(customer_id))
-        if parsed.type in _CARE_EVENTS:
-            targets.extend(care_id(customer_id, o) for o in await self.store.customer_orders(customer_id))
+        return await self._route(customer_id, parsed)
+
+    async def _route(self, customer_id: str, event: JourneyEvent) -> int:
+        """Signal ``event`` to every running journey of the customer whose class hears it; how many got it."""
+        hearing = [j for j in self.journey_classes if j.hears(event.type)]
+        if not hearing:
+            return 0
+        orders = await self.store.customer_orders(customer_id)
         delivered = 0
-        for workflow_id in targets:
-            delivered += await self._signal_if_running(workflow_id, parsed)
+        for journey in hearing:
+            for workflow_id in journey.workflow_ids(customer_id, orders, event):
+                delivered += await self._signal_if_running(workflow_id, event)
         return delivered
 
     async def unsubscribe(self, customer_id: str, channels: list[Channel] | None = None) -> None:

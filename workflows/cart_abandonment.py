@@ -69,6 +69,7 @@ class CartAbandonmentJourney(JourneyWorkflow):
 
     journey = JOURNEY
     steps = CART_STEPS
+    listens_to = frozenset({EventType.CART_UPDATED, *ENGAGED})
     exit_events = frozenset({EventType.PURCHASE, EventType.CART_CLEARED})
     reuses_workflow_id = True
 

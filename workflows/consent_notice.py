@@ -59,6 +59,7 @@ class ConsentNoticeJourney(JourneyWorkflow):
 
     journey = JOURNEY
     steps = {"consent_notice": (NOTICE_CHANNELS, TEMPLATE)}
+    listens_to = frozenset({EventType.CONSENT_CHANGED})
 
     @workflow.run
     async def run(self, inp: ConsentNoticeInput) -> JourneyResult:

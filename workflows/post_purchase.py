@@ -14,6 +14,7 @@ delivery does not come within ``give_up_after`` (30 days), the journey ends.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 
 from temporalio import workflow
@@ -21,7 +22,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities import Channel, Purpose
 
-from workflows.models import EventType, JourneyResult, Order, PostPurchaseInput
+from workflows.models import EventType, JourneyEvent, JourneyResult, Order, PostPurchaseInput
 from workflows.steps import JourneyWorkflow
 
 JOURNEY = "post-purchase"
@@ -66,6 +67,17 @@ class PostPurchaseJourney(JourneyWorkflow):
 
     journey = JOURNEY
     steps = POST_PURCHASE_STEPS
+    listens_to = frozenset({EventType.ORDER_SHIPPED, EventType.ORDER_DELIVERED})
+
+    @classmethod
+    def workflow_ids(cls, customer_id: str, orders: Sequence[str], event: JourneyEvent) -> list[str]:
+        """The journey of the order the event names, if it is one of the customer's (else none).
+
+        ``Journeys.order_shipped(order_id)`` and its kind name the order; a customer event does not.
+        """
+        order_id = event.data.get("order_id")
+        return [post_purchase_id(str(order_id))] if order_id in orders else []
+
     exit_events = frozenset({EventType.ORDER_CANCELLED, EventType.ORDER_REFUNDED})
 
     @workflow.run

@@ -15,12 +15,14 @@ Storyboard (journey time from the start):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities import Channel, Purpose
 
-from workflows.models import CareInput, CareSettings, EventType, JourneyResult
+from workflows.models import CareInput, CareSettings, EventType, JourneyEvent, JourneyResult
 from workflows.steps import JourneyWorkflow
 
 JOURNEY = "care"
@@ -60,6 +62,12 @@ class PostPurchaseCareJourney(JourneyWorkflow):
 
     journey = JOURNEY
     steps = CARE_STEPS
+    listens_to = APP_EVENTS
+
+    @classmethod
+    def workflow_ids(cls, customer_id: str, orders: Sequence[str], event: JourneyEvent) -> list[str]:
+        """One care journey per order: every order's of the customer."""
+        return [care_id(customer_id, o) for o in orders]
 
     @workflow.run
     async def run(self, inp: CareInput) -> JourneyResult:

@@ -111,6 +111,9 @@ class JourneyWorkflow:
     """
 
     journey: ClassVar[str] = "journey"
+    # Events this journey reads (besides exit_events): the facade's emit() routes a customer's
+    # event to every journey that listens to it or exits on it, and to no other.
+    listens_to: ClassVar[frozenset[EventType]] = frozenset()
     # step -> (its channels in order, its template code): what the worker checks the template
     # files against at start, so a missing template or channel text stops the worker, not a journey.
     steps: ClassVar[Mapping[str, tuple[tuple[Channel, ...], str]]] = {}
@@ -118,6 +121,24 @@ class JourneyWorkflow:
     # A journey whose workflow id is reused by later runs (the cart) scopes its idempotency
     # keys to the run chain, so a new run's messages are not mistaken for the last run's.
     reuses_workflow_id: ClassVar[bool] = False
+
+    @classmethod
+    def workflow_ids(cls, customer_id: str, orders: Sequence[str], event: JourneyEvent) -> list[str]:
+        """The ids of this journey's runs that ``event`` of ``customer_id`` is for (the facade signals them).
+
+        By default one run per customer, ``{journey}:{customer_id}``; a journey per order overrides it.
+
+        Args:
+            customer_id: the customer.
+            orders: the customer's recent order ids, newest first.
+            event: the event being routed.
+        """
+        return [f"{cls.journey}:{customer_id}"]
+
+    @classmethod
+    def hears(cls, event_type: EventType) -> bool:
+        """Whether this journey reads events of ``event_type`` (listens to them, or exits on them)."""
+        return event_type in cls.listens_to or event_type in cls.exit_events
 
     def __init__(self) -> None:
         self._events: list[JourneyEvent] = []

@@ -12,7 +12,7 @@ from activities import Channel
 from starter.stack import Stack
 from tests import factories
 from tests.factories import customer, order
-from workflows import JourneyResult, care_id, cart_id, post_purchase_id
+from workflows import EventType, JourneyResult, care_id, cart_id, post_purchase_id
 
 CART = {"items": [{"name": "무선 이어폰", "unit_price": 39000}]}
 
@@ -63,7 +63,23 @@ async def test_app_and_message_events_are_routed_by_customer(env: WorkflowEnviro
         await stack.journeys.cart_updated(c.customer_id, CART)
         await env.sleep(timedelta(minutes=1))
         assert await stack.journeys.emit(c.customer_id, {"type": "app.opened"}) == 1  # care only
-        assert await stack.journeys.emit(c.customer_id, {"type": "message.clicked"}) == 2  # cart and care
+        # The care journey reads no message events (its class does not listen to them): the cart only.
+        assert await stack.journeys.emit(c.customer_id, {"type": "message.clicked"}) == 1
         assert await stack.journeys.emit("nobody-here", {"type": "app.opened"}) == 0
         timeline = await stack.journeys.timeline(care_id(c.customer_id, o.order_id))
-    assert [e.step for e in timeline if e.step.startswith(("app.", "message."))] == ["app.opened", "message.clicked"]
+    assert [e.step for e in timeline if e.step.startswith(("app.", "message."))] == ["app.opened"]
+
+
+async def test_emit_routes_by_what_each_journey_class_hears(env: WorkflowEnvironment, stack: Stack) -> None:
+    """Routing lives on the journey classes; an order event names no order here, so it reaches no journey."""
+    c = customer()
+    o = order(c)
+    async with stack.worker():
+        await stack.journeys.order_paid(o, c)
+        await env.sleep(timedelta(minutes=1))
+        assert await stack.journeys.emit(c.customer_id, {"type": "order.shipped"}) == 0  # use order_shipped(order_id)
+        assert await stack.journeys.order_shipped(o.order_id)
+        timeline = await stack.journeys.timeline(post_purchase_id(o.order_id))
+    assert [e.step for e in timeline if e.step.startswith("order.")] == ["order.shipped"]
+    hearing = {j.journey for j in stack.journeys.journey_classes if j.hears(EventType.MESSAGE_CLICKED)}
+    assert hearing == {"cart"}
