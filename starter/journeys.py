@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -56,6 +56,8 @@ from workflows import (
     PostPurchaseJourney,
     PostPurchaseSettings,
     TimelineEntry,
+    WinBackInput,
+    WinBackSettings,
     care_id,
     cart_id,
     cart_variables,
@@ -67,6 +69,7 @@ from workflows import (
 from workflows.cart_abandonment import CART_STEPS
 from workflows.post_purchase import POST_PURCHASE_STEPS
 from workflows.post_purchase_care import CARE_STEPS, care_variables
+from workflows.win_back import WIN_BACK_STEPS, WinBackJourney, win_back_id
 
 M = TypeVar("M", bound=BaseModel)
 CareSegment = Literal["first_order", "every_order", "off"]
@@ -143,6 +146,7 @@ class Journeys:
         care: CareSettings | None = None,
         care_segment: CareSegment = "first_order",
         inbox_token_secret: str = "",
+        win_back: WinBackSettings | None = None,
         consent_notices: bool = True,
         journeys: Sequence[type[JourneyWorkflow]] = (),
     ) -> None:
@@ -156,6 +160,7 @@ class Journeys:
         self.care_segment: CareSegment = care_segment
         self._inbox_token_secret = inbox_token_secret
         self.consent_notices = consent_notices
+        self.win_back = win_back or WinBackSettings()
         self.journey_classes = [*ALL_WORKFLOWS, *(j for j in journeys if j not in ALL_WORKFLOWS)]
 
     @classmethod
@@ -406,6 +411,47 @@ class Journeys:
             consent = {c: t for c, t in profile.marketing_consent.items() if c not in channels}
             profile = profile.model_copy(update={"marketing_consent": consent})
         await self.save_profile(profile)
+
+    async def customer_active(
+        self,
+        customer_id: str,
+        at: datetime | None = None,
+        *,
+        customer: CustomerProfile | Mapping[str, Any] | None = None,
+    ) -> WorkflowHandle[Any, Any]:
+        """The customer was active (a visit, a login, a purchase): their dormancy clock starts again.
+
+        Starts the customer's win-back journey if none runs (signal-with-start: one run per
+        customer); it sends the comeback offer once ``dormant_after`` passes with no activity.
+
+        Args:
+            customer_id: the customer.
+            at: when (timezone-aware; default: when the journey receives it).
+            customer: the profile, if the store does not have it yet (or it changed).
+
+        Raises:
+            InvalidInput: the customer id, the time or the profile is invalid.
+        """
+        customer_id = _validated(_CUSTOMER_ID, customer_id, "customer_id")
+        if at is not None and at.utcoffset() is None:
+            raise InvalidInput("at", ["at: must be timezone-aware, e.g. datetime.now(UTC)"])
+        if customer is not None:
+            profile = _parse(CustomerProfile, customer, "customer")
+            if profile.customer_id != customer_id:
+                raise InvalidInput("customer", ["customer_id: does not match"])
+            await self.save_profile(profile)
+        variables = {"coupon_code": self.win_back.coupon_code, "shop_url": self.win_back.shop_url, "customer_name": "-"}
+        self._check_templates("win-back", WIN_BACK_STEPS, variables)
+        return await self.client.start_workflow(
+            WinBackJourney.run,
+            WinBackInput(customer_id=customer_id, last_active=at, settings=self.win_back),
+            id=win_back_id(customer_id),
+            task_queue=self.task_queue,
+            start_signal="event",
+            start_signal_args=[JourneyEvent(type=EventType.CUSTOMER_ACTIVE, occurred_at=at)],
+            search_attributes=_attributes(customer_id, WinBackJourney.journey, "active"),
+            static_summary="Win-back journey",
+        )
 
     async def update_customer(self, customer: CustomerProfile | Mapping[str, Any]) -> None:
         """Store a customer's new profile (phone, tier, consents ...): every later send uses it.

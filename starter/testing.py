@@ -61,6 +61,7 @@ from workflows import (
     care_id,
     cart_id,
     consent_notice_id,
+    win_back_id,
 )
 
 
@@ -259,6 +260,7 @@ async def terminate_journeys(stack: Stack, *, extra: Sequence[str] = ()) -> None
         orders = [(str(c), str(o)) for c, o in await conn.execute(text("SELECT customer_id, order_id FROM orders"))]
     ids = {m.workflow_id for m in await stack.store.messages()} | set(extra)
     ids |= {cart_id(c) for c in customers} | {consent_notice_id(c) for c in customers}
+    ids |= {win_back_id(c) for c in customers}
     ids |= {care_id(c, o) for c, o in orders}
     for workflow_id in sorted(ids):
         try:

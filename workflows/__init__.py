@@ -27,17 +27,21 @@ from workflows.models import (
     PostPurchaseSettings,
     StepResult,
     TimelineEntry,
+    WinBackInput,
+    WinBackSettings,
     event_data,
 )
 from workflows.post_purchase import KAKAO_THEN_SMS, PostPurchaseJourney, order_variables, post_purchase_id
 from workflows.post_purchase_care import PostPurchaseCareJourney, care_id
 from workflows.steps import JourneyExit, JourneyWorkflow
+from workflows.win_back import WinBackJourney, win_back_id
 
 ALL_WORKFLOWS: list[type[JourneyWorkflow]] = [
     PostPurchaseJourney,
     CartAbandonmentJourney,
     PostPurchaseCareJourney,
     ConsentNoticeJourney,
+    WinBackJourney,
 ]
 
 __all__ = [
@@ -61,6 +65,10 @@ __all__ = [
     "ConsentNoticeJourney",
     "ConsentNoticeSettings",
     "consent_notice_id",
+    "WinBackInput",
+    "WinBackJourney",
+    "WinBackSettings",
+    "win_back_id",
     "CUSTOMER_ID",
     "JOURNEY",
     "JOURNEY_STAGE",

@@ -47,6 +47,7 @@ class EventType(StrEnum):
     MESSAGE_CLICKED = "message.clicked"
     UNSUBSCRIBED = "unsubscribed"
     CONSENT_CHANGED = "consent.changed"
+    CUSTOMER_ACTIVE = "customer.active"
 
 
 class JourneyEvent(BaseModel):
@@ -151,6 +152,31 @@ class PostPurchaseInput(BaseModel):
 
     order: Order
     settings: PostPurchaseSettings = Field(default_factory=PostPurchaseSettings)
+
+
+class WinBackSettings(JourneySettings):
+    """The win-back journey: when a customer counts as dormant, and what the comeback offer says."""
+
+    dormant_after: timedelta = Field(default=timedelta(days=60), gt=timedelta(0), le=MAX_DURATION)
+    open_within: timedelta = Field(
+        default=timedelta(days=3), gt=timedelta(0), le=MAX_DURATION, description="no open by then: a second touch"
+    )
+    offer_defer_within: timedelta = Field(
+        default=timedelta(days=2), ge=timedelta(0), le=MAX_DURATION, description="over the cap, wait this long at most"
+    )
+    coupon_code: PlainText = Field(default="COMEBACK15", min_length=1, max_length=40)
+    shop_url: PlainText = Field(default="https://shop.example/comeback", max_length=500)
+    continue_as_new_after: int = Field(default=500, ge=10, le=10_000, description="activity events per run")
+
+
+class WinBackInput(BaseModel):
+    """Input of a customer's win-back journey (``last_active``: None means now)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    customer_id: CustomerId
+    last_active: datetime | None = None
+    settings: WinBackSettings = Field(default_factory=WinBackSettings)
 
 
 class ConsentNoticeSettings(JourneySettings):
@@ -362,6 +388,7 @@ EVENT_DATA: dict[EventType, type[BaseModel]] = {
     EventType.MESSAGE_CLICKED: EngagementData,
     EventType.UNSUBSCRIBED: NoEventData,
     EventType.CONSENT_CHANGED: NoEventData,
+    EventType.CUSTOMER_ACTIVE: NoEventData,
 }
 
 

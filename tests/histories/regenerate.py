@@ -160,6 +160,16 @@ async def consent_notice(env: WorkflowEnvironment, stack: Stack) -> WorkflowHand
     return stack.journeys.client.get_workflow_handle(consent_notice_id(c.customer_id), run_id=first_run)
 
 
+async def win_back(env: WorkflowEnvironment, stack: Stack) -> WorkflowHandle:
+    """Active once, then quiet for 60 days: the offer, no open, the SMS second touch."""
+    c = _customer(app=True)
+    handle = await stack.journeys.customer_active(c.customer_id, await env.get_current_time(), customer=c)
+    await env.sleep(timedelta(days=10))
+    await stack.journeys.customer_active(c.customer_id, await env.get_current_time())
+    await handle.result()
+    return handle
+
+
 SCENARIOS: dict[str, Scenario] = {
     "post_purchase": post_purchase,
     "post_purchase_fallback": post_purchase_fallback,
@@ -169,6 +179,7 @@ SCENARIOS: dict[str, Scenario] = {
     "cart": cart,
     "care": care,
     "consent_notice": consent_notice,
+    "win_back": win_back,
 }
 
 
