@@ -453,6 +453,57 @@ class Journeys:
             static_summary="Win-back journey",
         )
 
+    async def start_journey(
+        self,
+        journey: type[JourneyWorkflow],
+        inp: BaseModel,
+        *,
+        customer_id: str,
+        key: str | None = None,
+        event: JourneyEvent | Mapping[str, Any] | None = None,
+        stage: str = "started",
+    ) -> WorkflowHandle[Any, Any]:
+        """Start any registered journey for a customer; a running one is returned (and gets ``event``).
+
+        The workflow id is ``{journey}:{key}`` (default key: the customer id), the journey's
+        search attributes are set, and with ``event`` the start is a signal-with-start: the event
+        reaches the run whether it was just started or already running. A journey of your own
+        needs no facade code of its own.
+
+        Raises:
+            InvalidInput: the customer id, key or event is malformed, or the journey is not registered.
+        """
+        customer_id = _validated(_CUSTOMER_ID, customer_id, "customer_id")
+        key = customer_id if key is None else _validated(_CUSTOMER_ID, key, "key")
+        if journey not in self.journey_classes:
+            raise InvalidInput(
+                "journey", [f"{journey.__name__} is not registered: pass it as Journeys(journeys=[...])"]
+            )
+        options: dict[str, Any] = {}
+        if event is not None:
+            options = {"start_signal": "event", "start_signal_args": [checked_event(event)]}
+        else:
+            options = {"id_conflict_policy": WorkflowIDConflictPolicy.USE_EXISTING}
+        return await self.client.start_workflow(
+            journey.run,  # type: ignore[attr-defined]
+            inp,
+            id=f"{journey.journey}:{key}",
+            task_queue=self.task_queue,
+            search_attributes=_attributes(customer_id, journey.journey, stage),
+            **options,
+        )
+
+    async def signal_journey(
+        self, journey: type[JourneyWorkflow], event: JourneyEvent | Mapping[str, Any], *, key: str
+    ) -> bool:
+        """Signal ``event`` to the run of ``journey`` with id ``{journey}:{key}``; False if none runs.
+
+        Raises:
+            InvalidInput: the key or the event is malformed.
+        """
+        key = _validated(_CUSTOMER_ID, key, "key")
+        return await self._signal_if_running(f"{journey.journey}:{key}", checked_event(event))
+
     async def update_customer(self, customer: CustomerProfile | Mapping[str, Any]) -> None:
         """Store a customer's new profile (phone, tier, consents ...): every later send uses it.
 

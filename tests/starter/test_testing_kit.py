@@ -160,3 +160,31 @@ def test_a_shop_project_uses_the_plugin_with_nothing_to_import(pytester: pytest.
     )
     result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
+
+
+async def test_any_registered_journey_starts_and_is_signalled_through_the_facade(journey_kit: JourneyKit) -> None:
+    from starter.errors import InvalidInput
+    from tests.workflows.promo import FlashSaleJourney, PromoInput, PromoJourney
+
+    journey_kit.journeys.journey_classes.append(PromoJourney)  # as Journeys(journeys=[PromoJourney]) would
+    c = shopper(marketing_consent={"sms": await journey_kit.now() - timedelta(days=1)})
+    await journey_kit.set_profile(c)
+    inp = PromoInput(
+        customer_id=str(c["customer_id"]), channels=[Channel.SMS], template="recent_buyer_sale", after=timedelta(days=1)
+    )
+    async with journey_kit.worker(PromoJourney):
+        first = await journey_kit.journeys.start_journey(PromoJourney, inp, customer_id=str(c["customer_id"]))
+        again = await journey_kit.journeys.start_journey(PromoJourney, inp, customer_id=str(c["customer_id"]))
+        assert first.id == f"promo:{c['customer_id']}" and first.result_run_id == again.result_run_id
+        assert await journey_kit.journeys.signal_journey(
+            PromoJourney, {"type": "message.opened"}, key=str(c["customer_id"])
+        )
+        await first.result()
+        assert not await journey_kit.journeys.signal_journey(
+            PromoJourney, {"type": "message.opened"}, key=str(c["customer_id"])
+        )
+        with pytest.raises(InvalidInput, match="FlashSaleJourney is not registered"):
+            await journey_kit.journeys.start_journey(FlashSaleJourney, inp, customer_id=str(c["customer_id"]))
+        timeline = await journey_kit.timeline(first.id)
+    assert [m.step for m in await journey_kit.sent()] == ["promo"]
+    assert [e.step for e in timeline if e.outcome is Outcome.EVENT] == ["message.opened"]

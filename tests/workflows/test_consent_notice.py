@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowExecutionStatus
@@ -13,28 +13,19 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities import KST, Channel, CustomerProfile, MessageRecord, Purpose
 from activities.policy import PolicyConfig, check
-from providers.sandbox import ReceiptTiming
-from starter.stack import Stack, embedded_stack
+from starter.stack import Stack
+from starter.testing import journey_kit
 from tests import factories
-from tests.conftest import terminate_journeys
 from workflows import consent_notice_id
 
 TWO_YEARS = timedelta(days=730)
 
 
 @pytest.fixture
-async def stack(env: WorkflowEnvironment, sqlite_url: str) -> AsyncIterator[Stack]:
-    """A stack whose facade starts consent-notice journeys (off in the other tests' stacks)."""
-    async with embedded_stack(
-        env.client,
-        database_url=sqlite_url,
-        task_queue=f"tq-{uuid.uuid4()}",
-        receipt_timing=ReceiptTiming.BEFORE_RESPONSE,
-        care_segment="off",
-        consent_notices=True,
-    ) as s:
-        yield s
-        await terminate_journeys(s)
+async def stack(env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[Stack]:
+    """The kit's stack, its facade starting consent-notice journeys (off in the other tests' stacks)."""
+    async with journey_kit(env, tmp_path / "journeys.db", consent_notices=True) as kit:
+        yield kit.stack
 
 
 def consenting(**consents: timedelta) -> CustomerProfile:

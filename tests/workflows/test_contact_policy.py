@@ -10,16 +10,16 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from activities import Channel, CustomerProfile, Purpose, Template, TemplateRegistry, default_templates
-from providers.sandbox import ReceiptTiming
-from starter.stack import Stack, embedded_stack
+from starter.stack import Stack
+from starter.testing import journey_kit
 from tests import factories
-from tests.conftest import terminate_journeys
 from tests.workflows.promo import FlashSaleJourney, PromoInput, PromoJourney
 from worker import Settings
 from workflows import JourneyResult, Outcome, TimelineEntry
@@ -38,18 +38,10 @@ def promo_templates() -> TemplateRegistry:
 
 @asynccontextmanager
 async def policy_stack(env: WorkflowEnvironment, sqlite_url: str, **settings: Any) -> AsyncIterator[Stack]:
-    async with embedded_stack(
-        env.client,
-        database_url=sqlite_url,
-        settings=Settings(**settings),
-        task_queue=f"tq-{uuid.uuid4()}",
-        receipt_timing=ReceiptTiming.BEFORE_RESPONSE,
-        care_segment="off",
-        templates=promo_templates(),
-    ) as s:
-        async with s.worker(workflows=JOURNEYS):
-            yield s
-        await terminate_journeys(s)
+    database = Path(sqlite_url.removeprefix("sqlite+aiosqlite:///"))
+    async with journey_kit(env, database, settings=Settings(**settings), templates=promo_templates()) as kit:
+        async with kit.worker(*JOURNEYS):
+            yield kit.stack
 
 
 async def ad_customer(s: Stack) -> CustomerProfile:
