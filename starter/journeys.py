@@ -127,8 +127,9 @@ class Journeys:
         templates: the template registry, to reject missing variables before a start.
         post_purchase: default timings of the post-purchase journey.
         inbox_token_secret: signs the tokens of :meth:`inbox_token` (``JOURNEYS_INBOX_TOKEN_SECRET``).
-        consent_notices: start each consenting customer's biennial consent-notice journey
-            (``JOURNEYS_CONSENT_NOTICES``, on by default).
+        consent_notices: start each consenting customer's biennial consent-notice journey. Off
+            for a facade built by hand (tests, scripts); :meth:`connect` takes it from
+            ``JOURNEYS_CONSENT_NOTICES``, on by default.
         journeys: the journey classes the worker runs; ``emit`` routes an event to those of the
             customer's runs whose class hears it (``listens_to``, ``exit_events``). Default: the
             reference journeys; add your own.
@@ -147,7 +148,7 @@ class Journeys:
         care_segment: CareSegment = "first_order",
         inbox_token_secret: str = "",
         win_back: WinBackSettings | None = None,
-        consent_notices: bool = True,
+        consent_notices: bool = False,
         journeys: Sequence[type[JourneyWorkflow]] = (),
     ) -> None:
         self.client = client

@@ -61,6 +61,7 @@ from workflows import (
     care_id,
     cart_id,
     consent_notice_id,
+    post_purchase_id,
     win_back_id,
 )
 
@@ -261,7 +262,7 @@ async def terminate_journeys(stack: Stack, *, extra: Sequence[str] = ()) -> None
     ids = {m.workflow_id for m in await stack.store.messages()} | set(extra)
     ids |= {cart_id(c) for c in customers} | {consent_notice_id(c) for c in customers}
     ids |= {win_back_id(c) for c in customers}
-    ids |= {care_id(c, o) for c, o in orders}
+    ids |= {care_id(c, o) for c, o in orders} | {post_purchase_id(o) for _, o in orders}
     for workflow_id in sorted(ids):
         try:
             await stack.journeys.client.get_workflow_handle(workflow_id).terminate("test finished")

@@ -79,7 +79,8 @@ async def test_emit_routes_by_what_each_journey_class_hears(env: WorkflowEnviron
         await env.sleep(timedelta(minutes=1))
         assert await stack.journeys.emit(c.customer_id, {"type": "order.shipped"}) == 0  # use order_shipped(order_id)
         assert await stack.journeys.order_shipped(o.order_id)
+        await env.sleep(timedelta(minutes=1))  # the shipping message goes out before the worker stops
         timeline = await stack.journeys.timeline(post_purchase_id(o.order_id))
     assert [e.step for e in timeline if e.step.startswith("order.")] == ["order.shipped"]
     hearing = {j.journey for j in stack.journeys.journey_classes if j.hears(EventType.MESSAGE_CLICKED)}
-    assert hearing == {"cart"}
+    assert hearing == {"cart", "win-back"}  # not care: it reads no message events
