@@ -395,6 +395,10 @@ class Store:
         m = _messages.c
         key = values["idempotency_key"]
         values.setdefault("content_key", limits.content_key)
+        at: datetime = values["journey_time"]
+        windows = [c.window for c in limits.caps if limits.advertising and c.limit > 0]
+        if limits.content_key and limits.duplicate_window:
+            windows.append(limits.duplicate_window)
         refusal: ContactRefused | None = None
         async with self._write() as conn:
             # Lock the customer's row first: every checked claim for this customer takes its turn
@@ -405,45 +409,61 @@ class Store:
                 .where(_customers.c.customer_id == values["customer_id"])
                 .values(updated_at=_customers.c.updated_at)
             )
-            existing = (
+            # One read: this key's row (an earlier attempt) and the customer's rows in the windows.
+            wanted = m.idempotency_key == key
+            if windows:
+                wanted |= (m.customer_id == values["customer_id"]) & (m.journey_time >= at - max(windows))
+            rows = list(
                 await conn.execute(
-                    update(_messages)
-                    .where(m.idempotency_key == key)
-                    .values(attempts=m.attempts + 1, updated_at=values["updated_at"])
-                    .returning(_messages)
+                    select(
+                        m.idempotency_key,
+                        m.workflow_id,
+                        m.episode,
+                        m.step,
+                        m.channel,
+                        m.purpose,
+                        m.status,
+                        m.receipt_status,
+                        m.journey_time,
+                        m.content_key,
+                    ).where(wanted)
                 )
-            ).first()
-            if existing is not None:
+            )
+            if any(r.idempotency_key == key for r in rows):
+                existing = (
+                    await conn.execute(
+                        update(_messages)
+                        .where(m.idempotency_key == key)
+                        .values(attempts=m.attempts + 1, updated_at=values["updated_at"])
+                        .returning(_messages)
+                    )
+                ).one()
                 return MessageRecord.model_validate(existing), False
-            refusal = await self._contact_refusal(conn, limits, values)
+            refusal = await self._contact_refusal(conn, limits, values, rows)
             if refusal is None:
                 row = (await conn.execute(insert(_messages).values(values).returning(_messages))).one()
-                await conn.execute(_holds.delete().where(_holds.c.idempotency_key == key))
+                if limits.priority_grace:  # a hold this claim waited out is done with
+                    await conn.execute(_holds.delete().where(_holds.c.idempotency_key == key))
                 return MessageRecord.model_validate(row), True
         raise refusal  # after the commit: a priority hold it made is kept
 
     @staticmethod
     async def _contact_refusal(
-        conn: AsyncConnection, limits: ContactLimits, values: dict[str, Any]
+        conn: AsyncConnection, limits: ContactLimits, values: dict[str, Any], rows: Sequence[Any]
     ) -> ContactRefused | None:
-        """Why the contact policy refuses this new claim now, or None (the customer's row is locked)."""
-        m = _messages.c
+        """Why the contact policy refuses this new claim now, or None (the customer's row is locked).
+
+        ``rows``: the customer's messages in the longest window.
+        """
         at: datetime = values["journey_time"]
-        windows = [c.window for c in limits.caps if limits.advertising and c.limit > 0]
-        if limits.content_key and limits.duplicate_window:
-            windows.append(limits.duplicate_window)
-        if not windows:
-            return None
         own = (values["workflow_id"], values.get("episode"), values["step"])
-        rows = await conn.execute(
-            select(m.workflow_id, m.episode, m.step, m.channel, m.purpose, m.journey_time, m.content_key).where(
-                m.customer_id == values["customer_id"],
-                m.status != MessageStatus.REJECTED.value,
-                m.receipt_status.is_(None) | (m.receipt_status != ReceiptStatus.FAILED.value),
-                m.journey_time >= at - max(windows),
-            )
-        )
-        others = [r for r in rows if (r.workflow_id, r.episode, r.step) != own]
+        others = [
+            r
+            for r in rows
+            if (r.workflow_id, r.episode, r.step) != own
+            and r.status != MessageStatus.REJECTED.value
+            and r.receipt_status != ReceiptStatus.FAILED.value
+        ]
         if limits.content_key and limits.duplicate_window:
             since = at - limits.duplicate_window
             if any(r.content_key == limits.content_key and _aware(r.journey_time) >= since for r in others):
