@@ -388,7 +388,10 @@ class Journeys:
         hearing = [j for j in self.journey_classes if j.hears(event.type)]
         if not hearing:
             return 0
-        orders = await self.store.customer_orders(customer_id)
+        # The customer's orders are read only for a journey run per order (care): a purchase
+        # routed to the cart and win-back journeys costs no query.
+        per_order = any(j.workflow_ids.__func__ is not JourneyWorkflow.workflow_ids.__func__ for j in hearing)  # type: ignore[attr-defined]
+        orders = await self.store.customer_orders(customer_id) if per_order else []
         delivered = 0
         for journey in hearing:
             for workflow_id in journey.workflow_ids(customer_id, orders, event):
