@@ -228,7 +228,7 @@ class JourneyKit:
         """A customer event (``{"type": "app.opened"}`` ...) routed as the facade routes it."""
         return await self.journeys.emit(customer_id, event)
 
-    async def set_profile(self, profile: CustomerProfile | Mapping[str, Any], **changes: Any) -> CustomerProfile:
+    async def set_profile(self, profile: CustomerProfile | Mapping[str, Any] | str, **changes: Any) -> CustomerProfile:
         """Store a profile (or the stored one with ``changes``) as the app would, mid-journey or before.
 
         Raises:
