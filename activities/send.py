@@ -32,6 +32,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.customers import CustomerProfile
+from activities.metrics import DEFERRED, FALLBACKS, RESENDS, SENDS, SKIPPED, label
 from activities.policy import PolicyConfig, check, mark_advertising
 from activities.store import ContactRefused, MessageRecord, MessageStatus, Store
 from activities.templates import TemplateRegistry, profile_variables
@@ -65,14 +66,16 @@ UNKNOWN_CUSTOMER = "unknown_customer"
 STORE_UNAVAILABLE = "StoreUnavailable"
 
 
-def idempotency_key(workflow_id: str, step: str, channel: Channel, episode: str | None = None) -> str:
+def idempotency_key(workflow_id: str, step: str, channel: Channel, episode: str | None = None, resend: int = 0) -> str:
     """``{workflow_id}:{step}:{channel}``: one message per journey step and channel, ever.
 
     A journey whose workflow id is reused by later runs (the cart) passes its run chain's
     ``episode`` (first run id), making the key ``{workflow_id}@{episode}:{step}:{channel}``.
+    An operator's ``resend`` number ``n`` makes it ``{workflow_id}:{step}~resend{n}:{channel}``.
     """
     scope = f"{workflow_id}@{episode}" if episode else workflow_id
-    return f"{scope}:{step}:{channel.value}"
+    part = f"{step}~resend{resend}" if resend else step
+    return f"{scope}:{part}:{channel.value}"
 
 
 class SendRequest(BaseModel):
@@ -105,10 +108,12 @@ class SendRequest(BaseModel):
     defer_until: datetime | None = Field(
         default=None, description="journey time after which a deferred ad is skipped instead (None: no limit)"
     )
+    resend: int = Field(default=0, ge=0, le=1000, description="an operator's resend: its number for this step")
+    resend_of: str | None = Field(default=None, max_length=300, description="the key of the message resent")
 
     @property
     def idempotency_key(self) -> str:
-        return idempotency_key(self.workflow_id, self.step, self.channel, self.episode)
+        return idempotency_key(self.workflow_id, self.step, self.channel, self.episode, self.resend)
 
 
 class OutcomeStatus(StrEnum):
@@ -373,7 +378,9 @@ class SendActivities:
                 (retryable) or ``ConfigError`` (not retryable).
         """
         try:
-            return await self._send_message(req)
+            outcome = await self._send_message(req)
+            await self._note(req, outcome)
+            return outcome
         except SQLAlchemyError as exc:
             # A database error's text can carry statement values and row details (a name, a
             # phone): it reaches neither history nor the logs, only its class does.
@@ -385,6 +392,33 @@ class SendActivities:
                 error=type(exc).__name__,
             )
             raise ApplicationError(f"store unavailable ({type(exc).__name__})", type=STORE_UNAVAILABLE) from None
+
+    async def _note(self, req: SendRequest, outcome: SendOutcome) -> None:
+        """Count the outcome in the metrics, and remember a skip or a deferral for the report."""
+        status = outcome.status
+        if outcome.replayed:  # answered from the log: counted when it happened
+            return
+        journey, step, channel = label(req.journey), label(req.step), req.channel.value
+        SENDS.labels(journey, step, channel, label(outcome.provider or "-"), status.value).inc()
+        if status is OutcomeStatus.ACCEPTED:
+            if req.resend:
+                RESENDS.labels(journey, step, channel).inc()
+            elif req.supersedes:
+                FALLBACKS.labels(journey, step, channel).inc()
+        if status in (OutcomeStatus.SKIPPED, OutcomeStatus.DEFERRED):
+            reason = label(outcome.reason or "-")
+            (SKIPPED if status is OutcomeStatus.SKIPPED else DEFERRED).labels(journey, channel, reason).inc()
+            await self._store.record_skip(
+                status=status.value,
+                reason=reason,
+                idempotency_key=outcome.idempotency_key,
+                workflow_id=req.workflow_id,
+                journey=req.journey,
+                step=req.step,
+                channel=channel,
+                customer_id=req.customer_id,
+                journey_time=req.journey_time,
+            )
 
     async def _send_message(self, req: SendRequest) -> SendOutcome:
         key = req.idempotency_key
@@ -569,8 +603,15 @@ class SendActivities:
         Raises:
             ContactRefused: the frequency caps, the journey priority or duplicate content refuse it now.
         """
+        # An operator's resend is sent again on purpose: no duplicate-content window, no caps.
+        limits = (
+            None
+            if req.resend
+            else self._policy.limits(req.journey, req.purpose, req.channel, content_key(req.template, req.variables))
+        )
         return await self._store.claim_message(
-            limits=self._policy.limits(req.journey, req.purpose, req.channel, content_key(req.template, req.variables)),
+            limits=limits,
+            resend_of=req.resend_of,
             final_channel=msg.fallback[-1].channel.value if msg.fallback else None,
             idempotency_key=msg.idempotency_key,
             workflow_id=req.workflow_id,

@@ -41,3 +41,10 @@ class InvalidInput(JourneysError, ValueError):
 
 class JourneyNotFound(JourneysError, LookupError):
     """No journey with that id exists."""
+
+
+class ActionRefused(JourneysError, ValueError):
+    """A running journey refused an operator's action; the message says why, in one line.
+
+    Skip when not waiting, resend of a step never sent, anything on an ended journey.
+    """

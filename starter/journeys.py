@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
-from typing import Any, Literal, TypeVar
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, TypeAdapter, ValidationError
-from temporalio.client import Client, WorkflowHandle
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError, WorkflowUpdateStage
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities import (
@@ -27,7 +28,7 @@ from activities import (
     default_templates,
     profile_variables,
 )
-from starter.errors import InvalidInput, JourneyNotFound
+from starter.errors import ActionRefused, InvalidInput, JourneyNotFound
 from starter.tokens import mint_inbox_token
 from worker import Settings, connect_client, journey_templates, load_settings, open_store
 from workflows import (
@@ -49,12 +50,14 @@ from workflows import (
     JourneyEvent,
     JourneyResult,
     JourneyWorkflow,
+    OperatorAction,
     Order,
     OrderId,
     PostPurchaseCareJourney,
     PostPurchaseInput,
     PostPurchaseJourney,
     PostPurchaseSettings,
+    ResendAction,
     TimelineEntry,
     WinBackInput,
     WinBackSettings,
@@ -63,6 +66,7 @@ from workflows import (
     cart_variables,
     consent_notice_id,
     event_data,
+    event_signal,
     order_variables,
     post_purchase_id,
 )
@@ -75,6 +79,42 @@ M = TypeVar("M", bound=BaseModel)
 CareSegment = Literal["first_order", "every_order", "off"]
 _ORDER_ID: TypeAdapter[str] = TypeAdapter(OrderId)
 _CUSTOMER_ID: TypeAdapter[str] = TypeAdapter(CustomerId)
+WorkflowId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:@\-]{0,199}$", description="a journey's id")]
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$", description="a journey or stage")]
+_WORKFLOW_ID: TypeAdapter[str] = TypeAdapter(WorkflowId)
+_NAME: TypeAdapter[str] = TypeAdapter(Name)
+_ENGAGEMENTS = {EventType.MESSAGE_OPENED: "opened", EventType.MESSAGE_CLICKED: "clicked"}
+
+
+class JourneySummary(BaseModel):
+    """One journey in a list (``Journeys.list_journeys``, ``journeys list``)."""
+
+    workflow_id: str
+    journey: str
+    stage: str | None = None
+    customer_id: str | None = None
+    status: str
+    started_at: datetime | None = None
+
+
+def visibility_query(
+    *, customer_id: str | None = None, journey: str | None = None, stage: str | None = None, running: bool = True
+) -> str:
+    """The Temporal list filter for these (the same text works in the UI's search box).
+
+    Raises:
+        InvalidInput: a value that is no id or name (so nothing can be injected into the query).
+    """
+    parts = ["Journey IS NOT NULL"] if not (customer_id or journey) else []
+    if customer_id is not None:
+        parts.append(f'CustomerId = "{_validated(_CUSTOMER_ID, customer_id, "customer_id")}"')
+    if journey is not None:
+        parts.append(f'Journey = "{_validated(_NAME, journey, "journey")}"')
+    if stage is not None:
+        parts.append(f'JourneyStage = "{_validated(_NAME, stage, "stage")}"')
+    if running:
+        parts.append('ExecutionStatus = "Running"')
+    return " AND ".join(parts)
 
 
 def _validated(adapter: TypeAdapter[str], value: str, what: str) -> str:
@@ -334,7 +374,7 @@ class Journeys:
             CartInput(customer_id=customer_id, settings=self.cart),
             id=workflow_id,
             task_queue=self.task_queue,
-            start_signal="event",
+            start_signal=event_signal(event),
             start_signal_args=[event],
             search_attributes=_attributes(customer_id, CartAbandonmentJourney.journey, "browsing"),
             static_summary="Cart-abandonment journey",
@@ -381,6 +421,15 @@ class Journeys:
         if parsed.type is EventType.CART_UPDATED:  # the same checks as cart_updated(), and it may start the journey
             await self.cart_updated(customer_id, parsed.data["cart"], event_id=parsed.event_id)
             return 1
+        if parsed.type in _ENGAGEMENTS:  # for the per-step report (journeys report)
+            await self.store.record_engagement(
+                customer_id,
+                _ENGAGEMENTS[parsed.type],
+                parsed.occurred_at or datetime.now(UTC),
+                step=parsed.data.get("step"),
+                channel=parsed.data.get("channel"),
+                event_id=parsed.event_id,
+            )
         return await self._route(customer_id, parsed)
 
     async def _route(self, customer_id: str, event: JourneyEvent) -> int:
@@ -451,7 +500,7 @@ class Journeys:
             WinBackInput(customer_id=customer_id, last_active=at, settings=self.win_back),
             id=win_back_id(customer_id),
             task_queue=self.task_queue,
-            start_signal="event",
+            start_signal=EventType.CUSTOMER_ACTIVE.value,
             start_signal_args=[JourneyEvent(type=EventType.CUSTOMER_ACTIVE, occurred_at=at)],
             search_attributes=_attributes(customer_id, WinBackJourney.journey, "active"),
             static_summary="Win-back journey",
@@ -485,7 +534,8 @@ class Journeys:
             )
         options: dict[str, Any] = {}
         if event is not None:
-            options = {"start_signal": "event", "start_signal_args": [checked_event(event)]}
+            checked = checked_event(event)
+            options = {"start_signal": event_signal(checked), "start_signal_args": [checked]}
         else:
             options = {"id_conflict_policy": WorkflowIDConflictPolicy.USE_EXISTING}
         return await self.client.start_workflow(
@@ -537,7 +587,7 @@ class Journeys:
             ConsentNoticeInput(customer_id=profile.customer_id),
             id=workflow_id,
             task_queue=self.task_queue,
-            start_signal="event",
+            start_signal=event_signal(changed),
             start_signal_args=[changed],
             search_attributes=_attributes(profile.customer_id, ConsentNoticeJourney.journey, "scheduled"),
             static_summary="Consent notices every two years",
@@ -553,7 +603,7 @@ class Journeys:
         if event_id is not None and await self.store.event_seen(workflow_id, event_id):
             return True
         try:
-            await self.client.get_workflow_handle(workflow_id).signal(JourneyWorkflow.on_event, event)
+            await self.client.get_workflow_handle(workflow_id).signal(event_signal(event), event)
         except RPCError as exc:
             if exc.status is RPCStatusCode.NOT_FOUND:
                 return False
@@ -582,6 +632,125 @@ class Journeys:
         order_id = _validated(_ORDER_ID, order_id, "order_id")
         event = checked_event({"type": event_type, "event_id": f"{event_type.value}:{order_id}", "data": data})
         return await self.signal_event(post_purchase_id(order_id), event)
+
+    # operators -------------------------------------------------------------------------------
+
+    async def list_journeys(
+        self,
+        *,
+        customer_id: str | None = None,
+        journey: str | None = None,
+        stage: str | None = None,
+        running: bool = True,
+        limit: int = 100,
+    ) -> list[JourneySummary]:
+        """Journeys found by Temporal's visibility (the UI's list), newest first.
+
+        Args:
+            customer_id: one customer's journeys (search attribute ``CustomerId``).
+            journey: one journey (``Journey``, e.g. ``cart``).
+            stage: at one stage (``JourneyStage``, e.g. ``waiting_for_delivery``).
+            running: only running journeys (default), or ended ones too.
+            limit: at most this many (1 to 1000).
+
+        Raises:
+            InvalidInput: a filter that is no id or name, or a limit out of range.
+        """
+        query = visibility_query(customer_id=customer_id, journey=journey, stage=stage, running=running)
+        if not 1 <= limit <= 1000:
+            raise InvalidInput("limit", ["limit: between 1 and 1000"])
+        found: list[JourneySummary] = []
+        async for execution in self.client.list_workflows(query, limit=limit):
+            attributes = execution.typed_search_attributes
+            found.append(
+                JourneySummary(
+                    workflow_id=execution.id,
+                    journey=attributes.get(JOURNEY) or execution.workflow_type,
+                    stage=attributes.get(JOURNEY_STAGE),
+                    customer_id=attributes.get(CUSTOMER_ID),
+                    status=execution.status.name.lower() if execution.status else "unknown",
+                    started_at=execution.start_time,
+                )
+            )
+        return found
+
+    async def skip_wait(self, workflow_id: str, *, operator: str, reason: str) -> str:
+        """End the wait a journey is in now (timer, event or receipt), as if it had run out.
+
+        Returns:
+            What the journey did, in one line.
+
+        Raises:
+            ActionRefused: the journey is not waiting, has ended or is exiting.
+            JourneyNotFound: no such journey.
+            InvalidInput: operator or reason missing or too long.
+        """
+        action = _parse(OperatorAction, {"operator": operator, "reason": reason}, "action")
+        return await self._operate(workflow_id, "skip_wait", action)
+
+    async def exit_journey(self, workflow_id: str, *, operator: str, reason: str) -> str:
+        """End a journey: nothing more is sent (a message already with the provider is not recalled)."""
+        action = _parse(OperatorAction, {"operator": operator, "reason": reason}, "action")
+        return await self._operate(workflow_id, "exit", action)
+
+    async def resend(
+        self,
+        workflow_id: str,
+        step: str,
+        *,
+        operator: str,
+        reason: str,
+        channel: Channel | str | None = None,
+        wait: float = 30.0,
+    ) -> str:
+        """Send a journey's step again, under a new idempotency key linked to the first message.
+
+        Consent, opt-out and quiet hours still rule it; frequency caps and the duplicate-content
+        window do not (an operator chose to send it again).
+
+        Args:
+            workflow_id: the journey.
+            step: a step it sent (``journeys inspect`` lists them).
+            operator: who acts.
+            reason: why.
+            channel: the channel (default: the one it went out on); one of the step's channels.
+            wait: seconds to wait for the provider's answer; past that the resend goes on, and
+                its outcome shows in the timeline.
+        """
+        action = _parse(
+            ResendAction, {"operator": operator, "reason": reason, "step": step, "channel": channel}, "action"
+        )
+        return await self._operate(workflow_id, "resend", action, wait=wait)
+
+    async def _operate(self, workflow_id: str, update: str, action: OperatorAction, *, wait: float = 30.0) -> str:
+        workflow_id = _validated(_WORKFLOW_ID, workflow_id, "workflow_id")
+        handle = self.client.get_workflow_handle(workflow_id)
+        try:
+            started = await handle.start_update(
+                update, action, wait_for_stage=WorkflowUpdateStage.ACCEPTED, result_type=str
+            )
+            try:
+                async with asyncio.timeout(wait):
+                    return str(await started.result())
+            except TimeoutError:
+                return f"{update} accepted; still in progress: `journeys inspect {workflow_id}` shows how it ends"
+        except WorkflowUpdateFailedError as exc:
+            cause = exc.cause
+            message = cause.message if isinstance(cause, ApplicationError) else str(cause or exc)
+            raise ActionRefused(f"{workflow_id}: {message}") from None
+        except RPCError as exc:
+            if exc.status is RPCStatusCode.NOT_FOUND:
+                await self._describe_or_not_found(workflow_id)  # there, so it has ended
+                raise ActionRefused(f"{workflow_id}: the journey has ended") from None
+            raise
+
+    async def _describe_or_not_found(self, workflow_id: str) -> None:
+        try:
+            await self.client.get_workflow_handle(workflow_id).describe()
+        except RPCError as exc:
+            if exc.status is RPCStatusCode.NOT_FOUND:
+                raise JourneyNotFound(f"no journey {workflow_id!r}") from None
+            raise
 
     # generic ---------------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities import DeliveryReceipt, ReceiptRecord
 from providers import ReceiptStatus
 from starter.journeys import Journeys
-from workflows import JourneyWorkflow
+from workflows import receipt_signal
 
 log = structlog.get_logger("starter.receipts")
 
@@ -79,9 +79,7 @@ class ReceiptIntake:
             }
         )
         try:
-            await self._journeys.client.get_workflow_handle(msg.workflow_id).signal(
-                JourneyWorkflow.on_receipt, enriched
-            )
+            await self._journeys.client.get_workflow_handle(msg.workflow_id).signal(receipt_signal(enriched), enriched)
         except RPCError as exc:
             if exc.status is not RPCStatusCode.NOT_FOUND:
                 log.warning("receipt.signal_failed", workflow_id=msg.workflow_id, status=exc.status.name)

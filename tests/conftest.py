@@ -66,8 +66,8 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
 @pytest.fixture(autouse=True)
 async def journey_clock(request: pytest.FixtureRequest) -> None:
     """Consents in sample profiles date from the test server's clock, which earlier tests moved."""
-    if "env" in request.fixturenames:
-        environment: WorkflowEnvironment = request.getfixturevalue("env")
+    if {"env", "journey_kit", "journey_env"} & set(request.fixturenames):
+        environment: WorkflowEnvironment = request.getfixturevalue("journey_env")
         factories.clock = await environment.get_current_time()
 
 

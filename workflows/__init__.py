@@ -19,12 +19,14 @@ from workflows.models import (
     JourneyEvent,
     JourneyResult,
     JourneySettings,
+    OperatorAction,
     Order,
     OrderId,
     OrderItem,
     Outcome,
     PostPurchaseInput,
     PostPurchaseSettings,
+    ResendAction,
     StepResult,
     TimelineEntry,
     WinBackInput,
@@ -33,7 +35,7 @@ from workflows.models import (
 )
 from workflows.post_purchase import KAKAO_THEN_SMS, PostPurchaseJourney, order_variables, post_purchase_id
 from workflows.post_purchase_care import PostPurchaseCareJourney, care_id
-from workflows.steps import JourneyExit, JourneyWorkflow
+from workflows.steps import JourneyExit, JourneyWorkflow, event_signal, receipt_signal
 from workflows.win_back import WinBackJourney, win_back_id
 
 ALL_WORKFLOWS: list[type[JourneyWorkflow]] = [
@@ -84,7 +86,11 @@ __all__ = [
     "Order",
     "OrderId",
     "OrderItem",
+    "OperatorAction",
     "Outcome",
+    "ResendAction",
+    "event_signal",
+    "receipt_signal",
     "PostPurchaseInput",
     "PostPurchaseJourney",
     "PostPurchaseSettings",

@@ -219,6 +219,7 @@ class Outcome(StrEnum):
     CONFIG_ERROR = "config_error"
     EVENT = "event"
     IGNORED = "ignored"  # an event whose data the journey could not read
+    OPERATOR = "operator"  # an operator's action (skip_wait, exit, resend): who and why in detail
     ENDED = "ended"
 
 
@@ -233,6 +234,22 @@ class TimelineEntry(BaseModel):
     outcome: Outcome
     channel: Channel | None = None
     detail: str | None = None
+
+
+class OperatorAction(BaseModel):
+    """Who acts on a running journey, and why (Updates ``skip_wait`` and ``exit``); kept in its timeline."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    operator: PlainText = Field(min_length=1, max_length=64, description="who acts (a name or login)")
+    reason: PlainText = Field(min_length=1, max_length=300, description="why, for whoever reads the timeline")
+
+
+class ResendAction(OperatorAction):
+    """Update ``resend``: send ``step`` again on ``channel`` (default: the channel it went out on)."""
+
+    step: PlainText = Field(min_length=1, max_length=100)
+    channel: Channel | None = None
 
 
 class StepResult(BaseModel):

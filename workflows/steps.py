@@ -12,6 +12,10 @@
 
 Every wait ends early when an exit event (``exit_events``) arrives, raising :class:`JourneyExit`;
 and no send starts after one arrived.
+
+Operators steer a running journey with three validated Updates (each takes who and why, and is
+recorded in the timeline): ``skip_wait`` ends the current wait now, ``exit`` ends the journey,
+``resend`` sends a step again under a new idempotency key linked to the first.
 """
 
 from __future__ import annotations
@@ -21,8 +25,9 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import ClassVar, Literal
 
+from pydantic import ValidationError
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RawValue, RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.exceptions import TimeoutError as ActivityTimeout
 
@@ -43,6 +48,7 @@ with workflow.unsafe.imports_passed_through():
         SendRequest,
         idempotency_key,
     )
+    from activities.metrics import count_journey
 
 from workflows.constants import JOURNEY_STAGE
 from workflows.models import (
@@ -50,7 +56,9 @@ from workflows.models import (
     JourneyEvent,
     JourneyResult,
     JourneySettings,
+    OperatorAction,
     Outcome,
+    ResendAction,
     StepResult,
     TimelineEntry,
 )
@@ -84,6 +92,11 @@ ROUTE_TIMEOUT = timedelta(seconds=10)
 # Patch id (v7): a step in "gateway" fallback sends its channels in one provider call and does not
 # wait for the receipt; the receipt, when it comes, records which channel delivered.
 GATEWAY_FALLBACK = "gateway-fallback"
+# Patch id (v9): operators' Updates (skip_wait, exit, resend). Marked at a journey's first
+# operator action; a journey waits for a running resend before it ends or continues as new.
+OPERATOR_ACTIONS = "operator-actions"
+# Outcomes of a send that went out (a resend may follow): the provider took it.
+_WENT_OUT = frozenset({OutcomeStatus.ACCEPTED})
 OUTAGE_FIRST_PAUSE = timedelta(minutes=1)
 OUTAGE_MAX_PAUSE = timedelta(minutes=30)
 
@@ -97,17 +110,35 @@ class CapRule:
 
 
 class JourneyExit(Exception):
-    """An exit event (cancelled order, purchase ...) ended the journey."""
+    """An exit event (cancelled order, purchase ...) or an operator's ``exit`` ended the journey.
 
-    def __init__(self, event: JourneyEvent) -> None:
-        super().__init__(event.type.value)
+    ``event`` is the exit event (None for an operator's exit); ``reason`` what ended it
+    (the event type, or ``operator``).
+    """
+
+    def __init__(self, event: JourneyEvent | None, reason: str | None = None) -> None:
+        self.reason = reason or (event.type.value if event is not None else "exit")
+        super().__init__(self.reason)
         self.event = event
+
+
+def event_signal(event: JourneyEvent) -> str:
+    """The name a business event is signalled under: its type (``order.shipped``), readable in the UI."""
+    return event.type.value
+
+
+def receipt_signal(receipt: DeliveryReceipt) -> str:
+    """The name a delivery receipt is signalled under, readable in the UI: ``receipt alimtalk delivered``."""
+    return f"receipt {receipt.channel!s} {receipt.status!s}"[:100]
 
 
 class JourneyWorkflow:
     """Base of every journey workflow: signals, query and durable steps.
 
-    Signals: ``receipt(DeliveryReceipt)``, ``event(JourneyEvent)``. Query: ``timeline()``.
+    Signals: events under their type's name (``order.shipped``, see :func:`event_signal`),
+    receipts as ``receipt {channel} {status}`` (:func:`receipt_signal`); the older names
+    ``event`` and ``receipt`` are still handled. Query: ``timeline()``. Updates: ``skip_wait``,
+    ``exit``, ``resend`` (operators; validated, recorded in the timeline).
     """
 
     journey: ClassVar[str] = "journey"
@@ -160,6 +191,16 @@ class JourneyWorkflow:
         self._send_queues: dict[Channel, str] | None = None  # v6: asked once a run, see _queue_for
         self._gateway_keys: dict[str, str] = {}  # v7: key -> step of gateway sends awaiting their receipt
         self._settings = JourneySettings()
+        # v9, operators: what the journey waits for now, a skip of that wait, an exit, resends.
+        self._waiting: str | None = None
+        self._skip = False
+        self._skipped = False  # the last wait ended by skip_wait
+        self._operator_exit: OperatorAction | None = None
+        self._ended = False
+        self._sent_steps: dict[str, tuple[str, dict[str, str], Purpose, list[str]]] = {}  # step -> what, keys
+        self._resend_keys: dict[str, str] = {}  # key -> step of a resend awaiting its receipt
+        self._resends: dict[str, int] = {}  # step -> resends so far (numbers their keys)
+        self._operated = False  # the operator-actions patch marker is in history
 
     # signals and query ------------------------------------------------------------------------
 
@@ -170,6 +211,15 @@ class JourneyWorkflow:
         if not key or key in self._receipts:
             return
         self._receipts[key] = receipt
+        if key in self._resend_keys:  # an operator's resend
+            delivered = receipt.status is ReceiptStatus.DELIVERED
+            self._record(
+                self._resend_keys.pop(key),
+                Outcome.DELIVERED if delivered else Outcome.FAILED,
+                receipt.channel,
+                "resend" if delivered else f"{receipt.error_code}; resend",
+            )
+            return
         if key in self._gateway_keys:  # the provider's own fallback chain: the receipt names the channel
             delivered = receipt.status is ReceiptStatus.DELIVERED
             self._record(
@@ -211,6 +261,27 @@ class JourneyWorkflow:
         if event.type in self.exit_events and self._exit is None:
             self._exit = event
 
+    @workflow.signal(dynamic=True)
+    def on_named_signal(self, name: str, args: Sequence[RawValue]) -> None:
+        """Events and receipts under readable names (``order.shipped``, ``receipt sms delivered``).
+
+        The name is a label for people reading the event history; the payload decides. Never
+        raises: a payload that cannot be read is recorded as ``ignored`` (no payload text).
+        """
+        receipt = name.startswith("receipt")
+        try:
+            if len(args) != 1:
+                raise ValueError("one argument expected")
+            model = DeliveryReceipt if receipt else JourneyEvent
+            value = workflow.payload_converter().from_payload(args[0].payload, model)
+        except (ValueError, TypeError, LookupError, ValidationError, RuntimeError) as exc:
+            self._record(name[:100], Outcome.IGNORED, None, f"unreadable signal ({type(exc).__name__})")
+            return
+        if isinstance(value, DeliveryReceipt):
+            self.on_receipt(value)
+        elif isinstance(value, JourneyEvent):
+            self.on_event(value)
+
     def on_event_received(self, event: JourneyEvent) -> None:
         """Hook for journeys that keep state from events (the cart's contents, app installed).
 
@@ -222,6 +293,127 @@ class JourneyWorkflow:
     def timeline(self) -> list[TimelineEntry]:
         """Every step so far with its journey time, channel and outcome."""
         return list(self._timeline)
+
+    # operators' updates -----------------------------------------------------------------------
+
+    @workflow.update(name="skip_wait")
+    def skip_wait(self, action: OperatorAction) -> str:
+        """End the wait the journey is in now (a timer, an event, a receipt) as if it had run out."""
+        self._mark_operated()
+        waiting = self._waiting or "wait"
+        self._skip = True
+        self._record("operator", Outcome.OPERATOR, None, f"skip_wait by {action.operator}: {action.reason} ({waiting})")
+        return f"skipped: {waiting}"
+
+    @skip_wait.validator
+    def _check_skip_wait(self, action: OperatorAction) -> None:
+        self._check_operable()
+        if self._waiting is None:
+            raise ApplicationError("the journey is not waiting now (it is sending); try again in a moment")
+        if self._skip:
+            raise ApplicationError(f"a skip of this wait ({self._waiting}) is already under way")
+
+    @workflow.update(name="exit")
+    def exit_journey(self, action: OperatorAction) -> str:
+        """End the journey: no more sends; a send already with the provider is not recalled."""
+        self._mark_operated()
+        self._operator_exit = action
+        self._record("operator", Outcome.OPERATOR, None, f"exit by {action.operator}: {action.reason}")
+        return "exiting: no more messages will be sent"
+
+    @exit_journey.validator
+    def _check_exit(self, action: OperatorAction) -> None:
+        self._check_operable()
+
+    @workflow.update(name="resend")
+    async def resend(self, action: ResendAction) -> str:
+        """Send a step again (on ``action.channel`` or the channel it went out on), under a new key.
+
+        The resend obeys consent, opt-out and quiet hours, not the frequency caps or the
+        duplicate-content window (an operator chose to send it again). Its key links to the
+        first message in the log. Returns what happened, in one line.
+        """
+        self._mark_operated()
+        template, variables, purpose, keys = self._sent_steps[action.step]
+        channel = action.channel or self._sent_channel(action.step)
+        number = self._resends[action.step] = self._resends.get(action.step, 0) + 1
+        self._record(action.step, Outcome.OPERATOR, channel, f"resend by {action.operator}: {action.reason}")
+        info = workflow.info()
+        request = SendRequest(
+            workflow_id=info.workflow_id,
+            journey=self.journey,
+            step=action.step,
+            customer_id=self._customer_id,
+            channel=channel,
+            template=template,
+            purpose=purpose,
+            variables=variables,
+            journey_time=workflow.now(),
+            episode=self._episode(),
+            resend=number,
+            resend_of=keys[-1],
+        )
+        try:
+            outcome: SendOutcome = await workflow.execute_activity_method(
+                SendActivities.send_message,
+                request,
+                task_queue=await self._queue_for(channel),
+                start_to_close_timeout=self._send_timeout,
+                schedule_to_close_timeout=SEND_ROUND,
+                retry_policy=SEND_RETRY,
+                summary=f"{action.step} via {channel.value} (resend)",
+            )
+        except ActivityError as err:
+            failure = _failure_type(err)
+            self._record(action.step, Outcome.FAILED, channel, f"resend: {failure}")
+            return f"not sent: {failure}"
+        if outcome.status is OutcomeStatus.ACCEPTED:
+            if outcome.receipt is ReceiptMode.NONE:
+                self._record(action.step, Outcome.DELIVERED, channel, "resend; no receipt expected")
+                return f"resent on {channel.value}"
+            self._resend_keys[outcome.idempotency_key] = action.step
+            self._record(action.step, Outcome.SENT, channel, "resend")
+            early = self._receipts.pop(outcome.idempotency_key, None)
+            if early is not None:
+                self.on_receipt(early)
+            return f"resent on {channel.value}; its receipt will show in the timeline"
+        self._record_not_sent(action.step, channel, outcome)
+        when = f" until {outcome.not_before.astimezone(KST):%Y-%m-%d %H:%M} KST" if outcome.not_before else ""
+        return f"not sent: {outcome.status.value} {outcome.reason or outcome.error_code or ''}{when}".rstrip()
+
+    @resend.validator
+    def _check_resend(self, action: ResendAction) -> None:
+        self._check_operable()
+        if action.step not in self._sent_steps:
+            went = ", ".join(sorted(self._sent_steps)) or "none yet"
+            raise ApplicationError(f"step {action.step!r} was never sent in this run (sent: {went})")
+        if action.channel is not None:
+            declared = self.steps.get(action.step, ((), ""))[0]
+            allowed = {*declared, self._sent_channel(action.step)}
+            if action.channel not in allowed:
+                names = ", ".join(sorted(c.value for c in allowed))
+                raise ApplicationError(f"step {action.step!r} is not sent on {action.channel.value} (use {names})")
+
+    def _check_operable(self) -> None:
+        """Reject an operator's action on a journey that has ended or is exiting."""
+        if self._ended:
+            raise ApplicationError("the journey has ended")
+        if self._operator_exit is not None:
+            raise ApplicationError(f"the journey is exiting (by {self._operator_exit.operator})")
+        if self._exit is not None:
+            raise ApplicationError(f"the journey is ending ({self._exit.type.value})")
+
+    def _mark_operated(self) -> None:
+        if not self._operated:
+            self._operated = workflow.patched(OPERATOR_ACTIONS)
+
+    def _sent_channel(self, step: str) -> Channel:
+        """The channel ``step`` last went out on."""
+        for entry in reversed(self._timeline):
+            if entry.step == step and entry.channel is not None and entry.outcome in (Outcome.SENT, Outcome.DELIVERED):
+                return entry.channel
+        key = self._sent_steps[step][3][-1]
+        return Channel(key.rsplit(":", 1)[-1])
 
     # steps -----------------------------------------------------------------------------------
 
@@ -276,6 +468,7 @@ class JourneyWorkflow:
                 self._customer_unknown = False  # the profile has arrived since
                 self.stage(self._stage_name)
             if outcome.status is OutcomeStatus.ACCEPTED:
+                self._went_out(step, template, variables, purpose, outcome.idempotency_key)
                 if outcome.receipt is ReceiptMode.NONE:
                     self._record(step, Outcome.DELIVERED, channel, "accepted; no receipt expected")
                     return StepResult(step=step, delivered=channel)
@@ -283,7 +476,8 @@ class JourneyWorkflow:
                 receipt = await self._await_receipt(outcome.idempotency_key, receipt_timeout)
                 if receipt is None:
                     self._closed_keys.add(outcome.idempotency_key)
-                    self._record(step, Outcome.NO_RECEIPT, channel, f"none within {receipt_timeout}")
+                    why = "wait skipped by an operator" if self._skipped else f"none within {receipt_timeout}"
+                    self._record(step, Outcome.NO_RECEIPT, channel, why)
                     continue
                 if receipt.status is ReceiptStatus.DELIVERED:
                     self._record(step, Outcome.DELIVERED, channel)
@@ -329,6 +523,7 @@ class JourneyWorkflow:
             return StepResult(step=step, ended=Outcome(outcome.status.value))
         tried.append(outcome.idempotency_key)
         if outcome.status is OutcomeStatus.ACCEPTED:
+            self._went_out(step, template, variables, purpose, outcome.idempotency_key)
             rest = ", ".join(c.value for c in channels[1:])
             self._record(step, Outcome.SENT, first, f"gateway fallback to {rest}")
             if outcome.receipt is not ReceiptMode.NONE:
@@ -383,16 +578,22 @@ class JourneyWorkflow:
         if timeout <= timedelta(0):
             self._raise_if_exited()
             return predicate()
-        if self._exit is None and not predicate():
+        if not self._exiting() and not predicate():
             self._publish_stage()
+        self._waiting, self._skip, self._skipped = summary, False, False
         try:
             await workflow.wait_condition(
-                lambda: self._exit is not None or predicate(), timeout=timeout, timeout_summary=summary
+                lambda: self._exiting() or self._skip or predicate(), timeout=timeout, timeout_summary=summary
             )
         except TimeoutError:
             self._raise_if_exited()
             return False
+        finally:
+            self._waiting = None
         self._raise_if_exited()
+        if self._skip and not predicate():  # an operator's skip_wait: as if the wait had run out
+            self._skip, self._skipped = False, True
+            return False
         return True
 
     def has_event(self, event_types: Collection[EventType]) -> bool:
@@ -457,16 +658,22 @@ class JourneyWorkflow:
         self._send_timeout = settings.send_timeout
         self._send_deadline = settings.send_deadline
         self._unknown_window = settings.unknown_window
+        if not workflow.unsafe.is_replaying() and workflow.info().continued_run_id is None:
+            count_journey(self.journey, "started")
         try:
             outcome = await story  # type: ignore[misc]
         except JourneyExit as exc:
-            outcome = f"exited:{exc.event.type.value}"
+            outcome = "exited:operator" if exc.event is None else f"exited:{exc.reason}"
             self.stage("exited")
-            self._record("journey", Outcome.ENDED, None, f"ended by {exc.event.type.value}")
+            self._record("journey", Outcome.ENDED, None, f"ended by {exc.reason}")
         else:
             self.stage(str(outcome))
             self._record("journey", Outcome.ENDED, None, str(outcome))
+        self._ended = True
+        await self.until_handlers_finished()
         self._publish_stage()
+        if not workflow.unsafe.is_replaying():
+            count_journey(self.journey, "exited" if str(outcome).startswith("exited") else "completed")
         return JourneyResult(journey=self.journey, outcome=str(outcome), timeline=self._timeline)
 
     # internals -------------------------------------------------------------------------------
@@ -591,13 +798,20 @@ class JourneyWorkflow:
         return OutcomeStatus(ended.value)
 
     async def _await_receipt(self, key: str, timeout: timedelta) -> DeliveryReceipt | None:
+        summary = f"receipt for {key.rsplit(':', 2)[-2]}"
+        self._waiting, self._skip, self._skipped = summary, False, False
         try:
             await workflow.wait_condition(
-                lambda: key in self._receipts or self._exit is not None,
+                lambda: key in self._receipts or self._exiting() or self._skip,
                 timeout=timeout,
-                timeout_summary=f"receipt for {key.rsplit(':', 2)[-2]}",
+                timeout_summary=summary,
             )
         except TimeoutError:
+            return None
+        finally:
+            self._waiting = None
+        if key not in self._receipts and self._skip and not self._exiting():
+            self._skip, self._skipped = False, True
             return None
         if key in self._receipts:
             return self._receipts[key]
@@ -608,8 +822,22 @@ class JourneyWorkflow:
         return workflow.info().first_execution_run_id if self.reuses_workflow_id else None
 
     def _raise_if_exited(self) -> None:
+        if self._operator_exit is not None:
+            raise JourneyExit(None, f"operator {self._operator_exit.operator}")
         if self._exit is not None:
             raise JourneyExit(self._exit)
+
+    def _exiting(self) -> bool:
+        return self._exit is not None or self._operator_exit is not None
+
+    def _went_out(self, step: str, template: str, variables: dict[str, str], purpose: Purpose, key: str) -> None:
+        """Remember what ``step`` sent (for an operator's resend)."""
+        keys = self._sent_steps[step][3] if step in self._sent_steps else []
+        self._sent_steps[step] = (template, variables, purpose, [*keys, key])
+
+    async def until_handlers_finished(self) -> None:
+        """Wait for operators' Updates still running (a resend) before the run ends or continues as new."""
+        await workflow.wait_condition(workflow.all_handlers_finished)
 
     def _record(self, step: str, outcome: Outcome, channel: Channel | None = None, detail: str | None = None) -> None:
         now = workflow.now()

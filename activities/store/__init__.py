@@ -4,10 +4,13 @@ from activities.store._store import (
     Cap,
     ContactLimits,
     ContactRefused,
+    Engagement,
     InboxMessage,
     MessageRecord,
     MessageStatus,
+    PaidOrder,
     ReceiptRecord,
+    SkipRecord,
     Store,
 )
 
@@ -15,9 +18,12 @@ __all__ = [
     "Cap",
     "ContactLimits",
     "ContactRefused",
+    "Engagement",
     "InboxMessage",
     "MessageRecord",
     "MessageStatus",
+    "PaidOrder",
     "ReceiptRecord",
+    "SkipRecord",
     "Store",
 ]

@@ -18,7 +18,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from activities.customers import CustomerProfile
-from activities.store._tables import ContactHoldRow, CustomerRow, InboxRow, MessageRow, OrderRow, SeenEventRow
+from activities.store._tables import (
+    ContactHoldRow,
+    CustomerRow,
+    EngagementRow,
+    InboxRow,
+    MessageRow,
+    OrderRow,
+    SeenEventRow,
+    SendSkipRow,
+)
 from providers import DeliveryReceipt, ReceiptStatus
 
 # Core statements on the tables: the store writes one row per call and maps rows to pydantic
@@ -30,6 +39,8 @@ _orders = cast(Table, OrderRow.__table__)
 _inbox = cast(Table, InboxRow.__table__)
 _seen = cast(Table, SeenEventRow.__table__)
 _holds = cast(Table, ContactHoldRow.__table__)
+_skips = cast(Table, SendSkipRow.__table__)
+_engagements = cast(Table, EngagementRow.__table__)
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -70,6 +81,8 @@ class MessageRecord(BaseModel):
     episode: str | None = None
     final_channel: str | None = None
     receipt_channel: str | None = None
+    journey: str | None = None
+    resend_of: str | None = None
     created_at: datetime
 
     @field_validator("receipt_at", "journey_time", "created_at")
@@ -132,6 +145,59 @@ class InboxMessage(BaseModel):
     body: str
     created_at: datetime
     read_at: datetime | None = None
+
+
+class SkipRecord(BaseModel):
+    """A send the policy or the profile ruled out (skipped) or put off (deferred): its latest such outcome."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    idempotency_key: str
+    workflow_id: str
+    journey: str
+    step: str
+    channel: str
+    customer_id: str
+    status: str
+    reason: str
+    journey_time: datetime
+
+    @field_validator("journey_time")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return _aware(value)
+
+
+class Engagement(BaseModel):
+    """A customer opened or clicked a message."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    customer_id: str
+    kind: str
+    step: str | None = None
+    channel: str | None = None
+    at: datetime
+
+    @field_validator("at")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return _aware(value)
+
+
+class PaidOrder(BaseModel):
+    """An order, as the report attributes it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    order_id: str
+    customer_id: str
+    paid_at: datetime
+
+    @field_validator("paid_at")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return _aware(value)
 
 
 class ReceiptRecord(BaseModel):
@@ -622,6 +688,70 @@ class Store:
         if episode is not None:
             query = query.where((m.episode != episode) | m.episode.is_(None))
         return bool((await self._one(query))[0])
+
+    # operators' report ----------------------------------------------------------------------
+
+    async def record_skip(self, *, status: str, reason: str, **fields: Any) -> None:
+        """Remember that a send was skipped or deferred (the latest outcome per key wins)."""
+        values = {**fields, "status": status, "reason": reason[:64], "created_at": _now()}
+        try:
+            async with self._write() as conn:
+                await conn.execute(insert(_skips).values(values))
+        except IntegrityError:
+            async with self._write() as conn:
+                await conn.execute(
+                    update(_skips)
+                    .where(_skips.c.idempotency_key == fields["idempotency_key"])
+                    .values(status=status, reason=reason[:64], journey_time=fields["journey_time"])
+                )
+
+    async def record_engagement(
+        self,
+        customer_id: str,
+        kind: str,
+        at: datetime,
+        *,
+        step: str | None = None,
+        channel: str | None = None,
+        event_id: str | None = None,
+    ) -> bool:
+        """Remember an open or a click; False if this ``event_id`` was recorded before."""
+        try:
+            async with self._write() as conn:
+                await conn.execute(
+                    insert(_engagements).values(
+                        customer_id=customer_id, kind=kind, step=step, channel=channel, event_id=event_id, at=at
+                    )
+                )
+        except IntegrityError:
+            return False
+        return True
+
+    async def report_rows(
+        self, *, since: datetime, until: datetime, attribution: timedelta, journey: str | None = None
+    ) -> tuple[list[MessageRecord], list[SkipRecord], list[Engagement], list[PaidOrder]]:
+        """What the per-step report counts.
+
+        Messages and skips of ``[since, until)`` (journey time), and the engagements and orders
+        that may follow them within ``attribution``.
+        """
+        m, k = _messages.c, _skips.c
+        at = func.coalesce(m.journey_time, m.created_at)
+        messages = select(_messages).where(at >= since, at < until).order_by(at, m.id)
+        skips = select(_skips).where(k.journey_time >= since, k.journey_time < until).order_by(k.journey_time)
+        if journey is not None:
+            messages = messages.where(m.journey == journey)
+            skips = skips.where(k.journey == journey)
+        end = until + attribution
+        engagements = select(_engagements).where(_engagements.c.at >= since, _engagements.c.at < end)
+        orders = select(_orders).where(_orders.c.paid_at >= since, _orders.c.paid_at < end)
+        async with self.engine.connect() as conn:
+            return (
+                [MessageRecord.model_validate(r) for r in await conn.execute(messages)],
+                [SkipRecord.model_validate(r) for r in await conn.execute(skips)],
+                [Engagement.model_validate(r) for r in await conn.execute(engagements)],
+                [PaidOrder.model_validate(r) for r in await conn.execute(orders)],
+            )
 
     # orders ---------------------------------------------------------------------------------
 

@@ -64,8 +64,41 @@ class MessageRow(Base):
     # Contact policy: the content's key (template + variables, hashed) and the sending journey.
     content_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
     journey: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # An operator's resend: the key of the message it sends again.
+    resend_of: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SendSkipRow(Base):
+    """A send that did not go out because of the policy or the profile (the latest such outcome per key)."""
+
+    __tablename__ = "send_skips"
+
+    idempotency_key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    workflow_id: Mapped[str] = mapped_column(String(200))
+    journey: Mapped[str] = mapped_column(String(64))
+    step: Mapped[str] = mapped_column(String(100))
+    channel: Mapped[str] = mapped_column(String(32))
+    customer_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))  # skipped | deferred
+    reason: Mapped[str] = mapped_column(String(64))
+    journey_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class EngagementRow(Base):
+    """A customer opened or clicked a message (``message.opened`` / ``message.clicked``), for the report."""
+
+    __tablename__ = "engagements"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    customer_id: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # opened | clicked
+    step: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    channel: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    event_id: Mapped[str | None] = mapped_column(String(200), unique=True, nullable=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class OrderRow(Base):
