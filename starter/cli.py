@@ -7,12 +7,13 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from enum import StrEnum
 from typing import Any
 
 import typer
 
+from activities import KST
 from providers import ConfigError, JourneysError
 from worker import (
     SANDBOX_SECRETS,
@@ -315,21 +316,137 @@ def bench(n: int = typer.Argument(500, help="Journeys per run.")) -> None:
 
 @app.command(epilog=_reads(_CONNECT, _STORE, _LOGS))
 def inspect(workflow_id: str = typer.Argument(..., help="e.g. post-purchase:A-1001 or cart:c-42.")) -> None:
-    """Print a journey's timeline."""
+    """Print a journey's timeline: what was sent, when, why not, and operators' actions (who and why)."""
     from starter.demo import format_timeline
+
+    async def show(journeys: Any) -> None:
+        timeline = await journeys.timeline(workflow_id)
+        for line in format_timeline(timeline, clock=True):
+            typer.echo(line)
+        actions = [e for e in timeline if e.outcome.value == "operator"]
+        typer.echo(f"  operator actions: {len(actions)}")
+
+    raise typer.Exit(_run(_with_journeys(show)))
+
+
+def _with_journeys(action: Callable[[Any], Awaitable[None]]) -> Coroutine[Any, Any, None]:
+    """Connect the facade from the settings, run ``action`` with it, close it."""
     from starter.journeys import Journeys
 
     settings = _settings()
 
-    async def show() -> None:
+    async def run() -> None:
         journeys = await Journeys.connect(settings)
         try:
-            for line in format_timeline(await journeys.timeline(workflow_id)):
-                typer.echo(line)
+            await action(journeys)
         finally:
             await journeys.close()
 
-    raise typer.Exit(_run(show()))
+    return run()
+
+
+OPERATOR = typer.Option(None, "--operator", "-o", help="Who acts (default: your login name).")
+REASON = typer.Option(..., "--reason", "-r", help="Why; kept in the journey's timeline.")
+
+
+def _operator(name: str | None) -> str:
+    import getpass
+
+    if name:
+        return name
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        raise typer.BadParameter("who acts? pass --operator NAME") from None
+
+
+@app.command("list", epilog=_reads(_CONNECT, _STORE, _LOGS))
+def list_journeys(
+    customer: str | None = typer.Option(None, "--customer", help="One customer's journeys (CustomerId)."),
+    journey: str | None = typer.Option(None, "--journey", help="One journey, e.g. cart or post-purchase."),
+    stage: str | None = typer.Option(None, "--stage", help="At one stage (JourneyStage), e.g. waiting_for_delivery."),
+    ended: bool = typer.Option(False, "--ended", help="Ended journeys too, not only running ones."),
+    limit: int = typer.Option(50, "--limit", min=1, max=1000, help="At most this many."),
+) -> None:
+    """List journeys by customer, journey and stage (Temporal's visibility; the query works in the UI too)."""
+    from starter.journeys import visibility_query
+
+    query = visibility_query(customer_id=customer, journey=journey, stage=stage, running=not ended)
+
+    async def show(journeys: Any) -> None:
+        found = await journeys.list_journeys(
+            customer_id=customer, journey=journey, stage=stage, running=not ended, limit=limit
+        )
+        typer.echo(f"query: {query}")
+        rows = [("WORKFLOW ID", "JOURNEY", "STAGE", "CUSTOMER", "STATUS", "STARTED (KST)")]
+        for j in found:
+            started = j.started_at.astimezone(KST).strftime("%Y-%m-%d %H:%M") if j.started_at else "-"
+            rows.append((j.workflow_id, j.journey, j.stage or "-", j.customer_id or "-", j.status, started))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        for row in rows:
+            typer.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+        typer.echo(f"{len(found)} journey(s)")
+
+    raise typer.Exit(_run(_with_journeys(show)))
+
+
+@app.command("skip", epilog=_reads(_CONNECT, _STORE, _LOGS))
+def skip(
+    workflow_id: str = typer.Argument(..., help="The journey, e.g. post-purchase:A-1001."),
+    operator: str | None = OPERATOR,
+    reason: str = REASON,
+) -> None:
+    """End the wait a journey is in now (a timer, an event, a receipt), as if it had run out."""
+
+    from starter.journeys import operator_action
+
+    who = _operator(operator)
+    operator_action(workflow_id, who, reason)
+
+    async def act(journeys: Any) -> None:
+        typer.echo(await journeys.skip_wait(workflow_id, operator=who, reason=reason))
+
+    raise typer.Exit(_run(_with_journeys(act)))
+
+
+@app.command("exit", epilog=_reads(_CONNECT, _STORE, _LOGS))
+def exit_journey(
+    workflow_id: str = typer.Argument(..., help="The journey, e.g. cart:c-42."),
+    operator: str | None = OPERATOR,
+    reason: str = REASON,
+) -> None:
+    """End a journey: nothing more is sent to the customer by it."""
+
+    from starter.journeys import operator_action
+
+    who = _operator(operator)
+    operator_action(workflow_id, who, reason)
+
+    async def act(journeys: Any) -> None:
+        typer.echo(await journeys.exit_journey(workflow_id, operator=who, reason=reason))
+
+    raise typer.Exit(_run(_with_journeys(act)))
+
+
+@app.command("resend", epilog=_reads(_CONNECT, _STORE, _LOGS))
+def resend(
+    workflow_id: str = typer.Argument(..., help="The journey, e.g. post-purchase:A-1001."),
+    step: str = typer.Argument(..., help="A step it sent (journeys inspect lists them), e.g. shipping_started."),
+    channel: str | None = typer.Option(None, "--channel", "-c", help="One of the step's channels (default: as sent)."),
+    operator: str | None = OPERATOR,
+    reason: str = REASON,
+) -> None:
+    """Send a step again under a new key linked to the first (consent and quiet hours still apply)."""
+
+    from starter.journeys import operator_action
+
+    who = _operator(operator)
+    operator_action(workflow_id, who, reason, step=step, channel=channel)
+
+    async def act(journeys: Any) -> None:
+        typer.echo(await journeys.resend(workflow_id, step, channel=channel, operator=who, reason=reason))
+
+    raise typer.Exit(_run(_with_journeys(act)))
 
 
 @db_app.command("upgrade", epilog=_reads(_STORE, _LOGS))

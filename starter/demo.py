@@ -16,7 +16,7 @@ from typing import Any
 import typer
 from temporalio.client import WorkflowHandle
 
-from activities import Channel, CustomerProfile
+from activities import KST, Channel, CustomerProfile
 from providers.sandbox import ReceiptTiming
 from starter.dev import secrets_help
 from starter.devserver import start_dev_server, until_interrupted
@@ -124,12 +124,14 @@ def _order(sample: Sample, run: str) -> Order:
     )
 
 
-def format_timeline(entries: list[TimelineEntry]) -> list[str]:
-    """One aligned line per timeline entry."""
-    lines = [f"  {'time':>7}  {'step':<20} {'channel':<13} {'outcome':<13} detail"]
+def format_timeline(entries: list[TimelineEntry], *, clock: bool = False) -> list[str]:
+    """One aligned line per timeline entry (``clock``: with the journey time in KST)."""
+    when = f"{'journey time (KST)':<20} " if clock else ""
+    lines = [f"  {when}{'time':>7}  {'step':<20} {'channel':<13} {'outcome':<13} detail"]
     for e in entries:
+        at = f"{e.at.astimezone(KST):%Y-%m-%d %H:%M:%S}  " if clock else ""
         lines.append(
-            f"  {'+' + format(e.elapsed.total_seconds(), '.1f') + 's':>7}  {e.step:<20} "
+            f"  {at}{'+' + format(e.elapsed.total_seconds(), '.1f') + 's':>7}  {e.step:<20} "
             f"{(e.channel.value if e.channel else '-'):<13} {e.outcome.value:<13} {e.detail or ''}".rstrip()
         )
     return lines

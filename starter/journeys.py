@@ -97,6 +97,21 @@ class JourneySummary(BaseModel):
     started_at: datetime | None = None
 
 
+def operator_action(
+    workflow_id: str, operator: str, reason: str, *, step: str | None = None, channel: Channel | str | None = None
+) -> OperatorAction:
+    """An operator's action checked before anything is asked of Temporal (a resend's when ``step`` is given).
+
+    Raises:
+        InvalidInput: the workflow id, operator, reason, step or channel is malformed.
+    """
+    _validated(_WORKFLOW_ID, workflow_id, "workflow_id")
+    who = {"operator": operator, "reason": reason}
+    if step is None:
+        return _parse(OperatorAction, who, "action")
+    return _parse(ResendAction, {**who, "step": step, "channel": channel}, "action")
+
+
 def visibility_query(
     *, customer_id: str | None = None, journey: str | None = None, stage: str | None = None, running: bool = True
 ) -> str:
@@ -685,13 +700,11 @@ class Journeys:
             JourneyNotFound: no such journey.
             InvalidInput: operator or reason missing or too long.
         """
-        action = _parse(OperatorAction, {"operator": operator, "reason": reason}, "action")
-        return await self._operate(workflow_id, "skip_wait", action)
+        return await self._operate(workflow_id, "skip_wait", operator_action(workflow_id, operator, reason))
 
     async def exit_journey(self, workflow_id: str, *, operator: str, reason: str) -> str:
         """End a journey: nothing more is sent (a message already with the provider is not recalled)."""
-        action = _parse(OperatorAction, {"operator": operator, "reason": reason}, "action")
-        return await self._operate(workflow_id, "exit", action)
+        return await self._operate(workflow_id, "exit", operator_action(workflow_id, operator, reason))
 
     async def resend(
         self,
@@ -717,13 +730,10 @@ class Journeys:
             wait: seconds to wait for the provider's answer; past that the resend goes on, and
                 its outcome shows in the timeline.
         """
-        action = _parse(
-            ResendAction, {"operator": operator, "reason": reason, "step": step, "channel": channel}, "action"
-        )
+        action = operator_action(workflow_id, operator, reason, step=step, channel=channel)
         return await self._operate(workflow_id, "resend", action, wait=wait)
 
     async def _operate(self, workflow_id: str, update: str, action: OperatorAction, *, wait: float = 30.0) -> str:
-        workflow_id = _validated(_WORKFLOW_ID, workflow_id, "workflow_id")
         handle = self.client.get_workflow_handle(workflow_id)
         try:
             started = await handle.start_update(

@@ -170,7 +170,28 @@ async def win_back(env: WorkflowEnvironment, stack: Stack) -> WorkflowHandle:
     return handle
 
 
+async def post_purchase_operator(env: WorkflowEnvironment, stack: Stack) -> WorkflowHandle:
+    """v9: an operator resends the payment message by SMS, skips the review delay, exits before the sale."""
+    c = _customer()
+    o = factories.order(c)
+    handle = await stack.journeys.order_paid(o, c, settings={"review_hours_kst": None})
+    await env.sleep(timedelta(minutes=5))
+    who = {"operator": "jimin", "reason": "customer called"}
+    await stack.journeys.resend(handle.id, "payment_complete", channel=Channel.SMS, **who)
+    await env.sleep(timedelta(hours=20))
+    await stack.journeys.order_shipped(o.order_id)
+    await env.sleep(timedelta(days=1))
+    await stack.journeys.order_delivered(o.order_id)
+    await env.sleep(timedelta(hours=1))
+    await stack.journeys.skip_wait(handle.id, **who)
+    await env.sleep(timedelta(hours=1))
+    await stack.journeys.exit_journey(handle.id, **who)
+    await handle.result()
+    return handle
+
+
 SCENARIOS: dict[str, Scenario] = {
+    "post_purchase_operator": post_purchase_operator,
     "post_purchase": post_purchase,
     "post_purchase_fallback": post_purchase_fallback,
     "post_purchase_outage": post_purchase_outage,

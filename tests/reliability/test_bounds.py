@@ -53,10 +53,10 @@ def shopper() -> Any:
 
 
 def signals(history: Any) -> int:
-    """How many ``event`` signals reached the journey's history."""
+    """How many event signals (named ``event`` or after their type) reached the journey's history."""
     return sum(
         e.event_type == HistoryEventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
-        and e.workflow_execution_signaled_event_attributes.signal_name == "event"
+        and not e.workflow_execution_signaled_event_attributes.signal_name.startswith("receipt")
         for e in history.events
     )
 
@@ -81,6 +81,12 @@ async def poke_with_malformed_events(
     await handle.signal("event", {"type": "cart.updated", "data": {"cart": "nope"}})
     await handle.signal("event", {"type": "no.such.event"})  # cannot even be decoded: dropped by the SDK
     await handle.signal("event", {"type": "app.opened", "data": {"x": "y" * 70_000}})  # another client's: loads
+    # Under the readable names (a dynamic handler): unreadable payloads are recorded as ignored.
+    await handle.signal("order.shipped", {"type": "no.such.event"})
+    await handle.signal("order.shipped", "not an event")
+    await handle.signal("order.shipped", args=[1, 2])
+    await handle.signal("receipt sms delivered", {"status": "eaten"})
+    await handle.signal("x" * 5000, {"type": "app.opened"})  # a label, not a command: heard as an event
     await stack.journeys.timeline(workflow_id)  # still answers queries
 
 
@@ -118,7 +124,14 @@ async def test_malformed_events_never_wedge_the_cart_journey(
         result = await handle.result()
     assert result.outcome == "completed"
     ignored = [e for e in result.timeline if e.outcome is Outcome.IGNORED]
-    assert [e.step for e in ignored] == ["cart.updated", "cart.updated"]
+    assert [(e.step, e.detail) for e in ignored] == [
+        ("cart.updated", "unreadable data (ValidationError)"),
+        ("cart.updated", "unreadable data (ValidationError)"),
+        ("order.shipped", "unreadable signal (ValidationError)"),
+        ("order.shipped", "unreadable signal (ValidationError)"),
+        ("order.shipped", "unreadable signal (ValueError)"),
+        ("receipt sms delivered", "unreadable signal (ValidationError)"),
+    ]
     push = next(m for m in stack.sandbox.messages.values() if m["channel"] == "push")
     assert "충전기" in push["body"]
     assert {m["custom_fields"]["step"] for m in stack.sandbox.messages.values()} == {"cart_reminder", "cart_coupon"}

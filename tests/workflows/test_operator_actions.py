@@ -201,3 +201,30 @@ def test_workflow_ids_that_are_no_ids_are_refused(workflow_id: str) -> None:
     except InvalidInput:
         return
     assert checked == workflow_id and '"' not in checked and " " not in checked and len(checked) <= 200
+
+
+async def test_the_event_history_names_each_event_and_receipt(env: WorkflowEnvironment, stack: Stack) -> None:
+    """An operator tells shipped from delivered, and which channel delivered, without opening an event."""
+    from temporalio.api.enums.v1 import EventType as HistoryEventType
+
+    async with stack.worker():
+        workflow_id, handle = await paid(env, stack)
+        order_id = workflow_id.split(":", 1)[1]
+        await stack.journeys.order_shipped(order_id)
+        await env.sleep(timedelta(minutes=5))
+        await stack.journeys.order_delivered(order_id)
+        await handle.result()  # type: ignore[attr-defined]
+        history = await stack.journeys.client.get_workflow_handle(workflow_id).fetch_history()
+    names = [
+        e.workflow_execution_signaled_event_attributes.signal_name
+        for e in history.events
+        if e.event_type == HistoryEventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+    ]
+    assert names == [
+        "receipt alimtalk delivered",
+        "order.shipped",
+        "receipt alimtalk delivered",
+        "order.delivered",
+        "receipt alimtalk delivered",
+        "receipt sms delivered",
+    ]
