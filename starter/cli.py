@@ -397,7 +397,6 @@ def skip(
     reason: str = REASON,
 ) -> None:
     """End the wait a journey is in now (a timer, an event, a receipt), as if it had run out."""
-
     from starter.journeys import operator_action
 
     who = _operator(operator)
@@ -416,7 +415,6 @@ def exit_journey(
     reason: str = REASON,
 ) -> None:
     """End a journey: nothing more is sent to the customer by it."""
-
     from starter.journeys import operator_action
 
     who = _operator(operator)
@@ -437,7 +435,6 @@ def resend(
     reason: str = REASON,
 ) -> None:
     """Send a step again under a new key linked to the first (consent and quiet hours still apply)."""
-
     from starter.journeys import operator_action
 
     who = _operator(operator)
