@@ -25,15 +25,17 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfig
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import TLSConfig
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities import PolicyConfig, SendActivities, Store, TemplateRegistry
+from activities.codec import EncryptionCodec, data_converter
 from activities.inbox import InboxProvider
 from activities.logs import configure_logging
+from activities.metrics import serve_metrics
 from activities.policy import mark_advertising
 from activities.templates import PACKAGED_DIR, check_templates, load_templates
 from providers import Channel, ConfigError, Provider, ProviderRegistry, ReceiptMode
@@ -179,6 +181,22 @@ class Settings(BaseSettings):
     journey_priority: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=50)
     priority_grace: timedelta = Field(default=timedelta(minutes=10), ge=timedelta(0), le=timedelta(days=1))
 
+    # Operators: payload encryption (id:base64key,... the first encrypts; see activities/codec.py),
+    # the codec server the Temporal UI decodes through, and Prometheus metrics (0: not served).
+    codec_keys: SecretStr = Field(default=SecretStr(""), description="AES-GCM keys, id:base64key,...")
+    codec_server_token: SecretStr = Field(default=SecretStr(""), description="what the codec server asks callers for")
+    codec_server_origins: list[Annotated[str, Field(max_length=200)]] = Field(
+        default_factory=lambda: ["http://localhost:8233", "http://127.0.0.1:8233"],
+        max_length=20,
+        description="the Temporal UI's origins, allowed by CORS",
+    )
+    metrics_host: str = Field(default="127.0.0.1", description="interface of the /metrics endpoints")
+    metrics_port: int = Field(default=0, ge=0, lt=65536, description="the worker's /metrics (0: off)")
+    webhook_metrics_port: int = Field(default=0, ge=0, lt=65536, description="the webhook app's /metrics (0: off)")
+    temporal_metrics_port: int = Field(
+        default=0, ge=0, lt=65536, description="the Temporal SDK's own runtime metrics (0: off)"
+    )
+
     graceful_shutdown_seconds: float = Field(default=30.0, ge=0)
     log_format: Literal["auto", "console", "json"] = "auto"
     log_level: Annotated[
@@ -210,6 +228,15 @@ class Settings(BaseSettings):
                     f"{MIN_SECRET_BYTES} bytes, e.g. the output of "
                     "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
                 )
+
+    def codec(self) -> EncryptionCodec | None:
+        """The payload codec of ``codec_keys`` (None: payloads are not encrypted).
+
+        Raises:
+            ConfigError: the keys do not parse (one line naming the setting, never a key).
+        """
+        value = self.codec_keys.get_secret_value()
+        return EncryptionCodec.from_setting(value) if value.strip() else None
 
     def policy(self, journeys: Sequence[str] | None = None) -> PolicyConfig:
         """The contact-policy settings.
@@ -375,17 +402,21 @@ def temporal_connect_config(settings: Settings) -> dict[str, Any]:
 
 
 async def connect_client(settings: Settings) -> Client:
-    """A Temporal client with the pydantic data converter.
+    """A Temporal client with the pydantic data converter, encrypting payloads when ``codec_keys`` is set.
 
     Raises:
         ConfigError: Temporal cannot be reached (one line naming the address, the cause and the
             setting to check).
     """
     config = temporal_connect_config(settings)
+    converter = data_converter(settings.codec())
+    runtime = sdk_runtime(settings)
+    if runtime is not None:
+        config["runtime"] = runtime
     where = f"Temporal at {config['target_host']}"
     try:
         async with asyncio.timeout(TEMPORAL_CONNECT_SECONDS):
-            return await Client.connect(**config, data_converter=pydantic_data_converter)
+            return await Client.connect(**config, data_converter=converter)
     except TimeoutError:
         raise ConfigError(
             f"{where} did not answer within {TEMPORAL_CONNECT_SECONDS:.0f} s; "
@@ -394,6 +425,23 @@ async def connect_client(settings: Settings) -> Client:
     except (RuntimeError, ValueError) as exc:  # the SDK's "Failed client connect: ..."
         cause, hint = temporal_failure(str(exc), tls=bool(config.get("tls")))
         raise ConfigError(f"{where}: {cause}; {hint}") from None
+
+
+_RUNTIMES: dict[tuple[str, int], Runtime] = {}
+
+
+def sdk_runtime(settings: Settings) -> Runtime | None:
+    """A Temporal runtime exporting the SDK's own metrics on ``temporal_metrics_port`` (None: the default runtime).
+
+    One per address and process: a second client of the same process shares it.
+    """
+    if not settings.temporal_metrics_port:
+        return None
+    address = (settings.metrics_host, settings.temporal_metrics_port)
+    if address not in _RUNTIMES:
+        bind = f"{address[0]}:{address[1]}"
+        _RUNTIMES[address] = Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=bind)))
+    return _RUNTIMES[address]
 
 
 _CLOSED_OVER_TLS = "the server closed the TLS connection (it may want a client certificate, or not trust ours)"
@@ -833,6 +881,8 @@ async def run_worker(settings: Settings) -> None:
         queues=send_queues(settings),
         graceful_shutdown=timedelta(seconds=settings.graceful_shutdown_seconds),
     )
+    if settings.metrics_port:
+        serve_metrics(settings.metrics_port, settings.metrics_host)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -234,22 +234,82 @@ def dev(
     ui_port: int = typer.Option(8233, help="Port of the Temporal UI."),
     sandbox_port: int = typer.Option(8600, help="Port of the sandbox provider."),
     webhook_port: int = typer.Option(8000, help="Port of the webhook app."),
+    codec: bool = typer.Option(
+        False, "--codec", help="Encrypt payloads and let the UI decode them through a local codec server."
+    ),
+    codec_port: int = typer.Option(8081, help="Port of the codec server (with --codec)."),
+    metrics_port: int = typer.Option(9464, help="Port of /metrics (0: off)."),
 ) -> None:
     """Run the dev server, sandbox, webhook app and a worker together until Ctrl-C."""
-    from starter.dev import run_dev
+    from starter.dev import codec_settings, run_dev
     from starter.serve import require_free_port
 
     settings = dev_settings(_settings())
-    for number, option in (
+    if codec:
+        settings = codec_settings(settings)
+        settings.codec()  # a bad JOURNEYS_CODEC_KEYS: one line before anything starts
+    ports = [
         (port, "--port"),
         (ui_port, "--ui-port"),
         (sandbox_port, "--sandbox-port"),
         (webhook_port, "--webhook-port"),
-    ):
+    ]
+    ports += [(codec_port, "--codec-port")] if codec else []
+    ports += [(metrics_port, "--metrics-port")] if metrics_port else []
+    for number, option in ports:
         require_free_port(number, option)
     raise typer.Exit(
-        _run(run_dev(settings, port=port, ui_port=ui_port, sandbox_port=sandbox_port, webhook_port=webhook_port))
+        _run(
+            run_dev(
+                settings,
+                port=port,
+                ui_port=ui_port,
+                sandbox_port=sandbox_port,
+                webhook_port=webhook_port,
+                codec_port=codec_port if codec else None,
+                metrics_port=metrics_port or None,
+            )
+        )
     )
+
+
+@app.command(
+    "codec-server",
+    epilog=_reads("JOURNEYS_CODEC_KEYS", "JOURNEYS_CODEC_SERVER_TOKEN", "JOURNEYS_CODEC_SERVER_ORIGINS", _LOGS),
+)
+def codec_server(
+    host: str = HOST,
+    port: int = typer.Option(8081, help="Port to listen on."),
+) -> None:
+    """Serve Temporal's codec endpoints (/encode, /decode) so the UI shows encrypted payloads decoded.
+
+    Give the UI http://HOST:PORT/$JOURNEYS_CODEC_SERVER_TOKEN as its codec endpoint (or pass the
+    token as a bearer token). Only JOURNEYS_CODEC_SERVER_ORIGINS may call it from a browser.
+    """
+    import uvicorn
+
+    from starter.codec_server import codec_app
+    from starter.serve import require_free_port
+
+    settings = _settings()
+    settings.require_secrets("codec_server_token")
+    codec = settings.codec()
+    if codec is None:
+        raise ConfigError("JOURNEYS_CODEC_KEYS is not set: `journeys codec-key` makes a key")
+    require_free_port(port, "--port", host=host)
+    app_ = codec_app(codec, token=settings.codec_server_token.get_secret_value(), origins=settings.codec_server_origins)
+    typer.echo(
+        f"codec server on http://{host}:{port} (keys: {', '.join(codec.key_ids)}; encrypting with {codec.key_id})"
+    )
+    uvicorn.run(app_, host=host, port=port, log_config=None, lifespan="off")
+
+
+@app.command("codec-key", epilog="Environment: none.")
+def codec_key(key_id: str = typer.Argument("", help="An id for the key (default: a random one).")) -> None:
+    """Print a new 256-bit key as id:base64key, for JOURNEYS_CODEC_KEYS (put it first to rotate)."""
+    from activities.codec import new_key
+
+    typer.echo(new_key(key_id or None))
 
 
 @app.command(

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
-import typer
+import os
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 
+import typer
+from pydantic import SecretStr
+
+from activities.codec import new_key, with_codec
+from activities.metrics import serve_metrics
+from providers import ConfigError
+from starter.codec_server import codec_app
 from starter.devserver import start_dev_server, until_interrupted
+from starter.serve import serving
 from starter.stack import embedded_stack
-from worker import Settings, without_password
+from worker import Settings, secret_problem, without_password
 
 
 def secrets_help(settings: Settings) -> list[str]:
@@ -22,13 +33,38 @@ def secrets_help(settings: Settings) -> list[str]:
     ]
 
 
-async def run_dev(settings: Settings, *, port: int, ui_port: int, sandbox_port: int, webhook_port: int) -> int:
-    """Serve everything on fixed local ports; the dev server keeps its state in ``temporal.db`` in the data dir."""
+async def run_dev(
+    settings: Settings,
+    *,
+    port: int,
+    ui_port: int,
+    sandbox_port: int,
+    webhook_port: int,
+    codec_port: int | None = None,
+    metrics_port: int | None = None,
+) -> int:
+    """Serve everything on fixed local ports; the dev server keeps its state in ``temporal.db`` in the data dir.
+
+    With ``codec_port``, payloads are encrypted (``JOURNEYS_CODEC_KEYS``) and the UI decodes them
+    through the codec server on that port; with ``metrics_port``, ``/metrics`` is served there.
+    """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    env = await start_dev_server(port=port, ui_port=ui_port, database_file=str(settings.data_dir / "temporal.db"))
-    try:
+    async with AsyncExitStack() as running:
+        codec_url = None
+        if codec_port is not None:
+            codec_url = await running.enter_async_context(serve_codec(settings, codec_port))
+        env = await start_dev_server(
+            port=port,
+            ui_port=ui_port,
+            database_file=str(settings.data_dir / "temporal.db"),
+            ui_codec_endpoint=codec_url,
+        )
+        running.push_async_callback(env.shutdown)
+        client = with_codec(env.client, settings.codec())
+        if metrics_port is not None:
+            serve_metrics(metrics_port, settings.metrics_host)
         async with embedded_stack(
-            env.client,
+            client,
             database_url=settings.database_url,
             settings=settings,
             http=True,
@@ -44,9 +80,47 @@ async def run_dev(settings: Settings, *, port: int, ui_port: int, sandbox_port: 
                     f"data: {settings.data_dir} (store {without_password(settings.database_url)}, "
                     f"Temporal state temporal.db); other commands use the same by default"
                 )
+                if codec_url is not None:
+                    typer.echo(f"codec server: {codec_url} (payloads are encrypted; the UI decodes through it)")
+                if metrics_port is not None:
+                    typer.echo(f"metrics: http://{settings.metrics_host}:{metrics_port}/metrics")
                 for line in secrets_help(stack.settings):
                     typer.echo(line)
                 await until_interrupted()
-    finally:
-        await env.shutdown()
     return 0
+
+
+def codec_settings(settings: Settings) -> Settings:
+    """``settings`` with a codec key and a codec-server token.
+
+    The key: ``JOURNEYS_CODEC_KEYS``, else a development key kept in ``codec-keys`` in the data
+    dir (made once, owner-only), because the dev server keeps its histories across runs. The
+    token: ``JOURNEYS_CODEC_SERVER_TOKEN``, else a random one for this run.
+    """
+    fresh: dict[str, SecretStr] = {}
+    if not settings.codec_keys.get_secret_value().strip():
+        kept = settings.data_dir / "codec-keys"
+        if not kept.exists():
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            descriptor = os.open(kept, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w") as out:
+                out.write(new_key("dev") + "\n")
+        fresh["codec_keys"] = SecretStr(kept.read_text().strip())
+    if secret_problem(settings.codec_server_token.get_secret_value()):
+        fresh["codec_server_token"] = SecretStr(secrets.token_urlsafe(32))
+    return settings.model_copy(update=fresh)
+
+
+@asynccontextmanager
+async def serve_codec(settings: Settings, port: int, host: str = "127.0.0.1") -> AsyncIterator[str]:
+    """Run the codec server for ``settings`` until the block ends; yields the UI's codec endpoint.
+
+    The endpoint carries the token in its path (the dev UI has no login to pass one).
+    """
+    codec = settings.codec()
+    if codec is None:
+        raise ConfigError("JOURNEYS_CODEC_KEYS is not set: `journeys codec-key` makes a key")
+    token = settings.codec_server_token.get_secret_value()
+    app = codec_app(codec, token=token, origins=settings.codec_server_origins)
+    async with serving(app, host=host, port=port) as url:
+        yield f"{url}/{token}"

@@ -46,6 +46,7 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from activities import Channel, CustomerProfile, MessageStatus
+from activities.codec import with_codec
 from providers import DeliveryReceipt, ReceiptStatus
 from providers.sandbox import ReceiptTiming
 from starter.devserver import find_binary
@@ -278,10 +279,12 @@ async def journey_kit(
 
     ``stack_options`` go to :func:`starter.stack.embedded_stack` (``post_purchase``, ``cart``,
     ``care``, ``care_segment`` (default ``"off"``), ``templates``, ``consent_notices`` ...).
+    With ``settings.codec_keys`` set, the stack's client encrypts payloads as production does.
     """
     stack_options.setdefault("care_segment", "off")
+    codec = settings.codec() if settings is not None else None  # JOURNEYS_CODEC_KEYS: payloads encrypted
     async with embedded_stack(
-        env.client,
+        with_codec(env.client, codec) if codec is not None else env.client,
         database_url=f"sqlite+aiosqlite:///{database}",
         settings=settings,
         task_queue=f"kit-{uuid.uuid4()}",
