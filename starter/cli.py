@@ -103,7 +103,11 @@ def _settings() -> Settings:
 
 
 # What each command reads from the environment (also from a .env file in the current directory).
-_CONNECT = ", ".join(f"JOURNEYS_{name.upper()}" for name in Settings.model_fields if name.startswith("temporal_"))
+_CONNECT = ", ".join(
+    [f"JOURNEYS_{name.upper()}" for name in Settings.model_fields if name.startswith("temporal_")]
+    + ["JOURNEYS_CODEC_KEYS"]
+)
+_METRICS = "JOURNEYS_METRICS_HOST, JOURNEYS_METRICS_PORT"
 _STORE = "JOURNEYS_DATA_DIR, JOURNEYS_DATABASE_URL, JOURNEYS_DATABASE_CONNECT_TIMEOUT_SECONDS"
 _LOGS = "JOURNEYS_LOG_FORMAT, JOURNEYS_LOG_LEVEL"
 _ROUTING = "JOURNEYS_ROUTES, JOURNEYS_DEFAULT_PROVIDER, JOURNEYS_FAILOVER_AFTER_ATTEMPTS, JOURNEYS_*_SENDS_PER_SECOND"
@@ -152,6 +156,7 @@ def demo(
         "JOURNEYS_BRAND_NAME",
         "JOURNEYS_OPT_OUT_LINE",
         "JOURNEYS_GRACEFUL_SHUTDOWN_SECONDS",
+        _METRICS,
         _LOGS,
     )
 )
@@ -172,6 +177,7 @@ def worker() -> None:
         "JOURNEYS_BIZGO_WEBHOOK_SECRET (required while Bizgo reports by webhook)",
         "JOURNEYS_WEBHOOK_MAX_BODY_BYTES",
         "JOURNEYS_DOCS_ENABLED",
+        "JOURNEYS_METRICS_HOST, JOURNEYS_WEBHOOK_METRICS_PORT",
         _LOGS,
     )
 )
@@ -195,6 +201,10 @@ def webhooks(
 
     async def serve() -> None:
         journeys = await Journeys.connect(settings)
+        if settings.webhook_metrics_port:
+            from activities.metrics import serve_metrics
+
+            serve_metrics(settings.webhook_metrics_port, settings.metrics_host)
         web = webhook_app_for(settings, journeys, build_providers(settings, journeys.store))
         await uvicorn.Server(uvicorn.Config(web, host=host, port=port, log_config=None, lifespan="off")).serve()
         await journeys.close()

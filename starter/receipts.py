@@ -14,6 +14,7 @@ import structlog
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities import DeliveryReceipt, ReceiptRecord
+from activities.metrics import RECEIPT_LATENCY, label
 from providers import ReceiptStatus
 from starter.journeys import Journeys
 from workflows import receipt_signal
@@ -86,6 +87,9 @@ class ReceiptIntake:
                 return UNAVAILABLE
             log.info("receipt.late", workflow_id=msg.workflow_id, step=msg.step, channel=msg.channel)
             return LATE
+        if not record.duplicate and msg.receipt_at is not None:
+            latency = (msg.receipt_at - msg.created_at).total_seconds()
+            RECEIPT_LATENCY.labels(label(msg.provider), label(msg.channel), logged.value).observe(max(latency, 0.0))
         log.info(
             "receipt.signalled",
             workflow_id=msg.workflow_id,

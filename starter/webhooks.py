@@ -34,6 +34,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from temporalio.service import RPCError
 
 from activities import DeliveryReceipt, Store
+from activities.metrics import WEBHOOK_REQUESTS
 from providers import (
     EDGE,
     AcknowledgingProvider,
@@ -290,6 +291,39 @@ def inbox_router(store: Store, inbox_token_secret: str) -> APIRouter:
     return router
 
 
+class RequestMetrics:
+    """Counts every request by route, provider (for receipts) and status (``journeys_webhook_requests``).
+
+    Labels are bounded: a route from a fixed set, a provider only if it is configured.
+    """
+
+    def __init__(self, app: Any, providers: frozenset[str]) -> None:
+        self.app = app
+        self.providers = providers
+
+    def labels(self, path: str) -> tuple[str, str]:
+        parts = path.strip("/").split("/")
+        route = parts[0] if parts[0] in ("webhooks", "events", "inbox", "healthz") else "other"
+        provider = parts[1] if route == "webhooks" and len(parts) > 1 and parts[1] in self.providers else "-"
+        return route, provider
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = {"code": 500}
+
+        async def sending(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            WEBHOOK_REQUESTS.labels(*self.labels(scope.get("path", "")), str(status["code"])).inc()
+
+
 def create_webhook_app(
     journeys: Journeys,
     providers: ProviderRegistry,
@@ -326,6 +360,7 @@ def create_webhook_app(
         where = ".".join(str(p) for p in first.get("loc", ())[:4])
         return JSONResponse({"detail": f"{where}: {first.get('msg', 'invalid')}"[:200]}, 422)
 
+    app.add_middleware(RequestMetrics, providers=frozenset(providers.names()))
     read_body = body_reader(max_body_bytes)
     app.include_router(receipts_router(journeys, providers, read_body))
     app.include_router(events_router(journeys, api_key, read_body))
