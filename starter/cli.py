@@ -516,6 +516,75 @@ def resend(
     raise typer.Exit(_run(_with_journeys(act)))
 
 
+class ReportFormat(StrEnum):
+    """How ``journeys report`` prints."""
+
+    TABLE = "table"
+    CSV = "csv"
+    JSON = "json"
+    HTML = "html"
+
+
+def _when(value: str, option: str, now: Any) -> Any:
+    """An ISO date or time (KST when it has no offset), or a duration back from now: 7d, 12h, 30m."""
+    from datetime import datetime, timedelta
+
+    text = value.strip()
+    units = {"d": "days", "h": "hours", "m": "minutes"}
+    if text[-1:] in units and text[:-1].isdigit():
+        return now - timedelta(**{units[text[-1]]: int(text[:-1])})
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r}: use a date (2026-11-01), a time (2026-11-01T09:00) or 7d/12h/30m", param_hint=option
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=KST)
+
+
+REPORT_FORMAT = typer.Option(ReportFormat.TABLE, "--format", help="table, csv, json or html.")
+
+
+@app.command("report", epilog=_reads(_STORE, _LOGS))
+def report(
+    journey: str | None = typer.Option(None, "--journey", help="One journey (default: every journey)."),
+    since: str = typer.Option("30d", "--since", help="From: a date, a time (KST) or a duration back, e.g. 7d."),
+    until: str | None = typer.Option(None, "--until", help="Until (default: now)."),
+    window: int = typer.Option(7, "--window", min=1, max=90, help="Attribution window for conversions, days."),
+    fmt: ReportFormat = REPORT_FORMAT,
+    output: str | None = typer.Option(None, "--output", "-o", help="Write to this file (html: report.html)."),
+) -> None:
+    """Per journey, step and channel: sent, delivered, fallback, skipped by reason, opened, clicked, converted."""
+    from datetime import UTC, datetime, timedelta
+    from pathlib import Path
+
+    from starter.report import journey_report, render
+
+    settings = _settings()
+    now = datetime.now(UTC)
+    start, end = _when(since, "--since", now), _when(until, "--until", now) if until else now
+    if start >= end:
+        raise typer.BadParameter("must be before --until (or now)", param_hint="--since")
+
+    async def build() -> None:
+        store = await open_store(settings)
+        try:
+            made = await journey_report(
+                store, since=start, until=end, attribution=timedelta(days=window), journey=journey
+            )
+        finally:
+            await store.close()
+        text = render(made, fmt.value)
+        target = output or ("report.html" if fmt is ReportFormat.HTML else None)
+        if target is None:
+            typer.echo(text, nl=False)
+            return
+        Path(target).write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {target} ({len(made.rows)} rows)")
+
+    raise typer.Exit(_run(build()))
+
+
 @db_app.command("upgrade", epilog=_reads(_STORE, _LOGS))
 def db_upgrade() -> None:
     """Create or migrate the store's tables (safe when several processes run it at once)."""

@@ -15,6 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities import Channel
 from activities.metrics import serve_metrics
+from starter.report import journey_report
 from starter.serve import free_port
 from starter.testing import Recipients, journey_kit
 from tests import factories
@@ -64,8 +65,22 @@ async def test_counters_after_journeys_with_a_fallback_a_skip_an_exit_and_receip
             cart = await kit.journeys.client.get_workflow_handle(f"cart:{shopper.customer_id}").result()
             await kit.journeys.order_delivered(o.order_id)
             await handle.result()
+            now = await kit.now()
+            report = await journey_report(
+                kit.stack.store,
+                since=now - timedelta(days=60),
+                until=now + timedelta(days=1),
+                attribution=timedelta(days=7),
+            )
     after = await scrape(port)
     assert cart["outcome"] == "exited:purchase"
+    # The report of the same journeys, from the message log (journey time).
+    rows = {(r.journey, r.step, r.channel): r for r in report.rows}
+    for step in ("payment_complete", "shipping_started", "review_request"):
+        kakao, sms = rows[("post-purchase", step, "alimtalk")], rows[("post-purchase", step, "sms")]
+        assert (kakao.sent, kakao.failed, sms.sent, sms.delivered, sms.fallback) == (0, 1, 1, 1, 1), step
+    assert rows[("post-purchase", "recent_buyer_sale", "sms")].skipped == {"no_marketing_consent": 1}
+    assert rows[("cart", "cart_reminder", "push")].sent == 1
     pp = {"journey": "post-purchase"}
     assert delta(after, before, "journeys_journeys_total", event="started", **pp) == 1
     assert delta(after, before, "journeys_journeys_total", event="completed", **pp) == 1
