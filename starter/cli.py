@@ -131,6 +131,9 @@ def demo(
     ui_port: int = typer.Option(8233, help="Port of the Temporal UI."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show every log line."),
     fallback: FallbackChoice = FALLBACK,
+    metrics_port: int = typer.Option(9464, help="With --keep: serve /metrics on this port (0: off)."),
+    codec: bool = typer.Option(False, "--codec", help="Encrypt payloads; the UI decodes them via a codec server."),
+    codec_port: int = typer.Option(8081, help="Port of the codec server (with --codec)."),
 ) -> None:
     """Run the three reference journeys for sample customers on the embedded dev server."""
     from activities.logs import configure_logging
@@ -140,7 +143,22 @@ def demo(
     configure_logging(json=False, level="INFO" if verbose else "WARNING")
     require_free_port(port, "--port")
     require_free_port(ui_port, "--ui-port")
-    raise typer.Exit(_run(run_demo(keep=keep, port=port, ui_port=ui_port, fallback=fallback.value)))
+    if keep and metrics_port:
+        require_free_port(metrics_port, "--metrics-port")
+    if codec:
+        require_free_port(codec_port, "--codec-port")
+    raise typer.Exit(
+        _run(
+            run_demo(
+                keep=keep,
+                port=port,
+                ui_port=ui_port,
+                fallback=fallback.value,
+                metrics_port=metrics_port,
+                codec_port=codec_port if codec else None,
+            )
+        )
+    )
 
 
 @app.command(

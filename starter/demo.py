@@ -8,18 +8,24 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from secrets import token_urlsafe
 from typing import Any
 
 import typer
+from pydantic import SecretStr
 from temporalio.client import WorkflowHandle
 
 from activities import KST, Channel, CustomerProfile
+from activities.codec import new_key, with_codec
+from activities.metrics import serve_metrics
 from providers.sandbox import ReceiptTiming
-from starter.dev import secrets_help
+from starter.dev import secrets_help, serve_codec
 from starter.devserver import start_dev_server, until_interrupted
+from starter.report import journey_report, render_table
 from starter.stack import Stack, embedded_stack
 from worker import Settings
 from workflows import (
@@ -188,61 +194,121 @@ def _link(ui: str | None, workflow_id: str) -> str:
     return f"{ui}/namespaces/default/workflows/{workflow_id}" if ui else ""
 
 
-async def run_demo(*, keep: bool, port: int = 7233, ui_port: int = 8233, fallback: str = "journey") -> int:
+async def run_demo(
+    *,
+    keep: bool,
+    port: int = 7233,
+    ui_port: int = 8233,
+    fallback: str = "journey",
+    metrics_port: int = 9464,
+    codec_port: int | None = None,
+) -> int:
     """Run the demo on the documented ports (gRPC ``port``, UI ``ui_port``); returns the exit code.
 
     ``fallback``: ``journey`` (each channel's receipt awaited, the journey falls back) or
     ``gateway`` (the sandbox falls back itself within one call) for every post-purchase step.
+    With ``keep``, ``/metrics`` is served on ``metrics_port`` (0: not); with ``codec_port``, payloads
+    are encrypted with a key made for this run and the UI decodes them through the codec server.
     """
-    env = await start_dev_server(port=port, ui_port=ui_port if keep else None)
+    started = datetime.now(UTC)
+    settings = Settings(ad_cap_window=DEMO_AD_CAP_WINDOW, channel_ad_cap_window=DEMO_CHANNEL_AD_CAP_WINDOW)
+    async with AsyncExitStack() as running:
+        codec_url = None
+        if codec_port is not None:
+            settings = settings.model_copy(
+                update={"codec_keys": SecretStr(new_key("demo")), "codec_server_token": SecretStr(token_urlsafe(32))}
+            )
+            codec_url = await running.enter_async_context(serve_codec(settings, codec_port))
+        env = await start_dev_server(port=port, ui_port=ui_port if keep else None, ui_codec_endpoint=codec_url)
+        running.push_async_callback(env.shutdown)
+        if keep and metrics_port:
+            serve_metrics(metrics_port)
+        return await _demo(
+            env,
+            settings,
+            keep=keep,
+            port=port,
+            ui_port=ui_port,
+            fallback=fallback,
+            metrics_port=metrics_port,
+            codec_url=codec_url,
+            started=started,
+        )
+    return 0  # pragma: no cover - the block returns
+
+
+async def _demo(
+    env: Any,
+    settings: Settings,
+    *,
+    keep: bool,
+    port: int,
+    ui_port: int,
+    fallback: str,
+    metrics_port: int,
+    codec_url: str | None,
+    started: datetime,
+) -> int:
     ui = f"http://localhost:{ui_port}" if keep else None
-    try:
-        with tempfile.TemporaryDirectory(prefix="journeys-demo-") as tmp:
-            async with embedded_stack(
-                env.client,
-                database_url=f"sqlite+aiosqlite:///{Path(tmp) / 'journeys.db'}",
-                http=True,
-                receipt_timing=ReceiptTiming.AFTER_RESPONSE,
-                receipt_delay=timedelta(milliseconds=300),
-                post_purchase=DEMO_TIMINGS.model_copy(update={"fallback": {"*": fallback}}),
-                cart=DEMO_CART,
-                care=DEMO_CARE,
-                settings=Settings(ad_cap_window=DEMO_AD_CAP_WINDOW, channel_ad_cap_window=DEMO_CHANNEL_AD_CAP_WINDOW),
-            ) as stack:
-                where = f"Temporal UI: {ui}   " if ui else "Temporal UI: (add --keep to browse it)   "
+    with tempfile.TemporaryDirectory(prefix="journeys-demo-") as tmp:
+        database_url = f"sqlite+aiosqlite:///{Path(tmp) / 'journeys.db'}"
+        async with embedded_stack(
+            with_codec(env.client, settings.codec()),
+            database_url=database_url,
+            http=True,
+            receipt_timing=ReceiptTiming.AFTER_RESPONSE,
+            receipt_delay=timedelta(milliseconds=300),
+            post_purchase=DEMO_TIMINGS.model_copy(update={"fallback": {"*": fallback}}),
+            cart=DEMO_CART,
+            care=DEMO_CARE,
+            settings=settings,
+        ) as stack:
+            where = f"Temporal UI: {ui}   " if ui else "Temporal UI: (add --keep to browse it)   "
+            typer.echo(
+                f"{where}Temporal: localhost:{port}   sandbox: {stack.sandbox_url}   webhooks: {stack.webhook_url}"
+            )
+            typer.echo("Demo time: 1 s stands for 1 day. Post-purchase: receipt timeout 3 s, review on day 3,")
+            typer.echo("sale on day 14. Cart: push after 2 s idle, coupon 5 s later. Care: day 9 and day 14.")
+            typer.echo("Ads: at most 2 per 20 s and 1 per channel per 3 s (the frequency caps, compressed).\n")
+            async with stack.worker():
+                results = await _scenario(stack, ui)
+                for sample, workflow_id, result in results:
+                    typer.echo(f"\n{sample.customer_id} ({sample.label}): {workflow_id} -> {result.outcome}")
+                    if ui:
+                        typer.echo(f"  {_link(ui, workflow_id)}")
+                    for line in format_timeline(result.timeline):
+                        typer.echo(line)
+                inbox = sum([len(await stack.store.inbox(s.customer_id)) for s in SAMPLES])
                 typer.echo(
-                    f"{where}Temporal: localhost:{port}   sandbox: {stack.sandbox_url}   webhooks: {stack.webhook_url}"
+                    f"\nThe sandbox accepted {len(stack.sandbox.messages)} messages; {inbox} went to in-app inboxes.\n"
                 )
-                typer.echo("Demo time: 1 s stands for 1 day. Post-purchase: receipt timeout 3 s, review on day 3,")
-                typer.echo("sale on day 14. Cart: push after 2 s idle, coupon 5 s later. Care: day 9 and day 14.")
-                typer.echo("Ads: at most 2 per 20 s and 1 per channel per 3 s (the frequency caps, compressed).\n")
-                async with stack.worker():
-                    results = await _scenario(stack, ui)
-                    for sample, workflow_id, result in results:
-                        typer.echo(f"\n{sample.customer_id} ({sample.label}): {workflow_id} -> {result.outcome}")
-                        if ui:
-                            typer.echo(f"  {_link(ui, workflow_id)}")
-                        for line in format_timeline(result.timeline):
-                            typer.echo(line)
-                    inbox = sum([len(await stack.store.inbox(s.customer_id)) for s in SAMPLES])
+                report = await journey_report(
+                    stack.store,
+                    since=started,
+                    until=datetime.now(UTC) + timedelta(minutes=1),
+                    attribution=timedelta(days=7),
+                )
+                typer.echo(render_table(report), nl=False)
+                if keep:
+                    typer.echo(f"\nServer and UI keep running at {ui}; press Ctrl-C to stop.")
                     typer.echo(
-                        f"\nThe sandbox accepted {len(stack.sandbox.messages)} messages; "
-                        f"{inbox} went to in-app inboxes."
+                        f"Point other commands at it: JOURNEYS_TEMPORAL_ADDRESS=localhost:{port} "
+                        f"JOURNEYS_DATABASE_URL={database_url} journeys inspect {results[0][1]}"
                     )
-                    if keep:
-                        typer.echo(f"\nServer and UI keep running at {ui}; press Ctrl-C to stop.")
+                    typer.echo("  (and journeys list --journey cart, journeys report --format html, ...)")
+                    if metrics_port:
+                        typer.echo(f"Metrics: http://127.0.0.1:{metrics_port}/metrics")
+                    if codec_url:
                         typer.echo(
-                            f"Point other commands at it: JOURNEYS_TEMPORAL_ADDRESS=localhost:{port} "
-                            f"journeys inspect {results[0][1]}"
+                            f"Payloads are encrypted (a key made for this run); the UI decodes them through "
+                            f"the codec server at {codec_url.rsplit('/', 1)[0]}/…"
                         )
-                        for line in secrets_help(stack.settings):
-                            typer.echo(line)
-                        await until_interrupted()
-                    else:
-                        typer.echo(
-                            "Everything above is gone with the demo; add --keep to keep the server, the UI "
-                            "and the services up (and to see their random secrets)."
-                        )
-    finally:
-        await env.shutdown()
+                    for line in secrets_help(stack.settings):
+                        typer.echo(line)
+                    await until_interrupted()
+                else:
+                    typer.echo(
+                        "Everything above is gone with the demo; add --keep to keep the server, the UI "
+                        "and the services up (and to see their random secrets)."
+                    )
     return 0

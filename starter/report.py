@@ -193,7 +193,11 @@ def build_report(
         for kind, keys in marked.items():
             if m.idempotency_key in keys:
                 setattr(r, kind, getattr(r, kind) + 1)
-    return Report(since=since, until=until, attribution=attribution, journey=journey, rows=list(rows.values()))
+    # Grouped by journey, steps in the order they first sent, each step's channels in their order.
+    journeys = {name: i for i, name in enumerate(dict.fromkeys(k[0] for k in rows))}
+    steps = {step: i for i, step in enumerate(dict.fromkeys(k[:2] for k in rows))}
+    ordered = sorted(rows.values(), key=lambda r: (journeys[r.journey], steps[(r.journey, r.step)]))
+    return Report(since=since, until=until, attribution=attribution, journey=journey, rows=ordered)
 
 
 async def journey_report(

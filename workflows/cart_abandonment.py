@@ -161,7 +161,7 @@ class CartAbandonmentJourney(JourneyWorkflow):
         return info.is_continue_as_new_suggested() or info.get_current_history_length() >= s.continue_as_new_after
 
     async def _continue_as_new(self, inp: CartInput) -> None:
-        await workflow.wait_condition(workflow.all_handlers_finished)
+        await self.until_handlers_finished()
         st = self._state.model_copy(
             update={
                 "runs": self._state.runs + 1,

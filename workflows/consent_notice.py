@@ -82,6 +82,7 @@ class ConsentNoticeJourney(JourneyWorkflow):
             await self.delay_until_local_hours(start, end, summary="consent notice in daytime")
             if not await self._notify(inp):
                 await self.delay(s.retry_after, summary="consent notice not delivered; try again")
+        await self.until_handlers_finished()  # an operator's resend in flight
         workflow.continue_as_new(inp)
 
     async def _notify(self, inp: ConsentNoticeInput) -> bool:

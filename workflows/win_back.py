@@ -69,6 +69,7 @@ class WinBackJourney(JourneyWorkflow):
             last_active = max(last_active, event.occurred_at or event.received_at or workflow.now())
             seen += 1
             if seen >= s.continue_as_new_after:  # history stays small for a customer active for years
+                await self.until_handlers_finished()  # an operator's resend in flight
                 workflow.continue_as_new(inp.model_copy(update={"last_active": last_active}))
 
         variables = {"coupon_code": s.coupon_code, "shop_url": s.shop_url}
