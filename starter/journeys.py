@@ -83,6 +83,7 @@ WorkflowId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:@\-]{0,199}
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$", description="a journey or stage")]
 _WORKFLOW_ID: TypeAdapter[str] = TypeAdapter(WorkflowId)
 _NAME: TypeAdapter[str] = TypeAdapter(Name)
+SIGNAL_WITH_START_ATTEMPTS = 3
 _ENGAGEMENTS = {EventType.MESSAGE_OPENED: "opened", EventType.MESSAGE_CLICKED: "clicked"}
 
 
@@ -384,16 +385,25 @@ class Journeys:
         workflow_id = cart_id(customer_id)
         if event_id is not None and await self.store.event_seen(workflow_id, event_id):
             return self.client.get_workflow_handle(workflow_id, result_type=JourneyResult)  # seen: dropped
-        handle = await self.client.start_workflow(
-            CartAbandonmentJourney.run,
-            CartInput(customer_id=customer_id, settings=self.cart),
-            id=workflow_id,
-            task_queue=self.task_queue,
-            start_signal=event_signal(event),
-            start_signal_args=[event],
-            search_attributes=_attributes(customer_id, CartAbandonmentJourney.journey, "browsing"),
-            static_summary="Cart-abandonment journey",
-        )
+        for attempt in range(SIGNAL_WITH_START_ATTEMPTS):
+            try:
+                handle = await self.client.start_workflow(
+                    CartAbandonmentJourney.run,
+                    CartInput(customer_id=customer_id, settings=self.cart),
+                    id=workflow_id,
+                    task_queue=self.task_queue,
+                    start_signal=event_signal(event),
+                    start_signal_args=[event],
+                    search_attributes=_attributes(customer_id, CartAbandonmentJourney.journey, "browsing"),
+                    static_summary="Cart-abandonment journey",
+                )
+                break
+            except RPCError as exc:
+                # The run was continuing as new at that very moment ("completed workflow"):
+                # nothing was signalled; the next attempt reaches the new run.
+                if exc.status is not RPCStatusCode.NOT_FOUND or attempt + 1 == SIGNAL_WITH_START_ATTEMPTS:
+                    raise
+                await asyncio.sleep(0.05 * (attempt + 1))
         if event_id is not None:
             await self.store.remember_event(workflow_id, event_id)
         return handle
