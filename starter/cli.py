@@ -329,7 +329,8 @@ def codec_server(
     typer.echo(
         f"codec server on http://{host}:{port} (keys: {', '.join(codec.key_ids)}; encrypting with {codec.key_id})"
     )
-    uvicorn.run(app_, host=host, port=port, log_config=None, lifespan="off")
+    # No access log: a UI's codec endpoint carries the token in its path.
+    uvicorn.run(app_, host=host, port=port, log_config=None, lifespan="off", access_log=False)
 
 
 @app.command("codec-key", epilog="Environment: none.")

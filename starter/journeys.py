@@ -28,6 +28,7 @@ from activities import (
     default_templates,
     profile_variables,
 )
+from activities.logs import mask
 from starter.errors import ActionRefused, InvalidInput, JourneyNotFound
 from starter.tokens import mint_inbox_token
 from worker import Settings, connect_client, journey_templates, load_settings, open_store
@@ -107,7 +108,11 @@ def operator_action(
         InvalidInput: the workflow id, operator, reason, step or channel is malformed.
     """
     _validated(_WORKFLOW_ID, workflow_id, "workflow_id")
-    who = {"operator": operator, "reason": reason}
+    # History keeps who and why: a phone number or an e-mail address typed into them is masked.
+    who = {
+        "operator": mask(operator) if isinstance(operator, str) else operator,
+        "reason": mask(reason) if isinstance(reason, str) else reason,
+    }
     if step is None:
         return _parse(OperatorAction, who, "action")
     return _parse(ResendAction, {**who, "step": step, "channel": channel}, "action")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 
 import httpx
 import pytest
 from google.protobuf import json_format
+from pydantic import SecretStr
 from temporalio.api.common.v1 import Payload, Payloads
 
 from activities.codec import EncryptionCodec, new_key
@@ -123,3 +125,48 @@ async def test_bad_requests_get_one_short_json_error(
     answer = await http.post("/decode", content=content, headers=AUTH)
     assert answer.status_code == status
     assert message in answer.json()["error"] and len(answer.text) < 300
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({}, "journeys: JOURNEYS_CODEC_SERVER_TOKEN is not set"),
+        ({"JOURNEYS_CODEC_SERVER_TOKEN": "short"}, "journeys: JOURNEYS_CODEC_SERVER_TOKEN is shorter than 32 bytes"),
+        ({"JOURNEYS_CODEC_SERVER_TOKEN": TOKEN}, "journeys: JOURNEYS_CODEC_KEYS is not set"),
+        (
+            {"JOURNEYS_CODEC_SERVER_TOKEN": TOKEN, "JOURNEYS_CODEC_KEYS": "k1:nope!"},
+            "journeys: JOURNEYS_CODEC_KEYS: key",
+        ),
+    ],
+)
+def test_the_codec_server_fails_closed_in_one_line(environ: dict[str, str], expected: str) -> None:
+    from tests.starter.test_cli import journeys
+
+    done = journeys("codec-server", "--port", "1", env=environ)
+    assert done.returncode == 2 and done.stderr.startswith(expected) and done.stderr.count("\n") == 1, done.stderr
+    assert "nope" not in done.stderr
+
+
+def test_codec_key_prints_a_key_the_settings_take() -> None:
+    from activities.codec import parse_keys
+    from tests.starter.test_cli import journeys
+
+    done = journeys("codec-key", "k7")
+    (key,) = parse_keys(done.stdout.strip()).values()
+    assert done.returncode == 0 and done.stdout.startswith("k7:") and len(key) == 32
+
+
+def test_dev_codec_keeps_its_key_in_the_data_dir(tmp_path: Path) -> None:
+    import stat
+
+    from starter.dev import codec_settings
+    from worker import Settings
+
+    base = Settings(_env_file=None, data_dir=tmp_path)  # type: ignore[call-arg]
+    first, second = codec_settings(base), codec_settings(base)
+    kept = tmp_path / "codec-keys"
+    assert first.codec_keys.get_secret_value() == second.codec_keys.get_secret_value() == kept.read_text().strip()
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+    assert first.codec_server_token.get_secret_value() != second.codec_server_token.get_secret_value()
+    given = codec_settings(base.model_copy(update={"codec_keys": SecretStr(new_key("mine"))}))
+    assert given.codec_keys.get_secret_value().startswith("mine:")

@@ -228,3 +228,20 @@ async def test_the_event_history_names_each_event_and_receipt(env: WorkflowEnvir
         "receipt alimtalk delivered",
         "receipt sms delivered",
     ]
+
+
+async def test_a_phone_or_an_email_typed_into_the_reason_never_reaches_history(
+    env: WorkflowEnvironment, stack: Stack
+) -> None:
+    async with stack.worker():
+        workflow_id, _ = await paid(env, stack)
+        await stack.journeys.exit_journey(
+            workflow_id, operator="jimin@shop.example", reason="asked on 010-9876-5432, mail kim@example.com"
+        )
+        history = await stack.journeys.client.get_workflow_handle(workflow_id).fetch_history()
+        timeline = await stack.journeys.timeline(workflow_id)
+    raw = b"".join(e.SerializeToString() for e in history.events)
+    for text in ("010-9876-5432", "kim@example.com", "jimin@shop.example"):
+        assert text.encode() not in raw
+    (line,) = operator_lines(timeline)
+    assert "9876" not in (line[1] or "") and line[1] and line[1].startswith("exit by ")
