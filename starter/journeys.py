@@ -108,14 +108,14 @@ def operator_action(
         InvalidInput: the workflow id, operator, reason, step or channel is malformed.
     """
     _validated(_WORKFLOW_ID, workflow_id, "workflow_id")
+    who = {"operator": operator, "reason": reason}
+    action = (
+        _parse(OperatorAction, who, "action")
+        if step is None
+        else _parse(ResendAction, {**who, "step": step, "channel": channel}, "action")
+    )
     # History keeps who and why: a phone number or an e-mail address typed into them is masked.
-    who = {
-        "operator": mask(operator) if isinstance(operator, str) else operator,
-        "reason": mask(reason) if isinstance(reason, str) else reason,
-    }
-    if step is None:
-        return _parse(OperatorAction, who, "action")
-    return _parse(ResendAction, {**who, "step": step, "channel": channel}, "action")
+    return action.model_copy(update={"operator": mask(action.operator)[:64], "reason": mask(action.reason)[:300]})
 
 
 def visibility_query(
