@@ -479,6 +479,19 @@ def list_journeys(
     raise typer.Exit(_run(_with_journeys(show)))
 
 
+def _act(workflow_id: str, operator: str | None, reason: str, update: str) -> None:
+    """Check an operator's action, then call ``update`` (``skip_wait`` or ``exit_journey``) and print its answer."""
+    from starter.journeys import operator_action
+
+    who = _operator(operator)
+    operator_action(workflow_id, who, reason)
+
+    async def act(journeys: Any) -> None:
+        typer.echo(await getattr(journeys, update)(workflow_id, operator=who, reason=reason))
+
+    raise typer.Exit(_run(_with_journeys(act)))
+
+
 @app.command("skip", epilog=_reads(_CONNECT, _STORE, _LOGS))
 def skip(
     workflow_id: str = typer.Argument(..., help="The journey, e.g. post-purchase:A-1001."),
@@ -486,15 +499,7 @@ def skip(
     reason: str = REASON,
 ) -> None:
     """End the wait a journey is in now (a timer, an event, a receipt), as if it had run out."""
-    from starter.journeys import operator_action
-
-    who = _operator(operator)
-    operator_action(workflow_id, who, reason)
-
-    async def act(journeys: Any) -> None:
-        typer.echo(await journeys.skip_wait(workflow_id, operator=who, reason=reason))
-
-    raise typer.Exit(_run(_with_journeys(act)))
+    _act(workflow_id, operator, reason, "skip_wait")
 
 
 @app.command("exit", epilog=_reads(_CONNECT, _STORE, _LOGS))
@@ -504,15 +509,7 @@ def exit_journey(
     reason: str = REASON,
 ) -> None:
     """End a journey: nothing more is sent to the customer by it."""
-    from starter.journeys import operator_action
-
-    who = _operator(operator)
-    operator_action(workflow_id, who, reason)
-
-    async def act(journeys: Any) -> None:
-        typer.echo(await journeys.exit_journey(workflow_id, operator=who, reason=reason))
-
-    raise typer.Exit(_run(_with_journeys(act)))
+    _act(workflow_id, operator, reason, "exit_journey")
 
 
 @app.command("resend", epilog=_reads(_CONNECT, _STORE, _LOGS))

@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -75,3 +76,19 @@ async def alimtalk_waiting_for_receipt(stack: Stack) -> tuple[str, dict[str, Any
     await eventually(sent)
     [message] = [m for m in stack.sandbox.messages.values() if m["channel"] == "alimtalk"]
     return handle.id, message
+
+
+@asynccontextmanager
+async def migrated_store(kind: str, directory: Path) -> AsyncIterator[Store]:
+    """A migrated store: a SQLite file in ``directory``, or PostgreSQL on a fresh schema (``kind``)."""
+    if kind == "sqlite":
+        store = Store.from_url(f"sqlite+aiosqlite:///{directory / 'store.db'}")
+        await store.migrate()
+        try:
+            yield store
+        finally:
+            await store.close()
+        return
+    async with postgres_stores() as (store,):
+        await store.migrate()
+        yield store

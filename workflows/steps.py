@@ -211,24 +211,20 @@ class JourneyWorkflow:
         if not key or key in self._receipts:
             return
         self._receipts[key] = receipt
-        if key in self._resend_keys:  # an operator's resend
-            delivered = receipt.status is ReceiptStatus.DELIVERED
-            self._record(
-                self._resend_keys.pop(key),
-                Outcome.DELIVERED if delivered else Outcome.FAILED,
-                receipt.channel,
-                "resend" if delivered else f"{receipt.error_code}; resend",
-            )
-            return
-        if key in self._gateway_keys:  # the provider's own fallback chain: the receipt names the channel
-            delivered = receipt.status is ReceiptStatus.DELIVERED
-            self._record(
-                self._gateway_keys.pop(key),
-                Outcome.DELIVERED if delivered else Outcome.FAILED,
-                receipt.channel,
-                "gateway fallback" if delivered else f"{receipt.error_code}; gateway fallback exhausted",
-            )
-            return
+        # A send nobody waits for: an operator's resend, or a gateway chain (its receipt names the channel).
+        for tracked, delivered_detail, failed_detail in (
+            (self._resend_keys, "resend", "resend"),
+            (self._gateway_keys, "gateway fallback", "gateway fallback exhausted"),
+        ):
+            if key in tracked:
+                delivered = receipt.status is ReceiptStatus.DELIVERED
+                self._record(
+                    tracked.pop(key),
+                    Outcome.DELIVERED if delivered else Outcome.FAILED,
+                    receipt.channel,
+                    delivered_detail if delivered else f"{receipt.error_code}; {failed_detail}",
+                )
+                return
         if key in self._closed_keys:
             self._record(
                 self._step_of(key),

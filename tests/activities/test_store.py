@@ -10,20 +10,13 @@ import pytest
 
 from activities import CustomerProfile, MessageStatus, Store
 from providers import DeliveryReceipt, ReceiptStatus
-from tests.helpers import postgres_stores
+from tests.helpers import migrated_store
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    if request.param == "sqlite":
-        s = Store.from_url(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}")
-        await s.migrate()
+    async with migrated_store(request.param, tmp_path) as s:
         yield s
-        await s.close()
-    else:
-        async with postgres_stores() as (s,):
-            await s.migrate()
-            yield s
 
 
 def profile(**overrides: object) -> CustomerProfile:

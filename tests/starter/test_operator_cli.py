@@ -49,6 +49,7 @@ async def test_an_operator_finds_a_customer_steers_the_journey_and_reads_what_ha
 
             table = await eventually(listed, timeout=30)  # visibility is eventually consistent
             by_stage = await cli("list", "--journey", "post-purchase", "--stage", "paid", "--limit", "1000", env=env)
+            everything = await cli("list", "--limit", "1000", env=env)  # every running journey
             resent = await cli(
                 "resend", workflow_id, "payment_complete", "-c", "sms", "-o", "jimin", "-r", "lost phone", env=env
             )
@@ -61,6 +62,8 @@ async def test_an_operator_finds_a_customer_steers_the_journey_and_reads_what_ha
             missing = await cli("skip", "post-purchase:no-such-order-1", "-o", "jimin", "-r", "x", env=env)
     assert 'query: CustomerId = "' in table and "post-purchase" in table and "paid" in table
     assert workflow_id in by_stage[1]
+    assert everything[0] == 0 and workflow_id in everything[1], everything
+    assert everything[1].startswith('query: Journey IS NOT NULL AND ExecutionStatus = "Running"')
     assert resent[0] == 0 and resent[1].startswith("resent on sms"), resent
     assert skipped[:2] == (0, "skipped: wait for shipping\n"), skipped
     assert refused[0] == 2 and refused[2].strip() == (

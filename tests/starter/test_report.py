@@ -14,7 +14,7 @@ import pytest
 
 from activities.store import MessageStatus, Store
 from starter.report import build_report, journey_report, render
-from tests.helpers import postgres_stores
+from tests.helpers import migrated_store
 from tests.starter.test_cli import journeys
 
 T = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)
@@ -23,15 +23,8 @@ SINCE, UNTIL, WINDOW = T - timedelta(days=1), T + timedelta(days=8), timedelta(d
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    if request.param == "sqlite":
-        s = Store.from_url(f"sqlite+aiosqlite:///{tmp_path / 'report.db'}")
-        await s.migrate()
+    async with migrated_store(request.param, tmp_path) as s:
         yield s
-        await s.close()
-    else:
-        async with postgres_stores() as (s,):
-            await s.migrate()
-            yield s
 
 
 async def message(
