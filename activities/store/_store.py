@@ -8,11 +8,11 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, cast
+from typing import Annotated, Any, cast
 
 from alembic import command
 from alembic.config import Config
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import Table, event, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -147,6 +147,14 @@ class InboxMessage(BaseModel):
     read_at: datetime | None = None
 
 
+def _stored_time(value: datetime) -> datetime:
+    """A stored time as an aware datetime (SQLite returns naive UTC)."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+StoredTime = Annotated[datetime, AfterValidator(_stored_time)]
+
+
 class SkipRecord(BaseModel):
     """A send the policy or the profile ruled out (skipped) or put off (deferred): its latest such outcome."""
 
@@ -160,12 +168,7 @@ class SkipRecord(BaseModel):
     customer_id: str
     status: str
     reason: str
-    journey_time: datetime
-
-    @field_validator("journey_time")
-    @classmethod
-    def _utc(cls, value: datetime) -> datetime:
-        return _aware(value)
+    journey_time: StoredTime
 
 
 class Engagement(BaseModel):
@@ -177,12 +180,7 @@ class Engagement(BaseModel):
     kind: str
     step: str | None = None
     channel: str | None = None
-    at: datetime
-
-    @field_validator("at")
-    @classmethod
-    def _utc(cls, value: datetime) -> datetime:
-        return _aware(value)
+    at: StoredTime
 
 
 class PaidOrder(BaseModel):
@@ -192,12 +190,7 @@ class PaidOrder(BaseModel):
 
     order_id: str
     customer_id: str
-    paid_at: datetime
-
-    @field_validator("paid_at")
-    @classmethod
-    def _utc(cls, value: datetime) -> datetime:
-        return _aware(value)
+    paid_at: StoredTime
 
 
 class ReceiptRecord(BaseModel):
@@ -213,9 +206,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _aware(value: datetime) -> datetime:
-    """A stored time as an aware datetime (SQLite returns naive UTC)."""
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+_aware = _stored_time
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
