@@ -30,7 +30,15 @@ def secrets_help(settings: Settings) -> list[str]:
         f"  JOURNEYS_SANDBOX_WEBHOOK_SECRET={settings.sandbox_webhook_secret.get_secret_value()}",
         "  /events takes 'Authorization: Bearer $JOURNEYS_API_KEY'; /inbox/{customer_id} takes a token from",
         "  Journeys.inbox_token(customer_id) built with the same JOURNEYS_INBOX_TOKEN_SECRET.",
-    ]
+    ] + (
+        [
+            f"  JOURNEYS_CODEC_SERVER_TOKEN={settings.codec_server_token.get_secret_value()}",
+            "  (temporal ... --codec-endpoint http://127.0.0.1:8081 "
+            '--codec-auth "Bearer $JOURNEYS_CODEC_SERVER_TOKEN")',
+        ]
+        if settings.codec_keys.get_secret_value() and settings.codec_server_token.get_secret_value()
+        else []
+    )
 
 
 async def run_dev(
