@@ -95,8 +95,6 @@ GATEWAY_FALLBACK = "gateway-fallback"
 # Patch id (v9): operators' Updates (skip_wait, exit, resend). Marked at a journey's first
 # operator action; a journey waits for a running resend before it ends or continues as new.
 OPERATOR_ACTIONS = "operator-actions"
-# Outcomes of a send that went out (a resend may follow): the provider took it.
-_WENT_OUT = frozenset({OutcomeStatus.ACCEPTED})
 OUTAGE_FIRST_PAUSE = timedelta(minutes=1)
 OUTAGE_MAX_PAUSE = timedelta(minutes=30)
 
