@@ -770,6 +770,7 @@ class Journeys:
             raise
 
     async def _describe_or_not_found(self, workflow_id: str) -> None:
+        """Raise ``JourneyNotFound`` unless a journey with this id was ever started."""
         try:
             await self.client.get_workflow_handle(workflow_id).describe()
         except RPCError as exc:
@@ -794,10 +795,5 @@ class Journeys:
         """
         if await self._signal_if_running(workflow_id, event):
             return True
-        try:  # ended, or never started?
-            await self.client.get_workflow_handle(workflow_id).describe()
-        except RPCError as exc:
-            if exc.status is RPCStatusCode.NOT_FOUND:
-                raise JourneyNotFound(f"no journey {workflow_id!r}") from None
-            raise
+        await self._describe_or_not_found(workflow_id)  # ended, or never started?
         return False

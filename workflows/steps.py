@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import ValidationError
 from temporalio import workflow
@@ -332,30 +332,10 @@ class JourneyWorkflow:
         channel = action.channel or self._sent_channel(action.step)
         number = self._resends[action.step] = self._resends.get(action.step, 0) + 1
         self._record(action.step, Outcome.OPERATOR, channel, f"resend by {action.operator}: {action.reason}")
-        info = workflow.info()
-        request = SendRequest(
-            workflow_id=info.workflow_id,
-            journey=self.journey,
-            step=action.step,
-            customer_id=self._customer_id,
-            channel=channel,
-            template=template,
-            purpose=purpose,
-            variables=variables,
-            journey_time=workflow.now(),
-            episode=self._episode(),
-            resend=number,
-            resend_of=keys[-1],
-        )
+        request = self._request(action.step, channel, template, variables, purpose, resend=number, resend_of=keys[-1])
         try:
-            outcome: SendOutcome = await workflow.execute_activity_method(
-                SendActivities.send_message,
-                request,
-                task_queue=await self._queue_for(channel),
-                start_to_close_timeout=self._send_timeout,
-                schedule_to_close_timeout=SEND_ROUND,
-                retry_policy=SEND_RETRY,
-                summary=f"{action.step} via {channel.value} (resend)",
+            outcome = await self._execute_send(
+                request, schedule_to_close=SEND_ROUND, summary=f"{action.step} via {channel.value} (resend)"
             )
         except ActivityError as err:
             failure = _failure_type(err)
@@ -365,11 +345,8 @@ class JourneyWorkflow:
             if outcome.receipt is ReceiptMode.NONE:
                 self._record(action.step, Outcome.DELIVERED, channel, "resend; no receipt expected")
                 return f"resent on {channel.value}"
-            self._resend_keys[outcome.idempotency_key] = action.step
             self._record(action.step, Outcome.SENT, channel, "resend")
-            early = self._receipts.pop(outcome.idempotency_key, None)
-            if early is not None:
-                self.on_receipt(early)
+            self._track_receipt(self._resend_keys, outcome.idempotency_key, action.step)
             return f"resent on {channel.value}; its receipt will show in the timeline"
         self._record_not_sent(action.step, channel, outcome)
         when = f" until {outcome.not_before.astimezone(KST):%Y-%m-%d %H:%M} KST" if outcome.not_before else ""
@@ -521,10 +498,7 @@ class JourneyWorkflow:
             rest = ", ".join(c.value for c in channels[1:])
             self._record(step, Outcome.SENT, first, f"gateway fallback to {rest}")
             if outcome.receipt is not ReceiptMode.NONE:
-                self._gateway_keys[outcome.idempotency_key] = step
-                early = self._receipts.pop(outcome.idempotency_key, None)  # it came with the answer
-                if early is not None:
-                    self.on_receipt(early)
+                self._track_receipt(self._gateway_keys, outcome.idempotency_key, step)
             return StepResult(step=step)
         self._record_not_sent(step, first, outcome)
         return None
@@ -685,39 +659,26 @@ class JourneyWorkflow:
         cap: CapRule | None = None,
     ) -> SendOutcome | None:
         """One channel's send, waiting out deferrals and outages; None on a configuration error."""
-        info = workflow.info()
-        key = idempotency_key(info.workflow_id, step, channel, self._episode())
+        key = idempotency_key(workflow.info().workflow_id, step, channel, self._episode())
         pause = OUTAGE_FIRST_PAUSE
         waiting = False  # an earlier round failed: the next one settles its claim first
         while True:
-            request = SendRequest(
-                workflow_id=info.workflow_id,
-                journey=self.journey,
-                step=step,
-                customer_id=self._customer_id,
-                channel=channel,
-                template=template,
-                purpose=purpose,
-                variables=variables,
-                journey_time=workflow.now(),
+            request = self._request(
+                step,
+                channel,
+                template,
+                variables,
+                purpose,
                 supersedes=supersedes,
-                episode=self._episode(),
                 reentry_cooldown=self._reentry_cooldown,
                 reconcile=waiting,
                 gateway=list(gateway),
                 on_cap=cap.on_cap if cap else "skip",
                 defer_until=cap.defer_until if cap else None,
             )
-            queue = await self._queue_for(channel)
             try:
-                outcome: SendOutcome = await workflow.execute_activity_method(
-                    SendActivities.send_message,
-                    request,
-                    task_queue=queue,
-                    start_to_close_timeout=self._send_timeout,
-                    schedule_to_close_timeout=self._round(started),
-                    retry_policy=SEND_RETRY,
-                    summary=f"{step} via {channel.value}",
+                outcome = await self._execute_send(
+                    request, schedule_to_close=self._round(started), summary=f"{step} via {channel.value}"
                 )
             except ActivityError as err:
                 failure = _failure_type(err)
@@ -759,6 +720,48 @@ class JourneyWorkflow:
             self._record(step, Outcome.DEFERRED, channel, f"{outcome.reason} until {until:%Y-%m-%d %H:%M:%S} KST")
             await self.delay_until(outcome.not_before, summary=f"{step}: {outcome.reason}")
             self._raise_if_exited()
+
+    def _request(
+        self, step: str, channel: Channel, template: str, variables: dict[str, str], purpose: Purpose, **extra: Any
+    ) -> SendRequest:
+        """The send request of ``step`` on ``channel`` at this journey time (``extra``: the other fields)."""
+        return SendRequest(
+            workflow_id=workflow.info().workflow_id,
+            journey=self.journey,
+            step=step,
+            customer_id=self._customer_id,
+            channel=channel,
+            template=template,
+            purpose=purpose,
+            variables=variables,
+            journey_time=workflow.now(),
+            episode=self._episode(),
+            **extra,
+        )
+
+    async def _execute_send(self, request: SendRequest, *, schedule_to_close: timedelta, summary: str) -> SendOutcome:
+        """The send activity for ``request``, on its channel's provider queue.
+
+        Raises:
+            ActivityError: the send failed after its retries (or for configuration).
+        """
+        outcome: SendOutcome = await workflow.execute_activity_method(
+            SendActivities.send_message,
+            request,
+            task_queue=await self._queue_for(request.channel),
+            start_to_close_timeout=self._send_timeout,
+            schedule_to_close_timeout=schedule_to_close,
+            retry_policy=SEND_RETRY,
+            summary=summary,
+        )
+        return outcome
+
+    def _track_receipt(self, tracked: dict[str, str], key: str, step: str) -> None:
+        """A send nobody waits for: its receipt, whenever it comes (or came with the answer), settles ``step``."""
+        tracked[key] = step
+        early = self._receipts.pop(key, None)
+        if early is not None:
+            self.on_receipt(early)
 
     async def _queue_for(self, channel: Channel) -> str | None:
         """The task queue of ``channel``'s rate-limited provider (None: the journey's own queue)."""
