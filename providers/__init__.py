@@ -7,6 +7,7 @@ from providers.base import (
     PHONE_CHANNELS,
     AcknowledgingProvider,
     Channel,
+    ConfirmingProvider,
     DeliveryReceipt,
     ErrorClass,
     FallbackMessage,
@@ -19,6 +20,7 @@ from providers.base import (
     Purpose,
     ReceiptMode,
     ReceiptStatus,
+    ReplayableSignatureProvider,
     SendResult,
     SendStatus,
     SmsKind,
@@ -41,6 +43,8 @@ from providers.registry import ProviderRegistry
 
 __all__ = [
     "AcknowledgingProvider",
+    "ConfirmingProvider",
+    "ReplayableSignatureProvider",
     "FallbackMessage",
     "GatewayFallbackProvider",
     "EDGE",

@@ -278,6 +278,39 @@ class AcknowledgingProvider(Protocol):
         ...
 
 
+@runtime_checkable
+class ReplayableSignatureProvider(Protocol):
+    """A provider whose webhook signature does not cover the body (Bizgo signs only the timestamp).
+
+    A captured signature would carry any body within the tolerance window, so the webhook app
+    remembers each signature with the body it first came with (in the store, for every process):
+    the same body again is a retry, another body is refused.
+    """
+
+    replay_window: float  # seconds a signature stays valid
+
+    def signature_id(self, headers: dict[str, str]) -> str | None:
+        """What identifies one signed request (timestamp and signature); None: not signed."""
+        ...
+
+
+@runtime_checkable
+class ConfirmingProvider(Protocol):
+    """A provider that can confirm a webhook's report with an authenticated inquiry (Bizgo's).
+
+    A webhook-reported failure makes the journey send on another channel: before that, the
+    report is checked against the provider's own record of the message.
+    """
+
+    async def confirm_receipt(self, receipt: DeliveryReceipt) -> DeliveryReceipt | None:
+        """The receipt as the provider's inquiry tells it (None: the provider knows no such outcome).
+
+        Raises:
+            ProviderUnavailable: the inquiry could not be made now.
+        """
+        ...
+
+
 def json_headers(extra: dict[str, Any] | None = None) -> dict[str, str]:
     """Headers for a JSON API call."""
     headers = {"Content-Type": "application/json", "Accept": "application/json"}

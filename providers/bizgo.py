@@ -37,7 +37,7 @@ from bizgo import (
     SmsMessage,
 )
 from bizgo.models import RcsBody, Report
-from bizgo.webhooks import WebhookReceiver
+from bizgo.webhooks import DEFAULT_TOLERANCE_SECONDS, SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookReceiver
 from pydantic import ValidationError
 
 from providers.base import (
@@ -201,6 +201,7 @@ class BizgoProvider:
         self._client = client
         self._config = config
         self._receiver = WebhookReceiver(webhook_secret) if webhook_secret.strip() else None
+        self.replay_window = DEFAULT_TOLERANCE_SECONDS
 
     async def aclose(self) -> None:
         """Close the SDK's HTTP connections."""
@@ -395,6 +396,42 @@ class BizgoProvider:
             raise SignatureError("bizgo signature or timestamp refused") from None
         return [self.receipt(report.model_dump(by_alias=True), index=0)]
 
+    def signature_id(self, headers: dict[str, str]) -> str | None:
+        """The signed request's timestamp and signature: Bizgo signs only the timestamp, so these name it."""
+        lowered = {k.lower(): v for k, v in headers.items()}
+        timestamp, signature = lowered.get(TIMESTAMP_HEADER.lower()), lowered.get(SIGNATURE_HEADER.lower())
+        if not timestamp or not signature:
+            return None
+        return f"{timestamp.strip()}:{signature.strip().lower()}"
+
+    async def confirm_receipt(self, receipt: DeliveryReceipt) -> DeliveryReceipt | None:
+        """The report as Bizgo's message inquiry tells it (``GET /message/inquiry/msgKey/{msgKey}``).
+
+        Returns the inquiry's report for this message (same msgKey and our key as ``ref``), or
+        None when Bizgo has no such message or no final report for it yet.
+
+        Raises:
+            ProviderUnavailable: the inquiry failed.
+        """
+        if not receipt.provider_message_id:
+            return None
+        try:
+            statuses = await self._client.messages.status(receipt.provider_message_id)
+        except bizgo.BizgoError as exc:
+            raise ProviderUnavailable(f"bizgo message inquiry failed: {type(exc).__name__}") from None
+        key = bizgo_key(receipt.idempotency_key) if receipt.idempotency_key else None
+        for status in statuses:
+            if status.msg_key != receipt.provider_message_id or (key is not None and status.ref != key):
+                continue
+            if not status.report_code or (
+                receipt.channel and _channel(status.service_type) not in (None, receipt.channel)
+            ):
+                continue
+            found = self.receipt(status.model_dump(by_alias=True))
+            if isinstance(found, DeliveryReceipt):
+                return found
+        return None
+
     def acknowledge(self, receipts: list[DeliveryReceipt | InvalidReceipt]) -> dict[str, Any] | None:
         """The answer Bizgo expects for a report webhook (``{"msgKey": ...}``), or None for ours."""
         for r in receipts:
@@ -407,6 +444,11 @@ class BizgoProvider:
         raw = report.model_dump(by_alias=True) if isinstance(report, Report) else dict(report)
         code = str(raw.get("reportCode") or "")
         ref = raw.get("ref")
+        msg_key = raw.get("msgKey")
+        if not isinstance(msg_key, str) or not msg_key.strip():
+            # A report settles only the message whose logged msgKey it names: without one it
+            # could only match by ref, which a forger can guess.
+            return InvalidReceipt(index=index, error="msgKey: a report must name its message")
         try:
             return DeliveryReceipt.model_validate(
                 {

@@ -72,3 +72,10 @@ class ProviderRegistry:
     def names(self) -> list[str]:
         """Names of all configured providers."""
         return sorted(self._providers)
+
+    def routed(self) -> list[str]:
+        """Names of the providers some channel sends through (first or as a failover): whose receipts count."""
+        names = {n for chain in self._chains.values() for n in chain}
+        if self._default:
+            names.add(self._default)
+        return sorted(names)

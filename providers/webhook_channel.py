@@ -11,9 +11,12 @@ Nothing here knows Temporal.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 import httpx
 from standardwebhooks import Webhook
@@ -29,6 +32,8 @@ from providers.common import NOT_SENT_ERRORS, NoReceipts, rejected, retry_after,
 from providers.errors import ConfigError
 
 EVENT_TYPE = "journey.message"
+# Standard Webhooks: a secret of 24 to 64 random bytes (base64 after ``whsec_``).
+MIN_SECRET_BYTES, MAX_SECRET_BYTES = 24, 64
 
 
 def webhook_id(idempotency_key: str) -> str:
@@ -46,17 +51,31 @@ class SignedWebhookProvider(NoReceipts):
         name: the provider name in routes and the message log.
 
     Raises:
-        ConfigError: the secret is empty or not base64.
+        ConfigError: the URL is not https, or the secret is not ``whsec_`` and base64 of 24 to 64 bytes.
     """
 
     def __init__(self, client: httpx.AsyncClient, *, url: str, secret: str, name: str = "webhook") -> None:
         self.name = name
         self._client = client
+        parts = urlsplit(url)
+        if parts.scheme != "https" or not parts.hostname or parts.username or parts.password:
+            # Messages carry contact details and content: never in clear text, never to a user@ URL.
+            raise ConfigError("JOURNEYS_WEBHOOK_CHANNEL_URL must be an https URL of the shop's endpoint")
         self._url = url
+        text = secret.strip()
         try:
-            self._signer = Webhook(secret)
-        except Exception:  # the package raises several kinds for an empty or non-base64 secret
+            if not text.startswith("whsec_"):
+                raise ValueError("no whsec_ prefix")
+            key = base64.b64decode(text.removeprefix("whsec_"), validate=True)
+        except (ValueError, binascii.Error):
             raise ConfigError("JOURNEYS_WEBHOOK_CHANNEL_SECRET must be whsec_ followed by base64") from None
+        if not MIN_SECRET_BYTES <= len(key) <= MAX_SECRET_BYTES or len(set(key)) < MIN_SECRET_BYTES // 3:
+            raise ConfigError(
+                f"JOURNEYS_WEBHOOK_CHANNEL_SECRET must hold {MIN_SECRET_BYTES} to {MAX_SECRET_BYTES} random bytes "
+                '(whsec_ and their base64): e.g. `python -c "import base64, os; '
+                "print('whsec_' + base64.b64encode(os.urandom(32)).decode())\"`"
+            )
+        self._signer = Webhook(key)
 
     def request(self, msg: OutboundMessage, now: datetime | None = None) -> tuple[bytes, dict[str, str]]:
         """The signed body and headers for ``msg``."""

@@ -19,10 +19,14 @@ input is a short 4xx, never a dump of the schema and never a 500.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import json
-from collections import Counter
+import math
+import time
+from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Annotated, Any
 
 import structlog
@@ -39,8 +43,13 @@ from providers import (
     EDGE,
     AcknowledgingProvider,
     ConfigError,
+    ConfirmingProvider,
+    InvalidReceipt,
     PlainText,
     ProviderRegistry,
+    ProviderUnavailable,
+    ReceiptStatus,
+    ReplayableSignatureProvider,
     SignatureError,
     WebhookError,
     json_depth,
@@ -87,6 +96,46 @@ class EventIn(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
+class RateLimiter:
+    """Token buckets per caller: ``rate`` requests a second on average, ``burst`` at once.
+
+    Callers are told how long to wait (429 with ``Retry-After``). At most ``max_callers`` buckets
+    are kept (the least recently seen go first), so a flood from many addresses costs bounded memory.
+    """
+
+    def __init__(self, rate: float, burst: int, *, max_callers: int = 10_000) -> None:
+        self.rate = rate
+        self.burst = max(burst, 1)
+        self.max_callers = max_callers
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # caller -> (tokens, at)
+
+    def wait(self, caller: str, now: float | None = None) -> float:
+        """Take a token for ``caller``: 0 when it may go on, else the seconds until it may."""
+        now = time.monotonic() if now is None else now
+        tokens, at = self._buckets.pop(caller, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - at) * self.rate)
+        wait = 0.0 if tokens >= 1 else (1 - tokens) / self.rate
+        self._buckets[caller] = (tokens - 1 if wait == 0 else tokens, now)
+        while len(self._buckets) > self.max_callers:
+            self._buckets.popitem(last=False)
+        return wait
+
+    def check(self, caller: str) -> None:
+        """Raise 429 with ``Retry-After`` when ``caller`` is over its rate."""
+        wait = self.wait(caller)
+        if wait > 0:
+            raise HTTPException(429, "too many requests", headers={"Retry-After": str(max(1, math.ceil(wait)))})
+
+
+def _caller(request: Request) -> str:
+    """Who is calling, as the server sees it (the peer address; behind a proxy, the proxy's)."""
+    return request.client.host if request.client else "-"
+
+
+def _digest(text: str | bytes) -> str:
+    return hashlib.sha256(text.encode() if isinstance(text, str) else text).hexdigest()
+
+
 def _bearer(authorization: str | None) -> str | None:
     """The token of an ``Authorization: Bearer <token>`` header; None for anything else."""
     if not authorization:
@@ -116,6 +165,8 @@ def webhook_app_for(settings: Settings, journeys: Journeys, providers: ProviderR
         inbox_token_secret=settings.inbox_token_secret.get_secret_value(),
         max_body_bytes=settings.webhook_max_body_bytes,
         docs=settings.docs_enabled,
+        events_limit=RateLimiter(settings.events_per_second, settings.events_burst),
+        receipts_limit=RateLimiter(settings.receipts_per_second, settings.receipts_burst),
     )
 
 
@@ -143,11 +194,19 @@ def body_reader(max_body_bytes: int) -> Callable[[Request], Awaitable[bytes]]:
 
 
 def receipts_router(
-    journeys: Journeys, providers: ProviderRegistry, read_body: Callable[[Request], Awaitable[bytes]]
+    journeys: Journeys,
+    providers: ProviderRegistry,
+    read_body: Callable[[Request], Awaitable[bytes]],
+    limit: RateLimiter | None = None,
 ) -> APIRouter:
-    """``POST /webhooks/{provider}``: verified receipts into the log, signals to the journeys."""
+    """``POST /webhooks/{provider}``: verified receipts into the log, signals to the journeys.
+
+    Only providers that some channel is routed through take receipts: a configured provider
+    nobody sends through (the sandbox in production) has no webhook.
+    """
     router = APIRouter()
     intake = ReceiptIntake(journeys)
+    routed = frozenset(providers.routed())
     pending: set[asyncio.Future[list[str]]] = set()  # signals that outlived their webhook's answer
 
     @router.post(
@@ -158,18 +217,27 @@ def receipts_router(
     async def receipts(
         provider_name: Annotated[str, Path(max_length=64)], request: Request
     ) -> ReceiptsAnswer | JSONResponse:
+        if limit is not None:
+            limit.check(f"{provider_name[:64]}:{_caller(request)}")
+        if provider_name not in routed:
+            raise HTTPException(404, "unknown provider")
         try:
             provider = providers.get(provider_name)
         except ConfigError:
             raise HTTPException(404, "unknown provider") from None
         body = await read_body(request)
+        headers = dict(request.headers)
         try:
-            parsed = provider.parse_webhook(dict(request.headers), body)
+            parsed = provider.parse_webhook(headers, body)
         except SignatureError as exc:
             log.warning("webhook.signature_refused", provider=provider_name, error=str(exc))
             raise HTTPException(401, "invalid signature") from None
         except WebhookError as exc:
             raise HTTPException(400, str(exc)[:200]) from None
+        if isinstance(provider, ReplayableSignatureProvider):
+            await refuse_replay(provider, headers, body)
+        if isinstance(provider, ConfirmingProvider):
+            parsed = await confirmed(provider, parsed)
         # Only what this provider's verified webhook said can settle this provider's messages.
         good = [r for r in parsed if isinstance(r, DeliveryReceipt) and r.provider == provider.name]
         records = await intake.record(good)
@@ -209,11 +277,59 @@ def receipts_router(
             items=items,
         )
 
+    async def refuse_replay(provider: ReplayableSignatureProvider, headers: dict[str, str], body: bytes) -> None:
+        """401 for a signature seen before with another body: its signature does not cover the body."""
+        signed = provider.signature_id(headers)
+        if signed is None:
+            return
+        first = await journeys.store.remember_signature(
+            provider.name,  # type: ignore[attr-defined]
+            _digest(signed),
+            _digest(body),
+            keep=timedelta(seconds=2 * provider.replay_window),
+        )
+        if not first:
+            log.warning("webhook.signature_replayed", provider=getattr(provider, "name", "-"))
+            raise HTTPException(401, "signature already used for another body")
+
+    async def confirmed(
+        provider: ConfirmingProvider, parsed: list[DeliveryReceipt | InvalidReceipt]
+    ) -> list[DeliveryReceipt | InvalidReceipt]:
+        """Failures as the provider's inquiry confirms them (a failure makes the journey send elsewhere)."""
+        out: list[DeliveryReceipt | InvalidReceipt] = []
+        for index, receipt in enumerate(parsed):
+            if not isinstance(receipt, DeliveryReceipt) or receipt.status is not ReceiptStatus.FAILED:
+                out.append(receipt)
+                continue
+            try:
+                found = await provider.confirm_receipt(receipt)
+            except ProviderUnavailable:
+                raise HTTPException(503, "cannot confirm the report now, retry", headers={"Retry-After": "5"}) from None
+            if found is None or found.provider_message_id != receipt.provider_message_id:
+                log.warning("webhook.report_not_confirmed", provider=receipt.provider)
+                out.append(InvalidReceipt(index=index, error="not confirmed by the provider's inquiry"))
+            else:
+                out.append(
+                    found.model_copy(update={"idempotency_key": receipt.idempotency_key or found.idempotency_key})
+                )
+        return out
+
     return router
 
 
-def events_router(journeys: Journeys, api_key: str, read_body: Callable[[Request], Awaitable[bytes]]) -> APIRouter:
-    """``POST /events``: the shop backend's events, with the server-to-server key."""
+def events_router(
+    journeys: Journeys,
+    api_key: str,
+    read_body: Callable[[Request], Awaitable[bytes]],
+    limit: RateLimiter | None = None,
+) -> APIRouter:
+    """``POST /events``: the shop backend's events, with the server-to-server key.
+
+    An order event answers ``{"delivered": 1, "outcome": "delivered"}`` when the order's running
+    journey got it; else ``delivered: 0`` and why: ``duplicate`` (that ``event_id`` reached it
+    before), ``limited`` (it took as many events of the type as it can use) or ``ended``; 404 when
+    no journey for the order was ever started. A customer event answers how many journeys got it.
+    """
     router = APIRouter()
 
     def check_key(authorization: str | None) -> None:
@@ -223,6 +339,8 @@ def events_router(journeys: Journeys, api_key: str, read_body: Callable[[Request
 
     @router.post("/events", status_code=202)
     async def events(request: Request) -> dict[str, Any]:
+        if limit is not None:
+            limit.check(_caller(request))
         check_key(request.headers.get("authorization"))  # before a byte of the body is read
         payload = _json(await read_body(request), max_depth=MAX_EVENT_DEPTH)
         try:
@@ -240,8 +358,8 @@ def events_router(journeys: Journeys, api_key: str, read_body: Callable[[Request
                         "event_id": body.event_id or f"{body.type.value}:{body.order_id}",
                     }
                 )
-                delivered = await journeys.signal_event(post_purchase_id(body.order_id), event)
-                return {"delivered": int(delivered)}
+                delivery = await journeys.signal_event(post_purchase_id(body.order_id), event)
+                return {"delivered": int(bool(delivery)), "outcome": delivery.value}
             if body.customer_id is None:
                 raise HTTPException(422, "customer events need customer_id")
             return {
@@ -329,9 +447,11 @@ def create_webhook_app(
     providers: ProviderRegistry,
     *,
     api_key: str,
-    inbox_token_secret: str,
+    inbox_token_secret: str = "",
     max_body_bytes: int = 256 * 1024,
     docs: bool = False,
+    events_limit: RateLimiter | None = None,
+    receipts_limit: RateLimiter | None = None,
 ) -> FastAPI:
     """Build the webhook ASGI app.
 
@@ -340,9 +460,12 @@ def create_webhook_app(
         providers: the providers whose webhooks are accepted.
         api_key: the server-to-server key the shop's backend sends as ``Authorization: Bearer
             <key>`` on ``/events``. Empty: nothing is accepted.
-        inbox_token_secret: verifies per-customer inbox tokens on ``/inbox``. Empty: nothing is accepted.
+        inbox_token_secret: verifies per-customer inbox tokens on ``/inbox``. Empty: the inbox
+            routes are not mounted (and the app says so at start).
         max_body_bytes: larger bodies are refused with 413 before they are parsed.
         docs: serve ``/docs`` and ``/openapi.json``.
+        events_limit: per-caller rate of ``/events`` (429 with ``Retry-After`` past it); None: no limit.
+        receipts_limit: per-caller, per-provider rate of ``/webhooks/{provider}``; None: no limit.
     """
     app = api_app("Durable Journeys webhooks", docs=docs)
 
@@ -362,9 +485,12 @@ def create_webhook_app(
 
     app.add_middleware(RequestMetrics, providers=frozenset(providers.names()))
     read_body = body_reader(max_body_bytes)
-    app.include_router(receipts_router(journeys, providers, read_body))
-    app.include_router(events_router(journeys, api_key, read_body))
-    app.include_router(inbox_router(journeys.store, inbox_token_secret))
+    app.include_router(receipts_router(journeys, providers, read_body, receipts_limit))
+    app.include_router(events_router(journeys, api_key, read_body, events_limit))
+    if inbox_token_secret:
+        app.include_router(inbox_router(journeys.store, inbox_token_secret))
+    else:
+        log.info("webhook.inbox_not_served", hint="set JOURNEYS_INBOX_TOKEN_SECRET to serve /inbox")
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -13,7 +13,7 @@ from typing import Annotated, Any, cast
 from alembic import command
 from alembic.config import Config
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import Table, event, func, insert, select, text, update
+from sqlalchemy import Table, delete, event, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -22,11 +22,13 @@ from activities.store._tables import (
     ContactHoldRow,
     CustomerRow,
     EngagementRow,
+    EventCountRow,
     InboxRow,
     MessageRow,
     OrderRow,
     SeenEventRow,
     SendSkipRow,
+    WebhookSignatureRow,
 )
 from providers import DeliveryReceipt, ReceiptStatus
 
@@ -41,6 +43,8 @@ _seen = cast(Table, SeenEventRow.__table__)
 _holds = cast(Table, ContactHoldRow.__table__)
 _skips = cast(Table, SendSkipRow.__table__)
 _engagements = cast(Table, EngagementRow.__table__)
+_event_counts = cast(Table, EventCountRow.__table__)
+_signatures = cast(Table, WebhookSignatureRow.__table__)
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -204,6 +208,11 @@ class ReceiptRecord(BaseModel):
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _sent_as(row: Any) -> tuple[str, str | None, str, str]:
+    """What one message counts as against the caps: its step (once for all its channels), or a resend on its own."""
+    return (row.workflow_id, row.episode, row.step, row.idempotency_key if row.resend_of else "")
 
 
 _aware = _stored_time
@@ -483,6 +492,7 @@ class Store:
                         m.receipt_status,
                         m.journey_time,
                         m.content_key,
+                        m.resend_of,
                     ).where(wanted)
                 )
             )
@@ -513,11 +523,13 @@ class Store:
         ``rows``: the customer's messages in the longest window.
         """
         at: datetime = values["journey_time"]
-        own = (values["workflow_id"], values.get("episode"), values["step"])
+        # An operator's resend is a message of its own: its step's first send counts against it,
+        # and it counts against every later ad (``_sent_as``).
+        own = None if values.get("resend_of") else (values["workflow_id"], values.get("episode"), values["step"], "")
         others = [
             r
             for r in rows
-            if (r.workflow_id, r.episode, r.step) != own
+            if _sent_as(r) != own
             and r.status != MessageStatus.REJECTED.value
             and r.receipt_status != ReceiptStatus.FAILED.value
         ]
@@ -533,11 +545,11 @@ class Store:
             if cap.limit <= 0:
                 continue
             since = at - cap.window
-            steps: dict[tuple[str, str | None, str], datetime] = {}
+            steps: dict[tuple[str, str | None, str, str], datetime] = {}
             for r in others:
                 sent = _aware(r.journey_time)
                 if r.purpose == "advertising" and sent >= since and cap.channel in (None, r.channel):
-                    step = (r.workflow_id, r.episode, r.step)
+                    step = _sent_as(r)
                     steps[step] = min(sent, steps.get(step, sent))
             times = sorted(steps.values())
             if len(times) >= cap.limit:
@@ -612,12 +624,15 @@ class Store:
 
     async def _record_receipt(self, conn: AsyncConnection, receipt: DeliveryReceipt) -> ReceiptRecord | None:
         m = _messages.c
-        # A receipt settles a message only of the provider that reported it, and only when the
-        # provider's message id agrees with the one logged at send time (if one was logged).
+        # A receipt settles a message only of the provider that reported it, and only when it
+        # names the provider's message id logged at send time, exactly (if one was logged): a
+        # key alone is guessable.
         if receipt.idempotency_key:
             match = (m.provider == receipt.provider) & (m.idempotency_key == receipt.idempotency_key)
             if receipt.provider_message_id:
                 match &= m.provider_message_id.is_(None) | (m.provider_message_id == receipt.provider_message_id)
+            else:
+                match &= m.provider_message_id.is_(None)
         elif receipt.provider_message_id:
             match = (m.provider == receipt.provider) & (m.provider_message_id == receipt.provider_message_id)
         else:
@@ -798,6 +813,60 @@ class Store:
                 await conn.execute(insert(_seen).values(workflow_id=workflow_id, event_id=event_id, created_at=_now()))
         except IntegrityError:
             pass  # remembered already (a concurrent redelivery)
+
+    async def count_event(self, workflow_id: str, event_type: str, *, limit: int, bucket: str = "") -> bool:
+        """Count one more event of ``event_type`` for ``workflow_id`` (in ``bucket``) unless ``limit`` is reached.
+
+        Returns:
+            True if it was counted (the event may be signalled), False if the limit was reached.
+        """
+        c = _event_counts.c
+        key = (c.workflow_id == workflow_id) & (c.event_type == event_type) & (c.bucket == bucket)
+        for _ in range(2):
+            try:
+                async with self._write() as conn:
+                    counted = await conn.execute(
+                        update(_event_counts)
+                        .where(key & (c.count < limit))
+                        .values(count=c.count + 1, updated_at=_now())
+                    )
+                    if counted.rowcount:
+                        return True
+                    if (await conn.execute(select(c.count).where(key))).first() is not None:
+                        return False  # at the limit
+                    if limit < 1:
+                        return False
+                    await conn.execute(
+                        insert(_event_counts).values(
+                            workflow_id=workflow_id, event_type=event_type, bucket=bucket, count=1, updated_at=_now()
+                        )
+                    )
+                    return True
+            except IntegrityError:
+                continue  # a concurrent first event of this type: count again
+        return False
+
+    async def remember_signature(self, provider: str, signature: str, body: str, *, keep: timedelta) -> bool:
+        """Remember a webhook signature (a digest) with the digest of the body it came with.
+
+        A signature that does not cover the body (Bizgo signs only the timestamp) must not carry a
+        second, different body: that is a replay. The same body again is a provider's retry.
+
+        Returns:
+            True if the signature is new, or came before with this same body; False for another body.
+        """
+        s = _signatures.c
+        now = _now()
+        try:
+            async with self._write() as conn:
+                await conn.execute(delete(_signatures).where(s.seen_at < now - keep))
+                await conn.execute(
+                    insert(_signatures).values(provider=provider, signature=signature, body=body, seen_at=now)
+                )
+            return True
+        except IntegrityError:
+            row = await self._one(select(s.body).where(s.provider == provider, s.signature == signature))
+            return row is not None and row[0] == body
 
     # in-app inbox ---------------------------------------------------------------------------
 

@@ -139,3 +139,26 @@ class ContactHoldRow(Base):
     customer_id: Mapped[str] = mapped_column(String(64))
     until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class EventCountRow(Base):
+    """How many events of one type the facade signalled to one journey (in one bucket: a day, or ever)."""
+
+    __tablename__ = "event_counts"
+
+    workflow_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    event_type: Mapped[str] = mapped_column(String(32), primary_key=True)
+    bucket: Mapped[str] = mapped_column(String(16), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class WebhookSignatureRow(Base):
+    """A webhook signature that does not cover the body (Bizgo's), with the body it came with first."""
+
+    __tablename__ = "webhook_signatures"
+
+    provider: Mapped[str] = mapped_column(String(64), primary_key=True)
+    signature: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of timestamp and signature
+    body: Mapped[str] = mapped_column(String(64))  # sha256 of the body
+    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

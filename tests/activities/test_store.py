@@ -116,7 +116,12 @@ async def test_in_a_gateway_chain_only_the_last_channel_s_failure_settles(
     records = []
     for channel, status in reports:
         receipt = DeliveryReceipt(
-            provider="sandbox", idempotency_key=key, status=ReceiptStatus(status), channel=channel, error_code="E"
+            provider="sandbox",
+            idempotency_key=key,
+            provider_message_id="bz_1",
+            status=ReceiptStatus(status),
+            channel=channel,
+            error_code="E",
         )
         records.append(await store.record_receipt(receipt))
     logged = await store.get_message(key)
@@ -124,6 +129,25 @@ async def test_in_a_gateway_chain_only_the_last_channel_s_failure_settles(
     assert ((logged.receipt_status, logged.receipt_channel) if logged.receipt_status else None) == settled
     interim = [r.interim for r in records if r]
     assert interim[0] is (reports[0] == ("alimtalk", "failed"))
+
+
+@pytest.mark.parametrize("given", [None, "", "bz_2", "BZ_1", "bz_1 "])
+async def test_a_receipt_settles_a_message_only_by_the_message_id_logged_for_it(
+    store: Store, given: str | None
+) -> None:
+    """A key is guessable: where the log holds the provider's message id, a receipt must name it exactly."""
+    key = message()["idempotency_key"]
+    await store.claim_message(**message())
+    await store.finish_message(key, MessageStatus.ACCEPTED, provider_message_id="bz_1")
+    forged = DeliveryReceipt(
+        provider="sandbox", idempotency_key=key, provider_message_id=given or None, status=ReceiptStatus.FAILED
+    )
+    assert await store.record_receipt(forged) is None
+    logged = await store.get_message(key)
+    assert logged is not None and logged.receipt_status is None
+    real = forged.model_copy(update={"provider_message_id": "bz_1", "status": ReceiptStatus.DELIVERED})
+    settled = await store.record_receipt(real)
+    assert settled is not None and settled.message.receipt_status == "delivered"
 
 
 async def test_a_batch_of_receipts_is_answered_in_its_own_order(store: Store) -> None:

@@ -361,7 +361,11 @@ async def receipt_poster(env: WorkflowEnvironment, stack: Stack, app: Any) -> As
 async def test_a_receipt_from_another_provider_settles_nothing(env: WorkflowEnvironment, stack: Stack) -> None:
     secret = "other-secret-of-32-bytes-or-more!!"
     other = SandboxProvider(httpx.AsyncClient(), api_key="x", webhook_secret=secret, name="other")
-    registry = ProviderRegistry({"sandbox": stack.providers.get("sandbox"), "other": other}, default="sandbox")
+    registry = ProviderRegistry(
+        {"sandbox": stack.providers.get("sandbox"), "other": other},
+        routes={Channel.WEB_PUSH: "other"},  # routed: its webhook is served
+        default="sandbox",
+    )
     app = create_webhook_app(stack.journeys, registry, api_key="k" * 40, inbox_token_secret="k" * 40)
     async with receipt_poster(env, stack, app) as http:
         workflow_id, message = await alimtalk_waiting_for_receipt(stack)
@@ -441,7 +445,14 @@ async def test_a_stalled_body_times_out(stack: Stack, http: httpx.AsyncClient, m
     assert resp.status_code == 408
 
 
-@pytest.mark.parametrize("url", ["https://x/{order_id.__class__.__mro__}", "https://x/{0}", "https://x/{nope}"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://shop.example/{order_id.__class__.__mro__}",
+        "https://shop.example/{0}",
+        "https://shop.example/{nope}",
+    ],
+)
 async def test_caller_urls_are_not_format_strings(env: WorkflowEnvironment, stack: Stack, url: str) -> None:
     c = customer()
     o = order(c)

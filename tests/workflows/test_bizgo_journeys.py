@@ -6,6 +6,7 @@ of the webhook app, which answers ``{"msgKey": ...}``.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -75,25 +76,42 @@ def channel_of(request: RecordedRequest) -> str:
     return next(iter(request.json["messageFlow"][0]))
 
 
-async def report(
-    stack: Stack, request: RecordedRequest, msg_key: str, code: str, service: str | None = None
-) -> httpx.Response:
-    """Bizgo's report for one sent message (``service``: the channel it names), posted to the webhook app."""
-    headers, body = sign_webhook(
-        SECRET,
-        {
-            "msgKey": msg_key,
-            "serviceType": service or {"alimtalk": "ALIMTALK", "sms": "SMS", "mms": "LMS"}[channel_of(request)],
-            "reportType": "RS",
-            "reportCode": code,
-            "reportTime": "2026-12-01T10:00:05+09:00",
-            "ref": request.json["ref"],
-        },
-    )
+def report_body(request: RecordedRequest, msg_key: str, code: str, service: str | None = None) -> dict[str, Any]:
+    """Bizgo's report of one sent message (``service``: the channel it names)."""
+    return {
+        "msgKey": msg_key,
+        "serviceType": service or {"alimtalk": "ALIMTALK", "sms": "SMS", "mms": "LMS"}[channel_of(request)],
+        "reportType": "RS",
+        "reportCode": code,
+        "reportTime": "2026-12-01T10:00:05+09:00",
+        "ref": request.json["ref"],
+    }
+
+
+async def post_report(stack: Stack, headers: dict[str, str], body: bytes) -> httpx.Response:
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=stack.webhook_app), base_url="http://webhooks"
     ) as http:
         return await http.post("/webhooks/bizgo", content=body, headers=headers)
+
+
+async def report(
+    stack: Stack,
+    request: RecordedRequest,
+    msg_key: str,
+    code: str,
+    service: str | None = None,
+    *,
+    fake: FakeTransport | None = None,
+) -> httpx.Response:
+    """Bizgo's report for one sent message, posted to the webhook app.
+
+    With ``fake``, Bizgo's message inquiry tells the same (a failure is confirmed through it).
+    """
+    body = report_body(request, msg_key, code, service)
+    if fake is not None:
+        fake.on("getMessageStatusByMsgKey").data({"messages": [body]})
+    return await post_report(stack, *sign_webhook(SECRET, body))
 
 
 async def payment_step(stack: Stack, workflow_id: str) -> list[tuple[Outcome, Channel | None]]:
@@ -130,7 +148,7 @@ async def test_not_a_kakaotalk_user_falls_back_to_sms_through_bizgo(
 ) -> None:
     async with bizgo_stack.worker():
         handle, alimtalk = await order_paid(bizgo_stack, fake)
-        await report(bizgo_stack, alimtalk, "FAKE-MSGKEY-000001", "30116")  # Kakao could not deliver
+        await report(bizgo_stack, alimtalk, "FAKE-MSGKEY-000001", "30116", fake=fake)  # Kakao could not deliver
         _, sms = await eventually(lambda: _async(sends(fake) if len(sends(fake)) == 2 else []))
         # The payment text is over 90 cp949 bytes: an LMS (Bizgo's ``mms`` without images).
         assert channel_of(sms) == "mms" and sms.json["idempotencyKey"].endswith(":payment_complete:sms")
@@ -225,7 +243,7 @@ async def test_gateway_fallback_is_one_omni_send_and_only_the_final_report_settl
         handle, sent = await order_paid(bizgo_stack, fake)
         assert [next(iter(m)) for m in sent.json["messageFlow"]] == ["alimtalk", "mms"]  # AlimTalk, then LMS
         # Kakao could not deliver: Bizgo reports the AlimTalk failed and sends the LMS itself.
-        assert (await report(bizgo_stack, sent, "FAKE-MSGKEY-000001", "30116")).status_code == 200
+        assert (await report(bizgo_stack, sent, "FAKE-MSGKEY-000001", "30116", fake=fake)).status_code == 200
         await env.sleep(timedelta(minutes=5))
         assert await payment_step(bizgo_stack, handle.id) == [(Outcome.SENT, Channel.ALIMTALK)]  # not final
         assert (await report(bizgo_stack, sent, "FAKE-MSGKEY-000001", "10000", "LMS")).status_code == 200
@@ -235,6 +253,92 @@ async def test_gateway_fallback_is_one_omni_send_and_only_the_final_report_settl
             (Outcome.DELIVERED, Channel.SMS),
         ]
     assert len(sends(fake)) == 1  # one request for both channels
+
+
+# -- a report must name its message, a signature carries one body, a failure is confirmed -----------
+
+
+@pytest.mark.parametrize(
+    ("msg_key", "status"),
+    [(None, 400), ("", 200), ("   ", 200), ("FAKE-MSGKEY-999999", 200)],  # the SDK itself refuses a report without one
+)
+async def test_a_report_that_does_not_name_the_logged_message_settles_nothing(
+    env: WorkflowEnvironment, bizgo_stack: Stack, fake: FakeTransport, msg_key: str | None, status: int
+) -> None:
+    """Our key as ``ref`` is guessable: without the msgKey Bizgo answered the send with, a report is void."""
+    async with bizgo_stack.worker():
+        handle, sent = await order_paid(bizgo_stack, fake)
+        body = report_body(sent, "x", "30116")
+        if msg_key is None:
+            del body["msgKey"]
+        else:
+            body["msgKey"] = msg_key
+        fake.on("getMessageStatusByMsgKey").data({"messages": [body]})
+        answer = await post_report(bizgo_stack, *sign_webhook(SECRET, body))
+        await env.sleep(timedelta(minutes=5))
+        steps = await payment_step(bizgo_stack, handle.id)
+    assert answer.status_code == status
+    assert steps == [(Outcome.SENT, Channel.ALIMTALK)]  # no failure taken, so no SMS
+    assert [channel_of(r) for r in sends(fake)] == ["alimtalk"]
+
+
+async def test_a_captured_signature_carries_no_other_body(
+    env: WorkflowEnvironment, bizgo_stack: Stack, fake: FakeTransport
+) -> None:
+    """Bizgo signs only the timestamp: the same signature with another body is a replay; the same body a retry."""
+    async with bizgo_stack.worker():
+        handle, sent = await order_paid(bizgo_stack, fake)
+        delivered = report_body(sent, "FAKE-MSGKEY-000001", "10000")
+        headers, body = sign_webhook(SECRET, delivered)
+        first = await post_report(bizgo_stack, headers, body)
+        retry = await post_report(bizgo_stack, headers, body)
+        forged = json.dumps({**delivered, "reportCode": "30116"}).encode()
+        fake.on("getMessageStatusByMsgKey").data({"messages": [{**delivered, "reportCode": "30116"}]})
+        replayed = await post_report(bizgo_stack, headers, forged)
+        await env.sleep(timedelta(minutes=5))
+        steps = await payment_step(bizgo_stack, handle.id)
+    assert (first.status_code, retry.status_code, replayed.status_code) == (200, 200, 401)
+    assert steps == [(Outcome.SENT, Channel.ALIMTALK), (Outcome.DELIVERED, Channel.ALIMTALK)]
+    assert [channel_of(r) for r in sends(fake)] == ["alimtalk"]
+
+
+@pytest.mark.parametrize(
+    ("inquiry", "expected"),
+    [
+        ("10000", [(Outcome.SENT, Channel.ALIMTALK), (Outcome.DELIVERED, Channel.ALIMTALK)]),  # it was delivered
+        (None, [(Outcome.SENT, Channel.ALIMTALK)]),  # Bizgo has no final report yet
+        ("missing", [(Outcome.SENT, Channel.ALIMTALK)]),  # Bizgo knows no such message
+        ("other-ref", [(Outcome.SENT, Channel.ALIMTALK)]),  # Bizgo's message is another one of ours
+    ],
+)
+async def test_a_reported_failure_is_confirmed_by_bizgo_s_inquiry_before_any_fallback(
+    env: WorkflowEnvironment, bizgo_stack: Stack, fake: FakeTransport, inquiry: str | None, expected: list[Any]
+) -> None:
+    async with bizgo_stack.worker():
+        handle, sent = await order_paid(bizgo_stack, fake)
+        failed = report_body(sent, "FAKE-MSGKEY-000001", "30116")
+        found = {**failed, "reportCode": inquiry} if inquiry in ("10000", None) else dict(failed)
+        if inquiry == "other-ref":
+            found["ref"] = "post-purchase:o-other:payment_complete:alimtalk"
+        fake.on("getMessageStatusByMsgKey").data({"messages": [] if inquiry == "missing" else [found]})
+        answer = await post_report(bizgo_stack, *sign_webhook(SECRET, failed))
+        await env.sleep(timedelta(minutes=5))
+        steps = await payment_step(bizgo_stack, handle.id)
+    assert answer.status_code == 200
+    assert [r.path for r in fake.requests_for("getMessageStatusByMsgKey")][-1].endswith("/FAKE-MSGKEY-000001")
+    assert steps == expected
+    assert [channel_of(r) for r in sends(fake)] == ["alimtalk"]  # never an SMS on an unconfirmed failure
+
+
+async def test_a_failure_bizgo_cannot_confirm_now_is_answered_503(
+    env: WorkflowEnvironment, bizgo_stack: Stack, fake: FakeTransport
+) -> None:
+    """Bizgo posts the report again later (it retries a webhook it got no answer for)."""
+    async with bizgo_stack.worker():
+        _, sent = await order_paid(bizgo_stack, fake)
+        fake.on("getMessageStatusByMsgKey").fail("service", 500, "A999")
+        answer = await report(bizgo_stack, sent, "FAKE-MSGKEY-000001", "30116")
+    assert answer.status_code == 503
 
 
 async def _async(value: Any) -> Any:
