@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import unicodedata
 from typing import Any
+from urllib.parse import unquote
 
 import structlog
 
@@ -49,10 +51,36 @@ _MAX_DEPTH = 6
 _URL_PASSWORD = re.compile(r"(\b[A-Za-z][\w+.\-]*://[^:/@\s]*:)[^@\s]+@")
 
 
-def mask(value: str) -> str:
-    """``value`` with every phone number, e-mail address, push token and URL password replaced."""
+def _plain(value: str) -> str:
+    """``value`` as the patterns read it: percent-decoded, compatibility forms folded, any digit as ASCII."""
+    if "%" in value:
+        value = unquote(value)
+    value = unicodedata.normalize("NFKC", value)
+    if not value.isascii():
+        value = "".join(str(unicodedata.decimal(c)) if c.isdecimal() else c for c in value)
+    return value
+
+
+def _mask_plain(value: str) -> str:
     value = _URL_PASSWORD.sub(r"\1<password>@", value)
     return _PHONE.sub("<phone>", _TOKEN.sub("<token>", _EMAIL.sub("<email>", value)))
+
+
+def mask(value: str) -> str:
+    """``value`` with every phone number, e-mail address, push token and URL password replaced.
+
+    Full-width or other non-ASCII digits (``０１０-１２３４-５６７８``) and percent-encoded text
+    (``kim%40mail.com`` in a URL) are found too; such a value is returned in its decoded form,
+    masked. A value with nothing to mask is returned unchanged.
+    """
+    masked = _mask_plain(value)
+    if masked != value:
+        return masked
+    plain = _plain(value)
+    if plain == value:
+        return value
+    masked = _mask_plain(plain)
+    return value if masked == plain else masked
 
 
 def _redact(value: Any, depth: int = 0) -> Any:

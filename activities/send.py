@@ -603,12 +603,13 @@ class SendActivities:
         Raises:
             ContactRefused: the frequency caps, the journey priority or duplicate content refuse it now.
         """
-        # An operator's resend is sent again on purpose: no duplicate-content window, no caps.
-        limits = (
-            None
-            if req.resend
-            else self._policy.limits(req.journey, req.purpose, req.channel, content_key(req.template, req.variables))
+        # An operator's resend is sent again on purpose: no duplicate-content window and no
+        # priority hold, but an ad resent is an ad: the frequency caps count it and hold it back.
+        limits = self._policy.limits(
+            req.journey, req.purpose, req.channel, None if req.resend else content_key(req.template, req.variables)
         )
+        if req.resend:
+            limits = limits.model_copy(update={"priority_grace": None})
         return await self._store.claim_message(
             limits=limits,
             resend_of=req.resend_of,

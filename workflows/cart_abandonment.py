@@ -72,6 +72,7 @@ class CartAbandonmentJourney(JourneyWorkflow):
     listens_to = frozenset({EventType.CART_UPDATED, *ENGAGED})
     exit_events = frozenset({EventType.PURCHASE, EventType.CART_CLEARED})
     reuses_workflow_id = True
+    many_events = frozenset({EventType.CART_UPDATED})  # a run continues as new when its history grows
 
     @workflow.init
     def __init__(self, inp: CartInput) -> None:

@@ -60,6 +60,7 @@ class ConsentNoticeJourney(JourneyWorkflow):
     journey = JOURNEY
     steps = {"consent_notice": (NOTICE_CHANNELS, TEMPLATE)}
     listens_to = frozenset({EventType.CONSENT_CHANGED})
+    many_events = frozenset({EventType.CONSENT_CHANGED})  # each change continues as new
 
     @workflow.run
     async def run(self, inp: ConsentNoticeInput) -> JourneyResult:

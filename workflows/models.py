@@ -113,6 +113,9 @@ class JourneySettings(BaseModel):
         le=MAX_DURATION,
         description="how long a send whose outcome is unknown is reconciled before the step ends 'unknown'",
     )
+    max_resends_per_step: int = Field(
+        default=3, ge=0, le=100, description="an operator may resend one step this many times in a run"
+    )
     fallback: dict[Annotated[str, Field(max_length=100)], FallbackMode] = Field(
         default_factory=dict,
         max_length=50,

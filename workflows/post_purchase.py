@@ -68,6 +68,7 @@ class PostPurchaseJourney(JourneyWorkflow):
     journey = JOURNEY
     steps = POST_PURCHASE_STEPS
     listens_to = frozenset({EventType.ORDER_SHIPPED, EventType.ORDER_DELIVERED})
+    max_events_per_type = 2  # it waits for one of each (a second leaves room for a corrected one)
 
     @classmethod
     def workflow_ids(cls, customer_id: str, orders: Sequence[str], event: JourneyEvent) -> list[str]:

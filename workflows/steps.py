@@ -48,6 +48,7 @@ with workflow.unsafe.imports_passed_through():
         SendRequest,
         idempotency_key,
     )
+    from activities.logs import mask
     from activities.metrics import count_journey
 
 from workflows.constants import JOURNEY_STAGE
@@ -96,6 +97,10 @@ GATEWAY_FALLBACK = "gateway-fallback"
 # operator action; a journey waits for a running resend before it ends or continues as new.
 OPERATOR_ACTIONS = "operator-actions"
 OUTAGE_FIRST_PAUSE = timedelta(minutes=1)
+# Bounds on what a run keeps, whatever arrives (docs/architecture.md §8a): events beyond these
+# are dropped before they reach the journey's state, and the timeline stops growing with them.
+MAX_TIMELINE_EVENTS = 500  # event and ignored entries in a run's timeline
+MAX_RECEIPTS = 500  # receipts a run keeps (one per message it sent, in any real journey)
 OUTAGE_MAX_PAUSE = timedelta(minutes=30)
 
 
@@ -150,6 +155,12 @@ class JourneyWorkflow:
     # A journey whose workflow id is reused by later runs (the cart) scopes its idempotency
     # keys to the run chain, so a new run's messages are not mistaken for the last run's.
     reuses_workflow_id: ClassVar[bool] = False
+    # How many events of one type a run takes (the facade signals no more: per run, or per day
+    # for a journey whose id is reused); later ones are dropped. Types in ``many_events`` a
+    # journey takes without a count, because it continues as new when its history grows (the
+    # cart's updates, win-back's activity).
+    max_events_per_type: ClassVar[int] = 20
+    many_events: ClassVar[frozenset[EventType]] = frozenset()
 
     @classmethod
     def workflow_ids(cls, customer_id: str, orders: Sequence[str], event: JourneyEvent) -> list[str]:
@@ -163,6 +174,11 @@ class JourneyWorkflow:
             event: the event being routed.
         """
         return [f"{cls.journey}:{customer_id}"]
+
+    @classmethod
+    def event_limit(cls, event_type: EventType) -> int | None:
+        """How many events of ``event_type`` one run can use (None: no count; the journey continues as new)."""
+        return None if event_type in cls.many_events else cls.max_events_per_type
 
     @classmethod
     def hears(cls, event_type: EventType) -> bool:
@@ -199,14 +215,22 @@ class JourneyWorkflow:
         self._resend_keys: dict[str, str] = {}  # key -> step of a resend awaiting its receipt
         self._resends: dict[str, int] = {}  # step -> resends so far (numbers their keys)
         self._operated = False  # the operator-actions patch marker is in history
+        self._event_counts: dict[EventType, int] = {}  # events taken this run, by type
+        self._timeline_events = 0  # event and ignored entries in the timeline
 
     # signals and query ------------------------------------------------------------------------
 
     @workflow.signal(name="receipt")
     def on_receipt(self, receipt: DeliveryReceipt) -> None:
-        """A provider's delivery receipt; duplicates are ignored, late ones recorded."""
+        """A provider's delivery receipt; duplicates are ignored, late ones recorded. Never raises."""
+        try:
+            self._take_receipt(receipt)
+        except Exception as exc:  # noqa: BLE001 - no input may fail a workflow task (docs/architecture.md §8a)
+            self._record("receipt", Outcome.IGNORED, None, f"unusable receipt ({type(exc).__name__})")
+
+    def _take_receipt(self, receipt: DeliveryReceipt) -> None:
         key = receipt.idempotency_key
-        if not key or key in self._receipts:
+        if not key or key in self._receipts or len(self._receipts) >= MAX_RECEIPTS:
             return
         self._receipts[key] = receipt
         # A send nobody waits for: an operator's resend, or a gateway chain (its receipt names the channel).
@@ -236,9 +260,24 @@ class JourneyWorkflow:
         """A business event; one with an ``event_id`` already seen is ignored.
 
         Never raises: an event whose data the journey cannot read is recorded in the timeline as
-        ``ignored`` and changes nothing, so no input can fail the journey's workflow tasks.
+        ``ignored`` and changes nothing, so no input can fail the journey's workflow tasks. Past
+        :meth:`event_limit` events of its type, an event is dropped (the first one dropped is
+        recorded).
         """
+        try:
+            self._take_event(event)
+        except Exception as exc:  # noqa: BLE001 - no input may fail a workflow task (docs/architecture.md §8a)
+            self._record(str(event.type)[:100], Outcome.IGNORED, None, f"unusable event ({type(exc).__name__})")
+
+    def _take_event(self, event: JourneyEvent) -> None:
         if event.event_id and event.event_id in self._event_ids:
+            return
+        limit = self.event_limit(event.type)
+        taken = self._event_counts.get(event.type, 0)
+        if limit is not None and taken >= limit:
+            if taken == limit:  # recorded once: the timeline stays bounded too
+                self._record(event.type.value, Outcome.IGNORED, None, f"more than {limit} events of this type")
+                self._event_counts[event.type] = taken + 1
             return
         # Stamp journey time: "3 days after delivery" counts from here, even if the journey
         # was busy with another step when the event came.
@@ -250,6 +289,7 @@ class JourneyWorkflow:
             return
         if event.event_id:
             self._event_ids[event.event_id] = None
+        self._event_counts[event.type] = taken + 1
         self._events.append(event)
         self._record(event.type.value, Outcome.EVENT)
         if event.type in self.exit_events and self._exit is None:
@@ -274,7 +314,7 @@ class JourneyWorkflow:
         if isinstance(value, DeliveryReceipt):
             self.on_receipt(value)
         elif isinstance(value, JourneyEvent):
-            self.on_event(value)
+            self.on_event(value)  # both never raise
 
     def on_event_received(self, event: JourneyEvent) -> None:
         """Hook for journeys that keep state from events (the cart's contents, app installed).
@@ -293,15 +333,20 @@ class JourneyWorkflow:
     @workflow.update(name="skip_wait")
     def skip_wait(self, action: OperatorAction) -> str:
         """End the wait the journey is in now (a timer, an event, a receipt) as if it had run out."""
-        self._mark_operated()
-        waiting = self._waiting or "wait"
-        self._skip = True
-        self._record("operator", Outcome.OPERATOR, None, f"skip_wait by {action.operator}: {action.reason} ({waiting})")
-        return f"skipped: {waiting}"
+        try:
+            self._mark_operated()
+            waiting = self._waiting or "wait"
+            self._skip = True
+            self._record(
+                "operator", Outcome.OPERATOR, None, f"skip_wait by {action.operator}: {action.reason} ({waiting})"
+            )
+            return f"skipped: {waiting}"
+        except Exception as exc:  # noqa: BLE001 - a failure of this call, never of the workflow task
+            raise ApplicationError(f"skip_wait failed: {type(exc).__name__}", non_retryable=True) from None
 
     @skip_wait.validator
     def _check_skip_wait(self, action: OperatorAction) -> None:
-        self._check_operable()
+        self._check_operable(action)
         if self._waiting is None:
             raise ApplicationError("the journey is not waiting now (it is sending); try again in a moment")
         if self._skip:
@@ -310,23 +355,35 @@ class JourneyWorkflow:
     @workflow.update(name="exit")
     def exit_journey(self, action: OperatorAction) -> str:
         """End the journey: no more sends; a send already with the provider is not recalled."""
-        self._mark_operated()
-        self._operator_exit = action
-        self._record("operator", Outcome.OPERATOR, None, f"exit by {action.operator}: {action.reason}")
-        return "exiting: no more messages will be sent"
+        try:
+            self._mark_operated()
+            self._operator_exit = action
+            self._record("operator", Outcome.OPERATOR, None, f"exit by {action.operator}: {action.reason}")
+            return "exiting: no more messages will be sent"
+        except Exception as exc:  # noqa: BLE001 - a failure of this call, never of the workflow task
+            raise ApplicationError(f"exit failed: {type(exc).__name__}", non_retryable=True) from None
 
     @exit_journey.validator
     def _check_exit(self, action: OperatorAction) -> None:
-        self._check_operable()
+        self._check_operable(action)
 
     @workflow.update(name="resend")
     async def resend(self, action: ResendAction) -> str:
         """Send a step again (on ``action.channel`` or the channel it went out on), under a new key.
 
-        The resend obeys consent, opt-out and quiet hours, not the frequency caps or the
-        duplicate-content window (an operator chose to send it again). Its key links to the
-        first message in the log. Returns what happened, in one line.
+        The resend obeys consent, opt-out, quiet hours and the frequency caps (an ad resent counts
+        like any ad), not the duplicate-content window (an operator chose to send it again). A
+        step is resent at most ``max_resends_per_step`` times. Its key links to the first message
+        in the log. Returns what happened, in one line.
         """
+        try:
+            return await self._resend(action)
+        except ApplicationError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a failure of this call, never of the workflow task
+            raise ApplicationError(f"resend failed: {type(exc).__name__}", non_retryable=True) from None
+
+    async def _resend(self, action: ResendAction) -> str:
         self._mark_operated()
         template, variables, purpose, keys = self._sent_steps[action.step]
         channel = action.channel or self._sent_channel(action.step)
@@ -354,10 +411,15 @@ class JourneyWorkflow:
 
     @resend.validator
     def _check_resend(self, action: ResendAction) -> None:
-        self._check_operable()
+        self._check_operable(action)
         if action.step not in self._sent_steps:
             went = ", ".join(sorted(self._sent_steps)) or "none yet"
             raise ApplicationError(f"step {action.step!r} was never sent in this run (sent: {went})")
+        limit = self._settings.max_resends_per_step
+        if self._resends.get(action.step, 0) >= limit:
+            raise ApplicationError(
+                f"step {action.step!r} was resent {limit} times already, the most a step may be (max_resends_per_step)"
+            )
         if action.channel is not None:
             declared = self.steps.get(action.step, ((), ""))[0]
             allowed = {*declared, self._sent_channel(action.step)}
@@ -365,8 +427,17 @@ class JourneyWorkflow:
                 names = ", ".join(sorted(c.value for c in allowed))
                 raise ApplicationError(f"step {action.step!r} is not sent on {action.channel.value} (use {names})")
 
-    def _check_operable(self) -> None:
-        """Reject an operator's action on a journey that has ended or is exiting."""
+    def _check_operable(self, action: OperatorAction) -> None:
+        """Reject an operator's action on a journey that has ended or is exiting, or that carries personal data.
+
+        An Update's input stays in history once accepted: a phone number or an e-mail address
+        typed into who or why is refused here (the facade and the CLI mask them before sending).
+        """
+        for field, value in (("operator", action.operator), ("reason", action.reason)):
+            if mask(value) != value:
+                raise ApplicationError(
+                    f"the {field} holds a phone number or an e-mail address; leave it out (history keeps it)"
+                )
         if self._ended:
             raise ApplicationError("the journey has ended")
         if self._operator_exit is not None:
@@ -837,6 +908,10 @@ class JourneyWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
 
     def _record(self, step: str, outcome: Outcome, channel: Channel | None = None, detail: str | None = None) -> None:
+        if outcome in (Outcome.EVENT, Outcome.IGNORED):
+            if self._timeline_events >= MAX_TIMELINE_EVENTS:
+                return  # what a journey sends is bounded by its story; what it is told, here
+            self._timeline_events += 1
         now = workflow.now()
         self._timeline.append(
             TimelineEntry(

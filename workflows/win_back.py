@@ -50,6 +50,7 @@ class WinBackJourney(JourneyWorkflow):
     listens_to = frozenset({EventType.CUSTOMER_ACTIVE, *ENGAGED})
     exit_events = frozenset({EventType.PURCHASE})
     reuses_workflow_id = True  # a new run after a purchase: its messages are keyed apart
+    many_events = frozenset({EventType.CUSTOMER_ACTIVE})  # a run continues as new after continue_as_new_after
 
     @workflow.run
     async def run(self, inp: WinBackInput) -> JourneyResult:

@@ -101,25 +101,84 @@ async def test_resend_sends_the_step_again_under_a_new_key_linked_to_the_first(
     assert resent == [(Outcome.SENT, sent_on), (Outcome.DELIVERED, sent_on)]  # its receipt reached the journey
 
 
-async def test_a_resend_of_an_ad_skips_the_caps_but_still_obeys_consent(env: WorkflowEnvironment, stack: Stack) -> None:
-    """Resending an ad passes the duplicate-content window and the caps, never a withdrawn consent."""
+async def test_a_resend_of_an_ad_counts_against_the_caps_and_obeys_consent(
+    env: WorkflowEnvironment, stack: Stack
+) -> None:
+    """An ad resent is an ad: the frequency caps and a withdrawn consent stop it (one push ad a day here)."""
     consented = factories.clock - timedelta(days=30)
     c = customer(app_installed=True, push_tokens=["device-token"], marketing_consent={Channel.PUSH: consented})
     async with stack.worker():
         await stack.journeys.cart_updated(c.customer_id, CART, customer=c)
         await env.sleep(timedelta(hours=2))  # idle an hour: the reminder push (an ad) went out
         workflow_id = cart_id(c.customer_id)
-        again = await stack.journeys.resend(workflow_id, "cart_reminder", **WHO)
+        capped = await stack.journeys.resend(workflow_id, "cart_reminder", **WHO)
         await stack.journeys.unsubscribe(c.customer_id)
         refused = await stack.journeys.resend(workflow_id, "cart_reminder", **WHO)
         log = await stack.store.messages(workflow_id=workflow_id)
         await stack.journeys.exit_journey(workflow_id, operator="jimin", reason="test over")
-    assert again.startswith("resent on push")  # the same content within a day, over the 1-a-day push cap
+    assert capped == "not sent: skipped frequency_cap"
     assert refused == "not sent: skipped unsubscribed"
-    assert [(m.step, m.channel, m.resend_of is not None) for m in log] == [
-        ("cart_reminder", "push", False),
-        ("cart_reminder", "push", True),
+    assert [(m.step, m.channel, m.status) for m in log if m.status == "accepted"] == [
+        ("cart_reminder", "push", "accepted")
     ]
+
+
+@pytest.mark.parametrize("limit", [0, 1, 2])
+async def test_a_step_is_resent_at_most_max_resends_per_step_times(
+    env: WorkflowEnvironment, stack: Stack, limit: int
+) -> None:
+    """Past the limit the Update is refused in its validator: the journey goes on and answers."""
+    o = order(c := customer())
+    await stack.journeys.order_paid(o, c, settings={"review_hours_kst": None, "max_resends_per_step": limit})
+    workflow_id = post_purchase_id(o.order_id)
+    async with stack.worker():
+        await env.sleep(timedelta(minutes=2))
+        answers = [await stack.journeys.resend(workflow_id, "payment_complete", **WHO) for _ in range(limit)]
+        with pytest.raises(ActionRefused, match=re.escape(f"was resent {limit} times already")):
+            await stack.journeys.resend(workflow_id, "payment_complete", **WHO)
+        await env.sleep(timedelta(minutes=2))
+        log = await stack.store.messages(workflow_id=workflow_id)
+        timeline = await stack.journeys.timeline(workflow_id)  # the journey still answers
+        assert (await stack.journeys.exit_journey(workflow_id, **WHO)).startswith("exiting")
+    assert all(a.startswith("resent on alimtalk") for a in answers)
+    assert [m.idempotency_key.rsplit(":", 2)[-2] for m in log] == [
+        "payment_complete",
+        *(f"payment_complete~resend{n}" for n in range(1, limit + 1)),
+    ]
+    assert len([e for e in timeline if e.detail and e.detail.startswith("resend by")]) == limit
+
+
+@pytest.mark.parametrize(
+    ("field", "text"),
+    [
+        ("reason", "called back on 010-9876-5432"),
+        ("reason", "called back on ０１０-９８７６-５４３２"),  # full-width digits
+        ("reason", "mail kim@example.com"),
+        ("reason", "see https://crm.example/?who=kim%40example.com"),
+        ("operator", "jimin@shop.example"),
+        ("operator", "+82 10 9876 5432"),
+    ],
+)
+async def test_an_update_sent_directly_with_a_phone_or_an_email_is_refused(
+    env: WorkflowEnvironment, stack: Stack, field: str, text: str
+) -> None:
+    """``temporal workflow update execute`` skips the facade's masking: the validator refuses, nothing is kept."""
+    from temporalio.client import WorkflowUpdateFailedError
+
+    async with stack.worker():
+        workflow_id, _ = await paid(env, stack)
+        handle = stack.journeys.client.get_workflow_handle(workflow_id)
+        action = {**WHO, field: text}
+        for name, args in (("exit", action), ("skip_wait", action), ("resend", {**action, "step": "payment_complete"})):
+            with pytest.raises(WorkflowUpdateFailedError) as refused:
+                await handle.execute_update(name, args)
+            assert f"the {field} holds a phone number or an e-mail address" in str(refused.value.cause)
+        history = await handle.fetch_history()
+        timeline = await stack.journeys.timeline(workflow_id)
+        await stack.journeys.exit_journey(workflow_id, **WHO)
+    raw = b"".join(e.SerializeToString() for e in history.events)
+    assert text.encode() not in raw
+    assert operator_lines(timeline) == []
 
 
 @pytest.mark.parametrize(
