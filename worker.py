@@ -7,6 +7,7 @@ Run it with ``journeys worker``. Every setting comes from the environment with t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import difflib
 import os
 import secrets
@@ -72,7 +73,7 @@ KNOWN_DEV_SECRETS = frozenset(
     }
 )
 SECRET_SETTINGS = ("api_key", "inbox_token_secret", "sandbox_api_key", "sandbox_webhook_secret")
-WEBHOOK_SECRETS = ("api_key", "inbox_token_secret")  # what `journeys webhooks` verifies (and provider_secrets)
+WEBHOOK_SECRETS = ("api_key",)  # what `journeys webhooks` needs (and provider_secrets; the inbox secret if set)
 SANDBOX_SECRETS = ("sandbox_api_key", "sandbox_webhook_secret")
 
 # The journeys' modules hold no mutable global state (models, constants, steps, journeys): share
@@ -161,6 +162,18 @@ class Settings(BaseSettings):
     api_key: SecretStr = Field(default=SecretStr(""), description="server-to-server key for /events")
     inbox_token_secret: SecretStr = Field(default=SecretStr(""), description="signs per-customer inbox tokens")
     webhook_max_body_bytes: int = Field(default=256 * 1024, gt=0, le=16 * 1024 * 1024)
+    # Per caller (the peer address the webhook app sees): past these, 429 with Retry-After.
+    events_per_second: float = Field(default=50.0, gt=0, le=100_000, description="/events per caller, on average")
+    events_burst: int = Field(default=200, ge=1, le=1_000_000, description="/events per caller at once")
+    receipts_per_second: float = Field(
+        default=500.0, gt=0, le=100_000, description="receipt webhooks per provider and caller"
+    )
+    receipts_burst: int = Field(default=2000, ge=1, le=1_000_000)
+    # Links a caller passes into messages (a cart's url, a review or sale URL given per journey)
+    # must be https on one of these hosts; ".shop.example" also allows its subdomains.
+    link_hosts: list[Annotated[str, Field(min_length=1, max_length=253)]] = Field(
+        default_factory=lambda: ["shop.example"], max_length=100
+    )
     docs_enabled: bool = Field(default=False, description="serve /docs and /openapi.json (offline assets)")
 
     brand_name: str = "듀러블샵"
@@ -327,15 +340,17 @@ def secret_problem(value: str) -> str | None:
 def dev_settings(base: Settings | None = None) -> Settings:
     """Settings for an explicit development mode (demo, ``journeys dev``, test fixtures).
 
-    Each secret that ``base`` leaves unusable is replaced by a fresh random one for this run,
-    so no development process ever runs on a public default.
+    Each secret that ``base`` leaves unset is a fresh random one for this run, so no development
+    process ever runs on a public default. A secret that was given is kept, and one that cannot
+    serve is refused: replacing it without a word would leave its caller with 401s and no hint.
+
+    Raises:
+        ConfigError: a given secret is short, not random or a known value (one line naming it).
     """
     base = base or Settings()
-    fresh = {
-        name: SecretStr(secrets.token_urlsafe(32))
-        for name in SECRET_SETTINGS
-        if secret_problem(getattr(base, name).get_secret_value())
-    }
+    given = [name for name in SECRET_SETTINGS if getattr(base, name).get_secret_value().strip()]
+    base.require_secrets(*given)
+    fresh = {name: SecretStr(secrets.token_urlsafe(32)) for name in SECRET_SETTINGS if name not in given}
     return base.model_copy(update=fresh)
 
 
@@ -508,15 +523,34 @@ def temporal_failure(message: str, *, tls: bool) -> tuple[str, str]:
     return "connection failed", "check JOURNEYS_TEMPORAL_ADDRESS (and JOURNEYS_TEMPORAL_TLS)"
 
 
-def build_store(settings: Settings) -> Store:
+def build_store(settings: Settings, *, create: bool = True) -> Store:
     """The store for the configured database.
 
+    A new SQLite file is made readable by its owner only (it holds customers' contact details).
+
+    Args:
+        settings: the settings.
+        create: make a missing SQLite file (and its directory); False for read-only commands.
+
     Raises:
-        ConfigError: the URL does not parse or names a driver that is not installed.
+        ConfigError: the URL does not parse or names a driver that is not installed; without
+            ``create``, the SQLite file does not exist.
     """
-    url = make_url(settings.database_url) if "://" in settings.database_url else None
+    try:
+        url = make_url(settings.database_url) if "://" in settings.database_url else None
+    except ArgumentError:
+        url = None
     if url is not None and url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        path = Path(url.database).expanduser()
+        if not path.exists():
+            if not create:
+                raise ConfigError(
+                    f"no store at {path}: JOURNEYS_DATABASE_URL names a file that does not exist; point it at "
+                    "the worker's store (or run `journeys db upgrade` to make an empty one)"
+                )
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(FileExistsError):  # another process made it first
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     try:
         return Store.from_url(settings.database_url, connect_timeout=settings.database_connect_timeout_seconds)
     except (ImportError, ArgumentError) as exc:
@@ -527,13 +561,13 @@ def build_store(settings: Settings) -> Store:
         ) from None
 
 
-async def open_store(settings: Settings) -> Store:
-    """The store, connected and migrated to the newest schema.
+async def open_store(settings: Settings, *, create: bool = True) -> Store:
+    """The store, connected and migrated to the newest schema (``create``: see :func:`build_store`).
 
     Raises:
         ConfigError: the database cannot be reached or refuses us (one line, no password).
     """
-    store = build_store(settings)
+    store = build_store(settings, create=create)
     url = make_url(settings.database_url)
     where = f"database at {url.host or 'localhost'}:{url.port or 5432}" if url.host else f"database {url.database}"
     hint = "check JOURNEYS_DATABASE_URL"
@@ -609,10 +643,15 @@ def provider_problem(settings: Settings, *, webhooks: bool) -> str | None:
             return "JOURNEYS_BIZGO_CALLER_NUMBER is not set: the caller number registered with Bizgo"
         if Channel.RCS in own and not (settings.bizgo_rcs_brand_key and settings.bizgo_rcs_format_id):
             return "JOURNEYS_BIZGO_RCS_BRAND_KEY and JOURNEYS_BIZGO_RCS_FORMAT_ID must be set to send RCS"
-        if webhooks and settings.bizgo_receipts == "webhook" and not settings.bizgo_webhook_secret.get_secret_value():
-            return (
-                "JOURNEYS_BIZGO_WEBHOOK_SECRET is not set: Bizgo gives it on request; no report is accepted without it"
-            )
+        if webhooks and settings.bizgo_receipts == "webhook":
+            problem = secret_problem(settings.bizgo_webhook_secret.get_secret_value())
+            if problem == "is not set":
+                return (
+                    "JOURNEYS_BIZGO_WEBHOOK_SECRET is not set: Bizgo gives it on request; "
+                    "no report is accepted without it"
+                )
+            if problem:
+                return f"JOURNEYS_BIZGO_WEBHOOK_SECRET {problem}: use the secret Bizgo issued for report webhooks"
     if webhooks:
         return None  # the other providers post no receipts
     if "fcm" in routed and not settings.fcm_service_account.get_secret_value().strip():

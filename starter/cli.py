@@ -189,11 +189,12 @@ def worker() -> None:
         "JOURNEYS_TASK_QUEUE",
         _STORE,
         "JOURNEYS_API_KEY (required)",
-        "JOURNEYS_INBOX_TOKEN_SECRET (required)",
+        "JOURNEYS_INBOX_TOKEN_SECRET (without it /inbox is not served)",
         _ROUTING,
         "JOURNEYS_SANDBOX_WEBHOOK_SECRET (required while a channel routes to the sandbox)",
         "JOURNEYS_BIZGO_WEBHOOK_SECRET (required while Bizgo reports by webhook)",
         "JOURNEYS_WEBHOOK_MAX_BODY_BYTES",
+        "JOURNEYS_EVENTS_PER_SECOND, JOURNEYS_EVENTS_BURST, JOURNEYS_RECEIPTS_PER_SECOND, JOURNEYS_RECEIPTS_BURST",
         "JOURNEYS_DOCS_ENABLED",
         "JOURNEYS_METRICS_HOST, JOURNEYS_WEBHOOK_METRICS_PORT",
         _LOGS,
@@ -211,7 +212,8 @@ def webhooks(
     from starter.webhooks import webhook_app_for
 
     settings = _settings()
-    settings.require_secrets(*WEBHOOK_SECRETS, *provider_secrets(settings, webhooks=True))
+    inbox = ("inbox_token_secret",) if settings.inbox_token_secret.get_secret_value().strip() else ()
+    settings.require_secrets(*WEBHOOK_SECRETS, *inbox, *provider_secrets(settings, webhooks=True))
     problem = provider_problem(settings, webhooks=True)
     if problem:
         raise ConfigError(problem)
@@ -425,7 +427,7 @@ def _with_journeys(action: Callable[[Any], Awaitable[None]]) -> Coroutine[Any, A
     settings = _settings()
 
     async def run() -> None:
-        journeys = await Journeys.connect(settings)
+        journeys = await Journeys.connect(settings, create_store=False)  # operators' commands make no store
         try:
             await action(journeys)
         finally:
@@ -583,7 +585,7 @@ def report(
         raise typer.BadParameter("must be before --until (or now)", param_hint="--since")
 
     async def build() -> None:
-        store = await open_store(settings)
+        store = await open_store(settings, create=False)
         try:
             made = await journey_report(
                 store, since=start, until=end, attribution=timedelta(days=window), journey=journey

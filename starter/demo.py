@@ -23,7 +23,7 @@ from activities import KST, Channel, CustomerProfile
 from activities.codec import new_key, with_codec
 from activities.metrics import serve_metrics
 from providers.sandbox import ReceiptTiming
-from starter.dev import secrets_help, serve_codec
+from starter.dev import codec_help, secrets_help, serve_codec
 from starter.devserver import start_dev_server, until_interrupted
 from starter.report import journey_report, render_table
 from starter.stack import Stack, embedded_stack
@@ -219,7 +219,7 @@ async def run_demo(
                 update={"codec_keys": SecretStr(new_key("demo")), "codec_server_token": SecretStr(token_urlsafe(32))}
             )
             codec_url = await running.enter_async_context(serve_codec(settings, codec_port))
-        env = await start_dev_server(port=port, ui_port=ui_port if keep else None, ui_codec_endpoint=codec_url)
+        env = await start_dev_server(port=port, ui_port=ui_port if keep else None)
         running.push_async_callback(env.shutdown)
         if keep and metrics_port:
             serve_metrics(metrics_port)
@@ -299,10 +299,8 @@ async def _demo(
                     if metrics_port:
                         typer.echo(f"Metrics: http://127.0.0.1:{metrics_port}/metrics")
                     if codec_url:
-                        typer.echo(
-                            f"Payloads are encrypted (a key made for this run); the UI decodes them through "
-                            f"the codec server at {codec_url.rsplit('/', 1)[0]}/…"
-                        )
+                        for line in codec_help(codec_url, settings.codec_server_token.get_secret_value()):
+                            typer.echo(line)
                     for line in secrets_help(stack.settings):
                         typer.echo(line)
                     await until_interrupted()

@@ -20,6 +20,20 @@ from starter.stack import embedded_stack
 from worker import Settings, secret_problem, without_password
 
 
+def codec_help(codec_url: str, token: str) -> list[str]:
+    """How to see payloads decoded: the UI through a setting kept in the browser, the CLI with a header.
+
+    The token is never given to the Temporal server: its command line is readable by every local
+    user, and the UI serves its settings (``/api/v1/settings``) to anyone who reaches it.
+    """
+    return [
+        f"codec server: {codec_url} (payloads are encrypted). To see them decoded in the Temporal UI, open its",
+        "  codec server settings (the data-encoder icon in the top bar) and enter this endpoint, kept in",
+        f"  your browser only: {codec_url}/{token}",
+        f'  temporal CLI: --codec-endpoint {codec_url} --codec-auth "Bearer $JOURNEYS_CODEC_SERVER_TOKEN"',
+    ]
+
+
 def secrets_help(settings: Settings) -> list[str]:
     """How to use this run's development secrets (random per run unless set in the environment)."""
     return [
@@ -31,11 +45,7 @@ def secrets_help(settings: Settings) -> list[str]:
         "  /events takes 'Authorization: Bearer $JOURNEYS_API_KEY'; /inbox/{customer_id} takes a token from",
         "  Journeys.inbox_token(customer_id) built with the same JOURNEYS_INBOX_TOKEN_SECRET.",
     ] + (
-        [
-            f"  JOURNEYS_CODEC_SERVER_TOKEN={settings.codec_server_token.get_secret_value()}",
-            "  (temporal ... --codec-endpoint http://127.0.0.1:8081 "
-            '--codec-auth "Bearer $JOURNEYS_CODEC_SERVER_TOKEN")',
-        ]
+        [f"  JOURNEYS_CODEC_SERVER_TOKEN={settings.codec_server_token.get_secret_value()}"]
         if settings.codec_keys.get_secret_value() and settings.codec_server_token.get_secret_value()
         else []
     )
@@ -61,12 +71,7 @@ async def run_dev(
         codec_url = None
         if codec_port is not None:
             codec_url = await running.enter_async_context(serve_codec(settings, codec_port))
-        env = await start_dev_server(
-            port=port,
-            ui_port=ui_port,
-            database_file=str(settings.data_dir / "temporal.db"),
-            ui_codec_endpoint=codec_url,
-        )
+        env = await start_dev_server(port=port, ui_port=ui_port, database_file=str(settings.data_dir / "temporal.db"))
         running.push_async_callback(env.shutdown)
         client = with_codec(env.client, settings.codec())
         if metrics_port is not None:
@@ -89,7 +94,8 @@ async def run_dev(
                     f"Temporal state temporal.db); other commands use the same by default"
                 )
                 if codec_url is not None:
-                    typer.echo(f"codec server: {codec_url} (payloads are encrypted; the UI decodes through it)")
+                    for line in codec_help(codec_url, settings.codec_server_token.get_secret_value()):
+                        typer.echo(line)
                 if metrics_port is not None:
                     typer.echo(f"metrics: http://{settings.metrics_host}:{metrics_port}/metrics")
                 for line in secrets_help(stack.settings):
@@ -121,14 +127,11 @@ def codec_settings(settings: Settings) -> Settings:
 
 @asynccontextmanager
 async def serve_codec(settings: Settings, port: int, host: str = "127.0.0.1") -> AsyncIterator[str]:
-    """Run the codec server for ``settings`` until the block ends; yields the UI's codec endpoint.
-
-    The endpoint carries the token in its path (the dev UI has no login to pass one).
-    """
+    """Run the codec server for ``settings`` until the block ends; yields its URL (see ``codec_help``)."""
     codec = settings.codec()
     if codec is None:
         raise ConfigError("JOURNEYS_CODEC_KEYS is not set: `journeys codec-key` makes a key")
     token = settings.codec_server_token.get_secret_value()
     app = codec_app(codec, token=token, origins=settings.codec_server_origins)
     async with serving(app, host=host, port=port) as url:
-        yield f"{url}/{token}"
+        yield url

@@ -33,7 +33,6 @@ async def start_dev_server(
     port: int | None = None,
     ui_port: int | None = None,
     database_file: str | None = None,
-    ui_codec_endpoint: str | None = None,
 ) -> WorkflowEnvironment:
     """Start the dev server with our search attributes registered.
 
@@ -41,7 +40,6 @@ async def start_dev_server(
         port: gRPC port (default: a free one).
         ui_port: serve the Temporal UI on this port (default: no UI).
         database_file: keep the server's state in this SQLite file (default: in memory).
-        ui_codec_endpoint: the codec server the UI decodes payloads through.
     """
     return await WorkflowEnvironment.start_local(
         dev_server_existing_path=find_binary("temporal"),
@@ -52,7 +50,6 @@ async def start_dev_server(
         data_converter=pydantic_data_converter,
         dev_server_database_filename=database_file,
         dev_server_log_level="error",
-        dev_server_extra_args=["--ui-codec-endpoint", ui_codec_endpoint] if ui_codec_endpoint else [],
     )
 
 

@@ -5,10 +5,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Annotated, Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError, WorkflowUpdateStage
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateStage,
+)
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
@@ -88,6 +96,22 @@ SIGNAL_WITH_START_ATTEMPTS = 3
 _ENGAGEMENTS = {EventType.MESSAGE_OPENED: "opened", EventType.MESSAGE_CLICKED: "clicked"}
 
 
+class Delivery(StrEnum):
+    """What became of an event sent to one journey. True only when a running journey got it.
+
+    ``if await journeys.order_shipped(order_id):`` reads as before; compare with the members to
+    tell why an event was not delivered.
+    """
+
+    DELIVERED = "delivered"  # a running journey got it
+    DUPLICATE = "duplicate"  # its event_id reached this running journey before: dropped
+    LIMITED = "limited"  # the journey already took as many events of this type as it can use: dropped
+    ENDED = "ended"  # the journey has ended: nothing heard it
+
+    def __bool__(self) -> bool:
+        return self is Delivery.DELIVERED
+
+
 class JourneySummary(BaseModel):
     """One journey in a list (``Journeys.list_journeys``, ``journeys list``)."""
 
@@ -162,6 +186,48 @@ def _parse(model: type[M], value: M | Mapping[str, Any], what: str) -> M:
         raise InvalidInput.from_validation(what, exc) from None
 
 
+def link_problem(url: str, hosts: Sequence[str]) -> str | None:
+    """Why ``url`` may not go out in a message under the shop's name, or None.
+
+    Only ``https`` URLs on one of ``hosts`` (``JOURNEYS_LINK_HOSTS``; an entry ``.shop.example``
+    also allows its subdomains), with no user name or password in them.
+    """
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower().rstrip(".")
+        port = parts.port  # raises on a port that is no number
+    except ValueError:
+        return "is not a URL"
+    if parts.scheme.lower() != "https":
+        return "must be an https URL"
+    if not host or parts.username is not None or parts.password is not None or (port is not None and port != 443):
+        return "must name a host only (no user, password or port)"
+    for allowed in hosts:
+        allowed = allowed.lower().rstrip(".")
+        if host == allowed.lstrip(".") or (allowed.startswith(".") and host.endswith(allowed)):
+            return None
+    return (
+        f"host {host[:100]} is not one of JOURNEYS_LINK_HOSTS ({', '.join(hosts) or 'none'}); add the shop's host there"
+    )
+
+
+def check_links(what: str, model: BaseModel, hosts: Sequence[str]) -> None:
+    """Every URL field of ``model`` (``url``, ``*_url``) passes :func:`link_problem`.
+
+    Raises:
+        InvalidInput: one line per bad link, naming the field.
+    """
+    problems = []
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if (name == "url" or name.endswith("_url")) and isinstance(value, str):
+            problem = link_problem(value.replace("{order_id}", "order"), hosts)
+            if problem:
+                problems.append(f"{name}: {problem}")
+    if problems:
+        raise InvalidInput(what, problems)
+
+
 def checked_event(event: JourneyEvent | Mapping[str, Any]) -> JourneyEvent:
     """An event whose ``data`` fits its type (``workflows.EVENT_DATA``), ready to signal.
 
@@ -194,6 +260,8 @@ class Journeys:
         journeys: the journey classes the worker runs; ``emit`` routes an event to those of the
             customer's runs whose class hears it (``listens_to``, ``exit_events``). Default: the
             reference journeys; add your own.
+        link_hosts: the hosts links a caller passes (a cart's ``url``, per-journey review and sale
+            URLs) may point to, over https (``JOURNEYS_LINK_HOSTS``).
     """
 
     def __init__(
@@ -211,6 +279,7 @@ class Journeys:
         win_back: WinBackSettings | None = None,
         consent_notices: bool = False,
         journeys: Sequence[type[JourneyWorkflow]] = (),
+        link_hosts: Sequence[str] = ("shop.example",),
     ) -> None:
         self.client = client
         self.store = store
@@ -224,15 +293,20 @@ class Journeys:
         self.consent_notices = consent_notices
         self.win_back = win_back or WinBackSettings()
         self.journey_classes = [*ALL_WORKFLOWS, *(j for j in journeys if j not in ALL_WORKFLOWS)]
+        self.link_hosts = tuple(link_hosts)
 
     @classmethod
-    async def connect(cls, settings: Settings | None = None, **kwargs: Any) -> Journeys:
-        """Connect to Temporal and the store as ``settings`` (a ``worker.Settings``) say."""
+    async def connect(cls, settings: Settings | None = None, *, create_store: bool = True, **kwargs: Any) -> Journeys:
+        """Connect to Temporal and the store as ``settings`` (a ``worker.Settings``) say.
+
+        ``create_store=False``: a missing SQLite store is an error, not made (read-only commands).
+        """
         settings = settings or load_settings()
-        store = await open_store(settings)
+        store = await open_store(settings, create=create_store)
         kwargs.setdefault("inbox_token_secret", settings.inbox_token_secret.get_secret_value())
         kwargs.setdefault("templates", journey_templates(settings))
         kwargs.setdefault("consent_notices", settings.consent_notices)
+        kwargs.setdefault("link_hosts", settings.link_hosts)
         return cls(await connect_client(settings), store, task_queue=settings.task_queue, **kwargs)
 
     async def close(self) -> None:
@@ -271,6 +345,8 @@ class Journeys:
         journey_settings = (
             self.post_purchase if settings is None else _parse(PostPurchaseSettings, settings, "settings")
         )
+        if settings is not None:
+            check_links("settings", journey_settings, self.link_hosts)
         if profile.customer_id != order.customer_id:
             raise InvalidInput("order", ["customer_id: does not match the customer's id"])
         variables = {
@@ -374,6 +450,7 @@ class Journeys:
         """
         customer_id = _validated(_CUSTOMER_ID, customer_id, "customer_id")
         parsed = _parse(Cart, cart, "cart")
+        check_links("cart", parsed, self.link_hosts)
         profile = None if customer is None else _parse(CustomerProfile, customer, "customer")
         if profile is not None and profile.customer_id != customer_id:
             raise InvalidInput("customer", ["customer_id: does not match"])
@@ -413,7 +490,7 @@ class Journeys:
             await self.store.remember_event(workflow_id, event_id)
         return handle
 
-    async def cart_cleared(self, customer_id: str) -> bool:
+    async def cart_cleared(self, customer_id: str) -> Delivery:
         """End the customer's cart journey (the cart was emptied); False if none runs."""
         customer_id = _validated(_CUSTOMER_ID, customer_id, "customer_id")
         return await self._signal_if_running(cart_id(customer_id), JourneyEvent(type=EventType.CART_CLEARED))
@@ -474,7 +551,7 @@ class Journeys:
         delivered = 0
         for journey in hearing:
             for workflow_id in journey.workflow_ids(customer_id, orders, event):
-                delivered += await self._signal_if_running(workflow_id, event)
+                delivered += bool(await self._signal_if_running(workflow_id, event))
         return delivered
 
     async def unsubscribe(self, customer_id: str, channels: list[Channel] | None = None) -> None:
@@ -579,8 +656,8 @@ class Journeys:
 
     async def signal_journey(
         self, journey: type[JourneyWorkflow], event: JourneyEvent | Mapping[str, Any], *, key: str
-    ) -> bool:
-        """Signal ``event`` to the run of ``journey`` with id ``{journey}:{key}``; False if none runs.
+    ) -> Delivery:
+        """Signal ``event`` to the run of ``journey`` with id ``{journey}:{key}`` (see :class:`Delivery`).
 
         Raises:
             InvalidInput: the key or the event is malformed.
@@ -623,42 +700,65 @@ class Journeys:
             static_summary="Consent notices every two years",
         )
 
-    async def _signal_if_running(self, workflow_id: str, event: JourneyEvent) -> bool:
-        """Signal a journey; False when it is not running (ended or never started).
+    async def _signal_if_running(self, workflow_id: str, event: JourneyEvent) -> Delivery:
+        """Signal a journey; what became of the event (see :class:`Delivery`).
 
-        An event whose id this journey was already signalled is dropped here (True): redelivered
-        events never reach history, which has a size limit.
+        An event whose id this journey was already signalled is dropped here, and so is one of a
+        type the journey has taken as many of as it can use (``JourneyWorkflow.event_limit``):
+        neither reaches history, which has a size limit, whatever ids a caller makes up.
         """
         event_id = event.event_id
         if event_id is not None and await self.store.event_seen(workflow_id, event_id):
-            return True
+            return Delivery.DUPLICATE if await self._running(workflow_id) else Delivery.ENDED
+        journey = self._journey_of(workflow_id)
+        limit = journey.event_limit(event.type) if journey is not None else None
+        if limit is not None:
+            # A journey whose id later runs reuse counts per day; any other, over its one run.
+            bucket = datetime.now(UTC).strftime("%Y-%m-%d") if journey and journey.reuses_workflow_id else ""
+            if not await self.store.count_event(workflow_id, event.type.value, limit=limit, bucket=bucket):
+                return Delivery.LIMITED if await self._running(workflow_id) else Delivery.ENDED
         try:
             await self.client.get_workflow_handle(workflow_id).signal(event_signal(event), event)
         except RPCError as exc:
             if exc.status is RPCStatusCode.NOT_FOUND:
-                return False
+                return Delivery.ENDED
             raise
         if event_id is not None:
             await self.store.remember_event(workflow_id, event_id)
-        return True
+        return Delivery.DELIVERED
 
-    async def order_shipped(self, order_id: str, **data: Any) -> bool:
-        """Tell the order's journey it shipped; False if the journey already ended."""
+    def _journey_of(self, workflow_id: str) -> type[JourneyWorkflow] | None:
+        """The registered journey class whose ids look like ``workflow_id`` (``{journey}:...``)."""
+        name = workflow_id.split(":", 1)[0]
+        return next((j for j in self.journey_classes if j.journey == name), None)
+
+    async def _running(self, workflow_id: str) -> bool:
+        """Whether a run of ``workflow_id`` is running now (False: ended, or never started)."""
+        try:
+            described = await self.client.get_workflow_handle(workflow_id).describe()
+        except RPCError as exc:
+            if exc.status is RPCStatusCode.NOT_FOUND:
+                return False
+            raise
+        return described.status is WorkflowExecutionStatus.RUNNING
+
+    async def order_shipped(self, order_id: str, **data: Any) -> Delivery:
+        """Tell the order's journey it shipped; true if a running journey got it (see :class:`Delivery`)."""
         return await self._order_event(order_id, EventType.ORDER_SHIPPED, data)
 
-    async def order_delivered(self, order_id: str, **data: Any) -> bool:
-        """Tell the order's journey it was delivered; False if the journey already ended."""
+    async def order_delivered(self, order_id: str, **data: Any) -> Delivery:
+        """Tell the order's journey it was delivered; true if a running journey got it (see :class:`Delivery`)."""
         return await self._order_event(order_id, EventType.ORDER_DELIVERED, data)
 
-    async def order_cancelled(self, order_id: str, **data: Any) -> bool:
-        """End the order's journey; nothing more is sent. False if it already ended."""
+    async def order_cancelled(self, order_id: str, **data: Any) -> Delivery:
+        """End the order's journeys (post-purchase and care); nothing more is sent. False if it already ended."""
         return await self._order_event(order_id, EventType.ORDER_CANCELLED, data)
 
-    async def order_refunded(self, order_id: str, **data: Any) -> bool:
+    async def order_refunded(self, order_id: str, **data: Any) -> Delivery:
         """End the order's journey like a cancellation."""
         return await self._order_event(order_id, EventType.ORDER_REFUNDED, data)
 
-    async def _order_event(self, order_id: str, event_type: EventType, data: dict[str, Any]) -> bool:
+    async def _order_event(self, order_id: str, event_type: EventType, data: dict[str, Any]) -> Delivery:
         order_id = _validated(_ORDER_ID, order_id, "order_id")
         event = checked_event({"type": event_type, "event_id": f"{event_type.value}:{order_id}", "data": data})
         return await self.signal_event(post_purchase_id(order_id), event)
@@ -784,16 +884,18 @@ class Journeys:
         """A journey's timeline so far (works on running and finished journeys)."""
         return await self.client.get_workflow_handle(workflow_id).query(JourneyWorkflow.timeline)
 
-    async def signal_event(self, workflow_id: str, event: JourneyEvent) -> bool:
+    async def signal_event(self, workflow_id: str, event: JourneyEvent) -> Delivery:
         """Deliver an event to one journey.
 
         Returns:
-            True if a running journey got it, False if that journey has ended.
+            ``Delivery.DELIVERED`` (true) if a running journey got it; otherwise (false) why not:
+            ``DUPLICATE`` (that event id reached the running journey before), ``LIMITED`` (the
+            journey took as many events of this type as it can use) or ``ENDED``.
 
         Raises:
             JourneyNotFound: no journey with that id was ever started.
         """
-        if await self._signal_if_running(workflow_id, event):
-            return True
-        await self._describe_or_not_found(workflow_id)  # ended, or never started?
-        return False
+        delivery = await self._signal_if_running(workflow_id, event)
+        if delivery is Delivery.ENDED:
+            await self._describe_or_not_found(workflow_id)  # ended, or never started?
+        return delivery

@@ -150,6 +150,7 @@ async def embedded_stack(
             care_segment=care_segment,
             inbox_token_secret=settings.inbox_token_secret.get_secret_value(),
             consent_notices=consent_notices,
+            link_hosts=settings.link_hosts,
         )
         webhook_holder: dict[str, Any] = {}
 

@@ -131,7 +131,7 @@ async def test_events_endpoint_needs_the_api_key(
             await http.post("/events", json={**event, "order_id": "x' OR 1=1"}, headers=stack.api_auth())
         ).status_code == 422
         ok = await http.post("/events", json=event, headers=stack.api_auth())
-        assert ok.status_code == 202 and ok.json() == {"delivered": 1}
+        assert ok.status_code == 202 and ok.json() == {"delivered": 1, "outcome": "delivered"}
         result = await handle.result()
         missing = await http.post("/events", json={**event, "order_id": "never-paid"}, headers=stack.api_auth())
     assert result.outcome == "exited:order.cancelled"
