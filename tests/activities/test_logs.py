@@ -52,6 +52,26 @@ def test_every_phone_and_email_form_is_masked_however_deeply_nested(phone: str, 
     assert phone not in rendered and email not in rendered
 
 
+FULL_WIDTH = str.maketrans("0123456789-+() .", "０１２３４５６７８９－＋（）\u3000．")
+
+
+@given(phone=phones, email=emails, filler=st.text(alphabet="가나다 abc,:", max_size=20))
+def test_full_width_and_percent_encoded_forms_are_masked_too(phone: str, email: str, filler: str) -> None:
+    wide = phone.translate(FULL_WIDTH)
+    encoded = email.replace("@", "%40").replace("+", "%2B")
+    url = f"https://shop.example/track?who={encoded}&n={filler}"
+    for text in (f"{filler}{wide}{filler}", url, f"call {wide} or mail {encoded}"):
+        masked = mask(text)
+        assert wide not in masked and encoded not in masked, masked
+        assert mask(masked) == masked  # masking is stable: a masked text passes the Updates' check
+
+
+@given(text=st.text(alphabet="가나다라 abcｘｙｚ%０１２!?", max_size=40))
+def test_text_without_contact_data_is_left_as_it_is(text: str) -> None:
+    masked = mask(text)
+    assert masked == text or "<phone>" in masked or "<email>" in masked
+
+
 @pytest.mark.parametrize(
     "key", ["to", "phone", "email", "name", "customer_name", "push_tokens", "body", "Authorization"]
 )

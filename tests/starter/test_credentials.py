@@ -228,3 +228,136 @@ async def test_docs_when_enabled_load_nothing_from_the_internet(stack: Stack) ->
     assert page.status_code == 200 and spec.status_code == 200 and "/events" in spec.json()["paths"]
     assert "http://" not in page.text and "https://" not in page.text  # every asset is served here
     assert all(a.status_code == 200 and len(a.content) > 10_000 for a in assets)
+
+
+# -- a secret that was given is kept or refused, never replaced ----------------------------------------
+
+BAD_GIVEN = ["x", "short-but-set", "sandbox-webhook-secret", "changeme", "a" * 40, "0123" * 10]
+
+
+@pytest.mark.parametrize("name", SECRET_SETTINGS)
+@pytest.mark.parametrize("value", BAD_GIVEN)
+def test_a_given_secret_that_cannot_serve_is_refused_in_one_line(name: str, value: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        dev_settings(Settings(_env_file=None, **{name: SecretStr(value)}))  # type: ignore[call-arg]
+    message = str(refused.value)
+    assert message.startswith(f"JOURNEYS_{name.upper()} ") and "\n" not in message and value not in message
+
+
+async def test_the_embedded_stack_refuses_a_given_short_key_instead_of_replacing_it(
+    env: object, tmp_path: object
+) -> None:
+    from starter.testing import journey_kit
+
+    with pytest.raises(ConfigError, match="^JOURNEYS_API_KEY is shorter than 32 bytes"):
+        async with journey_kit(env, tmp_path / "j.db", settings=Settings(api_key=SecretStr("tooshort"))):  # type: ignore[arg-type, operator]
+            pass
+
+
+@pytest.mark.parametrize("value", ["x", "changeme", "a" * 40, "short-bizgo-secret"])
+def test_every_secret_that_verifies_webhooks_gets_the_same_checks(value: str) -> None:
+    from worker import provider_problem
+
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        routes={"alimtalk": ["bizgo"]},
+        bizgo_api_key=SecretStr("issued-by-bizgo"),
+        bizgo_sender_key="SENDER-1",
+        bizgo_webhook_secret=SecretStr(value),
+    )
+    problem = provider_problem(settings, webhooks=True)
+    assert problem is not None and problem.startswith("JOURNEYS_BIZGO_WEBHOOK_SECRET ") and value not in problem
+    good = settings.model_copy(update={"bizgo_webhook_secret": SecretStr(GOOD)})
+    assert provider_problem(good, webhooks=True) is None
+
+
+async def test_a_provider_no_channel_routes_to_has_no_webhook(stack: Stack) -> None:
+    """The sandbox is always configured; in production nothing routes to it, so its known secret opens nothing."""
+    from activities import Channel
+    from providers import ProviderRegistry
+    from starter.webhooks import create_webhook_app
+
+    inbox = stack.providers.get("inbox")
+    routed = ProviderRegistry(
+        {"sandbox": stack.providers.get("sandbox"), "inbox": inbox}, routes={Channel.IN_APP: "inbox"}
+    )
+    app = create_webhook_app(stack.journeys, routed, api_key=GOOD)
+    body = b'{"receipts": []}'
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://h") as http:
+        resp = await http.post("/webhooks/sandbox", content=body, headers=stack.signed_receipts(body))
+    assert resp.status_code == 404
+
+
+async def test_without_an_inbox_secret_the_webhook_app_serves_events_and_receipts_only(stack: Stack) -> None:
+    from starter.webhooks import webhook_app_for
+
+    settings = stack.settings.model_copy(update={"inbox_token_secret": SecretStr("")})
+    app = webhook_app_for(settings, stack.journeys, stack.providers)
+    body = b'{"receipts": []}'
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://h") as http:
+        inbox = await http.get("/inbox/c-1", headers={"Authorization": "Bearer anything"})
+        events = await http.post("/events", json={"type": "app.opened", "customer_id": "c-1"}, headers=stack.api_auth())
+        receipts = await http.post("/webhooks/sandbox", content=body, headers=stack.signed_receipts(body))
+    assert (inbox.status_code, events.status_code, receipts.status_code) == (404, 202, 200)
+
+
+@pytest.mark.parametrize(
+    ("url", "secret", "setting"),
+    [
+        ("http://shop.example/m", "whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldY", "JOURNEYS_WEBHOOK_CHANNEL_URL"),
+        (
+            "https://user:pw@shop.example/m",
+            "whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldY",
+            "JOURNEYS_WEBHOOK_CHANNEL_URL",
+        ),
+        ("https://shop.example/m", "whsec_eA==", "JOURNEYS_WEBHOOK_CHANNEL_SECRET"),  # one byte
+        ("https://shop.example/m", "whsec_" + "A" * 32, "JOURNEYS_WEBHOOK_CHANNEL_SECRET"),  # 24 zero bytes
+        ("https://shop.example/m", "QUJDREVGR0hJSktMTU5PUFFSU1RVVldY", "JOURNEYS_WEBHOOK_CHANNEL_SECRET"),
+    ],
+)
+def test_the_webhook_channel_needs_https_and_a_real_key(url: str, secret: str, setting: str) -> None:
+    from providers.webhook_channel import SignedWebhookProvider
+
+    with pytest.raises(ConfigError, match=f"^{setting} "):
+        SignedWebhookProvider(httpx.AsyncClient(), url=url, secret=secret)
+
+
+def test_a_new_sqlite_store_is_readable_by_its_owner_only(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from worker import build_store
+
+    path = Path(str(tmp_path)) / "data" / "journeys.db"
+    build_store(Settings(_env_file=None, database_url=f"sqlite+aiosqlite:///{path}"))  # type: ignore[call-arg]
+    assert path.exists() and path.stat().st_mode & 0o777 == 0o600
+
+
+def test_read_only_commands_make_no_store(tmp_path: object) -> None:
+    from pathlib import Path
+
+    missing = Path(str(tmp_path)) / "nowhere" / "journeys.db"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JOURNEYS_")}
+    env["JOURNEYS_DATABASE_URL"] = f"sqlite+aiosqlite:///{missing}"
+    proc = subprocess.run(
+        [sys.executable, "-m", "starter.cli", "report"],
+        env=env,
+        cwd=str(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and "no store at" in proc.stderr
+    assert not missing.parent.exists()
+
+
+def test_the_codec_token_is_given_to_the_browser_not_to_the_server() -> None:
+    import inspect
+
+    from starter.dev import codec_help
+    from starter.devserver import start_dev_server
+
+    lines = codec_help("http://127.0.0.1:9191", "tok-" + GOOD)
+    assert f"http://127.0.0.1:9191/tok-{GOOD}" in "\n".join(lines)
+    assert any("--codec-endpoint http://127.0.0.1:9191 " in line for line in lines)  # the port chosen
+    assert "codec" not in str(inspect.signature(start_dev_server))
