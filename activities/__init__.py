@@ -4,7 +4,7 @@ Workflows import the types and activity references below; nothing here is determ
 """
 
 from activities.customers import CustomerProfile
-from activities.policy import KST, PolicyConfig
+from activities.policy import CHANNEL_SKIPS, CUSTOMER_SKIPS, KST, PolicyConfig
 from activities.send import (
     CONFIG_ERROR,
     OUTCOME_UNKNOWN,
@@ -37,6 +37,8 @@ from providers import (
 )
 
 __all__ = [
+    "CHANNEL_SKIPS",
+    "CUSTOMER_SKIPS",
     "CONFIG_ERROR",
     "EDGE",
     "KST",

@@ -630,7 +630,8 @@ class SendActivities:
     def _refused(self, req: SendRequest, key: str, refused: ContactRefused) -> SendOutcome:
         """The outcome of a claim the contact policy refused: deferred while it may pass later, else skipped."""
         later = refused.not_before
-        deferrable = refused.reason == "priority_grace" or (refused.reason == "frequency_cap" and req.on_cap == "defer")
+        capped = refused.reason in ("frequency_cap", "channel_frequency_cap")
+        deferrable = refused.reason == "priority_grace" or (capped and req.on_cap == "defer")
         if later is not None and deferrable and (req.defer_until is None or later <= req.defer_until):
             return SendOutcome(
                 status=OutcomeStatus.DEFERRED,

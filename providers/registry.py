@@ -73,6 +73,29 @@ class ProviderRegistry:
         """Names of all configured providers."""
         return sorted(self._providers)
 
+    def replace(self, name: str, provider: Provider) -> Provider:
+        """Put ``provider`` where the provider ``name`` was (every channel routed to it); returns the one replaced.
+
+        For tests of faults (``starter.testing.JourneyKit.replace_provider``): the registry is shared
+        by the send activity, so the next send uses it.
+
+        Raises:
+            ConfigError: no such provider.
+        """
+        old = self.get(name)
+        self._providers[name] = provider
+        return old
+
+    def set_chain(self, channel: Channel, names: Sequence[str]) -> None:
+        """Route ``channel`` through ``names`` in order (empty: no provider).
+
+        Raises:
+            ConfigError: a name that is not configured.
+        """
+        for name in names:
+            self.get(name)
+        self._chains[channel] = list(names)
+
     def routed(self) -> list[str]:
         """Names of the providers some channel sends through (first or as a failover): whose receipts count."""
         names = {n for chain in self._chains.values() for n in chain}

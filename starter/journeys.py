@@ -761,6 +761,11 @@ class Journeys:
     async def _order_event(self, order_id: str, event_type: EventType, data: dict[str, Any]) -> Delivery:
         order_id = _validated(_ORDER_ID, order_id, "order_id")
         event = checked_event({"type": event_type, "event_id": f"{event_type.value}:{order_id}", "data": data})
+        if event_type in PostPurchaseCareJourney.exit_events:
+            # The order's care journey ends too (no ad or tier message after a cancellation).
+            customer_id = await self.store.order_customer(order_id)
+            if customer_id is not None:
+                await self._signal_if_running(care_id(customer_id, order_id), event)
         return await self.signal_event(post_purchase_id(order_id), event)
 
     # operators -------------------------------------------------------------------------------

@@ -65,6 +65,10 @@ class Stack:
         """The ``Authorization`` header ``/events`` takes with this stack's API key."""
         return {"Authorization": f"Bearer {self.settings.api_key.get_secret_value()}"}
 
+    def sandbox_auth(self) -> dict[str, str]:
+        """The ``Authorization`` header the sandbox's API (sends, lookups, ``/v1/control/...``) takes."""
+        return {"Authorization": f"Bearer {self.settings.sandbox_api_key.get_secret_value()}"}
+
     def inbox_auth(self, customer_id: str) -> dict[str, str]:
         """The ``Authorization`` header that opens ``customer_id``'s inbox (a fresh inbox token)."""
         return {"Authorization": f"Bearer {self.journeys.inbox_token(customer_id)}"}

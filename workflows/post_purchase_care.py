@@ -57,16 +57,25 @@ def care_id(customer_id: str, order_id: str) -> str:
 class PostPurchaseCareJourney(JourneyWorkflow):
     """One customer's two-week care journey.
 
-    Signals: ``event`` (``app.installed``, ``app.opened``), ``receipt``. Query: ``timeline``.
+    Signals: ``event`` (``app.installed``, ``app.opened``; ``order.cancelled`` and
+    ``order.refunded`` of its order end it), ``receipt``. Query: ``timeline``.
     """
 
     journey = JOURNEY
     steps = CARE_STEPS
     listens_to = APP_EVENTS
+    # A cancelled or refunded order ends its care journey: no ad, no tier message after it.
+    exit_events = frozenset({EventType.ORDER_CANCELLED, EventType.ORDER_REFUNDED})
 
     @classmethod
     def workflow_ids(cls, customer_id: str, orders: Sequence[str], event: JourneyEvent) -> list[str]:
-        """One care journey per order: every order's of the customer."""
+        """One care journey per order: every order's of the customer for app events.
+
+        An order's cancellation reaches only that order's care journey, through
+        ``Journeys.order_cancelled(order_id)``: a customer event names no order.
+        """
+        if event.type in cls.exit_events:
+            return []
         return [care_id(customer_id, o) for o in orders]
 
     @workflow.run

@@ -34,6 +34,7 @@ from temporalio.exceptions import TimeoutError as ActivityTimeout
 with workflow.unsafe.imports_passed_through():
     from activities import (
         CONFIG_ERROR,
+        CUSTOMER_SKIPS,
         KST,
         OUTCOME_UNKNOWN,
         UNKNOWN_CUSTOMER,
@@ -96,6 +97,10 @@ GATEWAY_FALLBACK = "gateway-fallback"
 # Patch id (v9): operators' Updates (skip_wait, exit, resend). Marked at a journey's first
 # operator action; a journey waits for a running resend before it ends or continues as new.
 OPERATOR_ACTIONS = "operator-actions"
+# Patch id (v10): a send skipped by a rule about the customer (CUSTOMER_SKIPS: unsubscribed, the
+# customer's frequency cap, a re-entry cooldown ...) ends its step; only a rule about one channel
+# (its address, its consent, its own cap) or a rejection moves the step to its next channel.
+CUSTOMER_SKIPS_END_STEP = "customer-skips-end-step"
 OUTAGE_FIRST_PAUSE = timedelta(minutes=1)
 # Bounds on what a run keeps, whatever arrives (docs/architecture.md §8a): events beyond these
 # are dropped before they reach the journey's state, and the timeline stops growing with them.
@@ -536,6 +541,8 @@ class JourneyWorkflow:
                     self.stage(self._stage_name)
                     self._record(step, Outcome.NOT_DELIVERED, None, "the store has no profile for this customer")
                     return StepResult(step=step)
+                if self._skipped_for_customer(step, outcome):
+                    return StepResult(step=step)
         self._record(step, Outcome.NOT_DELIVERED, None, "no channel delivered")
         return StepResult(step=step)
 
@@ -572,7 +579,18 @@ class JourneyWorkflow:
                 self._track_receipt(self._gateway_keys, outcome.idempotency_key, step)
             return StepResult(step=step)
         self._record_not_sent(step, first, outcome)
+        if self._skipped_for_customer(step, outcome):
+            return StepResult(step=step)
         return None
+
+    def _skipped_for_customer(self, step: str, outcome: SendOutcome) -> bool:
+        """Whether ``outcome`` is a skip by a rule about the customer (v10): then the step ends here."""
+        if outcome.status is not OutcomeStatus.SKIPPED or outcome.reason not in CUSTOMER_SKIPS:
+            return False
+        if outcome.reason == UNKNOWN_CUSTOMER or not workflow.patched(CUSTOMER_SKIPS_END_STEP):
+            return False
+        self._record(step, Outcome.NOT_DELIVERED, None, f"{outcome.reason} holds on every channel; none other tried")
+        return True
 
     def _record_not_sent(self, step: str, channel: Channel, outcome: SendOutcome) -> None:
         """A send that did not go out: rejected, skipped (by policy or profile), or failed after retries."""

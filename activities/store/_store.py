@@ -128,7 +128,8 @@ class ContactLimits(BaseModel):
 class ContactRefused(Exception):  # noqa: N818 - a refusal, not a failure
     """A new claim the contact policy refused; nothing was inserted.
 
-    ``reason`` is ``duplicate_content``, ``frequency_cap`` or ``priority_grace``; ``not_before``
+    ``reason`` is ``duplicate_content``, ``frequency_cap`` (the customer's cap over every channel),
+    ``channel_frequency_cap`` (only this channel's) or ``priority_grace``; ``not_before``
     is when the same claim could pass (caps and holds).
     """
 
@@ -541,6 +542,7 @@ class Store:
             return None
         free_at: datetime | None = None
         fills_last = False
+        customer_wide = False  # a cap over every channel is full (else only this channel's)
         for cap in limits.caps:
             if cap.limit <= 0:
                 continue
@@ -556,10 +558,11 @@ class Store:
                 # The window frees when enough of its oldest steps have left it.
                 frees = times[len(times) - cap.limit] + cap.window + timedelta(seconds=1)
                 free_at = frees if free_at is None else max(free_at, frees)
+                customer_wide = customer_wide or cap.channel is None
             elif len(times) + 1 == cap.limit:
                 fills_last = True
         if free_at is not None:
-            return ContactRefused("frequency_cap", free_at)
+            return ContactRefused("frequency_cap" if customer_wide else "channel_frequency_cap", free_at)
         if fills_last and limits.priority_grace:
             key = values["idempotency_key"]
             hold = (await conn.execute(select(_holds.c.until).where(_holds.c.idempotency_key == key))).first()
@@ -777,6 +780,11 @@ class Store:
             .limit(1)
         )
         return bool(first and first.order_id == order_id)
+
+    async def order_customer(self, order_id: str) -> str | None:
+        """The customer who paid ``order_id`` (None: no such order recorded)."""
+        row = await self._one(select(_orders.c.customer_id).where(_orders.c.order_id == order_id))
+        return None if row is None else str(row[0])
 
     async def customer_orders(self, customer_id: str, *, limit: int = 20) -> list[str]:
         """The customer's most recent order ids, newest first."""

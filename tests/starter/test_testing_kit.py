@@ -188,3 +188,76 @@ async def test_any_registered_journey_starts_and_is_signalled_through_the_facade
         timeline = await journey_kit.timeline(first.id)
     assert [m.step for m in await journey_kit.sent()] == ["promo"]
     assert [e.step for e in timeline if e.outcome is Outcome.EVENT] == ["message.opened"]
+
+
+# -- fault injection: a provider that fails, a store that is down, the sandbox's own API ------------
+
+
+@pytest.mark.parametrize(
+    ("faults", "outcomes", "sent"),
+    [
+        # refused on AlimTalk: the step moves to SMS (the provider's second call goes through)
+        (("rejected",), [(Channel.ALIMTALK, Outcome.REJECTED), (Channel.SMS, Outcome.SENT)], [Channel.SMS]),
+        # unavailable twice: the send activity retries, and the AlimTalk goes out once
+        (("unavailable", "unavailable"), [(Channel.ALIMTALK, Outcome.SENT)], [Channel.ALIMTALK]),
+        # a configuration error: the step stops, nothing else is tried
+        (("config",), [(None, Outcome.CONFIG_ERROR)], []),
+    ],
+)
+async def test_a_provider_can_be_wrapped_with_scripted_faults(
+    journey_kit: JourneyKit,
+    faults: tuple[str, ...],
+    outcomes: list[tuple[Channel | None, Outcome]],
+    sent: list[Channel],
+) -> None:
+    from starter.testing import FaultyProvider
+
+    faulty = journey_kit.wrap_provider("sandbox", lambda p: FaultyProvider(p, *faults))  # type: ignore[arg-type]
+    c = shopper()
+    async with journey_kit.worker():
+        handle = await journey_kit.journeys.order_paid(order_of(c), c)
+        await journey_kit.advance(timedelta(hours=1))
+        timeline = await journey_kit.timeline(handle.id)
+        went = await journey_kit.sent(workflow_id=handle.id)
+    payment = [(e.channel, e.outcome) for e in timeline if e.step == "payment_complete"]
+    assert [o for o in payment if o[1] is not Outcome.DELIVERED and o[1] is not Outcome.NOT_DELIVERED] == [
+        (channel if outcome is not Outcome.CONFIG_ERROR else Channel.ALIMTALK, outcome) for channel, outcome in outcomes
+    ]
+    assert [m.channel for m in went] == sent
+    assert len(faulty.calls) == len(faults) + len(sent)
+
+
+async def test_one_channel_can_be_routed_through_a_replaced_provider(journey_kit: JourneyKit) -> None:
+    from starter.testing import FaultyProvider
+
+    journey_kit.replace_provider("inbox", FaultyProvider(journey_kit.stack.providers.get("sandbox")))
+    journey_kit.route(Channel.SMS, "inbox")  # SMS now goes through the (replaced) inbox provider
+    with pytest.raises(KitSetupError, match="no provider 'nope' in this kit"):
+        journey_kit.replace_provider("nope", journey_kit.stack.providers.get("sandbox"))
+    with pytest.raises(KitSetupError, match="nope"):
+        journey_kit.route(Channel.SMS, "nope")
+    assert journey_kit.stack.providers.chain(Channel.SMS)[0].name == "sandbox"
+
+
+async def test_while_the_store_is_down_sends_wait_and_go_out_after(journey_kit: JourneyKit) -> None:
+    c = shopper()
+    async with journey_kit.worker():
+        async with journey_kit.store_down():
+            handle = await journey_kit.journeys.order_paid(order_of(c), c)
+            await journey_kit.advance(timedelta(minutes=15))  # a round of attempts fails: the step waits
+            during = await journey_kit.sent(workflow_id=handle.id)
+            waiting = [e.detail for e in await journey_kit.timeline(handle.id) if e.outcome is Outcome.WAITING]
+        await journey_kit.advance(timedelta(hours=1))
+        after = await journey_kit.sent(workflow_id=handle.id)
+    assert during == [] and waiting == ["StoreUnavailable, will retry"]
+    assert [(m.step, m.channel) for m in after] == [("payment_complete", Channel.ALIMTALK)]
+
+
+async def test_the_sandbox_api_takes_the_kit_s_auth_header(journey_kit: JourneyKit) -> None:
+    import httpx
+
+    stack = journey_kit.stack
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=stack.sandbox_app), base_url="http://s") as http:
+        ok = await http.get("/v1/messages", headers=stack.sandbox_auth())
+        refused = await http.get("/v1/messages", headers=stack.api_auth())
+    assert (ok.status_code, refused.status_code) == (200, 401)

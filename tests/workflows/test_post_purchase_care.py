@@ -142,3 +142,35 @@ async def test_inbox_api(env: WorkflowEnvironment, stack: Stack) -> None:
         ).status_code == 404
         unread = (await http.get(f"/inbox/{c.customer_id}?unread=true", headers=auth)).json()
         assert unread["messages"] == []
+
+
+@pytest.mark.parametrize("ending", ["order_cancelled", "order_refunded"])
+@pytest.mark.parametrize("day", [1, 8])
+async def test_a_cancelled_or_refunded_order_ends_its_care_journey(
+    env: WorkflowEnvironment, stack: Stack, ending: str, day: int
+) -> None:
+    """No ad and no tier message after a cancellation, whenever it comes; another order's care goes on."""
+    c = member(app=False, tier="vip")
+    first, second = order(c), order(c)
+    stack.journeys.care_segment = "every_order"
+    async with stack.worker():
+        await stack.journeys.order_paid(first, c)
+        await stack.journeys.order_paid(second, c)
+        await env.sleep(timedelta(days=day))
+        answer = await getattr(stack.journeys, ending)(first.order_id)
+        await env.sleep(timedelta(days=15 - day))
+        ended: JourneyResult = await stack.journeys.client.get_workflow_handle(
+            care_id(c.customer_id, first.order_id), result_type=JourneyResult
+        ).result()
+        went_on: JourneyResult = await stack.journeys.client.get_workflow_handle(
+            care_id(c.customer_id, second.order_id), result_type=JourneyResult
+        ).result()
+    first_log = await stack.store.messages(workflow_id=care_id(c.customer_id, first.order_id))
+    event = ending.removeprefix("order_")
+    assert answer  # the post-purchase journey got it too
+    assert ended.outcome == f"exited:order.{event}"
+    assert all(
+        m.journey_time is not None and m.journey_time - first_log[0].journey_time < timedelta(days=day)
+        for m in first_log
+    )
+    assert went_on.outcome == "completed"

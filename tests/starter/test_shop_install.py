@@ -1,0 +1,129 @@
+"""The built package in a shop's own virtualenv: its pytest runs with the plugin, with and without the kit's extra.
+
+The package is built into a wheel and installed (``--no-deps``) into a fresh virtualenv; its
+dependencies come from this environment's site-packages, minus what the ``testing`` extra brings
+(pytest-asyncio, the time-skipping server) unless the case asks for it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import venv
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+EXTRA = ("pytest_asyncio", "temporal_test_server")  # top-level names the testing extra brings
+OURS = ("durable_journeys", "__editable__", "_durable_journeys")
+
+PLAIN_TEST = """
+def test_the_shop_s_own_arithmetic():
+    assert 1 + 1 == 2
+"""
+KIT_TEST = """
+from datetime import timedelta
+
+from starter.testing import JourneyKit, Recipients
+
+
+async def test_a_payment_message_goes_out(journey_kit: JourneyKit) -> None:
+    c = {"customer_id": "c-shop-1", "name": "하늘", "phone": Recipients.DELIVERS}
+    order = {"order_id": "o-shop-1", "customer_id": "c-shop-1", "amount": 1000, "items": [{"name": "a", "unit_price": 1000}]}
+    async with journey_kit.worker():
+        handle = await journey_kit.journeys.order_paid(order, c)
+        await journey_kit.advance(timedelta(hours=1))
+        sent = await journey_kit.sent(workflow_id=handle.id)
+    assert [(m.step, m.channel.value) for m in sent] == [("payment_complete", "alimtalk")]
+"""
+PYPROJECT = """
+[tool.pytest.ini_options]
+asyncio_mode = "auto"
+asyncio_default_fixture_loop_scope = "session"
+asyncio_default_test_loop_scope = "session"
+"""
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(ROOT)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    [built] = out.glob("durable_journeys-*.whl")
+    return built
+
+
+def shop_env(tmp: Path, wheel: Path, *, extra: bool) -> Path:
+    """A fresh virtualenv with the wheel installed, its dependencies taken from this environment."""
+    target = tmp / "venv"
+    venv.EnvBuilder(with_pip=True).create(target)
+    python = target / "bin" / "python"
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "--no-deps", "--no-index", "-q", str(wheel)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    here = Path(next(p for p in sys.path if p.endswith("site-packages")))
+    farm = tmp / "deps"
+    farm.mkdir()
+    for entry in here.iterdir():
+        name = entry.name
+        if name.startswith(OURS) or name.endswith(".pth") or (not extra and name.startswith(EXTRA)):
+            continue
+        (farm / name).symlink_to(entry)
+    (
+        target / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages" / "deps.pth"
+    ).write_text(f"import site; site.addsitedir({str(farm)!r})\n")
+    binaries = ["temporal", *(["temporal-test-server"] if extra else [])]
+    for binary in binaries:
+        (target / "bin" / binary).symlink_to(Path(sys.executable).parent / binary)
+    return python
+
+
+def shop(tmp: Path) -> Path:
+    project = tmp / "shop"
+    (project / "tests").mkdir(parents=True)
+    (project / "pyproject.toml").write_text(PYPROJECT)
+    (project / "tests" / "test_plain.py").write_text(textwrap.dedent(PLAIN_TEST))
+    (project / "tests" / "test_journeys.py").write_text(textwrap.dedent(KIT_TEST))
+    return project
+
+
+def pytest_in(python: Path, project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JOURNEYS_", "PYTHON", "VIRTUAL_ENV"))}
+    return subprocess.run(
+        [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_without_the_testing_extra_a_shop_s_tests_run_and_the_kit_says_what_to_install(
+    tmp_path: Path, wheel: Path
+) -> None:
+    python, project = shop_env(tmp_path, wheel, extra=False), shop(tmp_path)
+    plain = pytest_in(python, project, "tests/test_plain.py")
+    kit = pytest_in(python, project, "tests/test_journeys.py")
+    assert plain.returncode == 0, plain.stdout + plain.stderr
+    assert "1 passed" in plain.stdout
+    assert kit.returncode != 0
+    assert "pip install 'durable-journeys[testing]'" in kit.stdout and "pip install -e" not in kit.stdout
+    assert "Traceback" not in kit.stdout + kit.stderr
+
+
+def test_with_the_testing_extra_the_kit_runs_a_journey_in_the_shop_s_tests(tmp_path: Path, wheel: Path) -> None:
+    python, project = shop_env(tmp_path, wheel, extra=True), shop(tmp_path)
+    run = pytest_in(python, project)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "2 passed" in run.stdout
