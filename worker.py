@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import difflib
 import os
+import re
 import secrets
 import signal
 from collections.abc import Mapping, Sequence
@@ -22,13 +23,14 @@ import structlog
 from bizgo import AsyncBizgo, Environment, RateLimit
 from dotenv import dotenv_values
 from pydantic import BeforeValidator, Field, SecretStr, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.envconfig import ClientConfig
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
-from temporalio.service import TLSConfig
+from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -309,6 +311,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             raise ConfigError(f"{raw}{where} is not a setting{hint}")
     try:
         return Settings()
+    except SettingsError as exc:  # a value that is not JSON where a setting takes JSON
+        found = re.search(r'field "(\w+)"', str(exc))
+        name = f"{ENV_PREFIX}{found.group(1).upper()}" if found else "a JOURNEYS_ setting"
+        raise ConfigError(f'{name} is not valid JSON; e.g. JOURNEYS_ROUTES=\'{{"alimtalk": ["bizgo"]}}\'') from None
     except ValidationError as exc:
         first = exc.errors(include_url=False, include_input=False)[0]
         field = str(first["loc"][0]) if first["loc"] else "?"
@@ -431,7 +437,9 @@ async def connect_client(settings: Settings) -> Client:
     where = f"Temporal at {config['target_host']}"
     try:
         async with asyncio.timeout(TEMPORAL_CONNECT_SECONDS):
-            return await Client.connect(**config, data_converter=converter)
+            client = await Client.connect(**config, data_converter=converter)
+            await _check_namespace(client, where)
+            return client
     except TimeoutError:
         raise ConfigError(
             f"{where} did not answer within {TEMPORAL_CONNECT_SECONDS:.0f} s; "
@@ -440,6 +448,23 @@ async def connect_client(settings: Settings) -> Client:
     except (RuntimeError, ValueError) as exc:  # the SDK's "Failed client connect: ..."
         cause, hint = temporal_failure(str(exc), tls=bool(config.get("tls")))
         raise ConfigError(f"{where}: {cause}; {hint}") from None
+
+
+async def _check_namespace(client: Client, where: str) -> None:
+    """A namespace that does not exist is one line at connect, not a traceback at the first call.
+
+    Raises:
+        ConfigError: the server has no such namespace.
+    """
+    try:
+        await client.workflow_service.describe_namespace(DescribeNamespaceRequest(namespace=client.namespace))
+    except RPCError as exc:
+        if exc.status is RPCStatusCode.NOT_FOUND:
+            raise ConfigError(
+                f"{where} has no namespace {client.namespace!r}: create it (`temporal operator namespace create "
+                f"{client.namespace}`) or fix JOURNEYS_TEMPORAL_NAMESPACE"
+            ) from None
+        # Not allowed to describe it (a narrow API key): the calls themselves will say more.
 
 
 _RUNTIMES: dict[tuple[str, int], Runtime] = {}
@@ -540,6 +565,12 @@ def build_store(settings: Settings, *, create: bool = True) -> Store:
         url = make_url(settings.database_url) if "://" in settings.database_url else None
     except ArgumentError:
         url = None
+    drivers = {"sqlite": "aiosqlite", "postgresql": "asyncpg"}
+    if url is not None and drivers.get(url.get_backend_name(), url.get_driver_name()) != url.get_driver_name():
+        raise ConfigError(
+            f"JOURNEYS_DATABASE_URL names the synchronous driver {url.drivername!r}; the store needs an async one: "
+            "sqlite+aiosqlite:///path/journeys.db or postgresql+asyncpg://user@host/db"
+        )
     if url is not None and url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
         path = Path(url.database).expanduser()
         if not path.exists():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from pydantic import ValidationError
 
 from providers import JourneysError
@@ -31,12 +33,36 @@ class InvalidInput(JourneysError, ValueError):
         """
         errors = exc.errors(include_url=False, include_input=False, include_context=False)
         problems = [
-            f"{'.'.join(str(p) for p in e['loc'][:MAX_LOC_PARTS]) or what}: {e['msg']}"[:MAX_PROBLEM_CHARS]
+            f"{'.'.join(str(p) for p in e['loc'][:MAX_LOC_PARTS]) or what}: {e['msg'].removeprefix('Value error, ')}"[
+                :MAX_PROBLEM_CHARS
+            ]
             for e in errors[:MAX_PROBLEMS]
         ]
         if len(errors) > MAX_PROBLEMS:
             problems.append(f"... and {len(errors) - MAX_PROBLEMS} more")
         return cls(what, problems)
+
+
+def all_problems(*checks: tuple[str, Callable[[], object]]) -> list[object]:
+    """Run every ``(what, parse)`` check and return the parsed values, or raise one error with every problem.
+
+    A caller who sent a bad order and a bad customer hears of both at once.
+
+    Raises:
+        InvalidInput: ``invalid {what}: ...`` for one failing check; with more, each problem prefixed by its ``what``.
+    """
+    values: list[object] = []
+    failed: list[tuple[str, InvalidInput]] = []
+    for what, parse in checks:
+        try:
+            values.append(parse())
+        except InvalidInput as exc:
+            failed.append((what, exc))
+    if len(failed) == 1:
+        raise failed[0][1]
+    if failed:
+        raise InvalidInput(" and ".join(w for w, _ in failed), [f"{w}: {p}" for w, exc in failed for p in exc.problems])
+    return values
 
 
 class JourneyNotFound(JourneysError, LookupError):

@@ -37,7 +37,7 @@ from activities import (
     profile_variables,
 )
 from activities.logs import mask
-from starter.errors import ActionRefused, InvalidInput, JourneyNotFound
+from starter.errors import ActionRefused, InvalidInput, JourneyNotFound, all_problems
 from starter.tokens import mint_inbox_token
 from worker import Settings, connect_client, journey_templates, load_settings, open_store
 from workflows import (
@@ -340,11 +340,17 @@ class Journeys:
         Raises:
             InvalidInput: the order, the customer, or the templates' variables are invalid.
         """
-        order = _parse(Order, order, "order")
-        profile = _parse(CustomerProfile, customer, "customer")
-        journey_settings = (
-            self.post_purchase if settings is None else _parse(PostPurchaseSettings, settings, "settings")
+        parsed_order, profile, journey_settings = all_problems(
+            ("order", lambda: _parse(Order, order, "order")),
+            ("customer", lambda: _parse(CustomerProfile, customer, "customer")),
+            (
+                "settings",
+                lambda: self.post_purchase if settings is None else _parse(PostPurchaseSettings, settings, "settings"),
+            ),
         )
+        assert isinstance(parsed_order, Order) and isinstance(profile, CustomerProfile)
+        assert isinstance(journey_settings, PostPurchaseSettings)
+        order = parsed_order
         if settings is not None:
             check_links("settings", journey_settings, self.link_hosts)
         if profile.customer_id != order.customer_id:
@@ -449,9 +455,17 @@ class Journeys:
             InvalidInput: bad cart or customer, or no profile stored for the customer yet.
         """
         customer_id = _validated(_CUSTOMER_ID, customer_id, "customer_id")
-        parsed = _parse(Cart, cart, "cart")
-        check_links("cart", parsed, self.link_hosts)
-        profile = None if customer is None else _parse(CustomerProfile, customer, "customer")
+
+        def checked_cart() -> Cart:
+            parsed = _parse(Cart, cart, "cart")
+            check_links("cart", parsed, self.link_hosts)
+            return parsed
+
+        parsed, profile = all_problems(
+            ("cart", checked_cart),
+            ("customer", lambda: None if customer is None else _parse(CustomerProfile, customer, "customer")),
+        )
+        assert isinstance(parsed, Cart) and (profile is None or isinstance(profile, CustomerProfile))
         if profile is not None and profile.customer_id != customer_id:
             raise InvalidInput("customer", ["customer_id: does not match"])
         if profile is None:
