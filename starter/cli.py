@@ -455,7 +455,9 @@ def _operator(name: str | None) -> str:
 def list_journeys(
     customer: str | None = typer.Option(None, "--customer", help="One customer's journeys (CustomerId)."),
     journey: str | None = typer.Option(None, "--journey", help="One journey, e.g. cart or post-purchase."),
-    stage: str | None = typer.Option(None, "--stage", help="At one stage (JourneyStage), e.g. waiting_for_delivery."),
+    stage: str | None = typer.Option(
+        None, "--stage", help="At one stage (JourneyStage), e.g. waiting_for_delivery or waiting_for_engagement."
+    ),
     ended: bool = typer.Option(False, "--ended", help="Ended journeys too, not only running ones."),
     limit: int = typer.Option(50, "--limit", min=1, max=1000, help="At most this many."),
 ) -> None:
@@ -499,9 +501,39 @@ def skip(
     workflow_id: str = typer.Argument(..., help="The journey, e.g. post-purchase:A-1001."),
     operator: str | None = OPERATOR,
     reason: str = REASON,
+    as_event: str | None = typer.Option(
+        None, "--as", help="As if this event came instead, e.g. order.delivered (one the wait is for)."
+    ),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Act without asking (it says what it will do first)."),
 ) -> None:
-    """End the wait a journey is in now (a timer, an event, a receipt), as if it had run out."""
-    _act(workflow_id, operator, reason, "skip_wait")
+    """End the wait a journey is in now (a timer, an event, a receipt); says first what that will do.
+
+    Without --as the wait ends as if it had run out (a wait for delivery: the journey gives up);
+    with --as order.delivered, as if the parcel had been delivered.
+    """
+    from starter.journeys import operator_action
+
+    who = _operator(operator)
+    operator_action(workflow_id, who, reason, as_event=as_event)
+
+    async def act(journeys: Any) -> None:
+        info = await journeys.waiting(workflow_id)
+        if info.waiting is None:
+            typer.echo(f"{workflow_id} is not waiting now (it is sending, or has ended); nothing was done")
+            raise typer.Exit(1)
+        effect = f"as if {as_event} came" if as_event else info.on_skip
+        typer.echo(f"{workflow_id} waits: {info.waiting}. A skip: {effect}.")
+        if not as_event and info.events:
+            typer.echo(f"  (to go on as if an event came instead: --as {' | --as '.join(info.events)})")
+        if not yes:
+            if not sys.stdin.isatty():
+                typer.echo("not skipped: add --yes to act without a terminal to confirm at", err=True)
+                raise typer.Exit(2)
+            if not typer.confirm("Skip it?"):
+                raise typer.Exit(1)
+        typer.echo(await journeys.skip_wait(workflow_id, operator=who, reason=reason, as_event=as_event))
+
+    raise typer.Exit(_run(_with_journeys(act)))
 
 
 @app.command("exit", epilog=_reads(_CONNECT, _STORE, _LOGS))

@@ -67,7 +67,9 @@ from workflows import (
     PostPurchaseJourney,
     PostPurchaseSettings,
     ResendAction,
+    SkipAction,
     TimelineEntry,
+    WaitInfo,
     WinBackInput,
     WinBackSettings,
     care_id,
@@ -124,20 +126,28 @@ class JourneySummary(BaseModel):
 
 
 def operator_action(
-    workflow_id: str, operator: str, reason: str, *, step: str | None = None, channel: Channel | str | None = None
+    workflow_id: str,
+    operator: str,
+    reason: str,
+    *,
+    step: str | None = None,
+    channel: Channel | str | None = None,
+    as_event: EventType | str | None = None,
 ) -> OperatorAction:
     """An operator's action checked before anything is asked of Temporal (a resend's when ``step`` is given).
 
     Raises:
-        InvalidInput: the workflow id, operator, reason, step or channel is malformed.
+        InvalidInput: the workflow id, operator, reason, step, channel or event type is malformed.
     """
     _validated(_WORKFLOW_ID, workflow_id, "workflow_id")
     who = {"operator": operator, "reason": reason}
-    action = (
-        _parse(OperatorAction, who, "action")
-        if step is None
-        else _parse(ResendAction, {**who, "step": step, "channel": channel}, "action")
-    )
+    action: OperatorAction
+    if step is not None:
+        action = _parse(ResendAction, {**who, "step": step, "channel": channel}, "action")
+    elif as_event is not None:
+        action = _parse(SkipAction, {**who, "as_event": as_event}, "action")
+    else:
+        action = _parse(OperatorAction, who, "action")
     # History keeps who and why: a phone number or an e-mail address typed into them is masked.
     return action.model_copy(update={"operator": mask(action.operator)[:64], "reason": mask(action.reason)[:300]})
 
@@ -386,7 +396,7 @@ class Journeys:
             PostPurchaseInput(order=order, settings=journey_settings),
             post_purchase_id(order.order_id),
             order.customer_id,
-            "paid",
+            "waiting_for_shipping",
             f"Post-purchase journey of order {order.order_id}",
         )
 
@@ -623,7 +633,7 @@ class Journeys:
             task_queue=self.task_queue,
             start_signal=EventType.CUSTOMER_ACTIVE.value,
             start_signal_args=[JourneyEvent(type=EventType.CUSTOMER_ACTIVE, occurred_at=at)],
-            search_attributes=_attributes(customer_id, WinBackJourney.journey, "active"),
+            search_attributes=_attributes(customer_id, WinBackJourney.journey, "waiting_until_dormant"),
             static_summary="Win-back journey",
         )
 
@@ -823,18 +833,39 @@ class Journeys:
             )
         return found
 
-    async def skip_wait(self, workflow_id: str, *, operator: str, reason: str) -> str:
+    async def skip_wait(
+        self, workflow_id: str, *, operator: str, reason: str, as_event: EventType | str | None = None
+    ) -> str:
         """End the wait a journey is in now (timer, event or receipt), as if it had run out.
+
+        With ``as_event`` (one of the events the wait is for, see :meth:`waiting`), as if that
+        event had come instead: skip "wait for delivery" as ``order.delivered``, not as giving up.
 
         Returns:
             What the journey did, in one line.
 
         Raises:
-            ActionRefused: the journey is not waiting, has ended or is exiting.
+            ActionRefused: the journey is not waiting (or not for ``as_event``), has ended or is exiting.
             JourneyNotFound: no such journey.
-            InvalidInput: operator or reason missing or too long.
+            InvalidInput: operator or reason missing or too long, or no such event type.
         """
-        return await self._operate(workflow_id, "skip_wait", operator_action(workflow_id, operator, reason))
+        action = operator_action(workflow_id, operator, reason, as_event=as_event)
+        return await self._operate(workflow_id, "skip_wait", action)
+
+    async def waiting(self, workflow_id: str) -> WaitInfo:
+        """What a journey waits for now and what :meth:`skip_wait` would do to it (say it before acting).
+
+        Raises:
+            JourneyNotFound: no such journey.
+        """
+        _validated(_WORKFLOW_ID, workflow_id, "workflow_id")
+        try:
+            info: WaitInfo = await self.client.get_workflow_handle(workflow_id).query(JourneyWorkflow.waiting)
+        except RPCError as exc:
+            if exc.status is RPCStatusCode.NOT_FOUND:
+                raise JourneyNotFound(f"no journey {workflow_id!r}") from None
+            raise
+        return info
 
     async def exit_journey(self, workflow_id: str, *, operator: str, reason: str) -> str:
         """End a journey: nothing more is sent (a message already with the provider is not recalled)."""

@@ -119,6 +119,7 @@ class CartAbandonmentJourney(JourneyWorkflow):
             lambda: self.has_event(ENGAGED) or self._history_is_long(s),
             second_touch - workflow.now(),
             summary="coupon unless the push is opened",
+            on_timeout="the coupon goes out now",
         ):
             if self.has_event(ENGAGED):
                 return "engaged"
@@ -147,6 +148,7 @@ class CartAbandonmentJourney(JourneyWorkflow):
                 lambda: self._state.updates != seen or self._history_is_long(inp.settings),  # noqa: B023
                 last + inp.settings.idle_after - workflow.now(),
                 summary="cart idle timer",
+                on_timeout="the cart counts as idle: the reminder goes out now",
             )
             if not changed:
                 return

@@ -248,6 +248,22 @@ class OperatorAction(BaseModel):
     reason: PlainText = Field(min_length=1, max_length=300, description="why, for whoever reads the timeline")
 
 
+class SkipAction(OperatorAction):
+    """Update ``skip_wait``: end the current wait; with ``as_event``, as if that event had come."""
+
+    as_event: EventType | None = Field(
+        default=None, description="one of the events the journey waits for (e.g. order.delivered)"
+    )
+
+
+class WaitInfo(BaseModel):
+    """What a journey waits for now, and what a skip would do (query ``waiting``)."""
+
+    waiting: str | None = Field(default=None, description="the wait's summary; None: not waiting now")
+    on_skip: str | None = Field(default=None, description="what skip_wait does to it")
+    events: list[EventType] = Field(default_factory=list, description="events it waits for: skip_wait as_event=")
+
+
 class ResendAction(OperatorAction):
     """Update ``resend``: send ``step`` again on ``channel`` (default: the channel it went out on)."""
 

@@ -89,29 +89,39 @@ class PostPurchaseJourney(JourneyWorkflow):
         s = inp.settings
         variables = order_variables(inp.order, s.review_url, s.sale_url)
 
-        self.stage("paid")
+        # A stage (the JourneyStage search attribute, written when the journey waits) names what
+        # the journey waits for next; ``was``: its name in journeys started before v11.
+        self.stage("waiting_for_shipping", was="paid")
         await self._step("payment_complete", variables, inp)
 
         event = await self.wait_for(
-            {EventType.ORDER_SHIPPED, EventType.ORDER_DELIVERED}, s.give_up_after, summary="wait for shipping"
+            {EventType.ORDER_SHIPPED, EventType.ORDER_DELIVERED},
+            s.give_up_after,
+            summary="wait for shipping",
+            on_timeout="the journey gives up (gave_up:not_shipped)",
         )
         if event is None:
             return "gave_up:not_shipped"
         if event.type is EventType.ORDER_SHIPPED:
-            self.stage("shipped")
+            self.stage("waiting_for_delivery", was="shipped")
             await self._step("shipping_started", variables, inp)
-            event = await self.wait_for({EventType.ORDER_DELIVERED}, s.give_up_after, summary="wait for delivery")
+            event = await self.wait_for(
+                {EventType.ORDER_DELIVERED},
+                s.give_up_after,
+                summary="wait for delivery",
+                on_timeout="the journey gives up (gave_up:not_delivered)",
+            )
             if event is None:
                 return "gave_up:not_delivered"
         delivered_at = event.received_at or workflow.now()
 
-        self.stage("delivered")
+        self.stage("waiting_for_review_day", was="delivered")
         await self.delay_until(delivered_at + s.review_delay, summary="review request after delivery")
         if s.review_hours_kst and workflow.patched(REVIEW_IN_DAYTIME):
             # v2: a review request never wakes anyone up; it waits for 10:00-20:00 KST.
             opening, closing = s.review_hours_kst
             await self.delay_until_local_hours(opening, closing, summary="review request in daytime")
-        self.stage("review")
+        self.stage("waiting_for_sale_day", was="review")
         await self._step("review_request", variables, inp)
 
         await self.delay_until(delivered_at + s.sale_after_delivery, summary="recent-buyer sale")

@@ -61,8 +61,10 @@ from workflows.models import (
     OperatorAction,
     Outcome,
     ResendAction,
+    SkipAction,
     StepResult,
     TimelineEntry,
+    WaitInfo,
 )
 
 SEND_RETRY = RetryPolicy(
@@ -101,6 +103,9 @@ OPERATOR_ACTIONS = "operator-actions"
 # customer's frequency cap, a re-entry cooldown ...) ends its step; only a rule about one channel
 # (its address, its consent, its own cap) or a rejection moves the step to its next channel.
 CUSTOMER_SKIPS_END_STEP = "customer-skips-end-step"
+# Patch id (v11): stages named for what the journey waits for (``stage(name, was=old)``).
+STAGE_NAMES = "stage-names"
+SKIP_TIMER = "the next step starts now"
 OUTAGE_FIRST_PAUSE = timedelta(minutes=1)
 # Bounds on what a run keeps, whatever arrives (docs/architecture.md §8a): events beyond these
 # are dropped before they reach the journey's state, and the timeline stops growing with them.
@@ -221,6 +226,9 @@ class JourneyWorkflow:
         self._resends: dict[str, int] = {}  # step -> resends so far (numbers their keys)
         self._operated = False  # the operator-actions patch marker is in history
         self._event_counts: dict[EventType, int] = {}  # events taken this run, by type
+        self._on_skip: str | None = None  # what a skip_wait of the current wait does
+        self._waiting_for: frozenset[EventType] = frozenset()  # events the current wait ends on
+        self._new_stage_names: bool | None = None  # v11, asked at the first renamed stage
         self._timeline_events = 0  # event and ignored entries in the timeline
 
     # signals and query ------------------------------------------------------------------------
@@ -333,29 +341,57 @@ class JourneyWorkflow:
         """Every step so far with its journey time, channel and outcome."""
         return list(self._timeline)
 
+    @workflow.query(name="waiting")
+    def waiting(self) -> WaitInfo:
+        """What the journey waits for now and what a skip would do (``journeys skip`` says it before acting)."""
+        if self._waiting is None:
+            return WaitInfo()
+        return WaitInfo(waiting=self._waiting, on_skip=self._on_skip, events=sorted(self._waiting_for))
+
     # operators' updates -----------------------------------------------------------------------
 
     @workflow.update(name="skip_wait")
-    def skip_wait(self, action: OperatorAction) -> str:
-        """End the wait the journey is in now (a timer, an event, a receipt) as if it had run out."""
+    def skip_wait(self, action: SkipAction) -> str:
+        """End the wait the journey is in now (a timer, an event, a receipt) as if it had run out.
+
+        With ``action.as_event``, as if that event (one the wait is for) had come instead.
+        """
         try:
             self._mark_operated()
             waiting = self._waiting or "wait"
-            self._skip = True
+            if action.as_event is not None:
+                self._take_event(
+                    JourneyEvent(
+                        type=action.as_event,
+                        event_id=f"operator:{action.as_event.value}:{len(self._timeline)}",
+                        received_at=workflow.now(),
+                    )
+                )
+                effect = f"as if {action.as_event.value} came"
+            else:
+                self._skip = True
+                effect = self._on_skip or SKIP_TIMER
             self._record(
-                "operator", Outcome.OPERATOR, None, f"skip_wait by {action.operator}: {action.reason} ({waiting})"
+                "operator",
+                Outcome.OPERATOR,
+                None,
+                f"skip_wait by {action.operator}: {action.reason} ({waiting}: {effect})",
             )
-            return f"skipped: {waiting}"
+            return f"skipped: {waiting}: {effect}"
         except Exception as exc:  # noqa: BLE001 - a failure of this call, never of the workflow task
             raise ApplicationError(f"skip_wait failed: {type(exc).__name__}", non_retryable=True) from None
 
     @skip_wait.validator
-    def _check_skip_wait(self, action: OperatorAction) -> None:
+    def _check_skip_wait(self, action: SkipAction) -> None:
         self._check_operable(action)
         if self._waiting is None:
             raise ApplicationError("the journey is not waiting now (it is sending); try again in a moment")
         if self._skip:
             raise ApplicationError(f"a skip of this wait ({self._waiting}) is already under way")
+        as_event = getattr(action, "as_event", None)  # an older client's OperatorAction has none
+        if as_event is not None and as_event not in self._waiting_for:
+            waits = ", ".join(sorted(self._waiting_for)) or "no event"
+            raise ApplicationError(f"{self._waiting} waits for {waits}, not {as_event.value}")
 
     @workflow.update(name="exit")
     def exit_journey(self, action: OperatorAction) -> str:
@@ -602,9 +638,17 @@ class JourneyWorkflow:
             self._record(step, Outcome.FAILED, channel, outcome.error_code)
 
     async def wait_for(
-        self, event_types: Collection[EventType], timeout: timedelta, *, summary: str | None = None
+        self,
+        event_types: Collection[EventType],
+        timeout: timedelta,
+        *,
+        summary: str | None = None,
+        on_timeout: str | None = None,
     ) -> JourneyEvent | None:
         """The first not-yet-consumed event of ``event_types``, or ``None`` after ``timeout``.
+
+        ``on_timeout`` says what the story does when no event comes (an operator's skip of the
+        wait does the same, and ``journeys skip`` says so before acting).
 
         Raises:
             JourneyExit: an exit event arrived.
@@ -617,17 +661,26 @@ class JourneyWorkflow:
                     return i
             return None
 
-        if not await self.wait_until(
-            lambda: match() is not None, timeout, summary=summary or f"wait for {', '.join(sorted(wanted))}"
-        ):
-            return None
+        self._waiting_for = wanted
+        try:
+            if not await self.wait_until(
+                lambda: match() is not None,
+                timeout,
+                summary=summary or f"wait for {', '.join(sorted(wanted))}",
+                on_timeout=on_timeout or f"the journey goes on as if no {', '.join(sorted(wanted))} came",
+            ):
+                return None
+        finally:
+            self._waiting_for = frozenset()
         index = match()
         assert index is not None
         self._consumed.add(index)
         return self._events[index]
 
-    async def wait_until(self, predicate: Callable[[], bool], timeout: timedelta, *, summary: str) -> bool:
-        """Wait for ``predicate`` at most ``timeout``; False on timeout.
+    async def wait_until(
+        self, predicate: Callable[[], bool], timeout: timedelta, *, summary: str, on_timeout: str | None = None
+    ) -> bool:
+        """Wait for ``predicate`` at most ``timeout``; False on timeout (``on_timeout``: what the story does then).
 
         Raises:
             JourneyExit: an exit event arrived.
@@ -638,6 +691,7 @@ class JourneyWorkflow:
         if not self._exiting() and not predicate():
             self._publish_stage()
         self._waiting, self._skip, self._skipped = summary, False, False
+        self._on_skip = on_timeout or SKIP_TIMER
         try:
             await workflow.wait_condition(
                 lambda: self._exiting() or self._skip or predicate(), timeout=timeout, timeout_summary=summary
@@ -685,13 +739,20 @@ class JourneyWorkflow:
 
     # journey bookkeeping ---------------------------------------------------------------------
 
-    def stage(self, name: str) -> None:
+    def stage(self, name: str, *, was: str | None = None) -> None:
         """Show the journey's stage in the UI: current details at once, ``JourneyStage`` when it lasts.
 
         The search attribute is written when the journey next waits for an event or a timer
         (and when it ends), not for stages it passes through in one go: each upsert is a
-        history event, a billed action and a visibility write (see bench/README.md).
+        history event, a billed action and a visibility write (see bench/README.md). Name a
+        stage by what the journey waits for next; ``was``: the name it had in runs started
+        before the rename (v11), which keep it.
         """
+        if was is not None:
+            if self._new_stage_names is None:
+                self._new_stage_names = workflow.patched(STAGE_NAMES)
+            if not self._new_stage_names:
+                name = was
         self._stage_name = name
         if self._customer_unknown:  # v5: visible until a send finds the customer
             workflow.set_current_details(f"{self.journey}: {name}; customer unknown to the store")
@@ -886,6 +947,7 @@ class JourneyWorkflow:
     async def _await_receipt(self, key: str, timeout: timedelta) -> DeliveryReceipt | None:
         summary = f"receipt for {key.rsplit(':', 2)[-2]}"
         self._waiting, self._skip, self._skipped = summary, False, False
+        self._on_skip = "the step moves on to its next channel, if it has one"
         try:
             await workflow.wait_condition(
                 lambda: key in self._receipts or self._exiting() or self._skip,

@@ -48,24 +48,32 @@ async def test_an_operator_finds_a_customer_steers_the_journey_and_reads_what_ha
                 return out if code == 0 and workflow_id in out else ""
 
             table = await eventually(listed, timeout=30)  # visibility is eventually consistent
-            by_stage = await cli("list", "--journey", "post-purchase", "--stage", "paid", "--limit", "1000", env=env)
+            by_stage = await cli(
+                "list", "--journey", "post-purchase", "--stage", "waiting_for_shipping", "--limit", "1000", env=env
+            )
             everything = await cli("list", "--limit", "1000", env=env)  # every running journey
             resent = await cli(
                 "resend", workflow_id, "payment_complete", "-c", "sms", "-o", "jimin", "-r", "lost phone", env=env
             )
             refused = await cli("resend", workflow_id, "review_request", "-o", "jimin", "-r", "why not", env=env)
-            skipped = await cli("skip", workflow_id, "-o", "jimin", "-r", "shipped by hand", env=env)
+            unconfirmed = await cli("skip", workflow_id, "-o", "jimin", "-r", "shipped by hand", env=env)
+            skipped = await cli("skip", workflow_id, "-o", "jimin", "-r", "shipped by hand", "--yes", env=env)
             exited = await cli("exit", workflow_id, "-o", "jimin", "-r", "customer asked", env=env)
             await stack.journeys.client.get_workflow_handle(workflow_id).result()
             inspected = await cli("inspect", workflow_id, env=env)
             again = await cli("exit", workflow_id, "-o", "jimin", "-r", "again", env=env)
-            missing = await cli("skip", "post-purchase:no-such-order-1", "-o", "jimin", "-r", "x", env=env)
-    assert 'query: CustomerId = "' in table and "post-purchase" in table and "paid" in table
+            missing = await cli("skip", "post-purchase:no-such-order-1", "-o", "jimin", "-r", "x", "--yes", env=env)
+    assert 'query: CustomerId = "' in table and "post-purchase" in table and "waiting_for_shipping" in table
     assert workflow_id in by_stage[1]
     assert everything[0] == 0 and workflow_id in everything[1], everything
     assert everything[1].startswith('query: Journey IS NOT NULL AND ExecutionStatus = "Running"')
     assert resent[0] == 0 and resent[1].startswith("resent on sms"), resent
-    assert skipped[:2] == (0, "skipped: wait for shipping\n"), skipped
+    # It says what a skip will do before acting; without a terminal it acts only with --yes.
+    said = f"{workflow_id} waits: wait for shipping. A skip: the journey gives up (gave_up:not_shipped).\n"
+    assert unconfirmed[0] == 2 and unconfirmed[1].startswith(said) and "add --yes" in unconfirmed[2]
+    assert skipped[0] == 0 and skipped[1].startswith(said), skipped
+    assert "--as order.delivered | --as order.shipped" in skipped[1]
+    assert skipped[1].endswith("skipped: wait for shipping: the journey gives up (gave_up:not_shipped)\n")
     assert refused[0] == 2 and refused[2].strip() == (
         f"journeys: {workflow_id}: step 'review_request' was never sent in this run (sent: payment_complete)"
     )

@@ -16,7 +16,7 @@ from starter.errors import ActionRefused, InvalidInput, JourneyNotFound
 from starter.stack import Stack
 from tests import factories
 from tests.factories import customer, order
-from workflows import JourneyResult, Outcome, PostPurchaseJourney, cart_id, post_purchase_id
+from workflows import EventType, JourneyResult, Outcome, PostPurchaseJourney, cart_id, post_purchase_id
 from workflows.models import OperatorAction, ResendAction
 
 CART = {"items": [{"name": "무선 이어폰", "unit_price": 39000}]}
@@ -46,23 +46,50 @@ async def test_skip_wait_ends_the_current_wait_and_the_story_goes_on(env: Workfl
         log = await stack.store.messages(workflow_id=workflow_id)
         timeline = await stack.journeys.timeline(workflow_id)
         await stack.journeys.exit_journey(workflow_id, operator="jimin", reason="test over")
-    assert answer == "skipped: review request after delivery"
+    assert answer == "skipped: review request after delivery: the next step starts now"
     assert [m.step for m in log] == ["payment_complete", "review_request"]
     paid_at, review_at = (m.journey_time for m in log)
     assert review_at is not None and paid_at is not None and review_at - paid_at < timedelta(hours=2)
     assert operator_lines(timeline)[0] == (
         "operator",
-        f"skip_wait by jimin: {WHO['reason']} (review request after delivery)",
+        f"skip_wait by jimin: {WHO['reason']} (review request after delivery: the next step starts now)",
     )
 
 
 async def test_skipping_a_wait_for_an_event_is_its_timeout(env: WorkflowEnvironment, stack: Stack) -> None:
     async with stack.worker():
         workflow_id, handle = await paid(env, stack)
-        await stack.journeys.skip_wait(workflow_id, **WHO)
+        preview = await stack.journeys.waiting(workflow_id)
+        answer = await stack.journeys.skip_wait(workflow_id, **WHO)
         result: JourneyResult = await handle.result()  # type: ignore[attr-defined]
+    assert (preview.waiting, preview.on_skip) == ("wait for shipping", "the journey gives up (gave_up:not_shipped)")
+    assert preview.events == [EventType.ORDER_DELIVERED, EventType.ORDER_SHIPPED]
+    assert answer == "skipped: wait for shipping: the journey gives up (gave_up:not_shipped)"
     assert result.outcome == "gave_up:not_shipped"
     assert result.timeline[-1].at - result.timeline[0].at < timedelta(minutes=5)
+
+
+@pytest.mark.parametrize("shipped_first", [True, False])
+async def test_an_operator_skips_a_wait_as_if_the_event_came(
+    env: WorkflowEnvironment, stack: Stack, shipped_first: bool
+) -> None:
+    """The parcel was handed over at the counter: skip 'wait for delivery' as order.delivered, not as giving up."""
+    async with stack.worker():
+        workflow_id, handle = await paid(env, stack)
+        if shipped_first:
+            await stack.journeys.order_shipped(workflow_id.split(":", 1)[1])
+            await env.sleep(timedelta(minutes=5))
+        preview = await stack.journeys.waiting(workflow_id)
+        with pytest.raises(ActionRefused, match=re.escape("not cart.updated")):
+            await stack.journeys.skip_wait(workflow_id, as_event="cart.updated", **WHO)
+        answer = await stack.journeys.skip_wait(workflow_id, as_event="order.delivered", **WHO)
+        result: JourneyResult = await handle.result()  # type: ignore[attr-defined]
+    waited = "wait for delivery" if shipped_first else "wait for shipping"
+    assert preview.waiting == waited and EventType.ORDER_DELIVERED in preview.events
+    assert answer == f"skipped: {waited}: as if order.delivered came"
+    assert result.outcome == "completed"  # the review request and the sale followed
+    steps = [e.step for e in result.timeline if e.outcome is Outcome.DELIVERED]
+    assert "review_request" in steps and "recent_buyer_sale" in steps
 
 
 async def test_exit_ends_the_journey_and_nothing_more_is_sent(env: WorkflowEnvironment, stack: Stack) -> None:
@@ -116,7 +143,7 @@ async def test_a_resend_of_an_ad_counts_against_the_caps_and_obeys_consent(
         refused = await stack.journeys.resend(workflow_id, "cart_reminder", **WHO)
         log = await stack.store.messages(workflow_id=workflow_id)
         await stack.journeys.exit_journey(workflow_id, operator="jimin", reason="test over")
-    assert capped == "not sent: skipped frequency_cap"
+    assert capped == "not sent: skipped channel_frequency_cap"  # the push channel's own cap
     assert refused == "not sent: skipped unsubscribed"
     assert [(m.step, m.channel, m.status) for m in log if m.status == "accepted"] == [
         ("cart_reminder", "push", "accepted")
