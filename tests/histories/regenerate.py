@@ -190,7 +190,38 @@ async def post_purchase_operator(env: WorkflowEnvironment, stack: Stack) -> Work
     return handle
 
 
+async def cart_reentry(env: WorkflowEnvironment, stack: Stack) -> WorkflowHandle:
+    """v10: a new cart inside the re-entry cooldown: each step ends at its first channel (a rule about the customer)."""
+    c = _customer(app=True)
+    cart = {"items": [{"name": "양말", "unit_price": 5000}]}
+    first = await stack.journeys.cart_updated(c.customer_id, cart, customer=c)
+    await env.sleep(timedelta(hours=2))
+    await stack.journeys.purchase(c.customer_id, "o-reentry-1")
+    await first.result()
+    await env.sleep(timedelta(days=2))
+    second = await stack.journeys.cart_updated(c.customer_id, cart)
+    await second.result()
+    return second
+
+
+async def post_purchase_skip_as(env: WorkflowEnvironment, stack: Stack) -> WorkflowHandle:
+    """v11: shipped; an operator skips the wait for delivery as order.delivered; the review and the sale follow."""
+    c = _customer()
+    o = factories.order(c)
+    handle = await stack.journeys.order_paid(o, c, settings={"review_hours_kst": None})
+    await env.sleep(timedelta(hours=20))
+    await stack.journeys.order_shipped(o.order_id)
+    await env.sleep(timedelta(hours=5))
+    await stack.journeys.skip_wait(
+        handle.id, operator="jimin", reason="handed over at the counter", as_event="order.delivered"
+    )
+    await handle.result()
+    return handle
+
+
 SCENARIOS: dict[str, Scenario] = {
+    "cart_reentry": cart_reentry,
+    "post_purchase_skip_as": post_purchase_skip_as,
     "post_purchase_operator": post_purchase_operator,
     "post_purchase": post_purchase,
     "post_purchase_fallback": post_purchase_fallback,

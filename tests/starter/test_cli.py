@@ -137,7 +137,7 @@ def test_connection_problems_are_one_line_naming_the_setting_and_no_password() -
         (
             {"JOURNEYS_DATABASE_URL": f"postgresql+psycopg2://u:{PASSWORD}@127.0.0.1/test"},
             ["db", "upgrade"],
-            "JOURNEYS_DATABASE_URL cannot be used",
+            "JOURNEYS_DATABASE_URL names the synchronous driver",
         ),
         (
             {"JOURNEYS_TEMPORAL_ADDRESS": f"127.0.0.1:{closed}"},

@@ -86,20 +86,25 @@ async def test_ordinary_customer_gets_four_messages_at_journey_times(env: Workfl
     async with stack.worker():
         handle = await stack.journeys.order_paid(o, c)
         await env.sleep(timedelta(hours=20))
-        assert await stage_of(handle) == "paid"
+        assert await stage_of(handle) == "waiting_for_shipping"
         assert await stack.journeys.order_shipped(o.order_id)
         await env.sleep(timedelta(days=1))
-        assert await stage_of(handle) == "shipped"
+        assert await stage_of(handle) == "waiting_for_delivery"
         assert await stack.journeys.order_delivered(o.order_id)
         await env.sleep(timedelta(days=1))
-        assert await stage_of(handle) == "delivered"
+        assert await stage_of(handle) == "waiting_for_review_day"
         await env.sleep(timedelta(days=5))
-        assert await stage_of(handle) == "review"
+        assert await stage_of(handle) == "waiting_for_sale_day"
         result: JourneyResult = await handle.result()
         assert await stage_of(handle) == "completed"
-    # one write per stage the journey waited in: "paid" came with the start, "sale" lasted
-    # no longer than its send, so neither costs an upsert
-    assert await upserted_stages(handle) == ["shipped", "delivered", "review", "completed"]
+    # one write per stage the journey waited in: "waiting_for_shipping" came with the start,
+    # "sale" lasted no longer than its send, so neither costs an upsert
+    assert await upserted_stages(handle) == [
+        "waiting_for_delivery",
+        "waiting_for_review_day",
+        "waiting_for_sale_day",
+        "completed",
+    ]
 
     assert result.outcome == "completed"
     assert deliveries(result) == [
@@ -264,7 +269,7 @@ async def test_cancelled_after_shipping_sends_no_review_and_no_ad(env: WorkflowE
         assert await stage_of(handle) == "exited"
     assert result.outcome == "exited:order.cancelled"
     assert sandbox_sends(stack) == [("payment_complete", "alimtalk"), ("shipping_started", "alimtalk")]
-    assert await upserted_stages(handle) == ["shipped", "exited"]
+    assert await upserted_stages(handle) == ["waiting_for_delivery", "exited"]
 
 
 async def test_order_paid_twice_starts_one_journey_and_sends_one_message(

@@ -57,7 +57,7 @@ async def test_an_unknown_customer_shows_in_the_stage_and_nothing_is_sent(
         timeline = await stack.journeys.timeline(handle.id)
         assert await stage_of(handle) == UNKNOWN_CUSTOMER
         metadata = await handle.query("__temporal_workflow_metadata")
-        assert metadata.current_details == "post-purchase: paid; customer unknown to the store"
+        assert metadata.current_details == "post-purchase: waiting_for_shipping; customer unknown to the store"
 
     assert sandbox_sends(stack) == []
     payment = [(e.outcome, e.channel, e.detail) for e in timeline if e.step == "payment_complete"]
@@ -79,7 +79,7 @@ async def test_the_stage_recovers_when_the_profile_reaches_the_worker_store(
         await stack.store.upsert_customer(c)  # the fix: the worker's store has the profile now
         await stack.journeys.order_shipped(o.order_id)
         await env.sleep(timedelta(hours=1))
-        assert await stage_of(handle) == "shipped"
+        assert await stage_of(handle) == "waiting_for_delivery"
     assert sandbox_sends(stack) == [("shipping_started", "alimtalk")]
 
 
