@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import difflib
+import importlib
 import os
 import re
 import secrets
@@ -192,7 +193,14 @@ class Settings(BaseSettings):
     # The biennial consent notice to every customer who opted in to ads (Korea's Network Act).
     consent_notices: bool = True
     # Template files, one TOML file per journey (default: the reference journeys' packaged files).
-    templates_dir: Path | None = None
+    templates_dir: Path | None = Field(
+        default=None, description="template files added to the reference journeys' (a same-named template replaces one)"
+    )
+    # The shop's own journeys, "module:Class" (JSON list): the worker runs them, the facade routes
+    # events to them, and their templates are checked at start with the reference journeys'.
+    journeys: list[Annotated[str, Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$", max_length=200)]] = Field(
+        default_factory=list, max_length=50, description='your journey classes, e.g. ["shop.welcome:WelcomeJourney"]'
+    )
     journey_priority: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=50)
     priority_grace: timedelta = Field(default=timedelta(minutes=10), ge=timedelta(0), le=timedelta(days=1))
 
@@ -867,6 +875,40 @@ def build_worker(
     return WorkerGroup([main, *senders])
 
 
+def journey_classes(settings: Settings) -> list[type[JourneyWorkflow]]:
+    """The reference journeys and the shop's own (``JOURNEYS_JOURNEYS``), imported and checked.
+
+    Raises:
+        ConfigError: an entry whose module does not import, or that names no journey class (one line).
+    """
+    found: list[type[JourneyWorkflow]] = list(ALL_WORKFLOWS)
+    for path in settings.journeys:
+        module_name, _, name = path.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as exc:  # noqa: BLE001 - ImportError, or an error in the shop's module: one line either way
+            raise ConfigError(
+                f"JOURNEYS_JOURNEYS names {path!r}, whose module does not import ({type(exc).__name__}); "
+                "install the shop's package or put it on PYTHONPATH"
+            ) from None
+        journey = getattr(module, name, None)
+        if not (isinstance(journey, type) and issubclass(journey, JourneyWorkflow)) or not hasattr(
+            journey, "__temporal_workflow_definition"
+        ):
+            raise ConfigError(
+                f"JOURNEYS_JOURNEYS names {path!r}, which is no journey: "
+                "a @workflow.defn class extending JourneyWorkflow"
+            )
+        if journey not in found:
+            taken = next((j for j in found if j.journey == journey.journey), None)
+            if taken is not None:
+                raise ConfigError(
+                    f"JOURNEYS_JOURNEYS names {path!r}, whose journey name {journey.journey!r} another journey has"
+                )
+            found.append(journey)
+    return found
+
+
 def required_templates(workflows: Sequence[type[JourneyWorkflow]] = ALL_WORKFLOWS) -> dict[str, set[Channel]]:
     """Template code -> the channels the journeys send it on (from each journey's ``steps``)."""
     required: dict[str, set[Channel]] = {}
@@ -939,8 +981,9 @@ async def run_worker(settings: Settings) -> None:
     problem = provider_problem(settings, webhooks=False)  # before connecting: the cheaper mistake first
     if problem:
         raise ConfigError(problem)
-    settings.policy([w.journey for w in ALL_WORKFLOWS])  # a misspelt journey priority
-    templates = journey_templates(settings)  # a template file's mistake stops the worker, not a journey
+    workflows = journey_classes(settings)  # the shop's own journeys too
+    settings.policy([w.journey for w in workflows])  # a misspelt journey priority
+    templates = journey_templates(settings, workflows)  # a template file's mistake stops the worker, not a journey
     client = await connect_client(settings)
     store = await open_store(settings)
     providers = build_providers(settings, store)
@@ -949,6 +992,7 @@ async def run_worker(settings: Settings) -> None:
         build_activities(settings, store, providers, templates),
         task_queue=settings.task_queue,
         queues=send_queues(settings),
+        workflows=workflows,
         graceful_shutdown=timedelta(seconds=settings.graceful_shutdown_seconds),
     )
     if settings.metrics_port:

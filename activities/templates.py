@@ -108,10 +108,10 @@ def _fill(text: str, variables: Mapping[str, str]) -> str:
 class TemplateRegistry:
     """Templates by code."""
 
-    def __init__(self, templates: Iterable[Template] = ()) -> None:
+    def __init__(self, templates: Iterable[Template] = (), *, checked_later: bool = False) -> None:
         self._templates: dict[str, Template] = {}
         for template in templates:
-            self.register(template)
+            self.register(template, checked_later=checked_later)
 
     def __iter__(self) -> Any:
         return iter(self._templates.values())
@@ -290,13 +290,24 @@ def template_files(directory: Path) -> list[Path]:
 
 
 def load_templates(directory: Path | None = None) -> TemplateRegistry:
-    """Every template of the files in ``directory`` (default: the reference journeys').
+    """The reference journeys' templates, and those of the files in ``directory`` (``JOURNEYS_TEMPLATES_DIR``).
+
+    The shop's files add templates of its own journeys; one with the code of a reference template
+    replaces it (the shop's own copy). Two of the shop's files defining one code is a mistake.
 
     Raises:
         TemplateError: a file that does not parse or a template that is malformed, named.
     """
+    registry = _load_files(template_files(PACKAGED_DIR))
+    if directory is None or directory.resolve() == PACKAGED_DIR.resolve():
+        return registry
+    own = _load_files(template_files(directory))
+    return TemplateRegistry([*(t for t in registry if t.code not in {o.code for o in own}), *own], checked_later=True)
+
+
+def _load_files(paths: Iterable[Path]) -> TemplateRegistry:
     registry = TemplateRegistry()
-    for path in template_files(directory or PACKAGED_DIR):
+    for path in paths:
         if path.stat().st_size > MAX_TEMPLATE_FILE_BYTES:
             raise TemplateError(f"{path.name}: larger than {MAX_TEMPLATE_FILE_BYTES:,} bytes")
         try:

@@ -78,7 +78,7 @@ class Sample:
 
 SAMPLES = (
     Sample(
-        "ordinary customer, VIP app user who opens the app",
+        "VIP app user who opens the app: every message on its first channel",
         "demo-c1",
         "김하늘",
         "010-1234-5678",
@@ -94,7 +94,7 @@ SAMPLES = (
     ),
     Sample("leaves a cart, then buys", "demo-c6", "한들", "010-4444-5555", orders=False, cart=True, buys_cart=True),
     Sample(
-        "orders, then leaves a cart: one ad too many (care banner capped, sale deferred)",
+        "orders, then leaves a cart: ads over the cap (day-9 care SMS skipped, sale deferred)",
         "demo-c7",
         "윤솔",
         "010-5555-6666",

@@ -39,7 +39,7 @@ from activities import (
 from activities.logs import mask
 from starter.errors import ActionRefused, InvalidInput, JourneyNotFound, all_problems
 from starter.tokens import mint_inbox_token
-from worker import Settings, connect_client, journey_templates, load_settings, open_store
+from worker import Settings, connect_client, journey_classes, journey_templates, load_settings, open_store
 from workflows import (
     ALL_WORKFLOWS,
     CUSTOMER_ID,
@@ -314,7 +314,8 @@ class Journeys:
         settings = settings or load_settings()
         store = await open_store(settings, create=create_store)
         kwargs.setdefault("inbox_token_secret", settings.inbox_token_secret.get_secret_value())
-        kwargs.setdefault("templates", journey_templates(settings))
+        kwargs.setdefault("journeys", journey_classes(settings))  # the shop's own, from JOURNEYS_JOURNEYS
+        kwargs.setdefault("templates", journey_templates(settings, kwargs["journeys"]))
         kwargs.setdefault("consent_notices", settings.consent_notices)
         kwargs.setdefault("link_hosts", settings.link_hosts)
         return cls(await connect_client(settings), store, task_queue=settings.task_queue, **kwargs)

@@ -33,6 +33,7 @@ from worker import (
     build_providers,
     build_worker,
     dev_settings,
+    journey_classes,
     journey_templates,
     sandbox_config,
     send_queues,
@@ -83,7 +84,11 @@ class Stack:
         }
 
     def worker(self, **kwargs: Any) -> WorkerGroup:
-        """The workers of this stack's task queue (and its rate-limited providers' queues)."""
+        """The workers of this stack's task queue (and its rate-limited providers' queues).
+
+        By default for every journey the facade knows (the reference ones and ``JOURNEYS_JOURNEYS``).
+        """
+        kwargs.setdefault("workflows", self.journeys.journey_classes)
         return build_worker(
             self.journeys.client,
             self.activities,
@@ -138,7 +143,8 @@ async def embedded_stack(
             ``bizgo.testing.FakeTransport().async_client()``).
     """
     settings = dev_settings(settings)
-    templates = templates or journey_templates(settings)
+    workflows = journey_classes(settings)  # the shop's own journeys (JOURNEYS_JOURNEYS) too
+    templates = templates or journey_templates(settings, workflows)
     async with AsyncExitStack() as stack:
         store = Store.from_url(database_url)
         stack.push_async_callback(store.close)
@@ -155,6 +161,7 @@ async def embedded_stack(
             inbox_token_secret=settings.inbox_token_secret.get_secret_value(),
             consent_notices=consent_notices,
             link_hosts=settings.link_hosts,
+            journeys=workflows,
         )
         webhook_holder: dict[str, Any] = {}
 

@@ -48,6 +48,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities import Channel, CustomerProfile, MessageStatus
 from activities.codec import with_codec
+from activities.templates import check_templates
 from providers import (
     ConfigError,
     DeliveryReceipt,
@@ -63,7 +64,7 @@ from starter.devserver import find_binary
 from starter.receipts import ReceiptIntake
 from starter.setup import register_search_attributes
 from starter.stack import Stack, embedded_stack
-from worker import Settings, WorkerGroup
+from worker import Settings, WorkerGroup, required_templates
 from workflows import (
     ALL_WORKFLOWS,
     JourneyEvent,
@@ -203,20 +204,47 @@ class JourneyKit:
         return self.journeys.client
 
     def worker(self, *journeys: type[JourneyWorkflow], **kwargs: Any) -> WorkerGroup:
-        """A worker for the reference journeys and ``journeys`` of your own (use as ``async with``)."""
+        """A worker for the reference journeys and ``journeys`` of your own (use as ``async with``).
+
+        Your journeys are registered with the kit's facade too (``kit.emit`` and the facade route
+        events to them), and their templates are checked as the worker does at start.
+
+        Raises:
+            KitSetupError: a journey's template or channel text is missing (one line, naming it).
+        """
         check_loop(self._loop)
-        registered = [*ALL_WORKFLOWS, *(j for j in journeys if j not in ALL_WORKFLOWS)]
-        return self.stack.worker(workflows=registered, **kwargs)
+        known = self.journeys.journey_classes
+        known.extend(j for j in journeys if j not in known)
+        problems = check_templates(
+            self.journeys.templates, required=required_templates([j for j in journeys if j not in ALL_WORKFLOWS])
+        )
+        if problems:
+            raise KitSetupError(
+                f"{problems[0]}: put the journey's template file in JOURNEYS_TEMPLATES_DIR "
+                "(set before the kit starts)"
+            )
+        return self.stack.worker(workflows=list(known), **kwargs)
 
     async def start(
         self, journey: type[JourneyWorkflow], inp: Any, *, workflow_id: str | None = None
     ) -> WorkflowHandle[Any, Any]:
-        """Start ``journey`` with ``inp`` on this kit's task queue (terminated when the test ends)."""
+        """Start ``journey`` with ``inp`` on this kit's task queue, as the facade would (terminated when the test ends).
+
+        The workflow id is the journey's own, ``{journey}:{customer_id}`` for an input with a
+        ``customer_id`` (so ``kit.emit`` reaches it), with the journey's search attributes; pass
+        ``workflow_id`` for another.
+        """
         check_loop(self._loop)
-        workflow_id = workflow_id or f"{journey.journey}:{uuid.uuid4().hex[:12]}"
-        run = journey.run  # type: ignore[attr-defined]
-        handle = await self.client.start_workflow(run, inp, id=workflow_id, task_queue=self.stack.task_queue)
-        self._started.append(workflow_id)
+        if journey not in self.journeys.journey_classes:
+            self.journeys.journey_classes.append(journey)
+        customer_id = getattr(inp, "customer_id", None)
+        if workflow_id is None and isinstance(customer_id, str):
+            handle = await self.journeys.start_journey(journey, inp, customer_id=customer_id)
+        else:
+            workflow_id = workflow_id or f"{journey.journey}:{uuid.uuid4().hex[:12]}"
+            run = journey.run  # type: ignore[attr-defined]
+            handle = await self.client.start_workflow(run, inp, id=workflow_id, task_queue=self.stack.task_queue)
+        self._started.append(handle.id)
         return handle
 
     async def advance(self, duration: timedelta) -> None:

@@ -780,6 +780,8 @@ class JourneyWorkflow:
             count_journey(self.journey, "started")
         try:
             outcome = await story  # type: ignore[misc]
+            if outcome is None:  # a story that returns nothing ran to its end
+                outcome = "completed"
         except JourneyExit as exc:
             outcome = "exited:operator" if exc.event is None else f"exited:{exc.reason}"
             self.stage("exited")
