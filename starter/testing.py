@@ -220,8 +220,7 @@ class JourneyKit:
         )
         if problems:
             raise KitSetupError(
-                f"{problems[0]}: put the journey's template file in JOURNEYS_TEMPLATES_DIR "
-                "(set before the kit starts)"
+                f"{problems[0]}: put the journey's template file in JOURNEYS_TEMPLATES_DIR (set before the kit starts)"
             )
         return self.stack.worker(workflows=list(known), **kwargs)
 
