@@ -121,14 +121,24 @@ def test_the_same_code_in_two_files_is_refused(tmp_path: Path) -> None:
 
 
 def test_the_worker_refuses_templates_the_journeys_cannot_send_from(tmp_path: Path) -> None:
-    # A shop's directory without the post-purchase file: the journeys need its templates.
-    for name in ("cart.toml", "care.toml"):
-        (tmp_path / name).write_text((PACKAGED_DIR / name).read_text(encoding="utf-8"), encoding="utf-8")
+    # A shop's own copy of two reference templates that lack channels the journeys send them on.
+    (tmp_path / "mine.toml").write_text(
+        '[order_paid]\nvariables = ["order_id"]\n[order_paid.alimtalk]\ntemplate_code = "T1"\ntext = "#{order_id}"\n'
+        '[order_shipped]\nvariables = ["order_id"]\n[order_shipped.sms]\ntext = "#{order_id}"\n',
+        encoding="utf-8",
+    )
     with pytest.raises(ConfigError) as err:
         journey_templates(Settings(templates_dir=tmp_path))
     message = str(err.value)
-    assert message.startswith("JOURNEYS_TEMPLATES_DIR (") and "is used by a journey but defined in no file" in message
+    assert message.startswith("JOURNEYS_TEMPLATES_DIR (") and "which a journey sends it on" in message
     assert re.search(r"\(and \d+ more\)", message) and "journeys templates check" in message
+
+
+def test_a_shop_s_directory_adds_to_the_reference_templates(tmp_path: Path) -> None:
+    # Only a file of the shop's own: the reference journeys keep every template they need.
+    (tmp_path / "shop.toml").write_text('[hello]\n[hello.sms]\ntext = "안녕하세요"\n', encoding="utf-8")
+    registry = journey_templates(Settings(templates_dir=tmp_path))
+    assert {"hello", "order_paid", "cart_reminder"} <= {t.code for t in registry}
 
 
 def test_copy_changes_by_editing_a_file(tmp_path: Path) -> None:
@@ -187,7 +197,6 @@ def test_templates_check_lists_every_problem_and_exits_1(tmp_path: Path) -> None
     lines = done.stdout.splitlines()
     assert any("sms uses #{b}, which is not declared" in line for line in lines)
     assert any("alimtalk needs template_code" in line for line in lines)
-    assert any("is used by a journey but defined in no file" in line for line in lines)
     assert lines[-1].endswith(f"problem(s) in {tmp_path}") and "Traceback" not in done.stderr
 
 

@@ -93,10 +93,11 @@ async def test_a_rule_about_the_push_channel_moves_the_reminder_to_web_push(
         overrides = {"marketing_consent": {ch: factories.clock - timedelta(days=d) for ch, d in consent_age.items()}}
     c = shopper(**overrides)
     async with stack.worker():
-        await stack.journeys.cart_updated(c.customer_id, CART, customer=c)
+        handle = await stack.journeys.cart_updated(c.customer_id, CART, customer=c)
         await env.sleep(timedelta(hours=2))
         timeline = await stack.journeys.timeline(f"cart:{c.customer_id}")
         await stack.journeys.cart_cleared(c.customer_id)
+        await handle.result()  # nothing in flight when the worker stops (the shared server's clock)
     reminder = [(e.channel, e.outcome, e.detail) for e in timeline if e.step == "cart_reminder" and e.channel]
     assert reminder[0] == (Channel.PUSH, Outcome.SKIPPED, reason)
     assert reminder[1][:2] == (Channel.WEB_PUSH, Outcome.SENT)
