@@ -55,6 +55,7 @@ async def test_counters_after_journeys_with_a_fallback_a_skip_an_exit_and_receip
     shopper = factories.customer(app_installed=True, push_tokens=["t"], marketing_consent={Channel.PUSH: consented})
     async with journey_kit(env, tmp_path / "m.db") as kit:
         async with kit.worker():
+            start = await kit.now()  # the report's window opens here (the shared clock may have moved far)
             handle = await kit.journeys.order_paid(o, c, settings={"review_hours_kst": None})
             await kit.journeys.cart_updated(
                 shopper.customer_id, {"items": [{"name": "양말", "unit_price": 5000}]}, customer=shopper
@@ -68,7 +69,7 @@ async def test_counters_after_journeys_with_a_fallback_a_skip_an_exit_and_receip
             now = await kit.now()
             report = await journey_report(
                 kit.stack.store,
-                since=now - timedelta(days=60),
+                since=start - timedelta(minutes=1),
                 until=now + timedelta(days=1),
                 attribution=timedelta(days=7),
             )
