@@ -759,13 +759,16 @@ class Journeys:
 
     async def _running(self, workflow_id: str) -> bool:
         """Whether a run of ``workflow_id`` is running now (False: ended, or never started)."""
+        return await self._status(workflow_id) is WorkflowExecutionStatus.RUNNING
+
+    async def _status(self, workflow_id: str) -> WorkflowExecutionStatus | None:
+        """The status of the latest run of ``workflow_id`` (None: no journey with this id was ever started)."""
         try:
-            described = await self.client.get_workflow_handle(workflow_id).describe()
+            return (await self.client.get_workflow_handle(workflow_id).describe()).status
         except RPCError as exc:
             if exc.status is RPCStatusCode.NOT_FOUND:
-                return False
+                return None
             raise
-        return described.status is WorkflowExecutionStatus.RUNNING
 
     async def order_shipped(self, order_id: str, **data: Any) -> Delivery:
         """Tell the order's journey it shipped; true if a running journey got it (see :class:`Delivery`)."""
@@ -922,12 +925,8 @@ class Journeys:
 
     async def _describe_or_not_found(self, workflow_id: str) -> None:
         """Raise ``JourneyNotFound`` unless a journey with this id was ever started."""
-        try:
-            await self.client.get_workflow_handle(workflow_id).describe()
-        except RPCError as exc:
-            if exc.status is RPCStatusCode.NOT_FOUND:
-                raise JourneyNotFound(f"no journey {workflow_id!r}") from None
-            raise
+        if await self._status(workflow_id) is None:
+            raise JourneyNotFound(f"no journey {workflow_id!r}")
 
     # generic ---------------------------------------------------------------------------------
 

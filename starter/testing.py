@@ -57,8 +57,8 @@ from providers import (
     Provider,
     ReceiptStatus,
     SendResult,
-    SendStatus,
 )
+from providers.common import rejected, unknown
 from providers.sandbox import ReceiptTiming
 from starter.devserver import find_binary
 from starter.receipts import ReceiptIntake
@@ -97,13 +97,13 @@ class Recipients:
 Fault = Literal["unavailable", "rejected", "unknown", "config"]
 _FAULTS: dict[str, SendResult] = {
     # a 503: the provider could not take it now (RETRY: the activity tries again)
-    "unavailable": SendResult(status=SendStatus.REJECTED, error_class=ErrorClass.RETRY, error_code="TEST_UNAVAILABLE"),
+    "unavailable": rejected(ErrorClass.RETRY, "TEST_UNAVAILABLE"),
     # refused for this recipient on this channel (REQUEST: the step tries its next channel)
-    "rejected": SendResult(status=SendStatus.REJECTED, error_class=ErrorClass.REQUEST, error_code="TEST_REJECTED"),
+    "rejected": rejected(ErrorClass.REQUEST, "TEST_REJECTED"),
     # may or may not have been sent (reconciled by key before anything else happens)
-    "unknown": SendResult(status=SendStatus.UNKNOWN, error_class=ErrorClass.UNKNOWN, error_code="TEST_UNKNOWN"),
+    "unknown": unknown("TEST_UNKNOWN"),
     # our key or sender is wrong (CONFIG: the step stops, the worker logs an error)
-    "config": SendResult(status=SendStatus.REJECTED, error_class=ErrorClass.CONFIG, error_code="TEST_CONFIG"),
+    "config": rejected(ErrorClass.CONFIG, "TEST_CONFIG"),
 }
 
 

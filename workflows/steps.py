@@ -379,7 +379,7 @@ class JourneyWorkflow:
             )
             return f"skipped: {waiting}: {effect}"
         except Exception as exc:  # noqa: BLE001 - a failure of this call, never of the workflow task
-            raise ApplicationError(f"skip_wait failed: {type(exc).__name__}", non_retryable=True) from None
+            raise _update_failed("skip_wait", exc) from None
 
     @skip_wait.validator
     def _check_skip_wait(self, action: SkipAction) -> None:
@@ -402,7 +402,7 @@ class JourneyWorkflow:
             self._record("operator", Outcome.OPERATOR, None, f"exit by {action.operator}: {action.reason}")
             return "exiting: no more messages will be sent"
         except Exception as exc:  # noqa: BLE001 - a failure of this call, never of the workflow task
-            raise ApplicationError(f"exit failed: {type(exc).__name__}", non_retryable=True) from None
+            raise _update_failed("exit", exc) from None
 
     @exit_journey.validator
     def _check_exit(self, action: OperatorAction) -> None:
@@ -422,7 +422,7 @@ class JourneyWorkflow:
         except ApplicationError:
             raise
         except Exception as exc:  # noqa: BLE001 - a failure of this call, never of the workflow task
-            raise ApplicationError(f"resend failed: {type(exc).__name__}", non_retryable=True) from None
+            raise _update_failed("resend", exc) from None
 
     async def _resend(self, action: ResendAction) -> str:
         self._mark_operated()
@@ -1008,6 +1008,11 @@ class JourneyWorkflow:
 
     def _step_of(self, key: str) -> str:
         return key.rsplit(":", 2)[-2]
+
+
+def _update_failed(update: str, exc: Exception) -> ApplicationError:
+    """An error inside an Update handler as a failure of that call (never of the workflow task)."""
+    return ApplicationError(f"{update} failed: {type(exc).__name__}", non_retryable=True)
 
 
 def _failure_type(err: ActivityError) -> str:

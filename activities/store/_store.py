@@ -828,6 +828,8 @@ class Store:
         Returns:
             True if it was counted (the event may be signalled), False if the limit was reached.
         """
+        if limit < 1:
+            return False
         c = _event_counts.c
         key = (c.workflow_id == workflow_id) & (c.event_type == event_type) & (c.bucket == bucket)
         for _ in range(2):
@@ -842,8 +844,6 @@ class Store:
                         return True
                     if (await conn.execute(select(c.count).where(key))).first() is not None:
                         return False  # at the limit
-                    if limit < 1:
-                        return False
                     await conn.execute(
                         insert(_event_counts).values(
                             workflow_id=workflow_id, event_type=event_type, bucket=bucket, count=1, updated_at=_now()
