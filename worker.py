@@ -35,21 +35,21 @@ from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from activities import PolicyConfig, SendActivities, Store, TemplateRegistry
-from activities.codec import EncryptionCodec, data_converter
-from activities.inbox import InboxProvider
-from activities.logs import configure_logging
-from activities.metrics import serve_metrics
-from activities.policy import mark_advertising
-from activities.templates import PACKAGED_DIR, check_templates, load_templates
-from providers import Channel, ConfigError, Provider, ProviderRegistry, ReceiptMode
-from providers.bizgo import BizgoConfig, BizgoProvider
-from providers.fcm import FcmProvider, ServiceAccount
-from providers.sandbox import SandboxConfig, SandboxProvider
-from providers.smtp import SmtpConfig, SmtpProvider
-from providers.webhook_channel import SignedWebhookProvider
-from providers.webpush import WebPushProvider
-from workflows import ALL_WORKFLOWS, TASK_QUEUE, JourneyWorkflow
+from durable_journeys.activities import PolicyConfig, SendActivities, Store, TemplateRegistry
+from durable_journeys.activities.codec import EncryptionCodec, data_converter
+from durable_journeys.activities.inbox import InboxProvider
+from durable_journeys.activities.logs import configure_logging
+from durable_journeys.activities.metrics import serve_metrics
+from durable_journeys.activities.policy import mark_advertising
+from durable_journeys.activities.templates import PACKAGED_DIR, check_templates, load_templates
+from durable_journeys.providers import Channel, ConfigError, Provider, ProviderRegistry, ReceiptMode
+from durable_journeys.providers.bizgo import BizgoConfig, BizgoProvider
+from durable_journeys.providers.fcm import FcmProvider, ServiceAccount
+from durable_journeys.providers.sandbox import SandboxConfig, SandboxProvider
+from durable_journeys.providers.smtp import SmtpConfig, SmtpProvider
+from durable_journeys.providers.webhook_channel import SignedWebhookProvider
+from durable_journeys.providers.webpush import WebPushProvider
+from durable_journeys.workflows import ALL_WORKFLOWS, TASK_QUEUE, JourneyWorkflow
 
 log = structlog.get_logger("worker")
 
@@ -83,7 +83,7 @@ SANDBOX_SECRETS = ("sandbox_api_key", "sandbox_webhook_secret")
 # them with the workflow sandbox instead of re-importing them, and rebuilding every pydantic
 # model, for each workflow run. That re-import was most of a cached journey's memory and CPU.
 RESTRICTIONS = SandboxRestrictions.default.with_passthrough_modules(
-    "workflows", "pydantic", "pydantic_core", "annotated_types"
+    "durable_journeys.workflows", "pydantic", "pydantic_core", "annotated_types"
 )
 
 

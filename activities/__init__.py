@@ -3,9 +3,9 @@
 Workflows import the types and activity references below; nothing here is deterministic.
 """
 
-from activities.customers import CustomerProfile
-from activities.policy import CHANNEL_SKIPS, CUSTOMER_SKIPS, KST, PolicyConfig
-from activities.send import (
+from durable_journeys.activities.customers import CustomerProfile
+from durable_journeys.activities.policy import CHANNEL_SKIPS, CUSTOMER_SKIPS, KST, PolicyConfig
+from durable_journeys.activities.send import (
     CONFIG_ERROR,
     OUTCOME_UNKNOWN,
     PROVIDER_UNAVAILABLE,
@@ -20,9 +20,9 @@ from activities.send import (
     SendRequest,
     idempotency_key,
 )
-from activities.store import MessageRecord, MessageStatus, ReceiptRecord, Store
-from activities.templates import Template, TemplateRegistry, default_templates, profile_variables
-from providers import (
+from durable_journeys.activities.store import MessageRecord, MessageStatus, ReceiptRecord, Store
+from durable_journeys.activities.templates import Template, TemplateRegistry, default_templates, profile_variables
+from durable_journeys.providers import (
     EDGE,
     Channel,
     DeliveryReceipt,

@@ -31,7 +31,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes, PayloadCodec
 
-from providers import ConfigError
+from durable_journeys.providers import ConfigError
 
 ENCODING = b"binary/encrypted"
 KEY_ID = "encryption-key-id"

@@ -7,8 +7,8 @@ in-app ``provider_template_codes`` entry chooses how the app shows it: ``message
 
 from __future__ import annotations
 
-from activities.store import Store
-from providers import (
+from durable_journeys.activities.store import Store
+from durable_journeys.providers import (
     DeliveryReceipt,
     InvalidReceipt,
     OutboundMessage,

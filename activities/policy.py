@@ -11,9 +11,9 @@ from datetime import datetime, time, timedelta, timezone
 
 from pydantic import BaseModel, Field
 
-from activities.customers import CustomerProfile
-from activities.store import Cap, ContactLimits
-from providers import Channel, Purpose
+from durable_journeys.activities.customers import CustomerProfile
+from durable_journeys.activities.store import Cap, ContactLimits
+from durable_journeys.providers import Channel, Purpose
 
 KST = timezone(timedelta(hours=9), "KST")
 

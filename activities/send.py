@@ -31,12 +31,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.customers import CustomerProfile
-from activities.metrics import DEFERRED, FALLBACKS, RESENDS, SENDS, SKIPPED, label
-from activities.policy import PolicyConfig, check, mark_advertising
-from activities.store import ContactRefused, MessageRecord, MessageStatus, Store
-from activities.templates import TemplateRegistry, profile_variables
-from providers import (
+from durable_journeys.activities.customers import CustomerProfile
+from durable_journeys.activities.metrics import DEFERRED, FALLBACKS, RESENDS, SENDS, SKIPPED, label
+from durable_journeys.activities.policy import PolicyConfig, check, mark_advertising
+from durable_journeys.activities.store import ContactRefused, MessageRecord, MessageStatus, Store
+from durable_journeys.activities.templates import TemplateRegistry, profile_variables
+from durable_journeys.providers import (
     PHONE_CHANNELS,
     Channel,
     ConfigError,
@@ -54,7 +54,7 @@ from providers import (
     SmsKind,
     sms_kind,
 )
-from providers.webpush import subscription
+from durable_journeys.providers.webpush import subscription
 
 log = structlog.get_logger("activities.send")
 

@@ -23,9 +23,9 @@ from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from activities.customers import CustomerProfile
-from providers import PHONE_CHANNELS, Channel, Purpose, TemplateError, cp949_length
-from providers.korean import LMS_MAX_BYTES, LMS_SUBJECT_MAX_BYTES
+from durable_journeys.activities.customers import CustomerProfile
+from durable_journeys.providers import PHONE_CHANNELS, Channel, Purpose, TemplateError, cp949_length
+from durable_journeys.providers.korean import LMS_MAX_BYTES, LMS_SUBJECT_MAX_BYTES
 
 _VAR = re.compile(r"#\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _ANY_VAR = re.compile(r"#\{([^}\n]*)(\}?)")

@@ -26,13 +26,13 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
-from activities import Channel, CustomerProfile, Store
-from activities.logs import configure_logging
 from bench._bare import BareInput, BarePostPurchase, bare_send
-from providers.sandbox import ReceiptTiming
-from starter.devserver import start_dev_server
-from starter.stack import Stack, embedded_stack
-from workflows import JourneyResult, Order, OrderItem, Outcome, PostPurchaseSettings
+from durable_journeys.activities import Channel, CustomerProfile, Store
+from durable_journeys.activities.logs import configure_logging
+from durable_journeys.providers.sandbox import ReceiptTiming
+from durable_journeys.starter.devserver import start_dev_server
+from durable_journeys.starter.stack import Stack, embedded_stack
+from durable_journeys.workflows import JourneyResult, Order, OrderItem, Outcome, PostPurchaseSettings
 
 HERE = Path(__file__).parent
 SMALL_CACHE = 100  # max_cached_workflows for the second memory run: memory follows the cache
@@ -157,9 +157,16 @@ async def ours(client: Client, n: int, database_url: str, timings: PostPurchaseS
 async def ours_split(client: Client, n: int, database_url: str) -> dict[str, Any]:
     """As deployed: the sandbox provider and the webhook app in their own processes (`journeys
     sandbox`, `journeys webhooks`), the worker and the app's facade here."""
-    from starter.journeys import Journeys
-    from starter.serve import free_port
-    from worker import SECRET_SETTINGS, Settings, build_activities, build_providers, build_worker, dev_settings
+    from durable_journeys.starter.journeys import Journeys
+    from durable_journeys.starter.serve import free_port
+    from durable_journeys.worker import (
+        SECRET_SETTINGS,
+        Settings,
+        build_activities,
+        build_providers,
+        build_worker,
+        dev_settings,
+    )
 
     sandbox_port, webhook_port = free_port(), free_port()
     settings = dev_settings(
@@ -184,7 +191,7 @@ async def ours_split(client: Client, n: int, database_url: str) -> dict[str, Any
             [
                 sys.executable,
                 "-m",
-                "starter.cli",
+                "durable_journeys.starter.cli",
                 "sandbox",
                 "--port",
                 str(sandbox_port),
@@ -193,7 +200,9 @@ async def ours_split(client: Client, n: int, database_url: str) -> dict[str, Any
             ],
             env=env,
         ),
-        subprocess.Popen([sys.executable, "-m", "starter.cli", "webhooks", "--port", str(webhook_port)], env=env),
+        subprocess.Popen(
+            [sys.executable, "-m", "durable_journeys.starter.cli", "webhooks", "--port", str(webhook_port)], env=env
+        ),
     ]
     try:
         async with httpx.AsyncClient() as http:
@@ -350,8 +359,8 @@ async def time_skipping_journey_seconds() -> float:
     from temporalio.contrib.pydantic import pydantic_data_converter
     from temporalio.testing import WorkflowEnvironment
 
-    from starter.devserver import find_binary
-    from starter.setup import register_search_attributes
+    from durable_journeys.starter.devserver import find_binary
+    from durable_journeys.starter.setup import register_search_attributes
 
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter, test_server_existing_path=find_binary("temporal-test-server")
@@ -428,7 +437,7 @@ async def main(n: int) -> dict[str, Any]:
 
 
 async def ours_pg(client: Client, n: int, url: str, schema: str) -> dict[str, Any]:
-    import activities.store._store as store_mod
+    import durable_journeys.activities.store._store as store_mod
 
     original = store_mod.Store.from_url.__func__  # type: ignore[attr-defined]
 

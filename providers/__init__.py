@@ -1,6 +1,6 @@
 """Channel providers: HTTP/SMTP clients with no Temporal in them."""
 
-from providers.base import (
+from durable_journeys.providers.base import (
     EDGE,
     MAX_JSON_BYTES,
     MAX_JSON_DEPTH,
@@ -28,7 +28,7 @@ from providers.base import (
     bounded_json,
     json_depth,
 )
-from providers.errors import (
+from durable_journeys.providers.errors import (
     ConfigError,
     JourneysError,
     ProviderError,
@@ -38,8 +38,8 @@ from providers.errors import (
     TemplateError,
     WebhookError,
 )
-from providers.korean import cp949_length, sms_kind
-from providers.registry import ProviderRegistry
+from durable_journeys.providers.korean import cp949_length, sms_kind
+from durable_journeys.providers.registry import ProviderRegistry
 
 __all__ = [
     "AcknowledgingProvider",

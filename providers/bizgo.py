@@ -40,7 +40,7 @@ from bizgo.models import RcsBody, Report
 from bizgo.webhooks import DEFAULT_TOLERANCE_SECONDS, SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookReceiver
 from pydantic import ValidationError
 
-from providers.base import (
+from durable_journeys.providers.base import (
     EDGE,
     Channel,
     DeliveryReceipt,
@@ -53,8 +53,8 @@ from providers.base import (
     SendStatus,
     SmsKind,
 )
-from providers.common import rejected
-from providers.errors import ProviderUnavailable, SignatureError, WebhookError
+from durable_journeys.providers.common import rejected
+from durable_journeys.providers.errors import ProviderUnavailable, SignatureError, WebhookError
 
 CHANNELS = frozenset({Channel.ALIMTALK, Channel.BRAND_MESSAGE, Channel.RCS, Channel.SMS})
 DELIVERED = "10000"  # a report's code when the message reached the phone

@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import httpx
 
-from providers.base import DeliveryReceipt, ErrorClass, InvalidReceipt, SendResult, SendStatus
-from providers.errors import WebhookError
+from durable_journeys.providers.base import DeliveryReceipt, ErrorClass, InvalidReceipt, SendResult, SendStatus
+from durable_journeys.providers.errors import WebhookError
 
 # Raised before a byte of the request was written: the provider cannot have taken the message.
 NOT_SENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)

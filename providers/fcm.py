@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 from google.auth import crypt, jwt
 
-from providers.base import (
+from durable_journeys.providers.base import (
     Channel,
     ErrorClass,
     OutboundMessage,
@@ -34,8 +34,8 @@ from providers.base import (
     SendResult,
     SendStatus,
 )
-from providers.common import NOT_SENT_ERRORS, NoReceipts, rejected, retry_after, unknown
-from providers.errors import ConfigError
+from durable_journeys.providers.common import NOT_SENT_ERRORS, NoReceipts, rejected, retry_after, unknown
+from durable_journeys.providers.errors import ConfigError
 
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 ENDPOINT = "https://fcm.googleapis.com/v1/projects/{project}/messages:send"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from providers.base import SmsKind
-from providers.errors import TemplateError
+from durable_journeys.providers.base import SmsKind
+from durable_journeys.providers.errors import TemplateError
 
 SMS_MAX_BYTES = 90
 LMS_MAX_BYTES = 2000

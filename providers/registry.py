@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from providers.base import Channel, Provider
-from providers.errors import ConfigError
+from durable_journeys.providers.base import Channel, Provider
+from durable_journeys.providers.errors import ConfigError
 
 
 class ProviderRegistry:

@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import time
 
-from providers.errors import SignatureError
+from durable_journeys.providers.errors import SignatureError
 
 DEFAULT_TOLERANCE_SECONDS = 300
 MAX_SIGNATURES = 8  # signatures one header may carry (secret rotation)

@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 import aiosmtplib
 
-from providers.base import (
+from durable_journeys.providers.base import (
     Channel,
     ErrorClass,
     OutboundMessage,
@@ -31,7 +31,7 @@ from providers.base import (
     SendResult,
     SendStatus,
 )
-from providers.common import NoReceipts, rejected, unknown
+from durable_journeys.providers.common import NoReceipts, rejected, unknown
 
 AD_PREFIX = "(광고)"
 OPT_OUT_TEXT = "수신을 원하지 않으시면 수신거부"

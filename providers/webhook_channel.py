@@ -21,15 +21,15 @@ from urllib.parse import urlsplit
 import httpx
 from standardwebhooks import Webhook
 
-from providers.base import (
+from durable_journeys.providers.base import (
     ErrorClass,
     OutboundMessage,
     ReceiptMode,
     SendResult,
     SendStatus,
 )
-from providers.common import NOT_SENT_ERRORS, NoReceipts, rejected, retry_after, unknown
-from providers.errors import ConfigError
+from durable_journeys.providers.common import NOT_SENT_ERRORS, NoReceipts, rejected, retry_after, unknown
+from durable_journeys.providers.errors import ConfigError
 
 EVENT_TYPE = "journey.message"
 # Standard Webhooks: a secret of 24 to 64 random bytes (base64 after ``whsec_``).

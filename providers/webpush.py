@@ -26,7 +26,7 @@ import httpx
 from py_vapid import Vapid02, VapidException
 from pywebpush import WebPusher
 
-from providers.base import (
+from durable_journeys.providers.base import (
     Channel,
     ErrorClass,
     OutboundMessage,
@@ -34,8 +34,8 @@ from providers.base import (
     SendResult,
     SendStatus,
 )
-from providers.common import NOT_SENT_ERRORS, NoReceipts, rejected, retry_after, unknown
-from providers.errors import ConfigError
+from durable_journeys.providers.common import NOT_SENT_ERRORS, NoReceipts, rejected, retry_after, unknown
+from durable_journeys.providers.errors import ConfigError
 
 # Host names (a leading dot: any subdomain) of the browsers' push services.
 PUSH_SERVICES = (

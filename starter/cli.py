@@ -13,9 +13,9 @@ from typing import Any
 
 import typer
 
-from activities import KST
-from providers import ConfigError, JourneysError
-from worker import (
+from durable_journeys.activities import KST
+from durable_journeys.providers import ConfigError, JourneysError
+from durable_journeys.worker import (
     SANDBOX_SECRETS,
     WEBHOOK_SECRETS,
     Settings,
@@ -136,9 +136,9 @@ def demo(
     codec_port: int = typer.Option(8081, help="Port of the codec server (with --codec)."),
 ) -> None:
     """Run the three reference journeys for sample customers on the embedded dev server."""
-    from activities.logs import configure_logging
-    from starter.demo import run_demo
-    from starter.serve import require_free_port
+    from durable_journeys.activities.logs import configure_logging
+    from durable_journeys.starter.demo import run_demo
+    from durable_journeys.starter.serve import require_free_port
 
     configure_logging(json=False, level="INFO" if verbose else "WARNING")
     require_free_port(port, "--port")
@@ -207,9 +207,9 @@ def webhooks(
     """Serve the webhook app: provider receipts, app events, in-app inboxes, health."""
     import uvicorn
 
-    from starter.journeys import Journeys
-    from starter.serve import require_free_port
-    from starter.webhooks import webhook_app_for
+    from durable_journeys.starter.journeys import Journeys
+    from durable_journeys.starter.serve import require_free_port
+    from durable_journeys.starter.webhooks import webhook_app_for
 
     settings = _settings()
     inbox = ("inbox_token_secret",) if settings.inbox_token_secret.get_secret_value().strip() else ()
@@ -222,7 +222,7 @@ def webhooks(
     async def serve() -> None:
         journeys = await Journeys.connect(settings)
         if settings.webhook_metrics_port:
-            from activities.metrics import serve_metrics
+            from durable_journeys.activities.metrics import serve_metrics
 
             serve_metrics(settings.webhook_metrics_port, settings.metrics_host)
         web = webhook_app_for(settings, journeys, build_providers(settings, journeys.store))
@@ -248,8 +248,8 @@ def sandbox(
     """Serve the sandbox provider alone."""
     import uvicorn
 
-    from providers.sandbox import create_sandbox_app
-    from starter.serve import require_free_port
+    from durable_journeys.providers.sandbox import create_sandbox_app
+    from durable_journeys.starter.serve import require_free_port
 
     settings = _settings()
     settings.require_secrets(*SANDBOX_SECRETS)
@@ -271,8 +271,8 @@ def dev(
     metrics_port: int = typer.Option(9464, help="Port of /metrics (0: off)."),
 ) -> None:
     """Run the dev server, sandbox, webhook app and a worker together until Ctrl-C."""
-    from starter.dev import codec_settings, run_dev
-    from starter.serve import require_free_port
+    from durable_journeys.starter.dev import codec_settings, run_dev
+    from durable_journeys.starter.serve import require_free_port
 
     settings = dev_settings(_settings())
     if codec:
@@ -318,8 +318,8 @@ def codec_server(
     """
     import uvicorn
 
-    from starter.codec_server import codec_app
-    from starter.serve import require_free_port
+    from durable_journeys.starter.codec_server import codec_app
+    from durable_journeys.starter.serve import require_free_port
 
     settings = _settings()
     settings.require_secrets("codec_server_token")
@@ -338,7 +338,7 @@ def codec_server(
 @app.command("codec-key", epilog="Environment: none.")
 def codec_key(key_id: str = typer.Argument("", help="An id for the key (default: a random one).")) -> None:
     """Print a new 256-bit key as id:base64key, for JOURNEYS_CODEC_KEYS (put it first to rotate)."""
-    from activities.codec import new_key
+    from durable_journeys.activities.codec import new_key
 
     typer.echo(new_key(key_id or None))
 
@@ -350,8 +350,8 @@ def reports(
     interval: float = typer.Option(5.0, min=0.5, max=300, help="Seconds between polls when none are waiting."),
 ) -> None:
     """Poll Bizgo's delivery reports into the message log and the journeys (JOURNEYS_BIZGO_RECEIPTS=poll)."""
-    from starter.journeys import Journeys
-    from starter.receipts import ReceiptIntake, poll_reports
+    from durable_journeys.starter.journeys import Journeys
+    from durable_journeys.starter.receipts import ReceiptIntake, poll_reports
 
     settings = _settings()
     if settings.bizgo_receipts != "poll":
@@ -377,7 +377,7 @@ def reports(
 @app.command(epilog=_reads(_CONNECT, _LOGS))
 def setup() -> None:
     """Register the journeys' search attributes on the configured namespace (idempotent)."""
-    from starter.setup import register_search_attributes
+    from durable_journeys.starter.setup import register_search_attributes
 
     settings = _settings()
 
@@ -408,7 +408,7 @@ def bench(n: int = typer.Argument(500, help="Journeys per run.")) -> None:
 @app.command(epilog=_reads(_CONNECT, _STORE, _LOGS))
 def inspect(workflow_id: str = typer.Argument(..., help="e.g. post-purchase:A-1001 or cart:c-42.")) -> None:
     """Print a journey's timeline: what was sent, when, why not, and operators' actions (who and why)."""
-    from starter.demo import format_timeline
+    from durable_journeys.starter.demo import format_timeline
 
     async def show(journeys: Any) -> None:
         timeline = await journeys.timeline(workflow_id)
@@ -422,7 +422,7 @@ def inspect(workflow_id: str = typer.Argument(..., help="e.g. post-purchase:A-10
 
 def _with_journeys(action: Callable[[Any], Awaitable[None]]) -> Coroutine[Any, Any, None]:
     """Connect the facade from the settings, run ``action`` with it, close it."""
-    from starter.journeys import Journeys
+    from durable_journeys.starter.journeys import Journeys
 
     settings = _settings()
 
@@ -462,7 +462,7 @@ def list_journeys(
     limit: int = typer.Option(50, "--limit", min=1, max=1000, help="At most this many."),
 ) -> None:
     """List journeys by customer, journey and stage (Temporal's visibility; the query works in the UI too)."""
-    from starter.journeys import visibility_query
+    from durable_journeys.starter.journeys import visibility_query
 
     query = visibility_query(customer_id=customer, journey=journey, stage=stage, running=not ended)
 
@@ -485,7 +485,7 @@ def list_journeys(
 
 def _act(workflow_id: str, operator: str | None, reason: str, update: str) -> None:
     """Check an operator's action, then call ``update`` (``skip_wait`` or ``exit_journey``) and print its answer."""
-    from starter.journeys import operator_action
+    from durable_journeys.starter.journeys import operator_action
 
     who = _operator(operator)
     operator_action(workflow_id, who, reason)
@@ -511,7 +511,7 @@ def skip(
     Without --as the wait ends as if it had run out (a wait for delivery: the journey gives up);
     with --as order.delivered, as if the parcel had been delivered.
     """
-    from starter.journeys import operator_action
+    from durable_journeys.starter.journeys import operator_action
 
     who = _operator(operator)
     operator_action(workflow_id, who, reason, as_event=as_event)
@@ -555,7 +555,7 @@ def resend(
     reason: str = REASON,
 ) -> None:
     """Send a step again under a new key linked to the first (consent and quiet hours still apply)."""
-    from starter.journeys import operator_action
+    from durable_journeys.starter.journeys import operator_action
 
     who = _operator(operator)
     operator_action(workflow_id, who, reason, step=step, channel=channel)
@@ -608,7 +608,7 @@ def report(
     from datetime import UTC, datetime, timedelta
     from pathlib import Path
 
-    from starter.report import journey_report, render
+    from durable_journeys.starter.report import journey_report, render
 
     settings = _settings()
     now = datetime.now(UTC)
@@ -655,7 +655,7 @@ def templates_check() -> None:
 
     Prints every problem, one line each, and exits 1 if there is any.
     """
-    from starter.template_tools import check_report
+    from durable_journeys.starter.template_tools import check_report
 
     ok, lines = check_report(load_settings())
     for line in lines:
@@ -670,8 +670,8 @@ def templates_render(
     var: list[str] = typer.Option([], "--var", help="A variable, name=value (repeat for each)."),  # noqa: B008
 ) -> None:
     """Preview a message exactly as it would be sent: ad decoration, SMS or LMS, e-mail headers."""
-    from providers import Channel
-    from starter.template_tools import parse_vars, render_preview
+    from durable_journeys.providers import Channel
+    from durable_journeys.starter.template_tools import parse_vars, render_preview
 
     try:
         chosen = Channel(channel)

@@ -21,7 +21,7 @@ from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
 from temporalio.converter import PayloadCodec
 
-from activities.codec import CodecKeyError
+from durable_journeys.activities.codec import CodecKeyError
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
 MAX_PAYLOADS = 1000

@@ -19,16 +19,16 @@ import typer
 from pydantic import SecretStr
 from temporalio.client import WorkflowHandle
 
-from activities import KST, Channel, CustomerProfile
-from activities.codec import new_key, with_codec
-from activities.metrics import serve_metrics
-from providers.sandbox import ReceiptTiming
-from starter.dev import codec_help, secrets_help, serve_codec
-from starter.devserver import start_dev_server, until_interrupted
-from starter.report import journey_report, render_table
-from starter.stack import Stack, embedded_stack
-from worker import Settings
-from workflows import (
+from durable_journeys.activities import KST, Channel, CustomerProfile
+from durable_journeys.activities.codec import new_key, with_codec
+from durable_journeys.activities.metrics import serve_metrics
+from durable_journeys.providers.sandbox import ReceiptTiming
+from durable_journeys.starter.dev import codec_help, secrets_help, serve_codec
+from durable_journeys.starter.devserver import start_dev_server, until_interrupted
+from durable_journeys.starter.report import journey_report, render_table
+from durable_journeys.starter.stack import Stack, embedded_stack
+from durable_journeys.worker import Settings
+from durable_journeys.workflows import (
     CareSettings,
     CartSettings,
     JourneyResult,

@@ -10,14 +10,14 @@ from contextlib import AsyncExitStack, asynccontextmanager
 import typer
 from pydantic import SecretStr
 
-from activities.codec import new_key, with_codec
-from activities.metrics import serve_metrics
-from providers import ConfigError
-from starter.codec_server import codec_app
-from starter.devserver import start_dev_server, until_interrupted
-from starter.serve import serving
-from starter.stack import embedded_stack
-from worker import Settings, secret_problem, without_password
+from durable_journeys.activities.codec import new_key, with_codec
+from durable_journeys.activities.metrics import serve_metrics
+from durable_journeys.providers import ConfigError
+from durable_journeys.starter.codec_server import codec_app
+from durable_journeys.starter.devserver import start_dev_server, until_interrupted
+from durable_journeys.starter.serve import serving
+from durable_journeys.starter.stack import embedded_stack
+from durable_journeys.worker import Settings, secret_problem, without_password
 
 
 def codec_help(codec_url: str, token: str) -> list[str]:

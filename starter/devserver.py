@@ -10,8 +10,8 @@ from pathlib import Path
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from providers import ConfigError
-from workflows import SEARCH_ATTRIBUTES
+from durable_journeys.providers import ConfigError
+from durable_journeys.workflows import SEARCH_ATTRIBUTES
 
 
 def find_binary(name: str) -> str:

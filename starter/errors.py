@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from pydantic import ValidationError
 
-from providers import JourneysError
+from durable_journeys.providers import JourneysError
 
 MAX_PROBLEMS = 5
 MAX_PROBLEM_CHARS = 200

@@ -26,7 +26,7 @@ from temporalio.common import (
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities import (
+from durable_journeys.activities import (
     EDGE,
     Channel,
     CustomerProfile,
@@ -36,11 +36,18 @@ from activities import (
     default_templates,
     profile_variables,
 )
-from activities.logs import mask
-from starter.errors import ActionRefused, InvalidInput, JourneyNotFound, all_problems
-from starter.tokens import mint_inbox_token
-from worker import Settings, connect_client, journey_classes, journey_templates, load_settings, open_store
-from workflows import (
+from durable_journeys.activities.logs import mask
+from durable_journeys.starter.errors import ActionRefused, InvalidInput, JourneyNotFound, all_problems
+from durable_journeys.starter.tokens import mint_inbox_token
+from durable_journeys.worker import (
+    Settings,
+    connect_client,
+    journey_classes,
+    journey_templates,
+    load_settings,
+    open_store,
+)
+from durable_journeys.workflows import (
     ALL_WORKFLOWS,
     CUSTOMER_ID,
     JOURNEY,
@@ -81,10 +88,10 @@ from workflows import (
     order_variables,
     post_purchase_id,
 )
-from workflows.cart_abandonment import CART_STEPS
-from workflows.post_purchase import POST_PURCHASE_STEPS
-from workflows.post_purchase_care import CARE_STEPS, care_variables
-from workflows.win_back import WIN_BACK_STEPS, WinBackJourney, win_back_id
+from durable_journeys.workflows.cart_abandonment import CART_STEPS
+from durable_journeys.workflows.post_purchase import POST_PURCHASE_STEPS
+from durable_journeys.workflows.post_purchase_care import CARE_STEPS, care_variables
+from durable_journeys.workflows.win_back import WIN_BACK_STEPS, WinBackJourney, win_back_id
 
 M = TypeVar("M", bound=BaseModel)
 CareSegment = Literal["first_order", "every_order", "off"]

@@ -19,7 +19,7 @@ import pytest
 if TYPE_CHECKING:
     from temporalio.testing import WorkflowEnvironment
 
-    from starter.testing import JourneyKit
+    from durable_journeys.starter.testing import JourneyKit
 
 INSTALL = "pip install 'durable-journeys[testing]'"
 
@@ -41,7 +41,7 @@ if _missing() is None:
     @pytest_asyncio.fixture(scope="session", loop_scope="session")
     async def journey_env() -> AsyncIterator[WorkflowEnvironment]:
         """One time-skipping test server for the session, search attributes registered."""
-        from starter.testing import KitSetupError, start_test_environment
+        from durable_journeys.starter.testing import KitSetupError, start_test_environment
 
         try:
             env = await start_test_environment()
@@ -55,7 +55,7 @@ if _missing() is None:
     @pytest_asyncio.fixture(loop_scope="session")
     async def journey_kit(journey_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[JourneyKit]:
         """A fresh stack for this test on the session's server; its journeys are terminated after it."""
-        from starter.testing import journey_kit as _journey_kit
+        from durable_journeys.starter.testing import journey_kit as _journey_kit
 
         async with _journey_kit(journey_env, tmp_path / "journeys.db") as kit:
             yield kit

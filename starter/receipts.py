@@ -13,11 +13,11 @@ from collections.abc import Sequence
 import structlog
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities import DeliveryReceipt, ReceiptRecord
-from activities.metrics import RECEIPT_LATENCY, label
-from providers import ReceiptStatus
-from starter.journeys import Journeys
-from workflows import receipt_signal
+from durable_journeys.activities import DeliveryReceipt, ReceiptRecord
+from durable_journeys.activities.metrics import RECEIPT_LATENCY, label
+from durable_journeys.providers import ReceiptStatus
+from durable_journeys.starter.journeys import Journeys
+from durable_journeys.workflows import receipt_signal
 
 log = structlog.get_logger("starter.receipts")
 

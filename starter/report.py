@@ -22,8 +22,8 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel, Field
 
-from activities import KST
-from activities.store import Engagement, MessageRecord, MessageStatus, PaidOrder, SkipRecord, Store
+from durable_journeys.activities import KST
+from durable_journeys.activities.store import Engagement, MessageRecord, MessageStatus, PaidOrder, SkipRecord, Store
 
 COUNTS = ("sent", "delivered", "failed", "fallback", "opened", "clicked", "converted", "resent", "deferred")
 

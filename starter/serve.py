@@ -11,7 +11,7 @@ from typing import Any
 
 import uvicorn
 
-from providers import ConfigError
+from durable_journeys.providers import ConfigError
 
 
 def free_port() -> int:

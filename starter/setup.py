@@ -7,7 +7,7 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSe
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from workflows import SEARCH_ATTRIBUTES
+from durable_journeys.workflows import SEARCH_ATTRIBUTES
 
 
 async def register_search_attributes(client: Client) -> list[str]:

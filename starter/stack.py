@@ -19,14 +19,14 @@ from bizgo import AsyncBizgo
 from fastapi import FastAPI
 from temporalio.client import Client
 
-from activities import SendActivities, Store, TemplateRegistry
-from providers import ProviderRegistry
-from providers.sandbox import ReceiptTiming, SandboxState, create_sandbox_app
-from providers.signing import sign
-from starter.journeys import CareSegment, Journeys
-from starter.serve import free_port, serving
-from starter.webhooks import webhook_app_for
-from worker import (
+from durable_journeys.activities import SendActivities, Store, TemplateRegistry
+from durable_journeys.providers import ProviderRegistry
+from durable_journeys.providers.sandbox import ReceiptTiming, SandboxState, create_sandbox_app
+from durable_journeys.providers.signing import sign
+from durable_journeys.starter.journeys import CareSegment, Journeys
+from durable_journeys.starter.serve import free_port, serving
+from durable_journeys.starter.webhooks import webhook_app_for
+from durable_journeys.worker import (
     Settings,
     WorkerGroup,
     build_activities,
@@ -38,7 +38,7 @@ from worker import (
     sandbox_config,
     send_queues,
 )
-from workflows import TASK_QUEUE, CareSettings, CartSettings, PostPurchaseSettings
+from durable_journeys.workflows import TASK_QUEUE, CareSettings, CartSettings, PostPurchaseSettings
 
 
 @dataclass

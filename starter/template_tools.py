@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from email.message import EmailMessage
 
-from activities.send import compose, effective_purpose
-from activities.templates import PACKAGED_DIR, PROFILE_VARIABLES
-from providers import Channel, ConfigError, OutboundMessage, Purpose, TemplateError
-from providers.korean import SMS_MAX_BYTES, cp949_length
-from providers.smtp import SmtpConfig, SmtpProvider
-from worker import Settings, template_problems
+from durable_journeys.activities.send import compose, effective_purpose
+from durable_journeys.activities.templates import PACKAGED_DIR, PROFILE_VARIABLES
+from durable_journeys.providers import Channel, ConfigError, OutboundMessage, Purpose, TemplateError
+from durable_journeys.providers.korean import SMS_MAX_BYTES, cp949_length
+from durable_journeys.providers.smtp import SmtpConfig, SmtpProvider
+from durable_journeys.worker import Settings, template_problems
 
 PREVIEW_ADDRESSES = {Channel.EMAIL: "customer@example.com", Channel.PUSH: "device-token", Channel.WEB_PUSH: "{}"}
 

@@ -46,10 +46,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from activities import Channel, CustomerProfile, MessageStatus
-from activities.codec import with_codec
-from activities.templates import check_templates
-from providers import (
+from durable_journeys.activities import Channel, CustomerProfile, MessageStatus
+from durable_journeys.activities.codec import with_codec
+from durable_journeys.activities.templates import check_templates
+from durable_journeys.providers import (
     ConfigError,
     DeliveryReceipt,
     ErrorClass,
@@ -58,14 +58,14 @@ from providers import (
     ReceiptStatus,
     SendResult,
 )
-from providers.common import rejected, unknown
-from providers.sandbox import ReceiptTiming
-from starter.devserver import find_binary
-from starter.receipts import ReceiptIntake
-from starter.setup import register_search_attributes
-from starter.stack import Stack, embedded_stack
-from worker import Settings, WorkerGroup, required_templates
-from workflows import (
+from durable_journeys.providers.common import rejected, unknown
+from durable_journeys.providers.sandbox import ReceiptTiming
+from durable_journeys.starter.devserver import find_binary
+from durable_journeys.starter.receipts import ReceiptIntake
+from durable_journeys.starter.setup import register_search_attributes
+from durable_journeys.starter.stack import Stack, embedded_stack
+from durable_journeys.worker import Settings, WorkerGroup, required_templates
+from durable_journeys.workflows import (
     ALL_WORKFLOWS,
     JourneyEvent,
     JourneyWorkflow,

@@ -19,7 +19,7 @@ import json
 import time
 from datetime import timedelta
 
-from providers import ConfigError
+from durable_journeys.providers import ConfigError
 
 MAX_TOKEN_LENGTH = 512
 MAX_TTL = timedelta(days=30)

@@ -37,9 +37,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 from temporalio.service import RPCError
 
-from activities import DeliveryReceipt, Store
-from activities.metrics import WEBHOOK_REQUESTS
-from providers import (
+from durable_journeys.activities import DeliveryReceipt, Store
+from durable_journeys.activities.metrics import WEBHOOK_REQUESTS
+from durable_journeys.providers import (
     EDGE,
     AcknowledgingProvider,
     ConfigError,
@@ -54,13 +54,13 @@ from providers import (
     WebhookError,
     json_depth,
 )
-from providers.docs import api_app
-from starter.errors import InvalidInput, JourneyNotFound
-from starter.journeys import Journeys, checked_event
-from starter.receipts import UNAVAILABLE, ReceiptIntake
-from starter.tokens import TokenError, inbox_token_subject
-from worker import Settings
-from workflows import CustomerId, EventType, OrderId, post_purchase_id
+from durable_journeys.providers.docs import api_app
+from durable_journeys.starter.errors import InvalidInput, JourneyNotFound
+from durable_journeys.starter.journeys import Journeys, checked_event
+from durable_journeys.starter.receipts import UNAVAILABLE, ReceiptIntake
+from durable_journeys.starter.tokens import TokenError, inbox_token_subject
+from durable_journeys.worker import Settings
+from durable_journeys.workflows import CustomerId, EventType, OrderId, post_purchase_id
 
 log = structlog.get_logger("starter.webhooks")
 

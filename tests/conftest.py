@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from starter.devserver import start_dev_server
-from starter.stack import Stack
-from starter.testing import journey_kit, terminate_journeys  # noqa: F401 - re-exported for the tests
+from durable_journeys.starter.devserver import start_dev_server
+from durable_journeys.starter.stack import Stack
+from durable_journeys.starter.testing import journey_kit, terminate_journeys  # noqa: F401 - re-exported for the tests
 from tests import factories
 
 pytest_plugins = [

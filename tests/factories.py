@@ -6,8 +6,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from activities import Channel, CustomerProfile
-from workflows import Order, OrderItem
+from durable_journeys.activities import Channel, CustomerProfile
+from durable_journeys.workflows import Order, OrderItem
 
 # Journey time "now" (the time-skipping server's clock); conftest sets it before each test.
 clock = datetime.now(UTC)

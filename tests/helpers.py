@@ -14,10 +14,10 @@ from typing import Any, TypeVar
 import pytest
 from sqlalchemy import text
 
-from activities import Store
-from starter.stack import Stack
+from durable_journeys.activities import Store
+from durable_journeys.starter.stack import Stack
+from durable_journeys.workflows import Outcome
 from tests.factories import customer, order
-from workflows import Outcome
 
 T = TypeVar("T")
 POSTGRES_URL = os.environ.get("JOURNEYS_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")

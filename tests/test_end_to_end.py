@@ -14,11 +14,11 @@ import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from activities import Channel
-from providers.sandbox import ReceiptTiming
-from starter.stack import embedded_stack
+from durable_journeys.activities import Channel
+from durable_journeys.providers.sandbox import ReceiptTiming
+from durable_journeys.starter.stack import embedded_stack
+from durable_journeys.workflows import JourneyResult, Outcome, PostPurchaseSettings
 from tests.factories import customer, order
-from workflows import JourneyResult, Outcome, PostPurchaseSettings
 
 pytestmark = pytest.mark.devserver
 
@@ -74,7 +74,7 @@ async def test_setup_registers_search_attributes_once(dev_env: WorkflowEnvironme
     from temporalio.client import Client
     from temporalio.contrib.pydantic import pydantic_data_converter
 
-    from starter.setup import register_search_attributes
+    from durable_journeys.starter.setup import register_search_attributes
 
     assert await register_search_attributes(dev_env.client) == []  # the dev server got them at start
     namespace = f"setup-{uuid.uuid4().hex[:8]}"

@@ -1,7 +1,8 @@
 """The layer rule, held by a test: starter -> workflows -> activities -> providers, one way only.
 
 ``worker.py`` composes them all; nothing below ``starter`` imports ``starter`` or ``worker``, and
-``providers`` imports no Temporal.
+``providers`` imports no Temporal. Every import of the pack's own code goes through its installed
+namespace, ``durable_journeys``: a bare ``import workflows`` would find a shop's own package.
 """
 
 from __future__ import annotations
@@ -14,17 +15,27 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 LAYERS = ["providers", "activities", "workflows", "starter"]  # lowest first
 OURS = {*LAYERS, "worker"}
+PACKAGE = "durable_journeys"
 
 
-def imported_packages(path: Path) -> set[str]:
-    """Top-level names a module imports (at any depth: a function-local import counts too)."""
+def imported_modules(path: Path) -> set[str]:
+    """Dotted names a module imports (at any depth: a function-local import counts too)."""
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
         if isinstance(node, ast.Import):
-            names |= {alias.name.split(".")[0] for alias in node.names}
+            names |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.add(node.module.split(".")[0])
+            names.add(node.module)
     return names
+
+
+def imported_packages(path: Path) -> set[str]:
+    """Top-level names a module imports; the pack's own by their folder (``durable_journeys.x`` is ``x``)."""
+    return {
+        name.split(".")[1] if name.startswith(PACKAGE + ".") else name.split(".")[0]
+        for name in imported_modules(path)
+        if name != PACKAGE
+    }
 
 
 MODULES = sorted(p for layer in LAYERS for p in (ROOT / layer).rglob("*.py") if "migrations" not in p.parts)
@@ -45,7 +56,19 @@ def test_providers_know_no_temporal(path: Path) -> None:
     assert "temporalio" not in imported_packages(path)
 
 
+SOURCES = sorted(
+    p for top in (*LAYERS, "tests", "bench", "docs") for p in (ROOT / top).rglob("*.py") if "migrations" not in p.parts
+) + [ROOT / "worker.py"]
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_the_pack_is_imported_by_its_namespace(path: Path) -> None:
+    bare = {name for name in imported_modules(path) if name.split(".")[0] in OURS}
+    assert not bare, f"{path.relative_to(ROOT)} imports {sorted(bare)}: write durable_journeys.{sorted(bare)[0]}"
+
+
 def test_the_rule_would_catch_a_violation(tmp_path: Path) -> None:
     bad = tmp_path / "m.py"
-    bad.write_text("def f():\n    from starter import Journeys\n")
+    bad.write_text("def f():\n    from durable_journeys.starter import Journeys\n    import workflows\n")
     assert "starter" in imported_packages(bad)
+    assert "workflows" in imported_modules(bad)

@@ -1,9 +1,9 @@
 """Deterministic journey workflows and the durable steps they are made of."""
 
-from workflows.cart_abandonment import CartAbandonmentJourney, cart_id, cart_variables
-from workflows.consent_notice import ConsentNoticeJourney, consent_notice_id
-from workflows.constants import CUSTOMER_ID, JOURNEY, JOURNEY_STAGE, SEARCH_ATTRIBUTES, TASK_QUEUE
-from workflows.models import (
+from durable_journeys.workflows.cart_abandonment import CartAbandonmentJourney, cart_id, cart_variables
+from durable_journeys.workflows.consent_notice import ConsentNoticeJourney, consent_notice_id
+from durable_journeys.workflows.constants import CUSTOMER_ID, JOURNEY, JOURNEY_STAGE, SEARCH_ATTRIBUTES, TASK_QUEUE
+from durable_journeys.workflows.models import (
     EVENT_DATA,
     CareInput,
     CareSettings,
@@ -35,10 +35,15 @@ from workflows.models import (
     WinBackSettings,
     event_data,
 )
-from workflows.post_purchase import KAKAO_THEN_SMS, PostPurchaseJourney, order_variables, post_purchase_id
-from workflows.post_purchase_care import PostPurchaseCareJourney, care_id
-from workflows.steps import JourneyExit, JourneyWorkflow, event_signal, receipt_signal
-from workflows.win_back import WinBackJourney, win_back_id
+from durable_journeys.workflows.post_purchase import (
+    KAKAO_THEN_SMS,
+    PostPurchaseJourney,
+    order_variables,
+    post_purchase_id,
+)
+from durable_journeys.workflows.post_purchase_care import PostPurchaseCareJourney, care_id
+from durable_journeys.workflows.steps import JourneyExit, JourneyWorkflow, event_signal, receipt_signal
+from durable_journeys.workflows.win_back import WinBackJourney, win_back_id
 
 ALL_WORKFLOWS: list[type[JourneyWorkflow]] = [
     PostPurchaseJourney,

@@ -23,10 +23,18 @@ from datetime import datetime
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities import Channel, Purpose
+    from durable_journeys.activities import Channel, Purpose
 
-from workflows.models import Cart, CartInput, CartSettings, CartState, EventType, JourneyEvent, JourneyResult
-from workflows.steps import JourneyWorkflow
+from durable_journeys.workflows.models import (
+    Cart,
+    CartInput,
+    CartSettings,
+    CartState,
+    EventType,
+    JourneyEvent,
+    JourneyResult,
+)
+from durable_journeys.workflows.steps import JourneyWorkflow
 
 JOURNEY = "cart"
 PUSH_CHANNELS = (Channel.PUSH, Channel.WEB_PUSH)

@@ -27,10 +27,18 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities import KST, Channel, ConsentClock, ConsentClocksRequest, ConsentNotice, Purpose, SendActivities
+    from durable_journeys.activities import (
+        KST,
+        Channel,
+        ConsentClock,
+        ConsentClocksRequest,
+        ConsentNotice,
+        Purpose,
+        SendActivities,
+    )
 
-from workflows.models import ConsentNoticeInput, EventType, JourneyResult
-from workflows.steps import JourneyWorkflow
+from durable_journeys.workflows.models import ConsentNoticeInput, EventType, JourneyResult
+from durable_journeys.workflows.steps import JourneyWorkflow
 
 JOURNEY = "consent-notice"
 TEMPLATE = "consent_notice"

@@ -20,10 +20,10 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities import Channel, Purpose
+    from durable_journeys.activities import Channel, Purpose
 
-from workflows.models import EventType, JourneyEvent, JourneyResult, Order, PostPurchaseInput
-from workflows.steps import JourneyWorkflow
+from durable_journeys.workflows.models import EventType, JourneyEvent, JourneyResult, Order, PostPurchaseInput
+from durable_journeys.workflows.steps import JourneyWorkflow
 
 JOURNEY = "post-purchase"
 REVIEW_IN_DAYTIME = "review-request-daytime"  # patch id (v2); see README "Changing a live journey"

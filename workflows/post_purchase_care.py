@@ -20,10 +20,10 @@ from collections.abc import Sequence
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities import Channel, Purpose
+    from durable_journeys.activities import Channel, Purpose
 
-from workflows.models import CareInput, CareSettings, EventType, JourneyEvent, JourneyResult
-from workflows.steps import JourneyWorkflow
+from durable_journeys.workflows.models import CareInput, CareSettings, EventType, JourneyEvent, JourneyResult
+from durable_journeys.workflows.steps import JourneyWorkflow
 
 JOURNEY = "care"
 APP_WELCOME = (Channel.IN_APP,)

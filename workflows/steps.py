@@ -32,7 +32,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 with workflow.unsafe.imports_passed_through():
-    from activities import (
+    from durable_journeys.activities import (
         CONFIG_ERROR,
         CUSTOMER_SKIPS,
         KST,
@@ -49,11 +49,11 @@ with workflow.unsafe.imports_passed_through():
         SendRequest,
         idempotency_key,
     )
-    from activities.logs import mask
-    from activities.metrics import count_journey
+    from durable_journeys.activities.logs import mask
+    from durable_journeys.activities.metrics import count_journey
 
-from workflows.constants import JOURNEY_STAGE
-from workflows.models import (
+from durable_journeys.workflows.constants import JOURNEY_STAGE
+from durable_journeys.workflows.models import (
     EventType,
     JourneyEvent,
     JourneyResult,

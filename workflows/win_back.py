@@ -20,10 +20,10 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities import Channel, Purpose
+    from durable_journeys.activities import Channel, Purpose
 
-from workflows.models import EventType, JourneyResult, WinBackInput
-from workflows.steps import JourneyWorkflow
+from durable_journeys.workflows.models import EventType, JourneyResult, WinBackInput
+from durable_journeys.workflows.steps import JourneyWorkflow
 
 JOURNEY = "win-back"
 OFFER = (Channel.PUSH, Channel.BRAND_MESSAGE)  # push if it reaches them, else Brand Message

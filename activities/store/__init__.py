@@ -1,6 +1,6 @@
 """The store: customer profiles and the message log (SQLAlchemy 2 async, Alembic)."""
 
-from activities.store._store import (
+from durable_journeys.activities.store._store import (
     Cap,
     ContactLimits,
     ContactRefused,

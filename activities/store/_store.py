@@ -17,8 +17,8 @@ from sqlalchemy import Table, delete, event, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from activities.customers import CustomerProfile
-from activities.store._tables import (
+from durable_journeys.activities.customers import CustomerProfile
+from durable_journeys.activities.store._tables import (
     ContactHoldRow,
     CustomerRow,
     EngagementRow,
@@ -30,7 +30,7 @@ from activities.store._tables import (
     SendSkipRow,
     WebhookSignatureRow,
 )
-from providers import DeliveryReceipt, ReceiptStatus
+from durable_journeys.providers import DeliveryReceipt, ReceiptStatus
 
 # Core statements on the tables: the store writes one row per call and maps rows to pydantic
 # models itself, so the ORM's unit of work is overhead it does not need (about 10 % of a

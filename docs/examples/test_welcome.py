@@ -9,9 +9,9 @@ from datetime import timedelta
 
 from shop.welcome import WelcomeInput, WelcomeJourney
 
-from activities import Channel
-from starter.testing import JourneyKit, Recipients
-from workflows import Outcome
+from durable_journeys.activities import Channel
+from durable_journeys.starter.testing import JourneyKit, Recipients
+from durable_journeys.workflows import Outcome
 
 
 def member(customer_id: str, **extra: object) -> dict[str, object]:

@@ -5,8 +5,8 @@ idempotency keys and posts signed delivery receipts to the webhook app. Behaviou
 the recipient (phone ending ``0001`` is not a KakaoTalk user, and so on: see the README).
 """
 
-from providers.sandbox._app import ReceiptTiming, SandboxConfig, SandboxState, create_sandbox_app
-from providers.sandbox._client import ERROR_CLASSES, SandboxProvider
+from durable_journeys.providers.sandbox._app import ReceiptTiming, SandboxConfig, SandboxState, create_sandbox_app
+from durable_journeys.providers.sandbox._client import ERROR_CLASSES, SandboxProvider
 
 __all__ = [
     "ERROR_CLASSES",

@@ -25,9 +25,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from providers.base import Channel
-from providers.docs import api_app
-from providers.signing import sign
+from durable_journeys.providers.base import Channel
+from durable_journeys.providers.docs import api_app
+from durable_journeys.providers.signing import sign
 
 log = structlog.get_logger("providers.sandbox")
 

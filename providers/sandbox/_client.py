@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from providers.base import (
+from durable_journeys.providers.base import (
     EDGE,
     PHONE_CHANNELS,
     Channel,
@@ -23,9 +23,9 @@ from providers.base import (
     SendStatus,
     json_headers,
 )
-from providers.common import NOT_SENT_ERRORS, retry_after
-from providers.errors import ProviderUnavailable, WebhookError
-from providers.signing import verify
+from durable_journeys.providers.common import NOT_SENT_ERRORS, retry_after
+from durable_journeys.providers.errors import ProviderUnavailable, WebhookError
+from durable_journeys.providers.signing import verify
 
 # Provider error codes -> what the journey does (docs/architecture.md §3).
 ERROR_CLASSES: dict[str, ErrorClass] = {

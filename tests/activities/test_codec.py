@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from temporalio.api.common.v1 import Payload
 
-from activities.codec import ENCODING, KEY_ID, CodecKeyError, EncryptionCodec, new_key, parse_keys
-from providers import ConfigError
-from worker import Settings
+from durable_journeys.activities.codec import ENCODING, KEY_ID, CodecKeyError, EncryptionCodec, new_key, parse_keys
+from durable_journeys.providers import ConfigError
+from durable_journeys.worker import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 OLD, NEW = new_key("old"), new_key("new")
@@ -109,4 +109,6 @@ def test_no_workflow_module_imports_the_codec_or_cryptography() -> None:
                 imported |= {a.name for a in node.names}
             elif isinstance(node, ast.ImportFrom) and node.module:
                 imported.add(node.module)
-        assert not {m for m in imported if m.startswith(("cryptography", "activities.codec"))}, path.name
+        assert not {m for m in imported if m.startswith(("cryptography", "durable_journeys.activities.codec"))}, (
+            path.name
+        )

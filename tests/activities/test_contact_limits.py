@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from activities import CustomerProfile, MessageStatus, Store
-from activities.store import Cap, ContactLimits, ContactRefused
-from providers import DeliveryReceipt, ReceiptStatus
+from durable_journeys.activities import CustomerProfile, MessageStatus, Store
+from durable_journeys.activities.store import Cap, ContactLimits, ContactRefused
+from durable_journeys.providers import DeliveryReceipt, ReceiptStatus
 from tests.helpers import postgres_stores
 
 T0 = datetime(2026, 11, 2, 3, 0, tzinfo=UTC)

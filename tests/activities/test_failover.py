@@ -10,7 +10,7 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities import (
+from durable_journeys.activities import (
     OUTCOME_UNKNOWN,
     PROVIDER_UNAVAILABLE,
     Channel,
@@ -19,10 +19,10 @@ from activities import (
     SendActivities,
     default_templates,
 )
-from activities.send import failover_key
-from providers import ErrorClass, ProviderRegistry
-from providers.sandbox import SandboxProvider
-from starter.stack import Stack
+from durable_journeys.activities.send import failover_key
+from durable_journeys.providers import ErrorClass, ProviderRegistry
+from durable_journeys.providers.sandbox import SandboxProvider
+from durable_journeys.starter.stack import Stack
 from tests.activities.test_send import request
 from tests.factories import customer
 

@@ -16,9 +16,9 @@ from structlog.testing import capture_logs
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities import STORE_UNAVAILABLE, Channel
-from activities.logs import configure_logging, mask, redact_pii
-from starter.stack import Stack
+from durable_journeys.activities import STORE_UNAVAILABLE, Channel
+from durable_journeys.activities.logs import configure_logging, mask, redact_pii
+from durable_journeys.starter.stack import Stack
 from tests.activities.test_send import request
 from tests.factories import customer
 

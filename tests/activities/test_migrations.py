@@ -12,7 +12,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-import activities.store as store_module
+import durable_journeys.activities.store as store_module
 from tests.helpers import POSTGRES_URL
 
 PROCESSES = 3
@@ -29,7 +29,7 @@ def upgrade_in_parallel(database_url: str, cwd: Path) -> list[subprocess.Complet
     }
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "starter.cli", "db", "upgrade"],
+            [sys.executable, "-m", "durable_journeys.starter.cli", "db", "upgrade"],
             env=env,
             cwd=cwd,
             stdout=subprocess.PIPE,

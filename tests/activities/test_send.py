@@ -9,7 +9,7 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities import (
+from durable_journeys.activities import (
     CONFIG_ERROR,
     PROVIDER_UNAVAILABLE,
     Channel,
@@ -21,9 +21,9 @@ from activities import (
     TemplateRegistry,
     default_templates,
 )
-from providers import ErrorClass, OutboundMessage, ProviderRegistry, ReceiptMode
-from providers.sandbox import SandboxProvider
-from starter.stack import Stack
+from durable_journeys.providers import ErrorClass, OutboundMessage, ProviderRegistry, ReceiptMode
+from durable_journeys.providers.sandbox import SandboxProvider
+from durable_journeys.starter.stack import Stack
 from tests.factories import customer
 
 NOON_KST = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
@@ -205,7 +205,7 @@ SUBSCRIPTION = '{"endpoint": "https://fcm.googleapis.com/fcm/send/x", "keys": {"
 def test_push_goes_to_an_app_token_and_web_push_to_a_browser_subscription(
     tokens: list[str], dead: list[str], push: str | None, web_push: str | None
 ) -> None:
-    from activities.send import _address
+    from durable_journeys.activities.send import _address
 
     profile = customer(push_tokens=tokens, dead_addresses=dead)
     assert (_address(profile, Channel.PUSH), _address(profile, Channel.WEB_PUSH)) == (push, web_push)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from activities import CustomerProfile, MessageStatus, Store
-from providers import DeliveryReceipt, ReceiptStatus
+from durable_journeys.activities import CustomerProfile, MessageStatus, Store
+from durable_journeys.providers import DeliveryReceipt, ReceiptStatus
 from tests.helpers import migrated_store
 
 

@@ -11,11 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from activities import Channel, Purpose, TemplateError
-from activities.policy import PolicyConfig, mark_advertising
-from activities.templates import PACKAGED_DIR, check_templates, load_templates
-from starter.template_tools import check_report, render_preview
-from worker import ConfigError, Settings, journey_templates, required_templates
+from durable_journeys.activities import Channel, Purpose, TemplateError
+from durable_journeys.activities.policy import PolicyConfig, mark_advertising
+from durable_journeys.activities.templates import PACKAGED_DIR, check_templates, load_templates
+from durable_journeys.starter.template_tools import check_report, render_preview
+from durable_journeys.worker import ConfigError, Settings, journey_templates, required_templates
 
 POLICY = PolicyConfig()
 
@@ -179,7 +179,7 @@ def test_no_variable_value_reaches_the_html_unescaped(value: str) -> None:
 
 def journeys(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "starter.cli", *args],
+        [sys.executable, "-m", "durable_journeys.starter.cli", *args],
         capture_output=True,
         text=True,
         env=env,

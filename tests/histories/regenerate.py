@@ -19,12 +19,12 @@ from temporalio.client import WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from activities import Channel, CustomerProfile
-from providers.sandbox import ReceiptTiming
-from starter.devserver import find_binary
-from starter.stack import Stack, embedded_stack
+from durable_journeys.activities import Channel, CustomerProfile
+from durable_journeys.providers.sandbox import ReceiptTiming
+from durable_journeys.starter.devserver import find_binary
+from durable_journeys.starter.stack import Stack, embedded_stack
+from durable_journeys.workflows import care_id, consent_notice_id
 from tests import factories
-from workflows import care_id, consent_notice_id
 
 HERE = Path(__file__).parent
 Scenario = Callable[[WorkflowEnvironment, Stack], Awaitable[WorkflowHandle]]
@@ -71,7 +71,7 @@ async def post_purchase_gateway(env: WorkflowEnvironment, stack: Stack) -> Workf
     gateway fallback (v6) records it in journey mode with ``fallback`` in its input: the patch is
     what lets v7 code replay that.
     """
-    from workflows import PostPurchaseSettings, post_purchase_id
+    from durable_journeys.workflows import PostPurchaseSettings, post_purchase_id
 
     c = _customer("010-0000-0002")
     o = factories.order(c)
@@ -106,8 +106,8 @@ async def post_purchase_outage(env: WorkflowEnvironment, stack: Stack) -> Workfl
 
 async def post_purchase_unknown_customer(env: WorkflowEnvironment, stack: Stack) -> WorkflowHandle:
     """The app writes the customer to a database the worker does not read (v5: stage unknown_customer)."""
-    from activities import Store
-    from starter import Journeys
+    from durable_journeys.activities import Store
+    from durable_journeys.starter import Journeys
 
     with tempfile.TemporaryDirectory() as tmp:
         other = Store.from_url(f"sqlite+aiosqlite:///{Path(tmp) / 'other.db'}")
@@ -236,7 +236,7 @@ SCENARIOS: dict[str, Scenario] = {
 
 
 async def main(version: str, only: list[str]) -> None:
-    from starter.setup import register_search_attributes
+    from durable_journeys.starter.setup import register_search_attributes
 
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter, test_server_existing_path=find_binary("temporal-test-server")

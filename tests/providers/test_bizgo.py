@@ -14,7 +14,7 @@ import pytest
 from bizgo._error_codes import SERVICE_CODES
 from bizgo.testing import FakeTransport, sign_webhook
 
-from providers import (
+from durable_journeys.providers import (
     Channel,
     DeliveryReceipt,
     ErrorClass,
@@ -27,7 +27,14 @@ from providers import (
     SmsKind,
     WebhookError,
 )
-from providers.bizgo import ERROR_CLASSES, GATEWAY_CLASSES, BizgoConfig, BizgoProvider, bizgo_key, group_key
+from durable_journeys.providers.bizgo import (
+    ERROR_CLASSES,
+    GATEWAY_CLASSES,
+    BizgoConfig,
+    BizgoProvider,
+    bizgo_key,
+    group_key,
+)
 
 SECRET = "bizgo-webhook-secret-for-tests-0123456789"
 CONFIG = BizgoConfig(sender_key="SENDER-1", caller_number="0212345678", rcs_brand_key="BRAND-1", rcs_format_id="F-1")

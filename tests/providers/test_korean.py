@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from activities import Channel, Template, TemplateRegistry
-from providers import SmsKind, TemplateError, cp949_length, sms_kind
+from durable_journeys.activities import Channel, Template, TemplateRegistry
+from durable_journeys.providers import SmsKind, TemplateError, cp949_length, sms_kind
 
 
 def test_cp949_lengths_decide_sms_or_lms() -> None:

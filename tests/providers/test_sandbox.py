@@ -10,9 +10,17 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from providers import Channel, ErrorClass, OutboundMessage, ReceiptStatus, SendStatus, SignatureError, WebhookError
-from providers.sandbox import ReceiptTiming, SandboxConfig, SandboxProvider, create_sandbox_app
-from providers.signing import sign, verify
+from durable_journeys.providers import (
+    Channel,
+    ErrorClass,
+    OutboundMessage,
+    ReceiptStatus,
+    SendStatus,
+    SignatureError,
+    WebhookError,
+)
+from durable_journeys.providers.sandbox import ReceiptTiming, SandboxConfig, SandboxProvider, create_sandbox_app
+from durable_journeys.providers.signing import sign, verify
 
 SECRET = "s3cret"
 

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from providers import Channel, ErrorClass, OutboundMessage, Purpose, ReceiptMode, SendStatus
-from providers.smtp import SmtpConfig, SmtpProvider
-from starter.serve import free_port
+from durable_journeys.providers import Channel, ErrorClass, OutboundMessage, Purpose, ReceiptMode, SendStatus
+from durable_journeys.providers.smtp import SmtpConfig, SmtpProvider
+from durable_journeys.starter.serve import free_port
 
 
 @dataclass

@@ -24,9 +24,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import FastAPI, Request, Response
 from py_vapid import Vapid02
 
-from providers import Channel, ConfigError, ErrorClass, OutboundMessage, ReceiptMode, SendStatus
-from providers.webpush import WebPushProvider, subscription
-from starter.serve import serving
+from durable_journeys.providers import Channel, ConfigError, ErrorClass, OutboundMessage, ReceiptMode, SendStatus
+from durable_journeys.providers.webpush import WebPushProvider, subscription
+from durable_journeys.starter.serve import serving
 
 
 def b64url(data: bytes) -> str:

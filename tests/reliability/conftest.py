@@ -16,10 +16,10 @@ import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from providers.sandbox import ReceiptTiming
-from starter.stack import Stack, embedded_stack
+from durable_journeys.providers.sandbox import ReceiptTiming
+from durable_journeys.starter.stack import Stack, embedded_stack
+from durable_journeys.workflows import JourneyResult, Outcome, PostPurchaseSettings
 from tests.factories import customer, order
-from workflows import JourneyResult, Outcome, PostPurchaseSettings
 
 pytestmark = pytest.mark.reliability
 
@@ -63,7 +63,7 @@ class WorkerProcess:
             "JOURNEYS_LOG_FORMAT": "json",
             "JOURNEYS_LOG_LEVEL": "WARNING",
         }
-        self.proc = subprocess.Popen([sys.executable, "-m", "starter.cli", "worker"], env=env)
+        self.proc = subprocess.Popen([sys.executable, "-m", "durable_journeys.starter.cli", "worker"], env=env)
 
     def signal(self, sig: int) -> None:
         self.proc.send_signal(sig)

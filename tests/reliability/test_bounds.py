@@ -19,17 +19,17 @@ from temporalio.api.enums.v1 import EventType as HistoryEventType
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
-from activities import EDGE, Channel, CustomerProfile
-from providers import ProviderRegistry
-from providers.sandbox import SandboxProvider
-from providers.signing import sign
-from starter import InvalidInput
-from starter.stack import Stack
-from starter.webhooks import create_webhook_app
+from durable_journeys.activities import EDGE, Channel, CustomerProfile
+from durable_journeys.providers import ProviderRegistry
+from durable_journeys.providers.sandbox import SandboxProvider
+from durable_journeys.providers.signing import sign
+from durable_journeys.starter import InvalidInput
+from durable_journeys.starter.stack import Stack
+from durable_journeys.starter.webhooks import create_webhook_app
+from durable_journeys.workflows import EventType, JourneyEvent, Outcome, care_id, cart_id
 from tests import factories
 from tests.factories import customer, order
 from tests.helpers import alimtalk_waiting_for_receipt
-from workflows import EventType, JourneyEvent, Outcome, care_id, cart_id
 
 pytestmark = pytest.mark.reliability
 
@@ -140,7 +140,7 @@ async def test_malformed_events_never_wedge_the_cart_journey(
 async def test_a_cart_journey_started_with_an_unreadable_cart_ends_without_sending(
     env: WorkflowEnvironment, stack: Stack
 ) -> None:
-    from workflows import CartAbandonmentJourney, CartInput
+    from durable_journeys.workflows import CartAbandonmentJourney, CartInput
 
     c = shopper()
     await stack.store.upsert_customer(c)
@@ -264,7 +264,7 @@ def test_new_event_data_is_capped_in_size_and_depth_and_history_still_loads() ->
 
 
 def test_stored_profiles_and_orders_older_code_accepted_still_load() -> None:
-    from workflows import Order
+    from durable_journeys.workflows import Order
 
     profile = customer().model_dump() | {"name": "김\n하늘", "tier": "vip\x00"}
     with pytest.raises(ValidationError):
@@ -432,7 +432,7 @@ async def test_one_bad_receipt_does_not_fail_the_batch(
 async def test_a_stalled_body_times_out(stack: Stack, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
     import asyncio
 
-    from starter import webhooks
+    from durable_journeys.starter import webhooks
 
     monkeypatch.setattr(webhooks, "BODY_TIMEOUT_SECONDS", 0.3)
 

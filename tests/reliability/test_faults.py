@@ -10,10 +10,11 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from activities import MessageStatus
-from starter.devserver import start_dev_server
-from starter.serve import free_port
-from starter.stack import Stack
+from durable_journeys.activities import MessageStatus
+from durable_journeys.starter.devserver import start_dev_server
+from durable_journeys.starter.serve import free_port
+from durable_journeys.starter.stack import Stack
+from durable_journeys.workflows import Outcome
 from tests.helpers import eventually
 from tests.reliability.conftest import (
     assert_once_per_step,
@@ -22,7 +23,6 @@ from tests.reliability.conftest import (
     payment_delivered,
     start_orders,
 )
-from workflows import Outcome
 
 pytestmark = pytest.mark.reliability
 

@@ -20,14 +20,12 @@ from hypothesis import strategies as st
 from temporalio.api.enums.v1 import EventType as HistoryEventType
 from temporalio.testing import WorkflowEnvironment
 
-from activities import Channel
-from starter.errors import JourneyNotFound
-from starter.journeys import Delivery
-from starter.stack import Stack
-from starter.webhooks import RateLimiter, create_webhook_app
-from tests import factories
-from tests.factories import customer, order
-from workflows import (
+from durable_journeys.activities import Channel
+from durable_journeys.starter.errors import JourneyNotFound
+from durable_journeys.starter.journeys import Delivery
+from durable_journeys.starter.stack import Stack
+from durable_journeys.starter.webhooks import RateLimiter, create_webhook_app
+from durable_journeys.workflows import (
     ALL_WORKFLOWS,
     EventType,
     JourneyEvent,
@@ -38,7 +36,9 @@ from workflows import (
     consent_notice_id,
     post_purchase_id,
 )
-from workflows.win_back import win_back_id
+from durable_journeys.workflows.win_back import win_back_id
+from tests import factories
+from tests.factories import customer, order
 
 pytestmark = pytest.mark.reliability
 
@@ -226,7 +226,7 @@ async def test_a_flood_of_new_event_ids_reaches_a_journey_no_more_than_it_can_us
 
 
 def _customer(attributes: Any) -> str:
-    from workflows import CUSTOMER_ID
+    from durable_journeys.workflows import CUSTOMER_ID
 
     value = attributes.get(CUSTOMER_ID)
     assert value is not None

@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from temporalio.service import RPCError
 
-from activities import Channel, Template, TemplateRegistry
-from starter import InvalidInput
-from starter.stack import Stack
+from durable_journeys.activities import Channel, Template, TemplateRegistry
+from durable_journeys.starter import InvalidInput
+from durable_journeys.starter.stack import Stack
 from tests.factories import customer
 
 pytestmark = pytest.mark.reliability

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from providers import ConfigError
-from starter.cli import app
-from starter.serve import free_port, require_free_port
-from worker import Settings
+from durable_journeys.providers import ConfigError
+from durable_journeys.starter.cli import app
+from durable_journeys.starter.serve import free_port, require_free_port
+from durable_journeys.worker import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,7 +37,7 @@ def journeys(
 ) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("JOURNEYS_")}
     return subprocess.run(
-        [sys.executable, "-m", "starter.cli", *args],
+        [sys.executable, "-m", "durable_journeys.starter.cli", *args],
         env={**base, **(env or {})},
         cwd=cwd or ROOT,
         capture_output=True,
@@ -177,7 +177,16 @@ def test_a_taken_port_is_one_line_naming_the_option() -> None:
 def test_the_demo_runs_every_journey_and_exits(tmp_path: Path) -> None:
     """README's first command: every timeline printed, no dead UI links, and it ends by itself."""
     done = subprocess.run(
-        [sys.executable, "-m", "starter.cli", "demo", "--port", str(free_port()), "--ui-port", str(free_port())],
+        [
+            sys.executable,
+            "-m",
+            "durable_journeys.starter.cli",
+            "demo",
+            "--port",
+            str(free_port()),
+            "--ui-port",
+            str(free_port()),
+        ],
         cwd=tmp_path,
         capture_output=True,
         text=True,

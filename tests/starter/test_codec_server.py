@@ -12,8 +12,8 @@ from google.protobuf import json_format
 from pydantic import SecretStr
 from temporalio.api.common.v1 import Payload, Payloads
 
-from activities.codec import EncryptionCodec, new_key
-from starter.codec_server import MAX_BODY_BYTES, codec_app
+from durable_journeys.activities.codec import EncryptionCodec, new_key
+from durable_journeys.starter.codec_server import MAX_BODY_BYTES, codec_app
 
 TOKEN = "t0k3n-" + "x1y2z3" * 6
 UI = "http://localhost:8233"
@@ -148,7 +148,7 @@ def test_the_codec_server_fails_closed_in_one_line(environ: dict[str, str], expe
 
 
 def test_codec_key_prints_a_key_the_settings_take() -> None:
-    from activities.codec import parse_keys
+    from durable_journeys.activities.codec import parse_keys
     from tests.starter.test_cli import journeys
 
     done = journeys("codec-key", "k7")
@@ -159,8 +159,8 @@ def test_codec_key_prints_a_key_the_settings_take() -> None:
 def test_dev_codec_keeps_its_key_in_the_data_dir(tmp_path: Path) -> None:
     import stat
 
-    from starter.dev import codec_settings
-    from worker import Settings
+    from durable_journeys.starter.dev import codec_settings
+    from durable_journeys.worker import Settings
 
     base = Settings(_env_file=None, data_dir=tmp_path)  # type: ignore[call-arg]
     first, second = codec_settings(base), codec_settings(base)

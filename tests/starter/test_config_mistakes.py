@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from starter.errors import InvalidInput
-from starter.stack import Stack
+from durable_journeys.starter.errors import InvalidInput
+from durable_journeys.starter.stack import Stack
 from tests.factories import customer, order
 from tests.starter.test_cli import journeys
 

@@ -15,12 +15,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from providers import ConfigError, SignatureError
-from providers.sandbox import SandboxConfig, create_sandbox_app
-from providers.signing import sign, verify
-from starter.stack import Stack
-from starter.tokens import TokenError, inbox_token_subject, mint_inbox_token
-from worker import KNOWN_DEV_SECRETS, SECRET_SETTINGS, Settings, dev_settings
+from durable_journeys.providers import ConfigError, SignatureError
+from durable_journeys.providers.sandbox import SandboxConfig, create_sandbox_app
+from durable_journeys.providers.signing import sign, verify
+from durable_journeys.starter.stack import Stack
+from durable_journeys.starter.tokens import TokenError, inbox_token_subject, mint_inbox_token
+from durable_journeys.worker import KNOWN_DEV_SECRETS, SECRET_SETTINGS, Settings, dev_settings
 
 GOOD = "kR7-vQ2_zX9pL4mN8bT1wY6cH3jF5sD0aE"
 FUZZ = settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
@@ -93,7 +93,7 @@ def test_production_commands_refuse_to_start_without_secrets(command: str, setti
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOURNEYS_")}
     env["JOURNEYS_SANDBOX_WEBHOOK_SECRET"] = "sandbox-webhook-secret"  # the old public default
     proc = subprocess.run(
-        [sys.executable, "-m", "starter.cli", command],
+        [sys.executable, "-m", "durable_journeys.starter.cli", command],
         env=env,
         cwd=tmp_path,
         capture_output=True,
@@ -117,7 +117,7 @@ def test_an_empty_webhook_secret_verifies_nothing() -> None:
 
 @pytest.mark.parametrize("header", ["Bearer ", "Bearer", "bearer  ", "", "Basic Og=="])
 async def test_an_empty_api_key_lets_nothing_in(stack: Stack, header: str) -> None:
-    from starter.webhooks import create_webhook_app
+    from durable_journeys.starter.webhooks import create_webhook_app
 
     app = create_webhook_app(stack.journeys, stack.providers, api_key="", inbox_token_secret="")
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://h") as http:
@@ -218,7 +218,7 @@ async def test_docs_are_off_by_default_on_both_apps(stack: Stack) -> None:
 
 
 async def test_docs_when_enabled_load_nothing_from_the_internet(stack: Stack) -> None:
-    from starter.webhooks import create_webhook_app
+    from durable_journeys.starter.webhooks import create_webhook_app
 
     app = create_webhook_app(stack.journeys, stack.providers, api_key=GOOD, inbox_token_secret=GOOD, docs=True)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://h") as http:
@@ -247,7 +247,7 @@ def test_a_given_secret_that_cannot_serve_is_refused_in_one_line(name: str, valu
 async def test_the_embedded_stack_refuses_a_given_short_key_instead_of_replacing_it(
     env: object, tmp_path: object
 ) -> None:
-    from starter.testing import journey_kit
+    from durable_journeys.starter.testing import journey_kit
 
     with pytest.raises(ConfigError, match="^JOURNEYS_API_KEY is shorter than 32 bytes"):
         async with journey_kit(env, tmp_path / "j.db", settings=Settings(api_key=SecretStr("tooshort"))):  # type: ignore[arg-type, operator]
@@ -256,7 +256,7 @@ async def test_the_embedded_stack_refuses_a_given_short_key_instead_of_replacing
 
 @pytest.mark.parametrize("value", ["x", "changeme", "a" * 40, "short-bizgo-secret"])
 def test_every_secret_that_verifies_webhooks_gets_the_same_checks(value: str) -> None:
-    from worker import provider_problem
+    from durable_journeys.worker import provider_problem
 
     settings = Settings(  # type: ignore[call-arg]
         _env_file=None,
@@ -273,9 +273,9 @@ def test_every_secret_that_verifies_webhooks_gets_the_same_checks(value: str) ->
 
 async def test_a_provider_no_channel_routes_to_has_no_webhook(stack: Stack) -> None:
     """The sandbox is always configured; in production nothing routes to it, so its known secret opens nothing."""
-    from activities import Channel
-    from providers import ProviderRegistry
-    from starter.webhooks import create_webhook_app
+    from durable_journeys.activities import Channel
+    from durable_journeys.providers import ProviderRegistry
+    from durable_journeys.starter.webhooks import create_webhook_app
 
     inbox = stack.providers.get("inbox")
     routed = ProviderRegistry(
@@ -289,7 +289,7 @@ async def test_a_provider_no_channel_routes_to_has_no_webhook(stack: Stack) -> N
 
 
 async def test_without_an_inbox_secret_the_webhook_app_serves_events_and_receipts_only(stack: Stack) -> None:
-    from starter.webhooks import webhook_app_for
+    from durable_journeys.starter.webhooks import webhook_app_for
 
     settings = stack.settings.model_copy(update={"inbox_token_secret": SecretStr("")})
     app = webhook_app_for(settings, stack.journeys, stack.providers)
@@ -316,7 +316,7 @@ async def test_without_an_inbox_secret_the_webhook_app_serves_events_and_receipt
     ],
 )
 def test_the_webhook_channel_needs_https_and_a_real_key(url: str, secret: str, setting: str) -> None:
-    from providers.webhook_channel import SignedWebhookProvider
+    from durable_journeys.providers.webhook_channel import SignedWebhookProvider
 
     with pytest.raises(ConfigError, match=f"^{setting} "):
         SignedWebhookProvider(httpx.AsyncClient(), url=url, secret=secret)
@@ -325,7 +325,7 @@ def test_the_webhook_channel_needs_https_and_a_real_key(url: str, secret: str, s
 def test_a_new_sqlite_store_is_readable_by_its_owner_only(tmp_path: object) -> None:
     from pathlib import Path
 
-    from worker import build_store
+    from durable_journeys.worker import build_store
 
     path = Path(str(tmp_path)) / "data" / "journeys.db"
     build_store(Settings(_env_file=None, database_url=f"sqlite+aiosqlite:///{path}"))  # type: ignore[call-arg]
@@ -339,7 +339,7 @@ def test_read_only_commands_make_no_store(tmp_path: object) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOURNEYS_")}
     env["JOURNEYS_DATABASE_URL"] = f"sqlite+aiosqlite:///{missing}"
     proc = subprocess.run(
-        [sys.executable, "-m", "starter.cli", "report"],
+        [sys.executable, "-m", "durable_journeys.starter.cli", "report"],
         env=env,
         cwd=str(tmp_path),
         capture_output=True,
@@ -354,8 +354,8 @@ def test_read_only_commands_make_no_store(tmp_path: object) -> None:
 def test_the_codec_token_is_given_to_the_browser_not_to_the_server() -> None:
     import inspect
 
-    from starter.dev import codec_help
-    from starter.devserver import start_dev_server
+    from durable_journeys.starter.dev import codec_help
+    from durable_journeys.starter.devserver import start_dev_server
 
     lines = codec_help("http://127.0.0.1:9191", "tok-" + GOOD)
     assert f"http://127.0.0.1:9191/tok-{GOOD}" in "\n".join(lines)

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from temporalio.service import RPCError
 
-from activities import Channel, Template, TemplateRegistry
-from starter import InvalidInput, JourneyNotFound
-from starter.stack import Stack
+from durable_journeys.activities import Channel, Template, TemplateRegistry
+from durable_journeys.starter import InvalidInput, JourneyNotFound
+from durable_journeys.starter.stack import Stack
 from tests.factories import customer, order
 
 

@@ -8,9 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from temporalio.testing import WorkflowEnvironment
 
-from starter.errors import InvalidInput
-from starter.journeys import link_problem
-from starter.stack import Stack
+from durable_journeys.starter.errors import InvalidInput
+from durable_journeys.starter.journeys import link_problem
+from durable_journeys.starter.stack import Stack
 from tests.factories import customer, order
 
 HOSTS = ("shop.example", ".cdn.shop.example")
@@ -98,7 +98,7 @@ async def test_events_refuses_a_cart_with_a_foreign_link(stack: Stack) -> None:
 async def test_a_listed_host_goes_out_in_the_message(env: WorkflowEnvironment, stack: Stack) -> None:
     from datetime import timedelta
 
-    from activities import Channel
+    from durable_journeys.activities import Channel
     from tests import factories
 
     consented = factories.clock - timedelta(days=30)

@@ -13,13 +13,13 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from activities import Channel
-from activities.metrics import serve_metrics
-from starter.report import journey_report
-from starter.serve import free_port
-from starter.testing import Recipients, journey_kit
+from durable_journeys.activities import Channel
+from durable_journeys.activities.metrics import serve_metrics
+from durable_journeys.starter.report import journey_report
+from durable_journeys.starter.serve import free_port
+from durable_journeys.starter.testing import Recipients, journey_kit
+from durable_journeys.worker import Settings, connect_client
 from tests import factories
-from worker import Settings, connect_client
 
 Sample = dict[tuple[str, frozenset[tuple[str, str]]], float]
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from starter.stack import embedded_stack
+from durable_journeys.starter.stack import embedded_stack
+from durable_journeys.workflows import post_purchase_id
 from tests.factories import customer, order
 from tests.helpers import eventually
 from tests.starter.test_cli import journeys
-from workflows import post_purchase_id
 
 
 async def cli(*args: str, env: dict[str, str]) -> tuple[int, str, str]:

@@ -12,16 +12,16 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from pydantic import SecretStr, ValidationError
 
-from activities import Store
-from providers import Channel, ConfigError
-from providers.bizgo import BizgoProvider
-from providers.fcm import FcmProvider
-from providers.sandbox import SandboxProvider
-from providers.smtp import SmtpProvider
-from providers.webhook_channel import SignedWebhookProvider
-from providers.webpush import WebPushProvider
+from durable_journeys.activities import Store
+from durable_journeys.providers import Channel, ConfigError
+from durable_journeys.providers.bizgo import BizgoProvider
+from durable_journeys.providers.fcm import FcmProvider
+from durable_journeys.providers.sandbox import SandboxProvider
+from durable_journeys.providers.smtp import SmtpProvider
+from durable_journeys.providers.webhook_channel import SignedWebhookProvider
+from durable_journeys.providers.webpush import WebPushProvider
+from durable_journeys.worker import Settings, build_providers, channel_routes, provider_problem
 from tests.starter.test_cli import journeys
-from worker import Settings, build_providers, channel_routes, provider_problem
 
 WHSEC = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from activities.store import MessageStatus, Store
-from starter.report import build_report, journey_report, render
+from durable_journeys.activities.store import MessageStatus, Store
+from durable_journeys.starter.report import build_report, journey_report, render
 from tests.helpers import migrated_store
 from tests.starter.test_cli import journeys
 
@@ -218,7 +218,7 @@ async def test_the_html_page_is_self_contained_and_shows_the_numbers(store: Stor
 
 
 def test_names_from_the_log_are_escaped_in_html_and_csv() -> None:
-    from activities.store import MessageRecord
+    from durable_journeys.activities.store import MessageRecord
 
     hostile = "<img src=x onerror=alert(1)>"
     m = MessageRecord(

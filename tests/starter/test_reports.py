@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from bizgo.testing import FakeTransport
 
-from activities import DeliveryReceipt
-from providers.bizgo import BizgoConfig, BizgoProvider
-from starter.receipts import SIGNALLED, UNAVAILABLE, ReceiptIntake, poll_reports
+from durable_journeys.activities import DeliveryReceipt
+from durable_journeys.providers.bizgo import BizgoConfig, BizgoProvider
+from durable_journeys.starter.receipts import SIGNALLED, UNAVAILABLE, ReceiptIntake, poll_reports
 from tests.starter.test_cli import journeys
 
 REPORT = {

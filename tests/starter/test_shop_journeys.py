@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from temporalio import workflow
 
-from activities import Channel
-from activities.templates import load_templates
-from providers import ConfigError
-from starter.testing import JourneyKit, KitSetupError
-from worker import Settings, journey_classes, journey_templates
-from workflows import ALL_WORKFLOWS, JourneyResult, JourneySettings, JourneyWorkflow
+from durable_journeys.activities import Channel
+from durable_journeys.activities.templates import load_templates
+from durable_journeys.providers import ConfigError
+from durable_journeys.starter.testing import JourneyKit, KitSetupError
+from durable_journeys.worker import Settings, journey_classes, journey_templates
+from durable_journeys.workflows import ALL_WORKFLOWS, JourneyResult, JourneySettings, JourneyWorkflow
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "docs" / "examples"
@@ -91,7 +91,7 @@ def test_journeys_names_a_shop_s_journey_classes_for_the_worker_and_the_facade()
         ("nowhere.module:Journey", "whose module does not import"),
         ("shop.welcome:WelcomeInput", "which is no journey"),
         ("shop.welcome:Nope", "which is no journey"),
-        ("workflows.win_back:WinBackJourney", None),  # a reference journey named again: no harm
+        ("durable_journeys.workflows.win_back:WinBackJourney", None),  # a reference journey named again: no harm
     ],
 )
 @pytest.mark.usefixtures("shop_on_path")
@@ -106,7 +106,7 @@ def test_a_wrong_journeys_entry_is_one_line(entry: str, needle: str | None) -> N
 
 
 def test_a_malformed_journeys_entry_is_refused_by_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    from worker import load_settings
+    from durable_journeys.worker import load_settings
 
     monkeypatch.setenv("JOURNEYS_JOURNEYS", '["not a path"]')
     with pytest.raises(ConfigError, match="^JOURNEYS_JOURNEYS"):

@@ -9,8 +9,8 @@ import pytest
 from pydantic import SecretStr
 from temporalio.service import TLSConfig
 
-from providers import ConfigError
-from worker import Settings, temporal_connect_config, temporal_failure
+from durable_journeys.providers import ConfigError
+from durable_journeys.worker import Settings, temporal_connect_config, temporal_failure
 
 KEY = "cloud-api-key-" + "x" * 30
 

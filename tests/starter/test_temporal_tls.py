@@ -24,12 +24,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from temporalio.testing import WorkflowEnvironment
 
-from activities import Channel
-from providers import ConfigError
-from starter.stack import embedded_stack
+from durable_journeys.activities import Channel
+from durable_journeys.providers import ConfigError
+from durable_journeys.starter.stack import embedded_stack
+from durable_journeys.worker import Settings, connect_client
 from tests.factories import customer, order
 from tests.helpers import eventually
-from worker import Settings, connect_client
 
 SERVER_NAME = "temporal.journeys.test"
 

@@ -9,10 +9,10 @@ from datetime import timedelta
 
 import pytest
 
-from activities import Channel
-from starter.testing import JourneyKit, KitSetupError, Recipients, check_loop
+from durable_journeys.activities import Channel
+from durable_journeys.starter.testing import JourneyKit, KitSetupError, Recipients, check_loop
+from durable_journeys.workflows import Outcome
 from tests import factories
-from workflows import Outcome
 
 ORDER = {"amount": 39000, "items": [{"name": "무선 이어폰", "unit_price": 39000}]}
 
@@ -163,7 +163,7 @@ def test_a_shop_project_uses_the_plugin_with_nothing_to_import(pytester: pytest.
 
 
 async def test_any_registered_journey_starts_and_is_signalled_through_the_facade(journey_kit: JourneyKit) -> None:
-    from starter.errors import InvalidInput
+    from durable_journeys.starter.errors import InvalidInput
     from tests.workflows.promo import FlashSaleJourney, PromoInput, PromoJourney
 
     journey_kit.journeys.journey_classes.append(PromoJourney)  # as Journeys(journeys=[PromoJourney]) would
@@ -210,7 +210,7 @@ async def test_a_provider_can_be_wrapped_with_scripted_faults(
     outcomes: list[tuple[Channel | None, Outcome]],
     sent: list[Channel],
 ) -> None:
-    from starter.testing import FaultyProvider
+    from durable_journeys.starter.testing import FaultyProvider
 
     faulty = journey_kit.wrap_provider("sandbox", lambda p: FaultyProvider(p, *faults))  # type: ignore[arg-type]
     c = shopper()
@@ -228,7 +228,7 @@ async def test_a_provider_can_be_wrapped_with_scripted_faults(
 
 
 async def test_one_channel_can_be_routed_through_a_replaced_provider(journey_kit: JourneyKit) -> None:
-    from starter.testing import FaultyProvider
+    from durable_journeys.starter.testing import FaultyProvider
 
     journey_kit.replace_provider("inbox", FaultyProvider(journey_kit.stack.providers.get("sandbox")))
     journey_kit.route(Channel.SMS, "inbox")  # SMS now goes through the (replaced) inbox provider

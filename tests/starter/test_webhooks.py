@@ -12,12 +12,12 @@ import pytest
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
-from activities import Channel
-from providers.signing import sign
-from starter.stack import Stack
+from durable_journeys.activities import Channel
+from durable_journeys.providers.signing import sign
+from durable_journeys.starter.stack import Stack
+from durable_journeys.workflows import Outcome
 from tests.factories import customer, order
 from tests.helpers import alimtalk_waiting_for_receipt
-from workflows import Outcome
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ from pydantic import BaseModel, Field
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities import Channel, Purpose
+    from durable_journeys.activities import Channel, Purpose
 
-from workflows import JourneyResult, JourneySettings, JourneyWorkflow
+from durable_journeys.workflows import JourneyResult, JourneySettings, JourneyWorkflow
 
 
 class PromoInput(BaseModel):

@@ -8,11 +8,11 @@ import pytest
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from activities import Channel
-from starter.stack import Stack
+from durable_journeys.activities import Channel
+from durable_journeys.starter.stack import Stack
+from durable_journeys.workflows import EventType, JourneyResult, care_id, cart_id, post_purchase_id
 from tests import factories
 from tests.factories import customer, order
-from workflows import EventType, JourneyResult, care_id, cart_id, post_purchase_id
 
 CART = {"items": [{"name": "무선 이어폰", "unit_price": 39000}]}
 

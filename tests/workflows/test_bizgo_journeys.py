@@ -18,14 +18,14 @@ from bizgo.testing import FakeTransport, RecordedRequest, sign_webhook
 from pydantic import SecretStr
 from temporalio.testing import WorkflowEnvironment
 
-from activities import Channel
-from starter.receipts import ReceiptIntake, poll_reports
-from starter.stack import Stack, embedded_stack
+from durable_journeys.activities import Channel
+from durable_journeys.starter.receipts import ReceiptIntake, poll_reports
+from durable_journeys.starter.stack import Stack, embedded_stack
+from durable_journeys.worker import Settings
+from durable_journeys.workflows import Outcome, PostPurchaseSettings, TimelineEntry
 from tests.conftest import terminate_journeys
 from tests.factories import customer, order
 from tests.helpers import eventually
-from worker import Settings
-from workflows import Outcome, PostPurchaseSettings, TimelineEntry
 
 SECRET = "bizgo-webhook-secret-for-journey-tests-0123"
 SETTINGS = PostPurchaseSettings(receipt_timeout=timedelta(minutes=10), review_hours_kst=None)

@@ -11,11 +11,11 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
-from activities import Channel
-from starter.stack import Stack
+from durable_journeys.activities import Channel
+from durable_journeys.starter.stack import Stack
+from durable_journeys.workflows import JourneyResult, Outcome, TimelineEntry, cart_id
 from tests import factories
 from tests.factories import customer
-from workflows import JourneyResult, Outcome, TimelineEntry, cart_id
 
 CART = {"items": [{"name": "무선 이어폰", "unit_price": 39000}, {"name": "케이스", "unit_price": 9000}]}
 

@@ -11,12 +11,12 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
-from activities import KST, Channel, CustomerProfile, MessageRecord, Purpose
-from activities.policy import PolicyConfig, check
-from starter.stack import Stack
-from starter.testing import journey_kit
+from durable_journeys.activities import KST, Channel, CustomerProfile, MessageRecord, Purpose
+from durable_journeys.activities.policy import PolicyConfig, check
+from durable_journeys.starter.stack import Stack
+from durable_journeys.starter.testing import journey_kit
+from durable_journeys.workflows import consent_notice_id
 from tests import factories
-from workflows import consent_notice_id
 
 TWO_YEARS = timedelta(days=730)
 

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from activities import Channel
-from activities.codec import new_key
-from starter.testing import journey_kit
+from durable_journeys.activities import Channel
+from durable_journeys.activities.codec import new_key
+from durable_journeys.starter.testing import journey_kit
+from durable_journeys.worker import Settings
+from durable_journeys.workflows import care_id, cart_id, post_purchase_id
 from tests import factories
-from worker import Settings
-from workflows import care_id, cart_id, post_purchase_id
 
 SECRETS = {
     "item": "한정판 가죽 지갑 XJ9",

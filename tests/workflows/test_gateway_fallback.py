@@ -12,10 +12,10 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
-from activities import Channel
-from starter.stack import Stack
+from durable_journeys.activities import Channel
+from durable_journeys.starter.stack import Stack
+from durable_journeys.workflows import Outcome, PostPurchaseSettings
 from tests.factories import customer, order
-from workflows import Outcome, PostPurchaseSettings
 
 GATEWAY = PostPurchaseSettings(fallback={"*": "gateway"}, review_hours_kst=None)
 

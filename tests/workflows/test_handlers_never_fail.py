@@ -17,9 +17,8 @@ from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner
 
-from starter.stack import Stack
-from tests.factories import customer, order
-from workflows import (
+from durable_journeys.starter.stack import Stack
+from durable_journeys.workflows import (
     ALL_WORKFLOWS,
     JourneyEvent,
     JourneyResult,
@@ -28,6 +27,7 @@ from workflows import (
     PostPurchaseJourney,
     post_purchase_id,
 )
+from tests.factories import customer, order
 
 WHO = {"operator": "jimin", "reason": "checking the journey"}
 

@@ -11,13 +11,13 @@ from hypothesis import strategies as st
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-from activities import Channel
-from starter.errors import ActionRefused, InvalidInput, JourneyNotFound
-from starter.stack import Stack
+from durable_journeys.activities import Channel
+from durable_journeys.starter.errors import ActionRefused, InvalidInput, JourneyNotFound
+from durable_journeys.starter.stack import Stack
+from durable_journeys.workflows import EventType, JourneyResult, Outcome, PostPurchaseJourney, cart_id, post_purchase_id
+from durable_journeys.workflows.models import OperatorAction, ResendAction
 from tests import factories
 from tests.factories import customer, order
-from workflows import EventType, JourneyResult, Outcome, PostPurchaseJourney, cart_id, post_purchase_id
-from workflows.models import OperatorAction, ResendAction
 
 CART = {"items": [{"name": "무선 이어폰", "unit_price": 39000}]}
 WHO = {"operator": "jimin", "reason": "customer called: parcel handed over at the counter"}
@@ -280,7 +280,7 @@ async def test_who_and_why_are_required_and_bounded_before_anything_is_sent(stac
 @settings(max_examples=40, deadline=None)
 @given(workflow_id=st.text(min_size=1, max_size=250))
 def test_workflow_ids_that_are_no_ids_are_refused(workflow_id: str) -> None:
-    from starter.journeys import _WORKFLOW_ID, _validated
+    from durable_journeys.starter.journeys import _WORKFLOW_ID, _validated
 
     try:
         checked = _validated(_WORKFLOW_ID, workflow_id, "workflow_id")

@@ -16,8 +16,15 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities import OUTCOME_UNKNOWN, Channel, OutcomeStatus, SendActivities, SendRequest, default_templates
-from providers import (
+from durable_journeys.activities import (
+    OUTCOME_UNKNOWN,
+    Channel,
+    OutcomeStatus,
+    SendActivities,
+    SendRequest,
+    default_templates,
+)
+from durable_journeys.providers import (
     DeliveryReceipt,
     ErrorClass,
     InvalidReceipt,
@@ -27,10 +34,10 @@ from providers import (
     SendResult,
     SendStatus,
 )
-from starter.stack import Stack
+from durable_journeys.starter.stack import Stack
+from durable_journeys.workflows import Outcome, PostPurchaseSettings, TimelineEntry
 from tests.activities.test_send import request
 from tests.factories import customer, order
-from workflows import Outcome, PostPurchaseSettings, TimelineEntry
 
 DEADLINE = timedelta(hours=6)
 SETTINGS = PostPurchaseSettings(send_deadline=DEADLINE, unknown_window=timedelta(hours=3), review_hours_kst=None)
@@ -86,7 +93,7 @@ def activities_with(stack: Stack, *, store: Any = None, provider: Any = None) ->
 
 
 def worker_for(stack: Stack, acts: SendActivities) -> Worker:
-    from worker import build_worker
+    from durable_journeys.worker import build_worker
 
     return build_worker(stack.journeys.client, acts, task_queue=stack.task_queue)
 

@@ -18,10 +18,10 @@ from temporalio.client import WorkflowHandle
 from temporalio.converter import decode_search_attributes
 from temporalio.testing import WorkflowEnvironment
 
-from activities import KST, Channel, MessageStatus
-from starter.stack import Stack
+from durable_journeys.activities import KST, Channel, MessageStatus
+from durable_journeys.starter.stack import Stack
+from durable_journeys.workflows import JOURNEY_STAGE, JourneyResult, Outcome, TimelineEntry
 from tests.factories import customer, order
-from workflows import JOURNEY_STAGE, JourneyResult, Outcome, TimelineEntry
 
 RECEIPT_TIMEOUT = timedelta(minutes=10)
 

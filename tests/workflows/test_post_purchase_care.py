@@ -9,11 +9,11 @@ import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from activities import Channel
-from starter.stack import Stack
+from durable_journeys.activities import Channel
+from durable_journeys.starter.stack import Stack
+from durable_journeys.workflows import JourneyResult, Outcome, care_id
 from tests import factories
 from tests.factories import customer, order
-from workflows import JourneyResult, Outcome, care_id
 
 
 @pytest.fixture

@@ -15,10 +15,10 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from starter.stack import embedded_stack
+from durable_journeys.starter.stack import embedded_stack
+from durable_journeys.worker import Settings, build_worker, send_queues
 from tests.factories import customer, order
 from tests.helpers import eventually
-from worker import Settings, build_worker, send_queues
 
 RATE = 2.0
 JOURNEYS = 10

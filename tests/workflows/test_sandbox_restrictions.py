@@ -13,10 +13,10 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
-from starter.stack import Stack
+from durable_journeys.starter.stack import Stack
+from durable_journeys.workflows import Outcome, care_id
 from tests import factories
 from tests.factories import customer, order
-from workflows import Outcome, care_id
 
 
 async def test_every_journey_completes_under_default_sandbox_restrictions(

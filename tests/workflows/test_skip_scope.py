@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from activities import CHANNEL_SKIPS, CUSTOMER_SKIPS, Channel
-from starter.stack import Stack
+from durable_journeys.activities import CHANNEL_SKIPS, CUSTOMER_SKIPS, Channel
+from durable_journeys.starter.stack import Stack
+from durable_journeys.workflows import JourneyResult, Outcome
 from tests import factories
 from tests.factories import customer
-from workflows import JourneyResult, Outcome
 
 ROOT = Path(__file__).resolve().parents[2]
 CART = {"items": [{"name": "무선 이어폰", "unit_price": 39000}]}

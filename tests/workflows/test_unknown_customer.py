@@ -17,13 +17,13 @@ from typing import Any
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from activities import UNKNOWN_CUSTOMER, Channel, Store
-from starter import Journeys
-from starter.stack import Stack
+from durable_journeys.activities import UNKNOWN_CUSTOMER, Channel, Store
+from durable_journeys.starter import Journeys
+from durable_journeys.starter.stack import Stack
+from durable_journeys.workflows import Outcome
 from tests.conftest import terminate_journeys
 from tests.factories import customer, order
 from tests.workflows.test_post_purchase import sandbox_sends, stage_of
-from workflows import Outcome
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from activities import Channel
-from starter.testing import JourneyKit, Recipients
-from workflows import JourneyResult, Outcome
+from durable_journeys.activities import Channel
+from durable_journeys.starter.testing import JourneyKit, Recipients
+from durable_journeys.workflows import JourneyResult, Outcome
 
 DAY = timedelta(days=1)
 

@@ -2,7 +2,7 @@
 
 from alembic import context
 
-from activities.store._tables import Base
+from durable_journeys.activities.store._tables import Base
 
 connection = context.config.attributes.get("connection")
 if connection is None:

@@ -19,9 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities import Channel, Purpose
+    from durable_journeys.activities import Channel, Purpose
 
-from workflows import EventType, JourneyResult, JourneySettings, JourneyWorkflow
+from durable_journeys.workflows import EventType, JourneyResult, JourneySettings, JourneyWorkflow
 
 
 class WelcomeSettings(JourneySettings):
