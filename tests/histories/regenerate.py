@@ -1,8 +1,9 @@
 """Record one history per journey scenario into ``tests/histories/<name>-<version>.json``.
 
-Run ``python -m tests.histories.regenerate v2`` after changing a journey, *keeping* the files
-of earlier versions: ``tests/test_replay.py`` replays every file against today's code, so a
-change that would break journeys already running fails CI. See README, "Changing a live journey".
+Run ``python -m tests.histories.regenerate 1.1`` after changing a journey's command sequence (a
+change behind ``workflow.patched()``), *keeping* the files of earlier versions:
+``tests/test_replay.py`` replays every file against today's code, so a change that would break
+journeys already running fails CI. See README, "Changing a live journey safely".
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import tempfile
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 from temporalio.client import WorkflowHandle
@@ -23,7 +25,8 @@ from durable_journeys.activities import Channel, CustomerProfile
 from durable_journeys.providers.sandbox import ReceiptTiming
 from durable_journeys.starter.devserver import find_binary
 from durable_journeys.starter.stack import Stack, embedded_stack
-from durable_journeys.workflows import care_id, consent_notice_id
+from durable_journeys.worker import Settings
+from durable_journeys.workflows import CartSettings, care_id, consent_notice_id
 from tests import factories
 
 HERE = Path(__file__).parent
@@ -219,6 +222,31 @@ async def post_purchase_skip_as(env: WorkflowEnvironment, stack: Stack) -> Workf
     return handle
 
 
+async def _cart_over_the_cap(env: WorkflowEnvironment, stack: Stack) -> WorkflowHandle:
+    """One ad a week (ad_cap 1): the push goes out, the coupon 24 hours later is over the cap."""
+    c = _customer(app=True)
+    handle = await stack.journeys.cart_updated(
+        c.customer_id, {"items": [{"name": "양말", "unit_price": 5000}]}, customer=c
+    )
+    await handle.result()
+    return handle
+
+
+async def cart_continue_as_new(env: WorkflowEnvironment, stack: Stack) -> WorkflowHandle:
+    """Updates past the run's history limit (100 events): the first run continues as new."""
+    c = _customer(app=True)
+    handle = await stack.journeys.cart_updated(
+        c.customer_id, {"items": [{"name": "양말", "unit_price": 5000}]}, customer=c
+    )
+    first_run = (await handle.describe()).run_id
+    for i in range(40):
+        await stack.journeys.cart_updated(c.customer_id, {"items": [{"name": f"상품{i}", "unit_price": 1000}]})
+        await env.sleep(timedelta(minutes=1))
+    await stack.journeys.purchase(c.customer_id, "o-can-1")
+    await handle.result()
+    return stack.journeys.client.get_workflow_handle(handle.id, run_id=first_run)
+
+
 SCENARIOS: dict[str, Scenario] = {
     "cart_reentry": cart_reentry,
     "post_purchase_skip_as": post_purchase_skip_as,
@@ -232,6 +260,17 @@ SCENARIOS: dict[str, Scenario] = {
     "care": care,
     "consent_notice": consent_notice,
     "win_back": win_back,
+    "cart_capped": _cart_over_the_cap,  # the coupon waits 2 days at most for the window: skipped
+    "cart_deferred": _cart_over_the_cap,  # it may wait 7 days: deferred, then sent
+    "cart_continue_as_new": cart_continue_as_new,
+}
+# What a scenario's stack runs with, besides the defaults (embedded_stack's options).
+STACKS: dict[str, dict[str, Any]] = {
+    "care": {"care_segment": "first_order"},
+    "consent_notice": {"consent_notices": True},
+    "cart_capped": {"settings": Settings(ad_cap=1)},
+    "cart_deferred": {"settings": Settings(ad_cap=1), "cart": CartSettings(coupon_defer_within=timedelta(days=7))},
+    "cart_continue_as_new": {"cart": CartSettings(continue_as_new_after=100)},
 }
 
 
@@ -252,8 +291,7 @@ async def main(version: str, only: list[str]) -> None:
                     database_url=f"sqlite+aiosqlite:///{Path(tmp) / 'h.db'}",
                     task_queue=f"history-{name}",
                     receipt_timing=ReceiptTiming.BEFORE_RESPONSE,
-                    care_segment="first_order" if name == "care" else "off",
-                    consent_notices=name == "consent_notice",
+                    **({"care_segment": "off"} | STACKS.get(name, {})),
                 ) as stack:
                     async with stack.worker():
                         handle = await scenario(env, stack)

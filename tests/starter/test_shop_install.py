@@ -204,7 +204,10 @@ def test_the_console_script_and_the_module_run_from_inside_the_shop(tmp_path: Pa
     """``journeys --help`` and ``python -m durable_journeys.starter.cli``, the shop's folder first on sys.path."""
     python, project = shop_env(tmp_path, wheel, extra=False), shop(tmp_path)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JOURNEYS_", "PYTHON", "VIRTUAL_ENV"))}
-    for command in ([str(python.parent / "journeys"), "--help"], [str(python), "-m", "durable_journeys.starter.cli", "--help"]):
+    for command in (
+        [str(python.parent / "journeys"), "--help"],
+        [str(python), "-m", "durable_journeys.starter.cli", "--help"],
+    ):
         run = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=120)
         assert run.returncode == 0, run.stdout + run.stderr
         assert "demo" in run.stdout and "worker" in run.stdout and "Traceback" not in run.stderr
