@@ -17,11 +17,10 @@ import signal
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import httpx
 import structlog
-from bizgo import AsyncBizgo, Environment, RateLimit
 from dotenv import dotenv_values
 from pydantic import BeforeValidator, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
@@ -43,13 +42,13 @@ from durable_journeys.activities.metrics import serve_metrics
 from durable_journeys.activities.policy import mark_advertising
 from durable_journeys.activities.templates import PACKAGED_DIR, check_templates, load_templates
 from durable_journeys.providers import Channel, ConfigError, Provider, ProviderRegistry, ReceiptMode
-from durable_journeys.providers.bizgo import BizgoConfig, BizgoProvider
-from durable_journeys.providers.fcm import FcmProvider, ServiceAccount
-from durable_journeys.providers.sandbox import SandboxConfig, SandboxProvider
-from durable_journeys.providers.smtp import SmtpConfig, SmtpProvider
-from durable_journeys.providers.webhook_channel import SignedWebhookProvider
-from durable_journeys.providers.webpush import WebPushProvider
 from durable_journeys.workflows import ALL_WORKFLOWS, TASK_QUEUE, JourneyWorkflow
+
+if TYPE_CHECKING:  # the vendors' SDKs load when a provider is built, not with the settings or the facade
+    from bizgo import AsyncBizgo
+
+    from durable_journeys.providers.fcm import ServiceAccount
+    from durable_journeys.providers.sandbox import SandboxConfig
 
 log = structlog.get_logger("worker")
 
@@ -628,6 +627,8 @@ async def open_store(settings: Settings, *, create: bool = True) -> Store:
 
 def sandbox_config(settings: Settings, *, webhook_url: str | None, **options: Any) -> SandboxConfig:
     """The sandbox service's configuration from the settings (its key, webhook secret, docs)."""
+    from durable_journeys.providers.sandbox import SandboxConfig
+
     return SandboxConfig(
         api_key=settings.sandbox_api_key.get_secret_value(),
         webhook_secret=settings.sandbox_webhook_secret.get_secret_value(),
@@ -707,6 +708,8 @@ def provider_problem(settings: Settings, *, webhooks: bool) -> str | None:
 
 
 def _service_account(value: str) -> ServiceAccount:
+    from durable_journeys.providers.fcm import ServiceAccount
+
     text = value.strip()
     return ServiceAccount.load(text if text.startswith("{") else Path(text))
 
@@ -724,6 +727,8 @@ def build_providers(
     Raises:
         ConfigError: a routed provider lacks a setting or has an unusable one (one line naming it).
     """
+    from durable_journeys.providers.sandbox import SandboxProvider
+
     problem = provider_problem(settings, webhooks=False)
     if problem:
         raise ConfigError(problem)
@@ -740,6 +745,10 @@ def build_providers(
     routed = routed_providers(settings)
     http = http_client or httpx.AsyncClient(timeout=settings.provider_timeout_seconds, follow_redirects=False)
     if "bizgo" in routed:
+        from bizgo import AsyncBizgo, Environment, RateLimit
+
+        from durable_journeys.providers.bizgo import BizgoConfig, BizgoProvider
+
         providers["bizgo"] = BizgoProvider(
             bizgo_client
             or AsyncBizgo(
@@ -761,14 +770,20 @@ def build_providers(
             webhook_secret=settings.bizgo_webhook_secret.get_secret_value(),
         )
     if "fcm" in routed:
+        from durable_journeys.providers.fcm import FcmProvider
+
         providers["fcm"] = FcmProvider(http, _service_account(settings.fcm_service_account.get_secret_value()))
     if "webpush" in routed:
+        from durable_journeys.providers.webpush import WebPushProvider
+
         providers["webpush"] = WebPushProvider(
             http,
             vapid_private_key=settings.webpush_vapid_private_key.get_secret_value(),
             subject=settings.webpush_subject,
         )
     if "smtp" in routed:
+        from durable_journeys.providers.smtp import SmtpConfig, SmtpProvider
+
         providers["smtp"] = SmtpProvider(
             SmtpConfig(
                 host=settings.smtp_host,
@@ -783,6 +798,8 @@ def build_providers(
             )
         )
     if "webhook" in routed:
+        from durable_journeys.providers.webhook_channel import SignedWebhookProvider
+
         providers["webhook"] = SignedWebhookProvider(
             http, url=settings.webhook_channel_url, secret=settings.webhook_channel_secret.get_secret_value()
         )

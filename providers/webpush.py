@@ -24,7 +24,6 @@ from urllib.parse import urlsplit
 
 import httpx
 from py_vapid import Vapid02, VapidException
-from pywebpush import WebPusher
 
 from durable_journeys.providers.base import (
     Channel,
@@ -121,6 +120,8 @@ class WebPushProvider(NoReceipts):
         payload = json.dumps(
             {"title": msg.subject, "body": msg.body, "reference": msg.idempotency_key}, ensure_ascii=False
         ).encode()
+        from pywebpush import WebPusher  # loaded with the first push, not with the address parser
+
         encoded = WebPusher(sub).encode(payload, "aes128gcm")
         parts = urlsplit(sub["endpoint"])
         claims = {"sub": self._subject, "aud": f"{parts.scheme}://{parts.netloc}", "exp": int(time.time()) + 12 * 3600}

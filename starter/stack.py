@@ -12,10 +12,9 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
-from bizgo import AsyncBizgo
 from fastapi import FastAPI
 from temporalio.client import Client
 
@@ -39,6 +38,9 @@ from durable_journeys.worker import (
     send_queues,
 )
 from durable_journeys.workflows import TASK_QUEUE, CareSettings, CartSettings, PostPurchaseSettings
+
+if TYPE_CHECKING:
+    from bizgo import AsyncBizgo
 
 
 @dataclass

@@ -8,6 +8,8 @@ namespace, ``durable_journeys``: a bare ``import workflows`` would find a shop's
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -72,3 +74,16 @@ def test_the_rule_would_catch_a_violation(tmp_path: Path) -> None:
     bad.write_text("def f():\n    from durable_journeys.starter import Journeys\n    import workflows\n")
     assert "starter" in imported_packages(bad)
     assert "workflows" in imported_modules(bad)
+
+
+VENDOR_SDKS = ("bizgo", "pywebpush", "google.auth", "aiosmtplib", "standardwebhooks", "alembic")
+
+
+@pytest.mark.parametrize(
+    "module", ["durable_journeys.starter", "durable_journeys.worker", "durable_journeys.workflows"]
+)
+def test_importing_the_facade_or_the_settings_loads_no_vendor_sdk(module: str) -> None:
+    """A provider's SDK loads when that provider is built; the store's migrations when it migrates."""
+    code = f"import sys, {module}; print(' '.join(m for m in {VENDOR_SDKS!r} if m in sys.modules))"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert run.stdout.split() == []

@@ -10,8 +10,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, cast
 
-from alembic import command
-from alembic.config import Config
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import Table, delete, event, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
@@ -293,6 +291,8 @@ class Store:
         lock held for its transaction (a PostgreSQL advisory lock; SQLite's write lock), so the
         first one migrates and the others find the schema current.
         """
+        from alembic import command  # loaded by the processes that migrate, not by every import
+        from alembic.config import Config
 
         def upgrade(sync_conn: Any) -> None:
             _lock_for_migration(sync_conn)
