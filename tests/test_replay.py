@@ -15,13 +15,20 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from durable_journeys.workflows import ALL_WORKFLOWS
+from tests.histories.regenerate import SCENARIOS
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+BASELINE = "1.0"  # the versioning baseline: every scenario has a history recorded by 1.0
 
 
-def test_there_are_histories_for_every_journey() -> None:
-    names = {p.name.rsplit("-", 1)[0] for p in HISTORIES}
-    assert {"post_purchase", "post_purchase_fallback", "cart", "care"} <= names
+def test_every_scenario_has_a_history_of_the_baseline() -> None:
+    recorded = {p.stem.rsplit("-", 1)[0] for p in HISTORIES if p.stem.endswith(f"-{BASELINE}")}
+    assert recorded == set(SCENARIOS)
+    workflow_types = {
+        json.loads(p.read_text())["events"][0]["workflowExecutionStartedEventAttributes"]["workflowType"]["name"]
+        for p in HISTORIES
+    }
+    assert workflow_types == {w.__temporal_workflow_definition.name for w in ALL_WORKFLOWS}  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])

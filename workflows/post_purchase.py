@@ -26,7 +26,6 @@ from durable_journeys.workflows.models import EventType, JourneyEvent, JourneyRe
 from durable_journeys.workflows.steps import JourneyWorkflow
 
 JOURNEY = "post-purchase"
-REVIEW_IN_DAYTIME = "review-request-daytime"  # patch id (v2); see README "Changing a live journey"
 KAKAO_THEN_SMS = (Channel.ALIMTALK, Channel.SMS)
 
 # step -> (channels, template): the facade checks these templates before a journey starts.
@@ -91,7 +90,7 @@ class PostPurchaseJourney(JourneyWorkflow):
 
         # A stage (the JourneyStage search attribute, written when the journey waits) names what
         # the journey waits for next; ``was``: its name in journeys started before v11.
-        self.stage("waiting_for_shipping", was="paid")
+        self.stage("waiting_for_shipping")
         await self._step("payment_complete", variables, inp)
 
         event = await self.wait_for(
@@ -103,7 +102,7 @@ class PostPurchaseJourney(JourneyWorkflow):
         if event is None:
             return "gave_up:not_shipped"
         if event.type is EventType.ORDER_SHIPPED:
-            self.stage("waiting_for_delivery", was="shipped")
+            self.stage("waiting_for_delivery")
             await self._step("shipping_started", variables, inp)
             event = await self.wait_for(
                 {EventType.ORDER_DELIVERED},
@@ -115,13 +114,13 @@ class PostPurchaseJourney(JourneyWorkflow):
                 return "gave_up:not_delivered"
         delivered_at = event.received_at or workflow.now()
 
-        self.stage("waiting_for_review_day", was="delivered")
+        self.stage("waiting_for_review_day")
         await self.delay_until(delivered_at + s.review_delay, summary="review request after delivery")
-        if s.review_hours_kst and workflow.patched(REVIEW_IN_DAYTIME):
+        if s.review_hours_kst:
             # v2: a review request never wakes anyone up; it waits for 10:00-20:00 KST.
             opening, closing = s.review_hours_kst
             await self.delay_until_local_hours(opening, closing, summary="review request in daytime")
-        self.stage("waiting_for_sale_day", was="review")
+        self.stage("waiting_for_sale_day")
         await self._step("review_request", variables, inp)
 
         await self.delay_until(delivered_at + s.sale_after_delivery, summary="recent-buyer sale")

@@ -74,37 +74,14 @@ SEND_RETRY = RetryPolicy(
     non_retryable_error_types=[CONFIG_ERROR],
 )
 SEND_START_TO_CLOSE = timedelta(seconds=30)
-# Patch id (v3): JourneyStage is upserted when the journey waits, not at every stage.
-STAGE_WHEN_WAITING = "stage-when-waiting"
-# Patch id (v4): an outage delays a step (it never falls back, and an unknown outcome is never
-# taken for a failure); a step ends 'unknown' or 'expired' instead of sending elsewhere.
-OUTAGES_DELAY = "outages-delay-steps"
-# One round of activity retries lasts this long (v1-v3 gave up the channel after one hour); in v4,
-# between rounds the journey waits on a durable timer (shown in the timeline and the UI),
-# doubling up to OUTAGE_MAX_PAUSE. The schedule-to-close timeout is no part of the command
-# sequence checked on replay, so changing it needs no patch.
+# One round of activity retries lasts this long; between rounds the journey waits on a durable
+# timer (shown in the timeline and the UI), doubling up to OUTAGE_MAX_PAUSE. The
+# schedule-to-close timeout is no part of the command sequence checked on replay, so changing it
+# needs no patch.
 SEND_ROUND = timedelta(minutes=10)
-# Patch id (v5): a send skipped because the store does not know the customer ends its step at
-# once (no other channel can reach them either) and shows ``unknown_customer`` as the journey's
-# stage until a send finds the customer: the trap of a worker on another database is visible.
-UNKNOWN_CUSTOMER_STAGE = "unknown-customer-stage"
-# Patch id (v6): before a run's first send (and after a failed round), a local activity names the
-# task queue of each channel whose provider is rate-limited fleet-wide (its queue's workers take at
-# most its contracted rate, across every worker process); sends on that channel are scheduled there.
-PROVIDER_QUEUES = "provider-send-queues"
+# Before a run's first send (and after a failed round), a local activity names the task queue of
+# each channel whose provider is rate-limited fleet-wide; sends on that channel are scheduled there.
 ROUTE_TIMEOUT = timedelta(seconds=10)
-# Patch id (v7): a step in "gateway" fallback sends its channels in one provider call and does not
-# wait for the receipt; the receipt, when it comes, records which channel delivered.
-GATEWAY_FALLBACK = "gateway-fallback"
-# Patch id (v9): operators' Updates (skip_wait, exit, resend). Marked at a journey's first
-# operator action; a journey waits for a running resend before it ends or continues as new.
-OPERATOR_ACTIONS = "operator-actions"
-# Patch id (v10): a send skipped by a rule about the customer (CUSTOMER_SKIPS: unsubscribed, the
-# customer's frequency cap, a re-entry cooldown ...) ends its step; only a rule about one channel
-# (its address, its consent, its own cap) or a rejection moves the step to its next channel.
-CUSTOMER_SKIPS_END_STEP = "customer-skips-end-step"
-# Patch id (v11): stages named for what the journey waits for (``stage(name, was=old)``).
-STAGE_NAMES = "stage-names"
 SKIP_TIMER = "the next step starts now"
 OUTAGE_FIRST_PAUSE = timedelta(minutes=1)
 # Bounds on what a run keeps, whatever arrives (docs/architecture.md §8a): events beyond these
@@ -149,9 +126,9 @@ class JourneyWorkflow:
     """Base of every journey workflow: signals, query and durable steps.
 
     Signals: events under their type's name (``order.shipped``, see :func:`event_signal`),
-    receipts as ``receipt {channel} {status}`` (:func:`receipt_signal`); the older names
-    ``event`` and ``receipt`` are still handled. Query: ``timeline()``. Updates: ``skip_wait``,
-    ``exit``, ``resend`` (operators; validated, recorded in the timeline).
+    receipts as ``receipt {channel} {status}`` (:func:`receipt_signal`); any other name is read
+    as an event. Queries: ``timeline()``, ``waiting()``. Updates: ``skip_wait``, ``exit``,
+    ``resend`` (operators; validated, recorded in the timeline).
     """
 
     journey: ClassVar[str] = "journey"
@@ -209,13 +186,13 @@ class JourneyWorkflow:
         defaults = JourneySettings()  # until run_story() sets the journey's own
         self._send_deadline: timedelta | None = defaults.send_deadline
         self._unknown_window = defaults.unknown_window
-        self._stage: str | None = None  # not yet in JourneyStage (v3, see stage())
-        self._customer_unknown = False  # the last send found no profile (v5)
+        self._stage: str | None = None  # not yet in JourneyStage (see stage())
+        self._customer_unknown = False  # the last send found no profile
         self._stage_name = "started"  # the story's current stage, as last given to stage()
-        self._send_queues: dict[Channel, str] | None = None  # v6: asked once a run, see _queue_for
-        self._gateway_keys: dict[str, str] = {}  # v7: key -> step of gateway sends awaiting their receipt
+        self._send_queues: dict[Channel, str] | None = None  # asked once a run, see _queue_for
+        self._gateway_keys: dict[str, str] = {}  # key -> step of gateway sends awaiting their receipt
         self._settings = JourneySettings()
-        # v9, operators: what the journey waits for now, a skip of that wait, an exit, resends.
+        # Operators: what the journey waits for now, a skip of that wait, an exit, resends.
         self._waiting: str | None = None
         self._skip = False
         self._skipped = False  # the last wait ended by skip_wait
@@ -224,16 +201,13 @@ class JourneyWorkflow:
         self._sent_steps: dict[str, tuple[str, dict[str, str], Purpose, list[str]]] = {}  # step -> what, keys
         self._resend_keys: dict[str, str] = {}  # key -> step of a resend awaiting its receipt
         self._resends: dict[str, int] = {}  # step -> resends so far (numbers their keys)
-        self._operated = False  # the operator-actions patch marker is in history
         self._event_counts: dict[EventType, int] = {}  # events taken this run, by type
         self._on_skip: str | None = None  # what a skip_wait of the current wait does
         self._waiting_for: frozenset[EventType] = frozenset()  # events the current wait ends on
-        self._new_stage_names: bool | None = None  # v11, asked at the first renamed stage
         self._timeline_events = 0  # event and ignored entries in the timeline
 
     # signals and query ------------------------------------------------------------------------
 
-    @workflow.signal(name="receipt")
     def on_receipt(self, receipt: DeliveryReceipt) -> None:
         """A provider's delivery receipt; duplicates are ignored, late ones recorded. Never raises."""
         try:
@@ -268,7 +242,6 @@ class JourneyWorkflow:
                 f"{receipt.status.value} after the step moved on; nothing resent",
             )
 
-    @workflow.signal(name="event")
     def on_event(self, event: JourneyEvent) -> None:
         """A business event; one with an ``event_id`` already seen is ignored.
 
@@ -357,7 +330,7 @@ class JourneyWorkflow:
         With ``action.as_event``, as if that event (one the wait is for) had come instead.
         """
         try:
-            self._mark_operated()
+            self._note_operator("skip_wait", action)
             waiting = self._waiting or "wait"
             if action.as_event is not None:
                 self._take_event(
@@ -397,7 +370,7 @@ class JourneyWorkflow:
     def exit_journey(self, action: OperatorAction) -> str:
         """End the journey: no more sends; a send already with the provider is not recalled."""
         try:
-            self._mark_operated()
+            self._note_operator("exit", action)
             self._operator_exit = action
             self._record("operator", Outcome.OPERATOR, None, f"exit by {action.operator}: {action.reason}")
             return "exiting: no more messages will be sent"
@@ -425,7 +398,7 @@ class JourneyWorkflow:
             raise _update_failed("resend", exc) from None
 
     async def _resend(self, action: ResendAction) -> str:
-        self._mark_operated()
+        self._note_operator("resend", action)
         template, variables, purpose, keys = self._sent_steps[action.step]
         channel = action.channel or self._sent_channel(action.step)
         number = self._resends[action.step] = self._resends.get(action.step, 0) + 1
@@ -486,9 +459,9 @@ class JourneyWorkflow:
         if self._exit is not None:
             raise ApplicationError(f"the journey is ending ({self._exit.type.value})")
 
-    def _mark_operated(self) -> None:
-        if not self._operated:
-            self._operated = workflow.patched(OPERATOR_ACTIONS)
+    def _note_operator(self, update: str, action: OperatorAction) -> None:
+        """Log an accepted operator's action (who and what; the reason is in the timeline) before it acts."""
+        workflow.logger.info("%s on %s by %s", update, self.journey, action.operator)
 
     def _sent_channel(self, step: str) -> Channel:
         """The channel ``step`` last went out on."""
@@ -532,7 +505,7 @@ class JourneyWorkflow:
         tried: list[str] = []
         started = workflow.now()
         cap = CapRule(on_cap=on_cap, defer_until=started + defer_within if defer_within is not None else None)
-        if len(channels) > 1 and self._settings.fallback_mode(step) == "gateway" and workflow.patched(GATEWAY_FALLBACK):
+        if len(channels) > 1 and self._settings.fallback_mode(step) == "gateway":
             result = await self._send_by_gateway(step, channels, template, variables, purpose, tried, started, cap)
             if result is not None:
                 return result
@@ -568,11 +541,7 @@ class JourneyWorkflow:
                 self._record(step, Outcome.FAILED, channel, receipt.error_code)
             else:
                 self._record_not_sent(step, channel, outcome)
-                if (
-                    outcome.status is OutcomeStatus.SKIPPED
-                    and outcome.reason == UNKNOWN_CUSTOMER
-                    and workflow.patched(UNKNOWN_CUSTOMER_STAGE)
-                ):
+                if outcome.status is OutcomeStatus.SKIPPED and outcome.reason == UNKNOWN_CUSTOMER:
                     self._customer_unknown = True
                     self.stage(self._stage_name)
                     self._record(step, Outcome.NOT_DELIVERED, None, "the store has no profile for this customer")
@@ -593,7 +562,7 @@ class JourneyWorkflow:
         started: datetime,
         cap: CapRule,
     ) -> StepResult | None:
-        """One provider call carrying every channel of the step (v7); None: it was not taken.
+        """One provider call carrying every channel of the step; None: it was not taken.
 
         Not waiting for the receipt is the point: the provider falls back by itself, and the
         receipt, whenever it comes, records the channel that delivered.
@@ -620,10 +589,10 @@ class JourneyWorkflow:
         return None
 
     def _skipped_for_customer(self, step: str, outcome: SendOutcome) -> bool:
-        """Whether ``outcome`` is a skip by a rule about the customer (v10): then the step ends here."""
+        """Whether ``outcome`` is a skip by a rule about the customer: then the step ends here."""
         if outcome.status is not OutcomeStatus.SKIPPED or outcome.reason not in CUSTOMER_SKIPS:
             return False
-        if outcome.reason == UNKNOWN_CUSTOMER or not workflow.patched(CUSTOMER_SKIPS_END_STEP):
+        if outcome.reason == UNKNOWN_CUSTOMER:
             return False
         self._record(step, Outcome.NOT_DELIVERED, None, f"{outcome.reason} holds on every channel; none other tried")
         return True
@@ -739,30 +708,21 @@ class JourneyWorkflow:
 
     # journey bookkeeping ---------------------------------------------------------------------
 
-    def stage(self, name: str, *, was: str | None = None) -> None:
+    def stage(self, name: str) -> None:
         """Show the journey's stage in the UI: current details at once, ``JourneyStage`` when it lasts.
 
         The search attribute is written when the journey next waits for an event or a timer
         (and when it ends), not for stages it passes through in one go: each upsert is a
         history event, a billed action and a visibility write (see bench/README.md). Name a
-        stage by what the journey waits for next; ``was``: the name it had in runs started
-        before the rename (v11), which keep it.
+        stage by what the journey waits for next.
         """
-        if was is not None:
-            if self._new_stage_names is None:
-                self._new_stage_names = workflow.patched(STAGE_NAMES)
-            if not self._new_stage_names:
-                name = was
         self._stage_name = name
-        if self._customer_unknown:  # v5: visible until a send finds the customer
+        if self._customer_unknown:  # visible until a send finds the customer
             workflow.set_current_details(f"{self.journey}: {name}; customer unknown to the store")
             self._stage = UNKNOWN_CUSTOMER
             return
         workflow.set_current_details(f"{self.journey}: {name}")
-        if workflow.patched(STAGE_WHEN_WAITING):
-            self._stage = name
-        else:  # v1/v2 journeys, still running: an upsert per stage, as they were recorded
-            workflow.upsert_search_attributes([JOURNEY_STAGE.value_set(name)])
+        self._stage = name
 
     def _publish_stage(self) -> None:
         """Write the pending stage to ``JourneyStage`` if it differs from what is there."""
@@ -838,14 +798,6 @@ class JourneyWorkflow:
                     workflow.logger.error("step %s stopped by a configuration error: %s", step, err.cause)
                     self._record(step, Outcome.CONFIG_ERROR, channel, _message_of(err))
                     return None
-                if not workflow.patched(OUTAGES_DELAY):
-                    # v1-v3: retries ran out (a long outage): give the channel up and fall back.
-                    return SendOutcome(
-                        status=OutcomeStatus.REJECTED,
-                        channel=channel,
-                        idempotency_key=key,
-                        error_code=f"send_failed:{type(err.cause).__name__ if err.cause else 'unknown'}",
-                    )
                 ended = self._outage_ended(step, channel, failure, started)
                 if ended is not None:
                     return SendOutcome(status=ended, channel=channel, idempotency_key=key, reason=failure)
@@ -917,8 +869,6 @@ class JourneyWorkflow:
 
     async def _queue_for(self, channel: Channel) -> str | None:
         """The task queue of ``channel``'s rate-limited provider (None: the journey's own queue)."""
-        if not workflow.patched(PROVIDER_QUEUES):
-            return None  # v1-v5 journeys: every send on the journey's queue, as recorded
         if self._send_queues is None:
             self._send_queues = await workflow.execute_local_activity_method(
                 SendActivities.send_queues, start_to_close_timeout=ROUTE_TIMEOUT, summary="send queues"

@@ -60,7 +60,7 @@ class WinBackJourney(JourneyWorkflow):
         s = inp.settings
         last_active = inp.last_active or workflow.now()
         seen = 0
-        self.stage("waiting_until_dormant", was="active")
+        self.stage("waiting_until_dormant")
         while True:  # 1. until dormant; each activity restarts the clock
             event = await self.wait_for(
                 [EventType.CUSTOMER_ACTIVE], last_active + s.dormant_after - workflow.now(), summary="until dormant"

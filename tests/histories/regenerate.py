@@ -275,16 +275,18 @@ STACKS: dict[str, dict[str, Any]] = {
 
 
 async def main(version: str, only: list[str]) -> None:
+    """Each scenario on a test server of its own: a journey one leaves waiting cannot hold up the next."""
     from durable_journeys.starter.setup import register_search_attributes
 
-    env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter, test_server_existing_path=find_binary("temporal-test-server")
-    )
-    await register_search_attributes(env.client)
-    try:
-        for name, scenario in SCENARIOS.items():
-            if only and name not in only:
-                continue
+    for name, scenario in SCENARIOS.items():
+        if only and name not in only:
+            continue
+        env = await WorkflowEnvironment.start_time_skipping(
+            data_converter=pydantic_data_converter, test_server_existing_path=find_binary("temporal-test-server")
+        )
+        try:
+            await register_search_attributes(env.client)
+            factories.clock = await env.get_current_time()
             with tempfile.TemporaryDirectory() as tmp:
                 async with embedded_stack(
                     env.client,
@@ -296,11 +298,11 @@ async def main(version: str, only: list[str]) -> None:
                     async with stack.worker():
                         handle = await scenario(env, stack)
                         history = await handle.fetch_history()
-            path = HERE / f"{name}-{version}.json"
-            path.write_text(history.to_json())
-            print(f"wrote {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
-    finally:
-        await env.shutdown()
+        finally:
+            await env.shutdown()
+        path = HERE / f"{name}-{version}.json"
+        path.write_text(history.to_json())
+        print(f"wrote {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
 
 
 if __name__ == "__main__":

@@ -79,7 +79,7 @@ async def poke_with_malformed_events(
                 await stack.journeys.emit(customer_id, {"type": event_type.value, "data": data})
     await handle.signal("event", {"type": "cart.updated", "event_id": "bad-1", "data": {"cart": {"items": []}}})
     await handle.signal("event", {"type": "cart.updated", "data": {"cart": "nope"}})
-    await handle.signal("event", {"type": "no.such.event"})  # cannot even be decoded: dropped by the SDK
+    await handle.signal("event", {"type": "no.such.event"})  # cannot even be decoded: recorded as ignored
     await handle.signal("event", {"type": "app.opened", "data": {"x": "y" * 70_000}})  # another client's: loads
     # Under the readable names (a dynamic handler): unreadable payloads are recorded as ignored.
     await handle.signal("order.shipped", {"type": "no.such.event"})
@@ -127,6 +127,7 @@ async def test_malformed_events_never_wedge_the_cart_journey(
     assert [(e.step, e.detail) for e in ignored] == [
         ("cart.updated", "unreadable data (ValidationError)"),
         ("cart.updated", "unreadable data (ValidationError)"),
+        ("event", "unreadable signal (ValidationError)"),
         ("order.shipped", "unreadable signal (ValidationError)"),
         ("order.shipped", "unreadable signal (ValidationError)"),
         ("order.shipped", "unreadable signal (ValueError)"),

@@ -1,6 +1,6 @@
 """No input, and no error inside a handler, fails a journey's workflow task (docs/architecture.md §8a).
 
-Every signal handler (``event``, ``receipt``, the readable names) records what it cannot use as
+Every signal (events and receipts under their readable names, any other name read as an event) records what it cannot use as
 ``ignored``; every Update handler (``skip_wait``, ``exit``, ``resend``) turns an error into a
 failure of that call. The journey goes on: it answers queries, takes later Updates and ends.
 """
@@ -43,7 +43,7 @@ class FragileJourney(PostPurchaseJourney):
     def on_event_received(self, event: JourneyEvent) -> None:
         raise RuntimeError("a bug in the journey's event hook")
 
-    def _mark_operated(self) -> None:
+    def _note_operator(self, update: str, action: Any) -> None:
         raise ValueError("a model error inside an Update handler")
 
 

@@ -1,0 +1,33 @@
+"""The journeys' live patch ids, each with the release that may retire it.
+
+1.0 is the versioning baseline: no run older than 1.0 exists, so no patch is live. A change to a
+journey's command sequence after 1.0 goes behind ``workflow.patched(ID)`` and is listed here
+(``tests/test_patches.py`` fails for a patch id used in ``workflows/`` and not listed, or listed
+and no longer used). Its life (README, "Changing a live journey safely"):
+
+1. ``workflow.patched(ID)`` in release ``since``: old runs replay the old path, new runs record a
+   marker and take the new one; the histories of that release are recorded beside the older ones.
+2. ``workflow.deprecate_patch(ID)`` in release ``deprecate_in``, once every run started before
+   ``since`` has ended (the longest journey, post-purchase with a late delivery and the sale, runs
+   about 45 days; a consent notice waits two years, but continues as new at each notice).
+3. Removed, with its old path, in release ``remove_in``, once no run of ``deprecate_in``'s
+   predecessors is left; the histories older than ``since`` are deleted with it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Patch:
+    """A live patch: its id and the releases of its life."""
+
+    id: str
+    since: str  # the release that introduced it
+    deprecate_in: str  # the release that may make it workflow.deprecate_patch(id)
+    remove_in: str  # the release that may remove it and its old path
+    why: str  # what changed
+
+
+LIVE: tuple[Patch, ...] = ()
