@@ -78,12 +78,22 @@ SECRET_SETTINGS = ("api_key", "inbox_token_secret", "sandbox_api_key", "sandbox_
 WEBHOOK_SECRETS = ("api_key",)  # what `journeys webhooks` needs (and provider_secrets; the inbox secret if set)
 SANDBOX_SECRETS = ("sandbox_api_key", "sandbox_webhook_secret")
 
-# The journeys' modules hold no mutable global state (models, constants, steps, journeys): share
-# them with the workflow sandbox instead of re-importing them, and rebuilding every pydantic
-# model, for each workflow run. That re-import was most of a cached journey's memory and CPU.
-RESTRICTIONS = SandboxRestrictions.default.with_passthrough_modules(
-    "durable_journeys.workflows", "pydantic", "pydantic_core", "annotated_types"
+# The workflow sandbox re-imports and checks the journeys' code for every run (a datetime.now() or
+# an I/O call in a journey fails its workflow task). Passed through, imported once and shared,
+# is only what holds data and no journey logic: pydantic, and the pure contract and model modules
+# (rebuilding every pydantic model per run was most of a cached journey's memory and CPU).
+# bench/ measures what the checks cost (`python -m bench`, "sandbox").
+PASSED_THROUGH = (
+    "pydantic",
+    "pydantic_core",
+    "annotated_types",
+    "durable_journeys.providers.base",
+    "durable_journeys.activities.contracts",
+    "durable_journeys.activities.masking",
+    "durable_journeys.workflows.constants",
+    "durable_journeys.workflows.models",
 )
+RESTRICTIONS = SandboxRestrictions.default.with_passthrough_modules(*PASSED_THROUGH)
 
 
 class Settings(BaseSettings):

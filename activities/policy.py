@@ -7,15 +7,14 @@ content are counted from the message log and enforced atomically with the claim 
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta, timezone
+from datetime import datetime, time, timedelta
 
 from pydantic import BaseModel, Field
 
+from durable_journeys.activities.contracts import KST
 from durable_journeys.activities.customers import CustomerProfile
 from durable_journeys.activities.store import Cap, ContactLimits
 from durable_journeys.providers import Channel, Purpose
-
-KST = timezone(timedelta(hours=9), "KST")
 
 # Channels on which Korean law wants "(광고)" and a free opt-out line on ads (email has its own
 # rules and is exempt from the night ban).
@@ -23,28 +22,6 @@ AD_MARKED_CHANNELS = frozenset({Channel.SMS, Channel.BRAND_MESSAGE, Channel.RCS,
 NIGHT_EXEMPT_CHANNELS = frozenset({Channel.EMAIL})
 # Our own app's inbox is not an "electronic transmission" under the ad rules: no opt-in needed.
 CONSENT_EXEMPT_CHANNELS = frozenset({Channel.IN_APP})
-# Why a send is skipped, split by what the rule is about (README "Contact policy": the table).
-# A rule about the customer holds on every channel: the step ends with it. A rule about one
-# channel (its address, its consent, its own cap) lets the step try its next channel.
-CUSTOMER_SKIPS = frozenset(
-    {
-        "unknown_customer",  # the store has no profile
-        "unsubscribed",  # no ads at all
-        "reentry_cooldown",  # another run of this journey messaged the customer lately
-        "frequency_cap",  # the customer's ads across channels and journeys
-        "priority_grace",  # a higher-priority journey's ad may take the window's last slot
-        "duplicate_content",  # the same content reached the customer lately, on any channel
-    }
-)
-CHANNEL_SKIPS = frozenset(
-    {
-        "no_address",  # no phone, e-mail, token or subscription for this channel
-        "address_dead",  # the address bounced or was unregistered
-        "no_marketing_consent",  # no ad consent for this channel
-        "marketing_consent_expired",  # this channel's consent is older than two years
-        "channel_frequency_cap",  # this channel's own cap
-    }
-)
 
 
 class PolicyConfig(BaseModel):

@@ -21,16 +21,31 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from datetime import datetime, timedelta
-from enum import StrEnum
-from typing import Any, Literal
+from datetime import timedelta
+from typing import Any
 
 import structlog
-from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import SQLAlchemyError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from durable_journeys.activities.contracts import (
+    CONFIG_ERROR,
+    CONSENT_CLOCKS,
+    OUTCOME_UNKNOWN,
+    PROVIDER_UNAVAILABLE,
+    RECORD_CONSENT_NOTICE,
+    SEND_MESSAGE,
+    SEND_QUEUES,
+    STORE_UNAVAILABLE,
+    UNKNOWN_CUSTOMER,
+    ConsentClock,
+    ConsentClocksRequest,
+    ConsentNotice,
+    OutcomeStatus,
+    SendOutcome,
+    SendRequest,
+)
 from durable_journeys.activities.customers import CustomerProfile
 from durable_journeys.activities.metrics import DEFERRED, FALLBACKS, RESENDS, SENDS, SKIPPED, label
 from durable_journeys.activities.policy import PolicyConfig, check, mark_advertising
@@ -57,93 +72,6 @@ from durable_journeys.providers import (
 from durable_journeys.providers.webpush import subscription
 
 log = structlog.get_logger("activities.send")
-
-CONFIG_ERROR = "ConfigError"
-PROVIDER_UNAVAILABLE = "ProviderUnavailable"
-OUTCOME_UNKNOWN = "SendOutcomeUnknown"
-# SendOutcome.reason when the store has no profile for the customer: no channel can reach them.
-UNKNOWN_CUSTOMER = "unknown_customer"
-STORE_UNAVAILABLE = "StoreUnavailable"
-
-
-def idempotency_key(workflow_id: str, step: str, channel: Channel, episode: str | None = None, resend: int = 0) -> str:
-    """``{workflow_id}:{step}:{channel}``: one message per journey step and channel, ever.
-
-    A journey whose workflow id is reused by later runs (the cart) passes its run chain's
-    ``episode`` (first run id), making the key ``{workflow_id}@{episode}:{step}:{channel}``.
-    An operator's ``resend`` number ``n`` makes it ``{workflow_id}:{step}~resend{n}:{channel}``.
-    """
-    scope = f"{workflow_id}@{episode}" if episode else workflow_id
-    part = f"{step}~resend{resend}" if resend else step
-    return f"{scope}:{part}:{channel.value}"
-
-
-class SendRequest(BaseModel):
-    """What a journey asks to send. Holds no contact details: the activity loads them."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    workflow_id: str
-    journey: str
-    step: str
-    customer_id: str
-    channel: Channel
-    template: str
-    purpose: Purpose = Purpose.INFORMATIONAL
-    variables: dict[str, str] = Field(default_factory=dict)
-    journey_time: datetime = Field(description="workflow.now() at the send: policy runs on journey time")
-    supersedes: list[str] = Field(default_factory=list, description="keys of earlier channels of this step (fallback)")
-    episode: str | None = Field(default=None, description="run chain id, for journeys with reused ids")
-    reentry_cooldown: timedelta | None = Field(
-        default=None, description="skip if another run of this workflow id sent within this long"
-    )
-    reconcile: bool = Field(default=False, description="an earlier request for this key may have sent: settle it first")
-    gateway: list[Channel] = Field(
-        default_factory=list,
-        description="gateway fallback: channels the provider itself tries, in order, if this one fails",
-    )
-    on_cap: Literal["skip", "defer"] = Field(
-        default="skip", description="an ad over a frequency cap: skipped, or deferred until the window frees"
-    )
-    defer_until: datetime | None = Field(
-        default=None, description="journey time after which a deferred ad is skipped instead (None: no limit)"
-    )
-    resend: int = Field(default=0, ge=0, le=1000, description="an operator's resend: its number for this step")
-    resend_of: str | None = Field(default=None, max_length=300, description="the key of the message resent")
-
-    @property
-    def idempotency_key(self) -> str:
-        return idempotency_key(self.workflow_id, self.step, self.channel, self.episode, self.resend)
-
-
-class OutcomeStatus(StrEnum):
-    """What became of a send request."""
-
-    ACCEPTED = "accepted"  # the provider took it; a receipt may follow
-    REJECTED = "rejected"  # the provider refused it (see error_class)
-    SKIPPED = "skipped"  # the policy or the profile ruled it out (see reason)
-    DEFERRED = "deferred"  # not now: send again at not_before
-    # Set by the journey, never by the activity:
-    UNKNOWN = "unknown"  # may have been sent, and reconciling did not tell within its window
-    EXPIRED = "expired"  # infrastructure kept it from going out before the step's deadline
-
-
-class SendOutcome(BaseModel):
-    """The activity's answer."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    status: OutcomeStatus
-    channel: Channel
-    idempotency_key: str
-    provider: str | None = None
-    provider_message_id: str | None = None
-    receipt: ReceiptMode = ReceiptMode.NONE
-    error_class: ErrorClass | None = None
-    error_code: str | None = None
-    reason: str | None = None
-    not_before: datetime | None = None
-    replayed: bool = Field(default=False, description="answered from the message log, not sent")
 
 
 def content_key(template: str, variables: Mapping[str, str]) -> str:
@@ -281,30 +209,6 @@ def effective_purpose(templates: TemplateRegistry, template: str, asked: Purpose
     return Purpose.INFORMATIONAL
 
 
-class ConsentClocksRequest(BaseModel):
-    """Which of a customer's ad consents are in force at ``at`` (journey time), given they last ``valid_for``."""
-
-    customer_id: str
-    at: datetime
-    valid_for: timedelta
-
-
-class ConsentClock(BaseModel):
-    """One ad consent in force: when it was given, and since when its two years run (the last notice)."""
-
-    channel: Channel
-    given_at: datetime
-    since: datetime
-
-
-class ConsentNotice(BaseModel):
-    """A consent notice that reached the customer."""
-
-    customer_id: str
-    channel: Channel
-    at: datetime
-
-
 class SendActivities:
     """Activities that send messages; built by ``worker.py`` from the store and providers.
 
@@ -334,7 +238,7 @@ class SendActivities:
         self._send_queues = dict(send_queues or {})
         self._failover_after = failover_after
 
-    @activity.defn(name="send_queues")
+    @activity.defn(name=SEND_QUEUES)
     async def send_queues(self) -> dict[Channel, str]:
         """Channel -> the task queue of its provider, for channels whose provider is rate-limited fleet-wide.
 
@@ -350,7 +254,7 @@ class SendActivities:
                 queues[channel] = self._send_queues[provider]
         return queues
 
-    @activity.defn(name="consent_clocks")
+    @activity.defn(name=CONSENT_CLOCKS)
     async def consent_clocks(self, req: ConsentClocksRequest) -> list[ConsentClock]:
         """The customer's ad consents still in force, oldest clock first (none for an unsubscribed customer)."""
         profile = await self._store.get_customer(req.customer_id)
@@ -363,13 +267,13 @@ class SendActivities:
                 clocks.append(ConsentClock(channel=channel, given_at=given, since=since))
         return sorted(clocks, key=lambda c: (c.since, c.channel.value))
 
-    @activity.defn(name="record_consent_notice")
+    @activity.defn(name=RECORD_CONSENT_NOTICE)
     async def record_consent_notice(self, notice: ConsentNotice) -> None:
         """Record that the consent notice reached the customer: that consent's two years start again."""
         await self._store.record_consent_notice(notice.customer_id, notice.channel.value, notice.at)
         log.info("consent.notice_recorded", customer_id=notice.customer_id, channel=notice.channel.value)
 
-    @activity.defn(name="send_message")
+    @activity.defn(name=SEND_MESSAGE)
     async def send_message(self, req: SendRequest) -> SendOutcome:
         """Send one journey message at most once.
 

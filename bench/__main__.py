@@ -25,6 +25,7 @@ from sqlalchemy import text
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from bench._bare import BareInput, BarePostPurchase, bare_send
 from durable_journeys.activities import Channel, CustomerProfile, Store
@@ -32,6 +33,7 @@ from durable_journeys.activities.logs import configure_logging
 from durable_journeys.providers.sandbox import ReceiptTiming
 from durable_journeys.starter.devserver import start_dev_server
 from durable_journeys.starter.stack import Stack, embedded_stack
+from durable_journeys.worker import RESTRICTIONS
 from durable_journeys.workflows import JourneyResult, Order, OrderItem, Outcome, PostPurchaseSettings
 
 HERE = Path(__file__).parent
@@ -138,8 +140,13 @@ def _customer(i: int) -> CustomerProfile:
     )
 
 
-async def ours(client: Client, n: int, database_url: str, timings: PostPurchaseSettings = TIMINGS) -> dict[str, Any]:
-    """Everything in this process: worker, facade, sandbox and webhook app (as the tests run it)."""
+async def ours(
+    client: Client, n: int, database_url: str, timings: PostPurchaseSettings = TIMINGS, **worker: Any
+) -> dict[str, Any]:
+    """Everything in this process: worker, facade, sandbox and webhook app (as the tests run it).
+
+    ``worker``: options for the worker (``workflow_runner``: the sandbox's cost, see ``main``).
+    """
     async with embedded_stack(
         client,
         database_url=database_url,
@@ -150,8 +157,13 @@ async def ours(client: Client, n: int, database_url: str, timings: PostPurchaseS
         care_segment="off",
         task_queue=f"ours-{uuid.uuid4()}",
     ) as stack:
-        async with stack.worker():
+        async with stack.worker(**worker):
             return await _journeys(stack.journeys, n)
+
+
+def unchecked_runner() -> SandboxedWorkflowRunner:
+    """The sandbox as workers ran it before 1.0: the journeys' own modules passed through, unchecked."""
+    return SandboxedWorkflowRunner(restrictions=RESTRICTIONS.with_passthrough_modules("durable_journeys.workflows"))
 
 
 async def ours_split(client: Client, n: int, database_url: str) -> dict[str, Any]:
@@ -408,6 +420,10 @@ async def main(n: int) -> dict[str, Any]:
             # Gateway fallback: the provider falls back itself; the journey waits for no receipt.
             gateway_timings = TIMINGS.model_copy(update={"fallback": {"*": "gateway"}})
             gateway = await ours(client, n, f"sqlite+aiosqlite:///{Path(tmp) / 'gateway.db'}", gateway_timings)
+            # What the sandbox's checks of the journeys' code cost: the same run with it passed through.
+            unchecked = await ours(
+                client, n, f"sqlite+aiosqlite:///{Path(tmp) / 'unchecked.db'}", workflow_runner=unchecked_runner()
+            )
             split = await ours_split(client, n, f"sqlite+aiosqlite:///{Path(tmp) / 'split.db'}")
             schema = await postgres_url()
             on_pg = None
@@ -426,6 +442,8 @@ async def main(n: int) -> dict[str, Any]:
         "postgres": on_pg,
         "split_sqlite": split,
         "gateway_sqlite": gateway,
+        "unchecked_sqlite": unchecked,
+        "sandbox_checks_throughput_ratio": on_sqlite["journeys_per_s"] / unchecked["journeys_per_s"],
         "ratio_sqlite": on_sqlite["journeys_per_s"] / base["journeys_per_s"],
         "ratio_gateway_sqlite": gateway["journeys_per_s"] / base["journeys_per_s"],
         "ratio_split_sqlite": split["journeys_per_s"] / base["journeys_per_s"],
@@ -477,12 +495,17 @@ def report(r: dict[str, Any]) -> str:
         f"ours, SQLite, gateway fallback {gw['journeys_per_s']:6.1f} journeys/s   ratio {r['ratio_gateway_sqlite']:.2f}   "
         f"history {gw['history_events']} events, {gw['actions']} actions"
     )
+    un = r["unchecked_sqlite"]
+    lines.append(
+        f"sandbox checks of the journeys' code: {r['sqlite']['journeys_per_s']:.1f} journeys/s checked, "
+        f"{un['journeys_per_s']:.1f} passed through unchecked (ratio {r['sandbox_checks_throughput_ratio']:.2f})"
+    )
     if pg:
         lines.append(
             f"ours, PostgreSQL   {pg['journeys_per_s']:8.1f} journeys/s   ratio {r['ratio_postgres']:.2f}   "
             f"event->send p50 {pg['event_to_send_ms_p50']:.0f} ms p99 {pg['event_to_send_ms_p99']:.0f} ms"
         )
-    for name in ("bare", "sqlite", "gateway_sqlite", "split_sqlite", "postgres"):
+    for name in ("bare", "sqlite", "unchecked_sqlite", "gateway_sqlite", "split_sqlite", "postgres"):
         if r[name]:
             cpu = r[name]["cpu_ms_per_journey"]
             lines.append(

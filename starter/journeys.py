@@ -36,7 +36,7 @@ from durable_journeys.activities import (
     default_templates,
     profile_variables,
 )
-from durable_journeys.activities.logs import mask
+from durable_journeys.activities.masking import mask
 from durable_journeys.starter.errors import ActionRefused, InvalidInput, JourneyNotFound, all_problems
 from durable_journeys.starter.tokens import mint_inbox_token
 from durable_journeys.worker import (

@@ -87,3 +87,35 @@ def test_importing_the_facade_or_the_settings_loads_no_vendor_sdk(module: str) -
     code = f"import sys, {module}; print(' '.join(m for m in {VENDOR_SDKS!r} if m in sys.modules))"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert run.stdout.split() == []
+
+
+PURE = ("durable_journeys.activities.contracts", "durable_journeys.activities.masking")
+IO_LIBRARIES = ("sqlalchemy", "httpx", "jinja2", "structlog", "temporalio", "alembic", "fastapi", "prometheus_client")
+
+
+@pytest.mark.parametrize("module", PURE)
+def test_the_contracts_are_pure(module: str) -> None:
+    """What journeys import inside the workflow sandbox loads no I/O library (nor Temporal)."""
+    code = f"import sys, {module}; print(' '.join(m for m in {IO_LIBRARIES!r} if m in sys.modules))"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert run.stdout.split() == []
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "workflows").glob("*.py")), ids=lambda p: p.name)
+def test_journeys_reach_activities_only_through_the_contracts(path: Path) -> None:
+    """Activities are scheduled by name; only the metrics counter is passed through the sandbox."""
+    from_activities = {m for m in imported_modules(path) if m.startswith(f"{PACKAGE}.activities")}
+    assert from_activities <= {*PURE, f"{PACKAGE}.activities.metrics"}, sorted(from_activities)
+
+
+def test_every_package_folder_is_in_the_distribution() -> None:
+    """pyproject.toml lists the packages by hand (the namespace maps the repository root): none forgotten."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    folders = {
+        ".".join((PACKAGE, *init.parent.relative_to(ROOT).parts))
+        for layer in LAYERS
+        for init in (ROOT / layer).rglob("__init__.py")
+    }
+    assert folders | {PACKAGE} == listed

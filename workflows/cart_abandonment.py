@@ -22,9 +22,10 @@ from datetime import datetime
 
 from temporalio import workflow
 
-with workflow.unsafe.imports_passed_through():
-    from durable_journeys.activities import Channel, Purpose
-
+from durable_journeys.activities.contracts import (
+    Channel,
+    Purpose,
+)
 from durable_journeys.workflows.models import (
     Cart,
     CartInput,

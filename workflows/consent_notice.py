@@ -26,17 +26,16 @@ from datetime import timedelta
 
 from temporalio import workflow
 
-with workflow.unsafe.imports_passed_through():
-    from durable_journeys.activities import (
-        KST,
-        Channel,
-        ConsentClock,
-        ConsentClocksRequest,
-        ConsentNotice,
-        Purpose,
-        SendActivities,
-    )
-
+from durable_journeys.activities.contracts import (
+    CONSENT_CLOCKS,
+    KST,
+    RECORD_CONSENT_NOTICE,
+    Channel,
+    ConsentClock,
+    ConsentClocksRequest,
+    ConsentNotice,
+    Purpose,
+)
 from durable_journeys.workflows.models import ConsentNoticeInput, EventType, JourneyResult
 from durable_journeys.workflows.steps import JourneyWorkflow
 
@@ -119,8 +118,8 @@ class ConsentNoticeJourney(JourneyWorkflow):
             if result.delivered is None:
                 delivered = False
                 continue
-            await workflow.execute_activity_method(
-                SendActivities.record_consent_notice,
+            await workflow.execute_activity(
+                RECORD_CONSENT_NOTICE,
                 ConsentNotice(customer_id=inp.customer_id, channel=clock.channel, at=now),
                 start_to_close_timeout=STORE_TIMEOUT,
                 summary=f"consent notice on {clock.channel.value} recorded",
@@ -128,9 +127,11 @@ class ConsentNoticeJourney(JourneyWorkflow):
         return delivered
 
     async def _clocks(self, inp: ConsentNoticeInput) -> list[ConsentClock]:
-        return await workflow.execute_activity_method(
-            SendActivities.consent_clocks,
+        clocks: list[ConsentClock] = await workflow.execute_activity(
+            CONSENT_CLOCKS,
             ConsentClocksRequest(customer_id=inp.customer_id, at=workflow.now(), valid_for=inp.settings.every),
+            result_type=list[ConsentClock],
             start_to_close_timeout=STORE_TIMEOUT,
             summary="consents in force",
         )
+        return clocks

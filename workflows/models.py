@@ -11,10 +11,14 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
-from temporalio import workflow
 
-with workflow.unsafe.imports_passed_through():
-    from durable_journeys.activities import EDGE, Channel, OpaqueId, PlainText, bounded_json
+from durable_journeys.activities.contracts import (
+    EDGE,
+    Channel,
+    OpaqueId,
+    PlainText,
+    bounded_json,
+)
 
 # Bounds on what callers put into history (docs/architecture.md §8a): a 9,000-item order or a 10**5000 amount
 # is refused at the facade and at /events, never sent to Temporal. Static bounds are generous

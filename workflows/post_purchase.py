@@ -19,9 +19,10 @@ from datetime import timedelta
 
 from temporalio import workflow
 
-with workflow.unsafe.imports_passed_through():
-    from durable_journeys.activities import Channel, Purpose
-
+from durable_journeys.activities.contracts import (
+    Channel,
+    Purpose,
+)
 from durable_journeys.workflows.models import EventType, JourneyEvent, JourneyResult, Order, PostPurchaseInput
 from durable_journeys.workflows.steps import JourneyWorkflow
 

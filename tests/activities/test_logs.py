@@ -17,7 +17,8 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from durable_journeys.activities import STORE_UNAVAILABLE, Channel
-from durable_journeys.activities.logs import configure_logging, mask, redact_pii
+from durable_journeys.activities.logs import configure_logging, redact_pii
+from durable_journeys.activities.masking import mask
 from durable_journeys.starter.stack import Stack
 from tests.activities.test_send import request
 from tests.factories import customer

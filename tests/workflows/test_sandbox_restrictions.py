@@ -1,7 +1,7 @@
 """Every journey runs under the workflow sandbox's default restrictions.
 
-Workers pass the whole ``workflows`` package through the sandbox (memory), which turns off its
-checks for non-deterministic calls in our modules; this test keeps them on, so a ``datetime.now()``
+Workers check the journeys with the sandbox too (``worker.RESTRICTIONS``: only data modules are
+passed through); this test runs them under the defaults, with no pass-through, so a ``datetime.now()``
 or an I/O call slipped into a journey fails here.
 """
 

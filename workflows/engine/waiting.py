@@ -1,0 +1,151 @@
+"""Waiting: durable timers, events and receipts, each cut short by an exit or an operator's skip."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from datetime import datetime, time, timedelta
+
+from temporalio import workflow
+
+from durable_journeys.activities.contracts import (
+    KST,
+    DeliveryReceipt,
+)
+
+# Only the metrics counter (a side effect outside replay, never a command) comes through the
+# sandbox unchecked: activities are scheduled by name (activities/contracts.py).
+with workflow.unsafe.imports_passed_through():
+    pass
+
+from durable_journeys.workflows.engine.core import SKIP_TIMER
+from durable_journeys.workflows.engine.intake import JourneyIntake
+from durable_journeys.workflows.models import (
+    EventType,
+    JourneyEvent,
+)
+
+
+class JourneyWaiting(JourneyIntake):
+    """The waits a journey's story is made of (``wait_for``, ``wait_until``, ``delay`` ...)."""
+
+    async def wait_for(
+        self,
+        event_types: Collection[EventType],
+        timeout: timedelta,
+        *,
+        summary: str | None = None,
+        on_timeout: str | None = None,
+    ) -> JourneyEvent | None:
+        """The first not-yet-consumed event of ``event_types``, or ``None`` after ``timeout``.
+
+        ``on_timeout`` says what the story does when no event comes (an operator's skip of the
+        wait does the same, and ``journeys skip`` says so before acting).
+
+        Raises:
+            JourneyExit: an exit event arrived.
+        """
+        wanted = frozenset(event_types)
+
+        def match() -> int | None:
+            for i, event in enumerate(self._events):
+                if i not in self._consumed and event.type in wanted:
+                    return i
+            return None
+
+        self._waiting_for = wanted
+        try:
+            if not await self.wait_until(
+                lambda: match() is not None,
+                timeout,
+                summary=summary or f"wait for {', '.join(sorted(wanted))}",
+                on_timeout=on_timeout or f"the journey goes on as if no {', '.join(sorted(wanted))} came",
+            ):
+                return None
+        finally:
+            self._waiting_for = frozenset()
+        index = match()
+        assert index is not None
+        self._consumed.add(index)
+        return self._events[index]
+
+    async def wait_until(
+        self, predicate: Callable[[], bool], timeout: timedelta, *, summary: str, on_timeout: str | None = None
+    ) -> bool:
+        """Wait for ``predicate`` at most ``timeout``; False on timeout (``on_timeout``: what the story does then).
+
+        Raises:
+            JourneyExit: an exit event arrived.
+        """
+        if timeout <= timedelta(0):
+            self._raise_if_exited()
+            return predicate()
+        if not self._exiting() and not predicate():
+            self._publish_stage()
+        self._waiting, self._skip, self._skipped = summary, False, False
+        self._on_skip = on_timeout or SKIP_TIMER
+        try:
+            await workflow.wait_condition(
+                lambda: self._exiting() or self._skip or predicate(), timeout=timeout, timeout_summary=summary
+            )
+        except TimeoutError:
+            self._raise_if_exited()
+            return False
+        finally:
+            self._waiting = None
+        self._raise_if_exited()
+        if self._skip and not predicate():  # an operator's skip_wait: as if the wait had run out
+            self._skip, self._skipped = False, True
+            return False
+        return True
+
+    def has_event(self, event_types: Collection[EventType]) -> bool:
+        """Whether an event of ``event_types`` has arrived in this run."""
+        return any(e.type in event_types for e in self._events)
+
+    async def delay(self, duration: timedelta, *, summary: str) -> None:
+        """A durable timer that an exit event cuts short.
+
+        Raises:
+            JourneyExit: an exit event arrived.
+        """
+        await self.wait_until(lambda: False, duration, summary=summary)
+
+    async def delay_until(self, when: datetime, *, summary: str) -> None:
+        """Wait until ``when`` in journey time (no wait if it has passed)."""
+        await self.delay(when - workflow.now(), summary=summary)
+
+    async def delay_until_local_hours(self, start: time, end: time, *, summary: str) -> None:
+        """Wait, if needed, until the customer's local (KST) clock is within ``[start, end)``.
+
+        Raises:
+            JourneyExit: an exit event arrived.
+        """
+        local = workflow.now().astimezone(KST)
+        if start <= local.time() < end:
+            return
+        opening = local.replace(hour=start.hour, minute=start.minute, second=0, microsecond=0)
+        if opening <= local:
+            opening += timedelta(days=1)
+        await self.delay_until(opening, summary=summary)
+
+    async def _await_receipt(self, key: str, timeout: timedelta) -> DeliveryReceipt | None:
+        summary = f"receipt for {key.rsplit(':', 2)[-2]}"
+        self._waiting, self._skip, self._skipped = summary, False, False
+        self._on_skip = "the step moves on to its next channel, if it has one"
+        try:
+            await workflow.wait_condition(
+                lambda: key in self._receipts or self._exiting() or self._skip,
+                timeout=timeout,
+                timeout_summary=summary,
+            )
+        except TimeoutError:
+            return None
+        finally:
+            self._waiting = None
+        if key not in self._receipts and self._skip and not self._exiting():
+            self._skip, self._skipped = False, True
+            return None
+        if key in self._receipts:
+            return self._receipts[key]
+        self._raise_if_exited()
+        return None
