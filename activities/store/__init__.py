@@ -1,6 +1,7 @@
 """The store: customer profiles and the message log (SQLAlchemy 2 async, Alembic)."""
 
-from durable_journeys.activities.store._store import (
+from durable_journeys.activities.store._store import Store
+from durable_journeys.activities.store.records import (
     Cap,
     ContactLimits,
     ContactRefused,
@@ -11,7 +12,6 @@ from durable_journeys.activities.store._store import (
     PaidOrder,
     ReceiptRecord,
     SkipRecord,
-    Store,
 )
 
 __all__ = [

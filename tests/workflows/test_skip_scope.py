@@ -27,8 +27,13 @@ BROWSER = '{"endpoint": "https://fcm.googleapis.com/fcm/send/abc", "keys": {"p25
 def reasons_in_code() -> set[str]:
     """Every skip reason the send activity, the policy and the store can give (read from their source)."""
     found: set[str] = set()
-    for path in ("activities/send.py", "activities/policy.py", "activities/store/_store.py"):
-        for line in (ROOT / path).read_text().splitlines():
+    paths = [
+        ROOT / "activities/send.py",
+        ROOT / "activities/policy.py",
+        *sorted((ROOT / "activities/store").glob("*.py")),
+    ]
+    for path in paths:
+        for line in path.read_text().splitlines():
             if re.search(r"not_sent\(|ContactRefused\(|Decision\(allowed=False|UNKNOWN_CUSTOMER = ", line):
                 found |= set(re.findall(r'"([a-z_]+)"', line))
     return found - {"status"}

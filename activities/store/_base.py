@@ -1,0 +1,145 @@
+"""The store's engine, connections, migrations and the tables' Core handles; each aggregate builds on it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Self, cast
+
+from sqlalchemy import Table, event, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from durable_journeys.activities.store._tables import (
+    ContactHoldRow,
+    CustomerRow,
+    EngagementRow,
+    EventCountRow,
+    InboxRow,
+    MessageRow,
+    OrderRow,
+    SeenEventRow,
+    SendSkipRow,
+    WebhookSignatureRow,
+)
+
+# Core statements on the tables: the store writes one row per call and maps rows to pydantic
+# models itself, so the ORM's unit of work is overhead it does not need (about 10 % of a
+# send's database CPU; see bench/README.md).
+_customers = cast(Table, CustomerRow.__table__)
+_messages = cast(Table, MessageRow.__table__)
+_orders = cast(Table, OrderRow.__table__)
+_inbox = cast(Table, InboxRow.__table__)
+_seen = cast(Table, SeenEventRow.__table__)
+_holds = cast(Table, ContactHoldRow.__table__)
+_skips = cast(Table, SendSkipRow.__table__)
+_engagements = cast(Table, EngagementRow.__table__)
+_event_counts = cast(Table, EventCountRow.__table__)
+_signatures = cast(Table, WebhookSignatureRow.__table__)
+_MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _sent_as(row: Any) -> tuple[str, str | None, str, str]:
+    """What one message counts as against the caps: its step (once for all its channels), or a resend on its own."""
+    return (row.workflow_id, row.episode, row.step, row.idempotency_key if row.resend_of else "")
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # WAL lets the webhook app record a receipt while a worker writes the log.
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+# Any fixed number: it names this project's migration lock among the database's advisory locks.
+_MIGRATION_LOCK_ID = 7_213_300_011
+
+
+def _lock_for_migration(sync_conn: Any) -> None:
+    """Hold the database's migration lock until the transaction ends."""
+    if sync_conn.dialect.name == "postgresql":
+        sync_conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID})
+    elif sync_conn.dialect.name == "sqlite":
+        # A write takes SQLite's one write lock for the rest of the transaction; the others wait
+        # for it (busy_timeout) and then see the schema the first one made.
+        sync_conn.execute(text("CREATE TABLE IF NOT EXISTS journeys_migration_lock (id INTEGER)"))
+        sync_conn.execute(text("DELETE FROM journeys_migration_lock"))
+
+
+class StoreBase:
+    """The engine and one short transaction per call: no transaction is held across a provider call.
+
+    Args:
+        engine: an async engine (``sqlite+aiosqlite:///journeys.db`` or ``postgresql+asyncpg://``).
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        # SQLite has one writer at a time: queue writers here instead of in busy-waiting
+        # threads that each hold a pooled connection. PostgreSQL needs no such lock.
+        self._write_lock: asyncio.Lock | None = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncConnection]:
+        """One write transaction."""
+        if self._write_lock is None:
+            async with self.engine.begin() as conn:
+                yield conn
+            return
+        async with self._write_lock, self.engine.begin() as conn:
+            yield conn
+
+    @classmethod
+    def from_url(cls, url: str, *, connect_timeout: float = 10.0, **engine_kwargs: Any) -> Self:
+        """Build a store for a database URL.
+
+        Args:
+            url: ``sqlite+aiosqlite:///path`` or ``postgresql+asyncpg://user@host/db``.
+            connect_timeout: seconds to wait for a database server that accepts but never answers.
+            **engine_kwargs: passed to ``create_async_engine``.
+        """
+        # Statement parameters (names, message bodies) never reach an exception or a log line.
+        engine_kwargs.setdefault("hide_parameters", True)
+        if url.startswith("postgresql+asyncpg"):  # a server that accepts but never answers: give up
+            engine_kwargs.setdefault("connect_args", {}).setdefault("timeout", connect_timeout)
+        engine = create_async_engine(url, **engine_kwargs)
+        if engine.dialect.name == "sqlite":
+            event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return cls(engine)
+
+    async def migrate(self) -> None:
+        """Bring the schema up to the newest Alembic revision.
+
+        Safe when several processes start at once on a fresh database: each migrates under a
+        lock held for its transaction (a PostgreSQL advisory lock; SQLite's write lock), so the
+        first one migrates and the others find the schema current.
+        """
+        from alembic import command  # loaded by the processes that migrate, not by every import
+        from alembic.config import Config
+
+        def upgrade(sync_conn: Any) -> None:
+            _lock_for_migration(sync_conn)
+            cfg = Config()
+            cfg.set_main_option("script_location", str(_MIGRATIONS))
+            cfg.attributes["connection"] = sync_conn
+            command.upgrade(cfg, "head")
+
+        async with self.engine.begin() as conn:
+            await conn.run_sync(upgrade)
+
+    async def close(self) -> None:
+        """Release every pooled connection."""
+        await self.engine.dispose()
+
+    async def _one(self, statement: Any) -> Any:
+        """The first row of a read, or None."""
+        async with self.engine.connect() as conn:
+            return (await conn.execute(statement)).first()

@@ -1,0 +1,320 @@
+"""The message log and its claims (the contact policy's caps, atomically), and receipts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from durable_journeys.activities.store._base import (
+    StoreBase,
+    _customers,
+    _holds,
+    _messages,
+    _now,
+    _sent_as,
+)
+from durable_journeys.activities.store.records import (
+    ContactLimits,
+    ContactRefused,
+    MessageRecord,
+    MessageStatus,
+    ReceiptRecord,
+    _aware,
+)
+from durable_journeys.providers import DeliveryReceipt, ReceiptStatus
+
+
+class MessageLog(StoreBase):
+    """One row per message, claimed before it is sent; receipts settle it."""
+
+    # message log ----------------------------------------------------------------------------
+
+    async def claim_message(self, *, limits: ContactLimits | None = None, **fields: Any) -> tuple[MessageRecord, bool]:
+        """Insert a ``sending`` row under a unique idempotency key.
+
+        With ``limits``, a new row is inserted only if the customer's frequency caps and
+        duplicate-content window allow it, decided under a lock on the customer's row (on
+        PostgreSQL and SQLite alike): two claims racing for a window's last slot cannot both pass.
+        An existing row (an earlier attempt) is never refused.
+
+        Returns:
+            The row and whether this call created it. An existing row means an earlier
+            attempt got this far: the caller must not send blindly.
+
+        Raises:
+            ContactRefused: the contact policy refused a new claim (nothing was inserted).
+        """
+        now = _now()
+        values = {
+            "status": MessageStatus.SENDING.value,
+            "attempts": 1,
+            "superseded": False,
+            "receipt_late": False,
+            "created_at": now,
+            "updated_at": now,
+            **fields,
+        }
+        if limits is not None:
+            return await self._claim_within(limits, values)
+        try:
+            async with self._write() as conn:
+                row = (await conn.execute(insert(_messages).values(values).returning(_messages))).one()
+            return MessageRecord.model_validate(row), True
+        except IntegrityError:
+            pass
+        key = _messages.c.idempotency_key == fields["idempotency_key"]
+        async with self._write() as conn:
+            row = (
+                await conn.execute(
+                    update(_messages)
+                    .where(key)
+                    .values(attempts=_messages.c.attempts + 1, updated_at=now)
+                    .returning(_messages)
+                )
+            ).one()
+            return MessageRecord.model_validate(row), False
+
+    async def _claim_within(self, limits: ContactLimits, values: dict[str, Any]) -> tuple[MessageRecord, bool]:
+        m = _messages.c
+        key = values["idempotency_key"]
+        values.setdefault("content_key", limits.content_key)
+        at: datetime = values["journey_time"]
+        windows = [c.window for c in limits.caps if limits.advertising and c.limit > 0]
+        if limits.content_key and limits.duplicate_window:
+            windows.append(limits.duplicate_window)
+        refusal: ContactRefused | None = None
+        async with self._write() as conn:
+            # Lock the customer's row first: every checked claim for this customer takes its turn
+            # here, so its count sees the claim before it. (An UPDATE, not SELECT ... FOR UPDATE:
+            # SQLite has no row locks, and an UPDATE takes its write lock at once.)
+            await conn.execute(
+                update(_customers)
+                .where(_customers.c.customer_id == values["customer_id"])
+                .values(updated_at=_customers.c.updated_at)
+            )
+            # One read: this key's row (an earlier attempt) and the customer's rows in the windows.
+            wanted = m.idempotency_key == key
+            if windows:
+                wanted |= (m.customer_id == values["customer_id"]) & (m.journey_time >= at - max(windows))
+            rows = list(
+                await conn.execute(
+                    select(
+                        m.idempotency_key,
+                        m.workflow_id,
+                        m.episode,
+                        m.step,
+                        m.channel,
+                        m.purpose,
+                        m.status,
+                        m.receipt_status,
+                        m.journey_time,
+                        m.content_key,
+                        m.resend_of,
+                    ).where(wanted)
+                )
+            )
+            if any(r.idempotency_key == key for r in rows):
+                existing = (
+                    await conn.execute(
+                        update(_messages)
+                        .where(m.idempotency_key == key)
+                        .values(attempts=m.attempts + 1, updated_at=values["updated_at"])
+                        .returning(_messages)
+                    )
+                ).one()
+                return MessageRecord.model_validate(existing), False
+            refusal = await self._contact_refusal(conn, limits, values, rows)
+            if refusal is None:
+                row = (await conn.execute(insert(_messages).values(values).returning(_messages))).one()
+                if limits.priority_grace:  # a hold this claim waited out is done with
+                    await conn.execute(_holds.delete().where(_holds.c.idempotency_key == key))
+                return MessageRecord.model_validate(row), True
+        raise refusal  # after the commit: a priority hold it made is kept
+
+    @staticmethod
+    async def _contact_refusal(
+        conn: AsyncConnection, limits: ContactLimits, values: dict[str, Any], rows: Sequence[Any]
+    ) -> ContactRefused | None:
+        """Why the contact policy refuses this new claim now, or None (the customer's row is locked).
+
+        ``rows``: the customer's messages in the longest window.
+        """
+        at: datetime = values["journey_time"]
+        # An operator's resend is a message of its own: its step's first send counts against it,
+        # and it counts against every later ad (``_sent_as``).
+        own = None if values.get("resend_of") else (values["workflow_id"], values.get("episode"), values["step"], "")
+        others = [
+            r
+            for r in rows
+            if _sent_as(r) != own
+            and r.status != MessageStatus.REJECTED.value
+            and r.receipt_status != ReceiptStatus.FAILED.value
+        ]
+        if limits.content_key and limits.duplicate_window:
+            since = at - limits.duplicate_window
+            if any(r.content_key == limits.content_key and _aware(r.journey_time) >= since for r in others):
+                return ContactRefused("duplicate_content")
+        if not limits.advertising:
+            return None
+        free_at: datetime | None = None
+        fills_last = False
+        customer_wide = False  # a cap over every channel is full (else only this channel's)
+        for cap in limits.caps:
+            if cap.limit <= 0:
+                continue
+            since = at - cap.window
+            steps: dict[tuple[str, str | None, str, str], datetime] = {}
+            for r in others:
+                sent = _aware(r.journey_time)
+                if r.purpose == "advertising" and sent >= since and cap.channel in (None, r.channel):
+                    step = _sent_as(r)
+                    steps[step] = min(sent, steps.get(step, sent))
+            times = sorted(steps.values())
+            if len(times) >= cap.limit:
+                # The window frees when enough of its oldest steps have left it.
+                frees = times[len(times) - cap.limit] + cap.window + timedelta(seconds=1)
+                free_at = frees if free_at is None else max(free_at, frees)
+                customer_wide = customer_wide or cap.channel is None
+            elif len(times) + 1 == cap.limit:
+                fills_last = True
+        if free_at is not None:
+            return ContactRefused("frequency_cap" if customer_wide else "channel_frequency_cap", free_at)
+        if fills_last and limits.priority_grace:
+            key = values["idempotency_key"]
+            hold = (await conn.execute(select(_holds.c.until).where(_holds.c.idempotency_key == key))).first()
+            if hold is None:
+                until = at + limits.priority_grace
+                await conn.execute(
+                    insert(_holds).values(
+                        idempotency_key=key, customer_id=values["customer_id"], until=until, created_at=_now()
+                    )
+                )
+                return ContactRefused("priority_grace", until)
+            if at < _aware(hold.until):
+                return ContactRefused("priority_grace", _aware(hold.until))
+        return None
+
+    async def get_message(self, idempotency_key: str) -> MessageRecord | None:
+        """The logged message with this key, or None."""
+        row = await self._one(select(_messages).where(_messages.c.idempotency_key == idempotency_key))
+        return None if row is None else MessageRecord.model_validate(row)
+
+    async def finish_message(self, idempotency_key: str, status: MessageStatus, **fields: Any) -> None:
+        """Record the provider's answer for a claimed row."""
+        async with self._write() as conn:
+            await conn.execute(
+                update(_messages)
+                .where(_messages.c.idempotency_key == idempotency_key)
+                .values(status=status.value, updated_at=_now(), **fields)
+            )
+
+    async def mark_superseded(self, idempotency_keys: list[str]) -> None:
+        """The journey moved on to another channel: later receipts for these are late."""
+        if not idempotency_keys:
+            return
+        async with self._write() as conn:
+            await conn.execute(
+                update(_messages)
+                .where(_messages.c.idempotency_key.in_(idempotency_keys))
+                .values(superseded=True, updated_at=_now())
+            )
+
+    async def record_receipt(self, receipt: DeliveryReceipt) -> ReceiptRecord | None:
+        """Attach a delivery receipt to its message; None when no message matches.
+
+        The same receipt twice changes nothing and is reported as a duplicate.
+        """
+        return (await self.record_receipts([receipt]))[0]
+
+    async def record_receipts(self, receipts: Sequence[DeliveryReceipt]) -> list[ReceiptRecord | None]:
+        """:meth:`record_receipt` for a provider's batch, in one transaction (answers in batch order).
+
+        Rows are locked in key order, so two batches that share messages cannot deadlock.
+        """
+        order = sorted(
+            range(len(receipts)),
+            key=lambda i: (receipts[i].idempotency_key or "", receipts[i].provider_message_id or ""),
+        )
+        records: list[ReceiptRecord | None] = [None] * len(receipts)
+        async with self._write() as conn:
+            for i in order:
+                records[i] = await self._record_receipt(conn, receipts[i])
+        return records
+
+    async def _record_receipt(self, conn: AsyncConnection, receipt: DeliveryReceipt) -> ReceiptRecord | None:
+        m = _messages.c
+        # A receipt settles a message only of the provider that reported it, and only when it
+        # names the provider's message id logged at send time, exactly (if one was logged): a
+        # key alone is guessable.
+        if receipt.idempotency_key:
+            match = (m.provider == receipt.provider) & (m.idempotency_key == receipt.idempotency_key)
+            if receipt.provider_message_id:
+                match &= m.provider_message_id.is_(None) | (m.provider_message_id == receipt.provider_message_id)
+            else:
+                match &= m.provider_message_id.is_(None)
+        elif receipt.provider_message_id:
+            match = (m.provider == receipt.provider) & (m.provider_message_id == receipt.provider_message_id)
+        else:
+            return None
+        now = _now()
+        final = match & m.receipt_status.is_(None)
+        if receipt.status is ReceiptStatus.FAILED and receipt.channel is not None:
+            # In a gateway chain only the last channel's failure is final: the provider tries the next.
+            final &= m.final_channel.is_(None) | (m.final_channel == receipt.channel.value)
+        # One statement in the common case: the first receipt for a message.
+        row = (
+            await conn.execute(
+                update(_messages)
+                .where(final)
+                .values(
+                    receipt_status=receipt.status.value,
+                    receipt_error_code=receipt.error_code,
+                    receipt_channel=receipt.channel.value if receipt.channel else None,
+                    receipt_at=receipt.occurred_at or now,
+                    receipt_late=m.superseded,
+                    provider_message_id=func.coalesce(m.provider_message_id, receipt.provider_message_id),
+                    updated_at=now,
+                )
+                .returning(_messages)
+            )
+        ).first()
+        duplicate = row is None
+        if duplicate:
+            row = (await conn.execute(select(_messages).where(match))).first()
+            if row is None:
+                return None
+        message = MessageRecord.model_validate(row)
+        interim = duplicate and message.receipt_status is None  # an earlier channel of a chain failed
+        return ReceiptRecord(
+            message=message, duplicate=duplicate and not interim, late=message.receipt_late, interim=interim
+        )
+
+    async def messages(self, *, workflow_id: str | None = None, customer_id: str | None = None) -> list[MessageRecord]:
+        """Logged messages, oldest first."""
+        query = select(_messages).order_by(_messages.c.id)
+        if workflow_id is not None:
+            query = query.where(_messages.c.workflow_id == workflow_id)
+        if customer_id is not None:
+            query = query.where(_messages.c.customer_id == customer_id)
+        async with self.engine.connect() as conn:
+            return [MessageRecord.model_validate(r) for r in await conn.execute(query)]
+
+    async def sent_in_other_episode(self, workflow_id: str, episode: str | None, *, since: datetime) -> bool:
+        """Whether another run chain of ``workflow_id`` had a message accepted since ``since``.
+
+        ``since`` is journey time: re-entry cooldowns across runs of a journey whose id is reused.
+        """
+        m = _messages.c
+        query = (
+            select(func.count())
+            .select_from(_messages)
+            .where(m.workflow_id == workflow_id, m.status == MessageStatus.ACCEPTED.value, m.journey_time >= since)
+        )
+        if episode is not None:
+            query = query.where((m.episode != episode) | m.episode.is_(None))
+        return bool((await self._one(query))[0])
