@@ -172,13 +172,20 @@ async def test_reentry_within_the_cooldown_tracks_but_sends_nothing(env: Workflo
         first = await stack.journeys.cart_updated(c.customer_id, CART, customer=c)
         await env.sleep(timedelta(hours=2))
         await stack.journeys.purchase(c.customer_id, "o-1")
-        await first.result()
+        # The purchase has ended the run: read its result without time skipping. Awaiting a result
+        # unlocks the test server's clock, which then runs to any timer it holds, and it keeps the
+        # ten-year run timeouts of journeys that earlier tests terminated.
+        await env.sleep(timedelta(seconds=5))
+        with env.auto_time_skipping_disabled():
+            await first.result()
         first_run = (await first.describe()).run_id
         assert sends(stack) == [("cart_reminder", "push")]
 
         await env.sleep(timedelta(days=2))  # a new cart 2 days later: inside the 7-day cooldown
         second = await stack.journeys.cart_updated(c.customer_id, CART)
-        again: JourneyResult = await second.result()
+        await env.sleep(timedelta(hours=26))  # past the idle hour and the 24 h coupon
+        with env.auto_time_skipping_disabled():
+            again: JourneyResult = await second.result()
         assert (await second.describe()).run_id != first_run
         assert sends(stack) == [("cart_reminder", "push")]
         # A rule about the customer: each step ends at its first channel, none other is tried.
@@ -191,7 +198,9 @@ async def test_reentry_within_the_cooldown_tracks_but_sends_nothing(env: Workflo
         third = await stack.journeys.cart_updated(c.customer_id, CART)
         await env.sleep(timedelta(hours=2))
         await stack.journeys.cart_cleared(c.customer_id)
-        assert (await third.result()).outcome == "exited:cart.cleared"
+        await env.sleep(timedelta(seconds=5))
+        with env.auto_time_skipping_disabled():
+            assert (await third.result()).outcome == "exited:cart.cleared"
     assert sends(stack) == [("cart_reminder", "push"), ("cart_reminder", "push")]
 
 
