@@ -18,13 +18,12 @@ from typing import Any
 
 import httpx
 from temporalio.client import WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from durable_journeys.activities import Channel, CustomerProfile
 from durable_journeys.providers.sandbox import ReceiptTiming
-from durable_journeys.starter.devserver import find_binary
 from durable_journeys.starter.stack import Stack, embedded_stack
+from durable_journeys.starter.testing import start_test_environment
 from durable_journeys.worker import Settings
 from durable_journeys.workflows import CartSettings, care_id, consent_notice_id
 from tests import factories
@@ -68,11 +67,9 @@ async def post_purchase_fallback(env: WorkflowEnvironment, stack: Stack) -> Work
 
 
 async def post_purchase_gateway(env: WorkflowEnvironment, stack: Stack) -> WorkflowHandle:
-    """Gateway fallback on every step; AlimTalk never reports (v7: one call, no receipt wait).
+    """Gateway fallback on every step; AlimTalk never reports (one call, no receipt wait).
 
-    Started with the raw input, as a newer app would start it, so that a worker from before
-    gateway fallback (v6) records it in journey mode with ``fallback`` in its input: the patch is
-    what lets v7 code replay that.
+    Started with the raw input (``fallback`` in its settings), as an app that sets it would.
     """
     from durable_journeys.workflows import PostPurchaseSettings, post_purchase_id
 
@@ -90,7 +87,7 @@ async def post_purchase_gateway(env: WorkflowEnvironment, stack: Stack) -> Workf
 
 
 async def post_purchase_outage(env: WorkflowEnvironment, stack: Stack) -> WorkflowHandle:
-    """The provider is down for two hours when the order is paid (v4: the step waits, then sends)."""
+    """The provider is down for two hours when the order is paid (the step waits, then sends)."""
     key = {"Authorization": f"Bearer {stack.settings.sandbox_api_key.get_secret_value()}"}
     c = _customer()
     o = factories.order(c)
@@ -108,7 +105,7 @@ async def post_purchase_outage(env: WorkflowEnvironment, stack: Stack) -> Workfl
 
 
 async def post_purchase_unknown_customer(env: WorkflowEnvironment, stack: Stack) -> WorkflowHandle:
-    """The app writes the customer to a database the worker does not read (v5: stage unknown_customer)."""
+    """The app writes the customer to a database the worker does not read (stage unknown_customer)."""
     from durable_journeys.activities import Store
     from durable_journeys.starter import Journeys
 
@@ -131,11 +128,17 @@ async def post_purchase_unknown_customer(env: WorkflowEnvironment, stack: Stack)
     return handle
 
 
-async def cart(env: WorkflowEnvironment, stack: Stack) -> WorkflowHandle:
+async def _start_cart(stack: Stack) -> tuple[CustomerProfile, WorkflowHandle]:
+    """A shopper with the app puts socks in the cart: the cart journey starts."""
     c = _customer(app=True)
     handle = await stack.journeys.cart_updated(
         c.customer_id, {"items": [{"name": "양말", "unit_price": 5000}]}, customer=c
     )
+    return c, handle
+
+
+async def cart(env: WorkflowEnvironment, stack: Stack) -> WorkflowHandle:
+    c, handle = await _start_cart(stack)
     await env.sleep(timedelta(minutes=30))
     await stack.journeys.cart_updated(c.customer_id, {"items": [{"name": "모자", "unit_price": 9000}]})
     await handle.result()
@@ -174,7 +177,7 @@ async def win_back(env: WorkflowEnvironment, stack: Stack) -> WorkflowHandle:
 
 
 async def post_purchase_operator(env: WorkflowEnvironment, stack: Stack) -> WorkflowHandle:
-    """v9: an operator resends the payment message by SMS, skips the review delay, exits before the sale."""
+    """An operator resends the payment message by SMS, skips the review delay, exits before the sale."""
     c = _customer()
     o = factories.order(c)
     handle = await stack.journeys.order_paid(o, c, settings={"review_hours_kst": None})
@@ -194,7 +197,7 @@ async def post_purchase_operator(env: WorkflowEnvironment, stack: Stack) -> Work
 
 
 async def cart_reentry(env: WorkflowEnvironment, stack: Stack) -> WorkflowHandle:
-    """v10: a new cart inside the re-entry cooldown: each step ends at its first channel (a rule about the customer)."""
+    """A new cart inside the re-entry cooldown: each step ends at its first channel (a rule about the customer)."""
     c = _customer(app=True)
     cart = {"items": [{"name": "양말", "unit_price": 5000}]}
     first = await stack.journeys.cart_updated(c.customer_id, cart, customer=c)
@@ -208,7 +211,7 @@ async def cart_reentry(env: WorkflowEnvironment, stack: Stack) -> WorkflowHandle
 
 
 async def post_purchase_skip_as(env: WorkflowEnvironment, stack: Stack) -> WorkflowHandle:
-    """v11: shipped; an operator skips the wait for delivery as order.delivered; the review and the sale follow."""
+    """Shipped; an operator skips the wait for delivery as order.delivered; the review and the sale follow."""
     c = _customer()
     o = factories.order(c)
     handle = await stack.journeys.order_paid(o, c, settings={"review_hours_kst": None})
@@ -224,20 +227,14 @@ async def post_purchase_skip_as(env: WorkflowEnvironment, stack: Stack) -> Workf
 
 async def _cart_over_the_cap(env: WorkflowEnvironment, stack: Stack) -> WorkflowHandle:
     """One ad a week (ad_cap 1): the push goes out, the coupon 24 hours later is over the cap."""
-    c = _customer(app=True)
-    handle = await stack.journeys.cart_updated(
-        c.customer_id, {"items": [{"name": "양말", "unit_price": 5000}]}, customer=c
-    )
+    _, handle = await _start_cart(stack)
     await handle.result()
     return handle
 
 
 async def cart_continue_as_new(env: WorkflowEnvironment, stack: Stack) -> WorkflowHandle:
     """Updates past the run's history limit (100 events): the first run continues as new."""
-    c = _customer(app=True)
-    handle = await stack.journeys.cart_updated(
-        c.customer_id, {"items": [{"name": "양말", "unit_price": 5000}]}, customer=c
-    )
+    c, handle = await _start_cart(stack)
     first_run = (await handle.describe()).run_id
     for i in range(40):
         await stack.journeys.cart_updated(c.customer_id, {"items": [{"name": f"상품{i}", "unit_price": 1000}]})
@@ -276,16 +273,11 @@ STACKS: dict[str, dict[str, Any]] = {
 
 async def main(version: str, only: list[str]) -> None:
     """Each scenario on a test server of its own: a journey one leaves waiting cannot hold up the next."""
-    from durable_journeys.starter.setup import register_search_attributes
-
     for name, scenario in SCENARIOS.items():
         if only and name not in only:
             continue
-        env = await WorkflowEnvironment.start_time_skipping(
-            data_converter=pydantic_data_converter, test_server_existing_path=find_binary("temporal-test-server")
-        )
+        env = await start_test_environment()  # the testing kit's: our search attributes registered
         try:
-            await register_search_attributes(env.client)
             factories.clock = await env.get_current_time()
             with tempfile.TemporaryDirectory() as tmp:
                 async with embedded_stack(
