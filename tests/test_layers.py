@@ -84,9 +84,14 @@ VENDOR_SDKS = ("bizgo", "pywebpush", "google.auth", "aiosmtplib", "standardwebho
 )
 def test_importing_the_facade_or_the_settings_loads_no_vendor_sdk(module: str) -> None:
     """A provider's SDK loads when that provider is built; the store's migrations when it migrates."""
-    code = f"import sys, {module}; print(' '.join(m for m in {VENDOR_SDKS!r} if m in sys.modules))"
+    assert loaded_by(module, VENDOR_SDKS) == []
+
+
+def loaded_by(module: str, watched: tuple[str, ...]) -> list[str]:
+    """Which of ``watched`` a fresh interpreter has loaded once it imported ``module``."""
+    code = f"import sys, {module}; print(' '.join(m for m in {watched!r} if m in sys.modules))"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
-    assert run.stdout.split() == []
+    return run.stdout.split()
 
 
 PURE = ("durable_journeys.activities.contracts", "durable_journeys.activities.masking")
@@ -96,12 +101,12 @@ IO_LIBRARIES = ("sqlalchemy", "httpx", "jinja2", "structlog", "temporalio", "ale
 @pytest.mark.parametrize("module", PURE)
 def test_the_contracts_are_pure(module: str) -> None:
     """What journeys import inside the workflow sandbox loads no I/O library (nor Temporal)."""
-    code = f"import sys, {module}; print(' '.join(m for m in {IO_LIBRARIES!r} if m in sys.modules))"
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
-    assert run.stdout.split() == []
+    assert loaded_by(module, IO_LIBRARIES) == []
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "workflows").glob("*.py")), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", sorted((ROOT / "workflows").rglob("*.py")), ids=lambda p: str(p.relative_to(ROOT / "workflows"))
+)
 def test_journeys_reach_activities_only_through_the_contracts(path: Path) -> None:
     """Activities are scheduled by name; only the metrics counter is passed through the sandbox."""
     from_activities = {m for m in imported_modules(path) if m.startswith(f"{PACKAGE}.activities")}
@@ -119,3 +124,16 @@ def test_every_package_folder_is_in_the_distribution() -> None:
         for init in (ROOT / layer).rglob("__init__.py")
     }
     assert folders | {PACKAGE} == listed
+
+
+def test_the_activities_package_exports_what_it_declares() -> None:
+    """``activities/__init__`` names each export twice (for type checkers, and for loading on first use): both agree."""
+    init = ROOT / "activities" / "__init__.py"
+    declared: dict[str, str] = {}
+    for node in ast.walk(ast.parse(init.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(PACKAGE):
+            declared |= {alias.asname or alias.name: node.module for alias in node.names}
+    import durable_journeys.activities as activities
+
+    assert declared == activities._EXPORTS
+    assert all(getattr(activities, name) is not None for name in declared)
