@@ -74,6 +74,7 @@ def test_the_shop_s_modules_and_the_pack_s_live_side_by_side() -> None:
 # The README's "Using it from your app" snippet, run against the kit's server, store and task queue.
 README_TEST = """
 import re
+from datetime import timedelta
 from pathlib import Path
 
 from durable_journeys.starter.testing import JourneyKit
@@ -91,6 +92,9 @@ async def test_the_readme_snippet_runs_in_the_shop(journey_kit: JourneyKit, monk
     exec(compile(code, "README.md", "exec"), scope)
     async with journey_kit.worker():
         await scope["main"]()
+        # The journeys it started are still sending (the care journey's welcome, the last
+        # receipts): leave the worker only once they are done, or the server's clock waits for them.
+        await journey_kit.advance(timedelta(minutes=1))
         timeline = await journey_kit.timeline("post-purchase:A-1001")
     out = [line for line in capsys.readouterr().out.splitlines() if line and not re.match(r"[\\x1b0-9]", line)]  # no log lines
     assert out == ["post-purchase:A-1001", "delivered"]
