@@ -88,6 +88,7 @@ PASSED_THROUGH = (
     "pydantic_core",
     "annotated_types",
     "durable_journeys.providers.base",
+    "durable_journeys.providers.channels",
     "durable_journeys.activities.contracts",
     "durable_journeys.activities.masking",
     "durable_journeys.workflows.constants",

@@ -35,6 +35,9 @@ Phone = Annotated[str, AfterValidator(_phone)]
 Email = Annotated[str, AfterValidator(_email)]
 
 
+AddressValue = Annotated[PlainText, Field(min_length=1, max_length=1024)]
+
+
 class CustomerProfile(BaseModel):
     """What we know about a customer; loaded at send time, never stored in workflow history.
 
@@ -50,6 +53,11 @@ class CustomerProfile(BaseModel):
     email: Email | None = None
     push_tokens: list[Annotated[PlainText, Field(min_length=1, max_length=4096)]] = Field(
         default_factory=list, max_length=10
+    )
+    addresses: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{1,31}$")], AddressValue] = Field(
+        default_factory=dict,
+        max_length=10,
+        description='channel -> address, for channels a shop adds (providers.channels): e.g. {"line": "U4af4..."}',
     )
     app_installed: bool = False
     tier: PlainText = Field(default="regular", max_length=32)

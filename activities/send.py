@@ -52,7 +52,6 @@ from durable_journeys.activities.policy import PolicyConfig, check, mark_adverti
 from durable_journeys.activities.store import ContactRefused, MessageRecord, MessageStatus, Store
 from durable_journeys.activities.templates import TemplateRegistry, profile_variables
 from durable_journeys.providers import (
-    PHONE_CHANNELS,
     Channel,
     ConfigError,
     ErrorClass,
@@ -69,7 +68,7 @@ from durable_journeys.providers import (
     SmsKind,
     sms_kind,
 )
-from durable_journeys.providers.webpush import subscription
+from durable_journeys.providers.channels import channel_spec
 
 log = structlog.get_logger("activities.send")
 
@@ -85,20 +84,8 @@ def content_key(template: str, variables: Mapping[str, str]) -> str:
 
 
 def _address(profile: CustomerProfile, channel: Channel) -> str | None:
-    if channel in PHONE_CHANNELS:
-        return profile.phone
-    if channel is Channel.EMAIL:
-        return profile.email
-    if channel in (Channel.PUSH, Channel.WEB_PUSH):
-        # A browser's subscription (JSON) is a web push address; any other token is an app's.
-        web = channel is Channel.WEB_PUSH
-        live = [
-            t for t in profile.push_tokens if t not in profile.dead_addresses and (subscription(t) is not None) == web
-        ]
-        return live[0] if live else None
-    if channel in (Channel.IN_APP, Channel.WEBHOOK):  # the shop's own systems know the customer by id
-        return profile.customer_id
-    return None
+    """The customer's address on ``channel``, as the channel's spec finds it in the profile."""
+    return channel_spec(channel).address_of(profile)
 
 
 def _gateway_of(provider: Provider) -> frozenset[Channel]:
@@ -180,7 +167,7 @@ def compose(
     """
     rendered = templates.render(template, channel, variables)
     body = mark_advertising(rendered.body, channel, purpose, policy)
-    kind = sms_kind(body, rendered.subject) if channel is Channel.SMS else None
+    kind = sms_kind(body, rendered.subject) if channel_spec(channel).sms else None
     return OutboundMessage(
         channel=channel,
         purpose=purpose,

@@ -24,7 +24,8 @@ from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from durable_journeys.activities.customers import CustomerProfile
-from durable_journeys.providers import PHONE_CHANNELS, Channel, Purpose, TemplateError, cp949_length
+from durable_journeys.providers import Channel, Purpose, TemplateError, cp949_length
+from durable_journeys.providers.channels import AdRule, channel_spec
 from durable_journeys.providers.korean import LMS_MAX_BYTES, LMS_SUBJECT_MAX_BYTES
 
 _VAR = re.compile(r"#\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -33,9 +34,7 @@ PACKAGED_DIR = Path(__file__).parent / "template_files"
 # Variables every template may use: filled from the profile at send time, never in history.
 PROFILE_VARIABLES = frozenset({"customer_name"})
 # Kakao's limits: AlimTalk and Brand Message text up to 1,000 characters.
-KAKAO_MAX_CHARS = 1000
 # Channels whose rules forbid ads: AlimTalk carries informational messages only.
-NO_AD_CHANNELS = frozenset({Channel.ALIMTALK})
 MAX_TEMPLATE_FILE_BYTES = 1_000_000
 
 
@@ -133,7 +132,7 @@ class TemplateRegistry:
             where = f" ({template.source})" if template.source else ""
             raise TemplateError(f"template {template.code!r} is registered twice{where}")
         for channel, text in [] if checked_later else template.texts.items():
-            if channel in PHONE_CHANNELS:
+            if channel_spec(channel).phone:
                 cp949_length(text)
                 cp949_length(template.subjects.get(channel, ""))
         self._templates[template.code] = template
@@ -164,7 +163,7 @@ class TemplateRegistry:
         if missing:
             raise TemplateError(f"template {code!r} needs variable(s) {', '.join(missing)}")
         for channel in channels:
-            if channel in PHONE_CHANNELS:
+            if channel_spec(channel).phone:
                 self.render(code, channel, variables)  # catches values cp949 cannot carry
 
     def render(self, code: str, channel: Channel, variables: Mapping[str, str]) -> Rendered:
@@ -183,7 +182,7 @@ class TemplateRegistry:
         body = _fill(template.texts[channel], variables)
         subject = template.subjects.get(channel)
         subject = _fill(subject, variables) if subject else None
-        if channel in PHONE_CHANNELS:
+        if channel_spec(channel).phone:
             cp949_length(body)
             cp949_length(subject or "")
         html = None
@@ -255,7 +254,7 @@ def _template_from(code: str, table: Any, source: str) -> Template:
     if not channels:
         raise TemplateError(f"{where}: has no channel (add a table such as [{code}.sms] with a text)")
     for channel, spec in channels.items():
-        if spec.html is not None and channel is not Channel.EMAIL:
+        if spec.html is not None and not channel_spec(channel).html:
             raise TemplateError(f"{where}: {channel.value}: html is for e-mail only")
         if spec.html is not None:
             try:
@@ -363,7 +362,8 @@ def check_template(template: Template, decorate: Any = None) -> list[str]:
                 problems.append(
                     f"{where}: {channel.value} uses #{{{name}}}, which is not declared: add it to variables"
                 )
-        if template.purpose is Purpose.ADVERTISING and channel in NO_AD_CHANNELS:
+        traits = channel_spec(channel)
+        if template.purpose is Purpose.ADVERTISING and traits.advertising is AdRule.FORBIDDEN:
             problems.append(
                 f"{where}: {channel.value} carries informational messages only; send ads by brand_message or sms"
             )
@@ -372,13 +372,13 @@ def check_template(template: Template, decorate: Any = None) -> list[str]:
             body = decorate(body, channel, template.purpose)
         subject = _static(template.subjects.get(channel, ""))
         try:
-            if channel in PHONE_CHANNELS:
+            if channel_spec(channel).phone:
                 cp949_length(body)
                 cp949_length(subject)
         except TemplateError as exc:
             problems.append(f"{where}: {channel.value}: {exc}")
             continue
-        if channel is Channel.SMS:
+        if traits.sms:
             size = cp949_length(body)
             if size > LMS_MAX_BYTES:
                 problems.append(
@@ -386,12 +386,14 @@ def check_template(template: Template, decorate: Any = None) -> list[str]:
                 )
             if cp949_length(subject) > LMS_SUBJECT_MAX_BYTES:
                 problems.append(f"{where}: sms subject is over the LMS subject limit of {LMS_SUBJECT_MAX_BYTES} bytes")
-        if channel in (Channel.ALIMTALK, Channel.BRAND_MESSAGE) and len(body) > KAKAO_MAX_CHARS:
-            problems.append(f"{where}: {channel.value} text is {len(body)} characters, over Kakao's {KAKAO_MAX_CHARS}")
-        if channel is Channel.ALIMTALK and channel not in template.provider_template_codes:
-            problems.append(f"{where}: alimtalk needs template_code, the Kakao-approved template its text matches")
-        if channel is Channel.EMAIL and channel not in template.subjects:
-            problems.append(f"{where}: email needs a subject")
+        if traits.max_chars is not None and len(body) > traits.max_chars:
+            problems.append(f"{where}: {channel.value} text is {len(body)} characters, over its {traits.max_chars}")
+        if traits.provider_template and channel not in template.provider_template_codes:
+            problems.append(
+                f"{where}: {channel.value} needs template_code, the provider-approved template its text matches"
+            )
+        if traits.subject and channel not in template.subjects:
+            problems.append(f"{where}: {channel.value} needs a subject")
     if template.declared is not None:
         for name in sorted(template.declared - used):
             problems.append(f"{where}: declares variable {name!r}, which no channel uses")

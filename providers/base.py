@@ -14,6 +14,8 @@ from typing import Annotated, Any, Protocol, runtime_checkable
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
 
+from durable_journeys.providers.channels import Channel
+
 # Bounds on free-form JSON that reaches workflow history or the database.
 MAX_JSON_BYTES = 64 * 1024
 MAX_JSON_DEPTH = 8
@@ -84,23 +86,6 @@ def bounded_json(value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
     if size > MAX_JSON_BYTES:
         raise ValueError(f"is larger than {MAX_JSON_BYTES} bytes")
     return value
-
-
-class Channel(StrEnum):
-    """A way to reach a customer."""
-
-    ALIMTALK = "alimtalk"
-    BRAND_MESSAGE = "brand_message"
-    RCS = "rcs"
-    SMS = "sms"  # SMS or LMS, chosen by the body's cp949 byte length
-    PUSH = "push"
-    WEB_PUSH = "web_push"
-    IN_APP = "in_app"
-    EMAIL = "email"
-    WEBHOOK = "webhook"
-
-
-PHONE_CHANNELS = frozenset({Channel.ALIMTALK, Channel.BRAND_MESSAGE, Channel.RCS, Channel.SMS})
 
 
 class Purpose(StrEnum):

@@ -7,11 +7,10 @@ from email.message import EmailMessage
 from durable_journeys.activities.send import compose, effective_purpose
 from durable_journeys.activities.templates import PACKAGED_DIR, PROFILE_VARIABLES
 from durable_journeys.providers import Channel, ConfigError, OutboundMessage, Purpose, TemplateError
+from durable_journeys.providers.channels import channel_spec
 from durable_journeys.providers.korean import SMS_MAX_BYTES, cp949_length
 from durable_journeys.providers.smtp import SmtpConfig, SmtpProvider
 from durable_journeys.worker import Settings, template_problems
-
-PREVIEW_ADDRESSES = {Channel.EMAIL: "customer@example.com", Channel.PUSH: "device-token", Channel.WEB_PUSH: "{}"}
 
 
 def check_report(settings: Settings) -> tuple[bool, list[str]]:
@@ -66,7 +65,7 @@ def render_preview(settings: Settings, code: str, channel: Channel, variables: d
         channel=channel,
         purpose=purpose,
         variables=values,
-        to=PREVIEW_ADDRESSES.get(channel, "010-0000-0000"),
+        to=channel_spec(channel).preview_address,
         idempotency_key=f"preview:{code}:{channel.value}",
     )
     lines = [f"template {code} · {channel.value} · {purpose.value}"]
@@ -77,7 +76,7 @@ def render_preview(settings: Settings, code: str, channel: Channel, variables: d
         lines.append(f"provider template: {msg.template_code}")
     if msg.image_keys:
         lines.append(f"images: {', '.join(msg.image_keys)}")
-    if channel is Channel.EMAIL:
+    if channel_spec(channel).html:
         return lines + _email_lines(settings, msg)
     if msg.subject:
         lines.append(f"subject: {msg.subject}")

@@ -36,6 +36,7 @@ from durable_journeys.activities.contracts import (
     ConsentNotice,
     Purpose,
 )
+from durable_journeys.providers.channels import channel_spec
 from durable_journeys.workflows.models import ConsentNoticeInput, EventType, JourneyResult
 from durable_journeys.workflows.steps import JourneyWorkflow
 
@@ -43,14 +44,6 @@ JOURNEY = "consent-notice"
 TEMPLATE = "consent_notice"
 # The channels an ad consent can be given for (in-app needs none): the notice goes where the consent is.
 NOTICE_CHANNELS = (Channel.SMS, Channel.BRAND_MESSAGE, Channel.RCS, Channel.PUSH, Channel.WEB_PUSH, Channel.EMAIL)
-CHANNEL_NAMES = {
-    Channel.SMS: "문자(SMS)",
-    Channel.BRAND_MESSAGE: "카카오 브랜드메시지",
-    Channel.RCS: "RCS 메시지",
-    Channel.PUSH: "앱 푸시",
-    Channel.WEB_PUSH: "웹 푸시",
-    Channel.EMAIL: "이메일",
-}
 NOTICE_FALLBACK = (Channel.SMS, Channel.EMAIL)
 STORE_TIMEOUT = timedelta(seconds=30)
 
@@ -110,7 +103,7 @@ class ConsentNoticeJourney(JourneyWorkflow):
                 TEMPLATE,
                 {
                     "consent_date": f"{clock.given_at.astimezone(KST):%Y년 %m월 %d일}",
-                    "channel_name": CHANNEL_NAMES.get(clock.channel, clock.channel.value),
+                    "channel_name": channel_spec(clock.channel).label or clock.channel.value,
                 },
                 purpose=Purpose.INFORMATIONAL,
                 receipt_timeout=s.receipt_timeout,

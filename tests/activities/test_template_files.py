@@ -74,7 +74,7 @@ BAD = {
     "alimtalk without template code": ('[t]\n[t.alimtalk]\ntext = "x"\n', "alimtalk needs template_code"),
     "alimtalk too long": (
         '[t]\n[t.alimtalk]\ntemplate_code = "T"\ntext = "' + "가" * 1001 + '"\n',
-        "over Kakao's 1000",
+        "characters, over its 1000",
     ),
     "email without subject": ('[t]\n[t.email]\ntext = "x"\n', "email needs a subject"),
     "undeclared html variable": (
