@@ -31,9 +31,9 @@ from bench._bare import BareInput, BarePostPurchase, bare_send
 from durable_journeys.activities import Channel, CustomerProfile, Store
 from durable_journeys.activities.logs import configure_logging
 from durable_journeys.providers.sandbox import ReceiptTiming
+from durable_journeys.starter.assembly import RESTRICTIONS
 from durable_journeys.starter.devserver import start_dev_server
 from durable_journeys.starter.stack import Stack, embedded_stack
-from durable_journeys.worker import RESTRICTIONS
 from durable_journeys.workflows import JourneyResult, Order, OrderItem, Outcome, PostPurchaseSettings
 
 HERE = Path(__file__).parent
@@ -169,16 +169,10 @@ def unchecked_runner() -> SandboxedWorkflowRunner:
 async def ours_split(client: Client, n: int, database_url: str) -> dict[str, Any]:
     """As deployed: the sandbox provider and the webhook app in their own processes (`journeys
     sandbox`, `journeys webhooks`), the worker and the app's facade here."""
+    from durable_journeys.starter.assembly import build_activities, build_providers, build_worker
     from durable_journeys.starter.journeys import Journeys
     from durable_journeys.starter.serve import free_port
-    from durable_journeys.worker import (
-        SECRET_SETTINGS,
-        Settings,
-        build_activities,
-        build_providers,
-        build_worker,
-        dev_settings,
-    )
+    from durable_journeys.starter.settings import SECRET_SETTINGS, Settings, dev_settings
 
     sandbox_port, webhook_port = free_port(), free_port()
     settings = dev_settings(

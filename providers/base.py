@@ -14,7 +14,8 @@ from typing import Annotated, Any, Protocol, runtime_checkable
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
 
-from durable_journeys.providers.channels import Channel
+from durable_journeys.providers.channels import PHONE_CHANNELS as PHONE_CHANNELS
+from durable_journeys.providers.channels import Channel as Channel
 
 # Bounds on free-form JSON that reaches workflow history or the database.
 MAX_JSON_BYTES = 64 * 1024

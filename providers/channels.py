@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -150,6 +151,8 @@ def register_channel(spec: ChannelSpec) -> Channel:
     Raises:
         ValueError: the name is malformed or another module registered it.
     """
+    if not spec.module:
+        spec = replace(spec, module=sys._getframe(1).f_globals.get("__name__", ""))
     if not CHANNEL_NAME.fullmatch(spec.name):
         raise ValueError(f"channel name {spec.name!r} must be lower case letters, digits and _ (2-32, a letter first)")
     known = _SPECS.get(spec.name)

@@ -15,21 +15,16 @@ import typer
 
 from durable_journeys.activities import KST
 from durable_journeys.providers import ConfigError, JourneysError
-from durable_journeys.worker import (
-    SANDBOX_SECRETS,
-    WEBHOOK_SECRETS,
-    Settings,
+from durable_journeys.starter.assembly import (
     build_providers,
-    connect_client,
-    dev_settings,
-    load_settings,
-    open_store,
     provider_problem,
     provider_secrets,
-    run_worker,
     sandbox_config,
     setup_logging,
 )
+from durable_journeys.starter.connect import connect_client
+from durable_journeys.starter.database import open_store
+from durable_journeys.starter.settings import SANDBOX_SECRETS, WEBHOOK_SECRETS, Settings, dev_settings, load_settings
 
 # Plain help (no rich panels showing "<bool>" on flags); no pretty tracebacks: usage and
 # configuration mistakes are one line (main), anything else is a bug and logged as one.
@@ -180,6 +175,8 @@ def demo(
 )
 def worker() -> None:
     """Run a worker: the journeys and their sends, until SIGTERM (in-flight sends finish)."""
+    from durable_journeys.worker import run_worker  # the composition root, above every other module
+
     raise typer.Exit(_run(run_worker(_settings())))
 
 

@@ -26,8 +26,8 @@ from durable_journeys.providers.sandbox import ReceiptTiming
 from durable_journeys.starter.dev import codec_help, secrets_help, serve_codec
 from durable_journeys.starter.devserver import start_dev_server, until_interrupted
 from durable_journeys.starter.report import journey_report, render_table
+from durable_journeys.starter.settings import Settings
 from durable_journeys.starter.stack import Stack, embedded_stack
-from durable_journeys.worker import Settings
 from durable_journeys.workflows import (
     CareSettings,
     CartSettings,

@@ -16,8 +16,8 @@ from durable_journeys.providers import ConfigError
 from durable_journeys.starter.codec_server import codec_app
 from durable_journeys.starter.devserver import start_dev_server, until_interrupted
 from durable_journeys.starter.serve import serving
+from durable_journeys.starter.settings import Settings, secret_problem, without_password
 from durable_journeys.starter.stack import embedded_stack
-from durable_journeys.worker import Settings, secret_problem, without_password
 
 
 def codec_help(codec_url: str, token: str) -> list[str]:

@@ -37,16 +37,12 @@ from durable_journeys.activities import (
     profile_variables,
 )
 from durable_journeys.activities.masking import mask
+from durable_journeys.starter.assembly import journey_classes, journey_templates
+from durable_journeys.starter.connect import connect_client
+from durable_journeys.starter.database import open_store
 from durable_journeys.starter.errors import ActionRefused, InvalidInput, JourneyNotFound, all_problems
+from durable_journeys.starter.settings import Settings, load_settings
 from durable_journeys.starter.tokens import mint_inbox_token
-from durable_journeys.worker import (
-    Settings,
-    connect_client,
-    journey_classes,
-    journey_templates,
-    load_settings,
-    open_store,
-)
 from durable_journeys.workflows import (
     ALL_WORKFLOWS,
     CUSTOMER_ID,

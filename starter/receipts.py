@@ -113,7 +113,7 @@ async def poll_reports(intake: ReceiptIntake, provider: object, *, interval: flo
 
     Args:
         intake: where receipts go.
-        provider: a provider with ``poll_receipts(handle)`` (``providers.bizgo.BizgoProvider``).
+        provider: a provider with ``poll_receipts(handle)`` (``providers.bizgo.provider.BizgoProvider``).
         interval: seconds between polls when there is nothing to take.
         once: stop after one poll (it takes batches until none is waiting).
     """

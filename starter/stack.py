@@ -22,21 +22,20 @@ from durable_journeys.activities import SendActivities, Store, TemplateRegistry
 from durable_journeys.providers import ProviderRegistry
 from durable_journeys.providers.sandbox import ReceiptTiming, SandboxState, create_sandbox_app
 from durable_journeys.providers.signing import sign
-from durable_journeys.starter.journeys import CareSegment, Journeys
-from durable_journeys.starter.serve import free_port, serving
-from durable_journeys.starter.webhooks import webhook_app_for
-from durable_journeys.worker import (
-    Settings,
+from durable_journeys.starter.assembly import (
     WorkerGroup,
     build_activities,
     build_providers,
     build_worker,
-    dev_settings,
     journey_classes,
     journey_templates,
     sandbox_config,
     send_queues,
 )
+from durable_journeys.starter.journeys import CareSegment, Journeys
+from durable_journeys.starter.serve import free_port, serving
+from durable_journeys.starter.settings import Settings, dev_settings
+from durable_journeys.starter.webhooks import webhook_app_for
 from durable_journeys.workflows import TASK_QUEUE, CareSettings, CartSettings, PostPurchaseSettings
 
 if TYPE_CHECKING:
@@ -192,7 +191,9 @@ async def embedded_stack(
         if sandbox_client is None:
             sandbox_client = httpx.AsyncClient(transport=httpx.ASGITransport(app=sandbox_app), base_url=sandbox_url)
         stack.push_async_callback(sandbox_client.aclose)
-        providers = build_providers(settings, store, sandbox_client=sandbox_client, bizgo_client=bizgo_client)
+        providers = build_providers(
+            settings, store, clients={"sandbox": sandbox_client, **({"bizgo": bizgo_client} if bizgo_client else {})}
+        )
         webhook_app = webhook_app_for(settings, journeys, providers)
         webhook_holder["app"] = webhook_app
         if http:

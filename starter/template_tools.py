@@ -9,8 +9,9 @@ from durable_journeys.activities.templates import PACKAGED_DIR, PROFILE_VARIABLE
 from durable_journeys.providers import Channel, ConfigError, OutboundMessage, Purpose, TemplateError
 from durable_journeys.providers.channels import channel_spec
 from durable_journeys.providers.korean import SMS_MAX_BYTES, cp949_length
-from durable_journeys.providers.smtp import SmtpConfig, SmtpProvider
-from durable_journeys.worker import Settings, template_problems
+from durable_journeys.providers.smtp.provider import SmtpConfig, SmtpProvider
+from durable_journeys.starter.assembly import template_problems
+from durable_journeys.starter.settings import Settings
 
 
 def check_report(settings: Settings) -> tuple[bool, list[str]]:

@@ -67,11 +67,12 @@ from durable_journeys.providers import (
 )
 from durable_journeys.providers.common import rejected, unknown
 from durable_journeys.providers.sandbox import ReceiptTiming
+from durable_journeys.starter.assembly import WorkerGroup, required_templates
 from durable_journeys.starter.devserver import find_binary
 from durable_journeys.starter.receipts import ReceiptIntake
+from durable_journeys.starter.settings import Settings
 from durable_journeys.starter.setup import register_search_attributes
 from durable_journeys.starter.stack import Stack, embedded_stack
-from durable_journeys.worker import Settings, WorkerGroup, required_templates
 from durable_journeys.workflows import (
     ALL_WORKFLOWS,
     JourneyEvent,

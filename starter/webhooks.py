@@ -58,8 +58,8 @@ from durable_journeys.providers.docs import api_app
 from durable_journeys.starter.errors import InvalidInput, JourneyNotFound
 from durable_journeys.starter.journeys import Journeys, checked_event
 from durable_journeys.starter.receipts import UNAVAILABLE, ReceiptIntake
+from durable_journeys.starter.settings import Settings
 from durable_journeys.starter.tokens import TokenError, inbox_token_subject
-from durable_journeys.worker import Settings
 from durable_journeys.workflows import CustomerId, EventType, OrderId, post_purchase_id
 
 log = structlog.get_logger("starter.webhooks")

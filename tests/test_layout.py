@@ -39,7 +39,7 @@ def actual() -> set[str]:
             rel = path.relative_to(ROOT)
             if path.name == "__init__.py":
                 continue
-            if rel.parts[1] in ("store", "sandbox"):  # drawn as folders
+            if rel.parts[1] == "store" or (rel.parts[0] == "providers" and len(rel.parts) > 2):  # drawn as folders
                 paths.add(f"{rel.parts[0]}/{rel.parts[1]}/")
                 continue
             paths.add(str(rel))

@@ -13,7 +13,7 @@ from temporalio.api.common.v1 import Payload
 
 from durable_journeys.activities.codec import ENCODING, KEY_ID, CodecKeyError, EncryptionCodec, new_key, parse_keys
 from durable_journeys.providers import ConfigError
-from durable_journeys.worker import Settings
+from durable_journeys.starter.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 OLD, NEW = new_key("old"), new_key("new")

@@ -14,8 +14,10 @@ from hypothesis import strategies as st
 from durable_journeys.activities import Channel, Purpose, TemplateError
 from durable_journeys.activities.policy import PolicyConfig, mark_advertising
 from durable_journeys.activities.templates import PACKAGED_DIR, check_templates, load_templates
+from durable_journeys.providers import ConfigError
+from durable_journeys.starter.assembly import journey_templates, required_templates
+from durable_journeys.starter.settings import Settings
 from durable_journeys.starter.template_tools import check_report, render_preview
-from durable_journeys.worker import ConfigError, Settings, journey_templates, required_templates
 
 POLICY = PolicyConfig()
 

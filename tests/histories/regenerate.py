@@ -22,9 +22,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from durable_journeys.activities import Channel, CustomerProfile
 from durable_journeys.providers.sandbox import ReceiptTiming
+from durable_journeys.starter.settings import Settings
 from durable_journeys.starter.stack import Stack, embedded_stack
 from durable_journeys.starter.testing import start_test_environment
-from durable_journeys.worker import Settings
 from durable_journeys.workflows import CartSettings, care_id, consent_notice_id
 from tests import factories
 

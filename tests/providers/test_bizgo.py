@@ -27,7 +27,7 @@ from durable_journeys.providers import (
     SmsKind,
     WebhookError,
 )
-from durable_journeys.providers.bizgo import (
+from durable_journeys.providers.bizgo.provider import (
     ERROR_CLASSES,
     GATEWAY_CLASSES,
     BizgoConfig,

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from google.auth import jwt
 
 from durable_journeys.providers import Channel, ConfigError, ErrorClass, OutboundMessage, ReceiptMode, SendStatus
-from durable_journeys.providers.fcm import SCOPE, FcmProvider, ServiceAccount
+from durable_journeys.providers.fcm.provider import SCOPE, FcmProvider, ServiceAccount
 
 TOKEN_URI = "https://oauth2.googleapis.com/token"
 SEND_URL = "https://fcm.googleapis.com/v1/projects/durable-shop/messages:send"

@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from durable_journeys.providers import Channel, OutboundMessage, SendResult
-from durable_journeys.providers.webhook_channel import SignedWebhookProvider
-from durable_journeys.providers.webpush import WebPushProvider
+from durable_journeys.providers.webhook_channel.provider import SignedWebhookProvider
+from durable_journeys.providers.webpush.provider import WebPushProvider
 
 ANSWER = httpx.MockTransport(lambda request: httpx.Response(201))
 WHSEC = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()

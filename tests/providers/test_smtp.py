@@ -13,7 +13,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from durable_journeys.providers import Channel, ErrorClass, OutboundMessage, Purpose, ReceiptMode, SendStatus
-from durable_journeys.providers.smtp import SmtpConfig, SmtpProvider
+from durable_journeys.providers.smtp.provider import SmtpConfig, SmtpProvider
 from durable_journeys.starter.serve import free_port
 
 

@@ -12,7 +12,7 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from durable_journeys.providers import Channel, ConfigError, ErrorClass, OutboundMessage, SendStatus
-from durable_journeys.providers.webhook_channel import SignedWebhookProvider, webhook_id
+from durable_journeys.providers.webhook_channel.provider import SignedWebhookProvider, webhook_id
 
 SECRET = "whsec_" + base64.b64encode(b"the shop's webhook secret, 32 bytes").decode()
 URL = "https://shop.example/journeys/messages"

@@ -25,7 +25,7 @@ from fastapi import FastAPI, Request, Response
 from py_vapid import Vapid02
 
 from durable_journeys.providers import Channel, ConfigError, ErrorClass, OutboundMessage, ReceiptMode, SendStatus
-from durable_journeys.providers.webpush import WebPushProvider, subscription
+from durable_journeys.providers.webpush.provider import WebPushProvider, subscription
 from durable_journeys.starter.serve import serving
 
 

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from durable_journeys.providers import ConfigError
 from durable_journeys.starter.cli import app
 from durable_journeys.starter.serve import free_port, require_free_port
-from durable_journeys.worker import Settings
+from durable_journeys.starter.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -160,7 +160,7 @@ def test_dev_codec_keeps_its_key_in_the_data_dir(tmp_path: Path) -> None:
     import stat
 
     from durable_journeys.starter.dev import codec_settings
-    from durable_journeys.worker import Settings
+    from durable_journeys.starter.settings import Settings
 
     base = Settings(_env_file=None, data_dir=tmp_path)  # type: ignore[call-arg]
     first, second = codec_settings(base), codec_settings(base)

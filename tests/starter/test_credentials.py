@@ -17,10 +17,11 @@ from pydantic import SecretStr
 
 from durable_journeys.providers import ConfigError, SignatureError
 from durable_journeys.providers.sandbox import SandboxConfig, create_sandbox_app
+from durable_journeys.providers.secrets import KNOWN_DEV_SECRETS
 from durable_journeys.providers.signing import sign, verify
+from durable_journeys.starter.settings import SECRET_SETTINGS, Settings, dev_settings
 from durable_journeys.starter.stack import Stack
 from durable_journeys.starter.tokens import TokenError, inbox_token_subject, mint_inbox_token
-from durable_journeys.worker import KNOWN_DEV_SECRETS, SECRET_SETTINGS, Settings, dev_settings
 
 GOOD = "kR7-vQ2_zX9pL4mN8bT1wY6cH3jF5sD0aE"
 FUZZ = settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
@@ -256,7 +257,7 @@ async def test_the_embedded_stack_refuses_a_given_short_key_instead_of_replacing
 
 @pytest.mark.parametrize("value", ["x", "changeme", "a" * 40, "short-bizgo-secret"])
 def test_every_secret_that_verifies_webhooks_gets_the_same_checks(value: str) -> None:
-    from durable_journeys.worker import provider_problem
+    from durable_journeys.starter.assembly import provider_problem
 
     settings = Settings(  # type: ignore[call-arg]
         _env_file=None,
@@ -316,7 +317,7 @@ async def test_without_an_inbox_secret_the_webhook_app_serves_events_and_receipt
     ],
 )
 def test_the_webhook_channel_needs_https_and_a_real_key(url: str, secret: str, setting: str) -> None:
-    from durable_journeys.providers.webhook_channel import SignedWebhookProvider
+    from durable_journeys.providers.webhook_channel.provider import SignedWebhookProvider
 
     with pytest.raises(ConfigError, match=f"^{setting} "):
         SignedWebhookProvider(httpx.AsyncClient(), url=url, secret=secret)
@@ -325,7 +326,7 @@ def test_the_webhook_channel_needs_https_and_a_real_key(url: str, secret: str, s
 def test_a_new_sqlite_store_is_readable_by_its_owner_only(tmp_path: object) -> None:
     from pathlib import Path
 
-    from durable_journeys.worker import build_store
+    from durable_journeys.starter.database import build_store
 
     path = Path(str(tmp_path)) / "data" / "journeys.db"
     build_store(Settings(_env_file=None, database_url=f"sqlite+aiosqlite:///{path}"))  # type: ignore[call-arg]

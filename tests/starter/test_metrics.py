@@ -15,10 +15,11 @@ from temporalio.testing import WorkflowEnvironment
 
 from durable_journeys.activities import Channel
 from durable_journeys.activities.metrics import serve_metrics
+from durable_journeys.starter.connect import connect_client
 from durable_journeys.starter.report import journey_report
 from durable_journeys.starter.serve import free_port
+from durable_journeys.starter.settings import Settings
 from durable_journeys.starter.testing import Recipients, journey_kit
-from durable_journeys.worker import Settings, connect_client
 from tests import factories
 
 Sample = dict[tuple[str, frozenset[tuple[str, str]]], float]

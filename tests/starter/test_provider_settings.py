@@ -14,13 +14,14 @@ from pydantic import SecretStr, ValidationError
 
 from durable_journeys.activities import Store
 from durable_journeys.providers import Channel, ConfigError
-from durable_journeys.providers.bizgo import BizgoProvider
-from durable_journeys.providers.fcm import FcmProvider
+from durable_journeys.providers.bizgo.provider import BizgoProvider
+from durable_journeys.providers.fcm.provider import FcmProvider
 from durable_journeys.providers.sandbox import SandboxProvider
-from durable_journeys.providers.smtp import SmtpProvider
-from durable_journeys.providers.webhook_channel import SignedWebhookProvider
-from durable_journeys.providers.webpush import WebPushProvider
-from durable_journeys.worker import Settings, build_providers, channel_routes, provider_problem
+from durable_journeys.providers.smtp.provider import SmtpProvider
+from durable_journeys.providers.webhook_channel.provider import SignedWebhookProvider
+from durable_journeys.providers.webpush.provider import WebPushProvider
+from durable_journeys.starter.assembly import build_providers, channel_routes, provider_problem
+from durable_journeys.starter.settings import Settings
 from tests.starter.test_cli import journeys
 
 WHSEC = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()

@@ -9,7 +9,7 @@ import pytest
 from bizgo.testing import FakeTransport
 
 from durable_journeys.activities import DeliveryReceipt
-from durable_journeys.providers.bizgo import BizgoConfig, BizgoProvider
+from durable_journeys.providers.bizgo.provider import BizgoConfig, BizgoProvider
 from durable_journeys.starter.receipts import SIGNALLED, UNAVAILABLE, ReceiptIntake, poll_reports
 from tests.starter.test_cli import journeys
 

@@ -68,7 +68,7 @@ from durable_journeys.starter import Journeys
 def test_the_shop_s_modules_and_the_pack_s_live_side_by_side() -> None:
     assert worker.main() == "ShopGreeting" and worker.SETTINGS.startswith("the shop")
     assert workflows.ShopGreeting is not None
-    assert durable_journeys.worker.Settings is not None and durable_journeys.workflows.JourneyWorkflow is not None
+    assert durable_journeys.worker.run_worker is not None and durable_journeys.workflows.JourneyWorkflow is not None
     assert Journeys.__module__.startswith("durable_journeys.")
 """
 # The README's "Using it from your app" snippet, run against the kit's server, store and task queue.

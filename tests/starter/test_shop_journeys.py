@@ -18,8 +18,9 @@ from temporalio import workflow
 from durable_journeys.activities import Channel
 from durable_journeys.activities.templates import load_templates
 from durable_journeys.providers import ConfigError
+from durable_journeys.starter.assembly import journey_classes, journey_templates
+from durable_journeys.starter.settings import Settings
 from durable_journeys.starter.testing import JourneyKit, KitSetupError
-from durable_journeys.worker import Settings, journey_classes, journey_templates
 from durable_journeys.workflows import ALL_WORKFLOWS, JourneyResult, JourneySettings, JourneyWorkflow
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -106,7 +107,7 @@ def test_a_wrong_journeys_entry_is_one_line(entry: str, needle: str | None) -> N
 
 
 def test_a_malformed_journeys_entry_is_refused_by_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    from durable_journeys.worker import load_settings
+    from durable_journeys.starter.settings import load_settings
 
     monkeypatch.setenv("JOURNEYS_JOURNEYS", '["not a path"]')
     with pytest.raises(ConfigError, match="^JOURNEYS_JOURNEYS"):

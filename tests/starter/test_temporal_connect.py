@@ -10,7 +10,8 @@ from pydantic import SecretStr
 from temporalio.service import TLSConfig
 
 from durable_journeys.providers import ConfigError
-from durable_journeys.worker import Settings, temporal_connect_config, temporal_failure
+from durable_journeys.starter.connect import temporal_connect_config, temporal_failure
+from durable_journeys.starter.settings import Settings
 
 KEY = "cloud-api-key-" + "x" * 30
 

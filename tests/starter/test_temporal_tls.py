@@ -26,8 +26,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from durable_journeys.activities import Channel
 from durable_journeys.providers import ConfigError
+from durable_journeys.starter.connect import connect_client
+from durable_journeys.starter.settings import Settings
 from durable_journeys.starter.stack import embedded_stack
-from durable_journeys.worker import Settings, connect_client
 from tests.factories import customer, order
 from tests.helpers import eventually
 

@@ -20,8 +20,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from durable_journeys.activities import Channel
 from durable_journeys.starter.receipts import ReceiptIntake, poll_reports
+from durable_journeys.starter.settings import Settings
 from durable_journeys.starter.stack import Stack, embedded_stack
-from durable_journeys.worker import Settings
 from durable_journeys.workflows import Outcome, PostPurchaseSettings, TimelineEntry
 from tests.conftest import terminate_journeys
 from tests.factories import customer, order

@@ -17,9 +17,9 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from durable_journeys.activities import Channel, CustomerProfile, Purpose, Template, TemplateRegistry, default_templates
+from durable_journeys.starter.settings import Settings
 from durable_journeys.starter.stack import Stack
 from durable_journeys.starter.testing import journey_kit
-from durable_journeys.worker import Settings
 from durable_journeys.workflows import JourneyResult, Outcome, TimelineEntry
 from tests import factories
 from tests.workflows.promo import FlashSaleJourney, PromoInput, PromoJourney

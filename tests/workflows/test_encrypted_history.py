@@ -10,8 +10,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from durable_journeys.activities import Channel
 from durable_journeys.activities.codec import new_key
+from durable_journeys.starter.settings import Settings
 from durable_journeys.starter.testing import journey_kit
-from durable_journeys.worker import Settings
 from durable_journeys.workflows import care_id, cart_id, post_purchase_id
 from tests import factories
 

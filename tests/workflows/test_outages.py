@@ -93,7 +93,7 @@ def activities_with(stack: Stack, *, store: Any = None, provider: Any = None) ->
 
 
 def worker_for(stack: Stack, acts: SendActivities) -> Worker:
-    from durable_journeys.worker import build_worker
+    from durable_journeys.starter.assembly import build_worker
 
     return build_worker(stack.journeys.client, acts, task_queue=stack.task_queue)
 

@@ -15,8 +15,9 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from durable_journeys.starter.assembly import build_worker, send_queues
+from durable_journeys.starter.settings import Settings
 from durable_journeys.starter.stack import embedded_stack
-from durable_journeys.worker import Settings, build_worker, send_queues
 from tests.factories import customer, order
 from tests.helpers import eventually
 

@@ -33,6 +33,7 @@ from durable_journeys.providers.base import (
     SendResult,
     SendStatus,
 )
+from durable_journeys.providers.channels import subscription
 from durable_journeys.providers.common import NOT_SENT_ERRORS, NoReceipts, rejected, retry_after, unknown
 from durable_journeys.providers.errors import ConfigError
 
@@ -45,25 +46,6 @@ PUSH_SERVICES = (
     ".notify.windows.com",
 )
 MAX_PAYLOAD = 3000  # push services accept 4096 bytes of ciphertext; leave room for the record overhead
-
-
-def subscription(address: str) -> dict[str, Any] | None:
-    """The subscription JSON in a push token, or None if the token is not one (an app's FCM token)."""
-    if not address.lstrip().startswith("{"):
-        return None
-    try:
-        value = json.loads(address)
-    except ValueError:
-        return None
-    keys = value.get("keys") if isinstance(value, dict) else None
-    if not (
-        isinstance(value.get("endpoint"), str)
-        and isinstance(keys, dict)
-        and isinstance(keys.get("p256dh"), str)
-        and isinstance(keys.get("auth"), str)
-    ):
-        return None
-    return {"endpoint": value["endpoint"], "keys": {"p256dh": keys["p256dh"], "auth": keys["auth"]}}
 
 
 class WebPushProvider(NoReceipts):
