@@ -83,6 +83,6 @@ class CustomerProfile(BaseModel):
 
     @model_validator(mode="after")
     def _reachable(self) -> CustomerProfile:
-        if not self.phone and not self.email and not self.push_tokens:
-            raise ValueError("a customer needs a phone, an email or a push token")
+        if not self.phone and not self.email and not self.push_tokens and not self.addresses:
+            raise ValueError("a customer needs a phone, an email, a push token or an address on an added channel")
         return self

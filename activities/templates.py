@@ -243,7 +243,8 @@ def _template_from(code: str, table: Any, source: str) -> Template:
         except ValueError:
             names = ", ".join(c.value for c in Channel)
             raise TemplateError(
-                f"{where}: {key!r} is neither a channel ({names}) nor one of purpose, variables"
+                f"{where}: {key!r} is neither a channel ({names}) nor one of purpose, variables; "
+                "a channel of your own is registered by a module named in JOURNEYS_PLUGINS"
             ) from None
         try:
             channels[channel] = ChannelTemplate.model_validate(value)

@@ -45,9 +45,9 @@ class Channel(StrEnum):
 
     @classmethod
     def _missing_(cls, value: object) -> Channel | None:
-        # A registered channel is a member from its registration on (see _add_member); anything
-        # else is no channel, so pydantic and Channel(...) refuse it.
-        return None
+        # A registered channel is a member from its registration on (see _add_member), found here
+        # by validators that cached the members before it was registered; anything else is refused.
+        return cls._value2member_map_.get(value) if isinstance(value, str) else None  # type: ignore[return-value]
 
 
 class AdRule(StrEnum):

@@ -54,3 +54,13 @@ def test_the_layout_lists_every_module_and_nothing_else() -> None:
 
 def test_the_check_reads_the_tree() -> None:
     assert {"workflows/engine/sending.py", "activities/store/", "worker.py"} <= drawn()
+
+
+def test_the_architecture_draws_the_layers_the_layer_test_holds() -> None:
+    """docs/architecture.md §2 draws the layers top-down as tests/test_layers.py enforces them."""
+    from tests.test_layers import LAYERS
+
+    section = (ROOT / "docs" / "architecture.md").read_text().split("## 2.", 1)[1]
+    block = section.split("```", 2)[1]
+    drawn_layers = [line.split()[0].rstrip("/") for line in block.splitlines() if line.strip()]
+    assert drawn_layers == ["worker.py", *reversed(LAYERS)]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import json
 import os
 import re
 import secrets
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from dotenv import dotenv_values
-from pydantic import SecretStr, ValidationError
+from pydantic import SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from durable_journeys.activities.codec import EncryptionCodec
@@ -83,6 +84,17 @@ class Settings(
     # Unknown names are ignored here, because a .env may be shared with other programs;
     # load_settings reports a JOURNEYS_ name that is no setting, in the environment or in .env.
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=".env", extra="ignore")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plugins_first(cls, data: Any) -> Any:
+        # A shop's channels and providers must be registered before routes naming them are read.
+        if isinstance(data, dict) and isinstance(data.get("plugins"), list):
+            try:
+                _import_plugins([str(name) for name in data["plugins"]])
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
+        return data
 
     def __repr_args__(self) -> Any:
         # The database URL may carry a password: never in a repr, a log or a traceback.
@@ -196,8 +208,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 
 
 def _json(raw: str | None) -> Any:
-    import json
-
     return json.loads(raw) if raw else []
 
 

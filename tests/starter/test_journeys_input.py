@@ -33,7 +33,7 @@ async def assert_nothing_started(stack: Stack, order_id: str) -> None:
 @pytest.mark.parametrize(
     ("customer_overrides", "order_overrides", "message"),
     [
-        ({"phone": None, "email": None}, {}, "needs a phone, an email or a push token"),
+        ({"phone": None, "email": None}, {}, "needs a phone, an email, a push token or an address"),
         ({"phone": "12345"}, {}, "phone: phone must be a Korean number"),
         ({"email": "not-an-email", "phone": None}, {}, "email: email is not a valid address"),
         ({}, {"amount": -5}, "amount: Input should be greater than 0"),

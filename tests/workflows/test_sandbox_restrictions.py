@@ -1,6 +1,6 @@
 """Every journey runs under the workflow sandbox's default restrictions.
 
-Workers check the journeys with the sandbox too (``worker.RESTRICTIONS``: only data modules are
+Workers check the journeys with the sandbox too (``starter.assembly.RESTRICTIONS``: only data modules are
 passed through); this test runs them under the defaults, with no pass-through, so a ``datetime.now()``
 or an I/O call slipped into a journey fails here.
 """
