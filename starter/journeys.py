@@ -544,8 +544,9 @@ class Journeys:
         Each journey class declares what it hears (``listens_to``, ``exit_events``): ``purchase``,
         ``cart.*`` and ``message.*`` reach the cart journey, ``app.*`` the customer's care
         journeys, ``order.shipped``/``order.delivered`` naming one of the customer's orders its
-        post-purchase journey; ``unsubscribed`` updates the profile.
-        ``data`` must fit the event type (``workflows.EVENT_DATA``).
+        post-purchase journey; ``unsubscribed`` updates the profile. A journey that starts on the
+        event (``starts_on``) and has no run going on is started, with the input it makes of the
+        event (``start_input``), and counted. ``data`` must fit the event type (``workflows.EVENT_DATA``).
 
         Raises:
             InvalidInput: the customer id, the event or its data is malformed.
@@ -567,7 +568,27 @@ class Journeys:
                 channel=parsed.data.get("channel"),
                 event_id=parsed.event_id,
             )
-        return await self._route(customer_id, parsed)
+        delivered = await self._route(customer_id, parsed)
+        return delivered + await self._start_triggered(customer_id, parsed)
+
+    async def _start_triggered(self, customer_id: str, event: JourneyEvent) -> int:
+        """Start each journey that ``event`` starts (``starts_on``, ``start_input``) and is not running; how many."""
+        started = 0
+        for journey in self.journey_classes:
+            if event.type not in journey.starts_on:
+                continue
+            inp = journey.start_input(customer_id, event)
+            if inp is None:
+                continue
+            key = journey.start_key(customer_id, event)
+            if await self._running(f"{journey.journey}:{key}"):
+                continue  # a run is going on: it heard the event above if it listens to it
+            try:
+                await self.start_journey(journey, inp, customer_id=customer_id, key=key, once=journey.once_per_key)
+            except WorkflowAlreadyStartedError:
+                continue  # once_per_key, and a run has been
+            started += 1
+        return started
 
     async def _route(self, customer_id: str, event: JourneyEvent) -> int:
         """Signal ``event`` to every running journey of the customer whose class hears it; how many got it."""
@@ -652,13 +673,16 @@ class Journeys:
         key: str | None = None,
         event: JourneyEvent | Mapping[str, Any] | None = None,
         stage: str = "started",
+        once: bool = False,
     ) -> WorkflowHandle[Any, Any]:
         """Start any registered journey for a customer; a running one is returned (and gets ``event``).
 
         The workflow id is ``{journey}:{key}`` (default key: the customer id), the journey's
         search attributes are set, and with ``event`` the start is a signal-with-start: the event
-        reaches the run whether it was just started or already running. A journey of your own
-        needs no facade code of its own.
+        reaches the run whether it was just started or already running. With ``once``, a run
+        whose id has been used before is not started again (``WorkflowAlreadyStartedError``). A
+        journey of your own needs no facade code of its own; one that declares ``starts_on`` is
+        started by :meth:`emit` (and ``POST /events``) through this same method.
 
         Raises:
             InvalidInput: the customer id, key or event is malformed, or the journey is not registered.
@@ -675,6 +699,8 @@ class Journeys:
             options = {"start_signal": event_signal(checked), "start_signal_args": [checked]}
         else:
             options = {"id_conflict_policy": WorkflowIDConflictPolicy.USE_EXISTING}
+        if once:
+            options["id_reuse_policy"] = WorkflowIDReusePolicy.REJECT_DUPLICATE
         return await self.client.start_workflow(
             journey.run,  # type: ignore[attr-defined]
             inp,

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import ClassVar
 
+from pydantic import BaseModel
 from temporalio import workflow
 
 from durable_journeys.activities.contracts import (
@@ -79,6 +80,23 @@ class JourneyCore:
     # cart's updates, win-back's activity).
     max_events_per_type: ClassVar[int] = 20
     many_events: ClassVar[frozenset[EventType]] = frozenset()
+
+    # How the journey starts itself from a customer's event (the facade's emit(), POST /events, the
+    # kit's emit): the event types that start a run, the run's input from the event (start_input;
+    # None: this event starts none) and its key (id ``{journey}:{key}``). A run that is going on
+    # is not started again; with ``once_per_key``, neither is one that has ended.
+    starts_on: ClassVar[frozenset[EventType]] = frozenset()
+    once_per_key: ClassVar[bool] = False
+
+    @classmethod
+    def start_input(cls, customer_id: str, event: JourneyEvent) -> BaseModel | None:
+        """The input of the run ``event`` starts (an event in ``starts_on``); None: it starts none."""
+        return None
+
+    @classmethod
+    def start_key(cls, customer_id: str, event: JourneyEvent) -> str:
+        """The key of the run ``event`` starts: its workflow id is ``{journey}:{key}`` (default: the customer)."""
+        return customer_id
 
     @classmethod
     def workflow_ids(cls, customer_id: str, orders: Sequence[str], event: JourneyEvent) -> list[str]:
