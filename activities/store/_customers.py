@@ -54,7 +54,7 @@ class CustomerStore(StoreBase):
                             )
                         )
                         return bool(profile.marketing_consent)
-                    addresses = {profile.phone, profile.email, *profile.push_tokens}
+                    addresses = {profile.phone, profile.email, *profile.push_tokens, *profile.addresses.values()}
                     consents = {c.value: t for c, t in profile.marketing_consent.items()}
                     notices = {
                         channel: at

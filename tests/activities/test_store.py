@@ -51,14 +51,23 @@ async def test_profile_round_trip_and_upsert_replaces(store: Store) -> None:
     assert got is not None and (got.name, got.tier, got.phone) == ("이바다", "vip", "01012345678")
 
 
-async def test_dead_address_survives_upsert_only_while_still_used(store: Store) -> None:
-    await store.upsert_customer(profile(push_tokens=["tok-a"]))
+@pytest.mark.parametrize(
+    ("field", "first", "second"),
+    [
+        ("push_tokens", ["tok-a"], ["tok-b"]),
+        ("addresses", {"fax": "tok-a"}, {"fax": "tok-b"}),  # an added channel's address, the same rule
+    ],
+)
+async def test_dead_address_survives_upsert_only_while_still_used(
+    store: Store, field: str, first: object, second: object
+) -> None:
+    await store.upsert_customer(profile(**{field: first}))
     await store.mark_address_dead("c-1", "tok-a")
     await store.mark_address_dead("c-1", "tok-a")
-    await store.upsert_customer(profile(push_tokens=["tok-a"]))
+    await store.upsert_customer(profile(**{field: first}))
     got = await store.get_customer("c-1")
     assert got is not None and got.dead_addresses == ["tok-a"]
-    await store.upsert_customer(profile(push_tokens=["tok-b"]))  # a new token: alive again
+    await store.upsert_customer(profile(**{field: second}))  # a new address: alive again
     got = await store.get_customer("c-1")
     assert got is not None and got.dead_addresses == []
 
