@@ -9,6 +9,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from durable_journeys.providers import Channel, OpaqueId, PlainText
+from durable_journeys.providers.channels import NAME_PATTERN
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -54,7 +55,7 @@ class CustomerProfile(BaseModel):
     push_tokens: list[Annotated[PlainText, Field(min_length=1, max_length=4096)]] = Field(
         default_factory=list, max_length=10
     )
-    addresses: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{1,31}$")], AddressValue] = Field(
+    addresses: dict[Annotated[str, Field(pattern=NAME_PATTERN)], AddressValue] = Field(
         default_factory=dict,
         max_length=10,
         description='channel -> address, for channels a shop adds (providers.channels): e.g. {"line": "U4af4..."}',

@@ -25,9 +25,11 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
-CHANNEL_NAME = re.compile(r"^[a-z][a-z0-9_]{1,31}$")
+NAME_PATTERN = r"^[a-z][a-z0-9_]{1,31}$"
+"""A channel's or a provider plug-in's name (and a key of ``CustomerProfile.addresses``)."""
+CHANNEL_NAME = re.compile(NAME_PATTERN)
 
 
 class Channel(StrEnum):
@@ -129,10 +131,38 @@ class ChannelSpec:
 _SPECS: dict[str, ChannelSpec] = {}
 
 
+class _Registered(Protocol):
+    @property
+    def module(self) -> str: ...
+
+
+R = TypeVar("R", bound=_Registered)
+
+
+def caller_module(depth: int = 2) -> str:
+    """The module that called the function that calls this (the one registering a channel or provider)."""
+    return str(sys._getframe(depth).f_globals.get("__name__", ""))
+
+
+def claim(registry: dict[str, R], kind: str, name: str, item: R) -> R:
+    """Put ``item`` in ``registry`` under ``name`` once; the same module may claim it again (a no-op).
+
+    A journey module is imported again for each workflow run by the sandbox, so registering twice
+    from one module must be harmless; from another module it is a clash.
+
+    Raises:
+        ValueError: another module registered ``name``.
+    """
+    known = registry.get(name)
+    if known is not None and known.module != item.module:
+        raise ValueError(f"{kind} {name!r} is registered already (by {known.module or 'the pack'})")
+    return registry.setdefault(name, item)
+
+
 def _add_member(name: str) -> Channel:
     existing = Channel._value2member_map_.get(name)
     if existing is not None:
-        return Channel(name)
+        return existing  # type: ignore[return-value]
     member = str.__new__(Channel, name)
     member._name_ = name.upper()
     member._value_ = name
@@ -145,21 +175,16 @@ def _add_member(name: str) -> Channel:
 def register_channel(spec: ChannelSpec) -> Channel:
     """Make ``spec`` a channel and return it; the one line that adds a channel.
 
-    Registering the same name again from the same module returns the channel (a journey module
-    is imported again for each workflow run by the sandbox); from another module it is an error.
+    Registering the same name again from the same module returns the channel (see :func:`claim`).
 
     Raises:
         ValueError: the name is malformed or another module registered it.
     """
     if not spec.module:
-        spec = replace(spec, module=sys._getframe(1).f_globals.get("__name__", ""))
+        spec = replace(spec, module=caller_module())
     if not CHANNEL_NAME.fullmatch(spec.name):
         raise ValueError(f"channel name {spec.name!r} must be lower case letters, digits and _ (2-32, a letter first)")
-    known = _SPECS.get(spec.name)
-    if known is not None and known.module != spec.module:
-        raise ValueError(f"channel {spec.name!r} is registered already (by {known.module or 'the pack'})")
-    if known is None:
-        _SPECS[spec.name] = spec
+    claim(_SPECS, "channel", spec.name, spec)
     return _add_member(spec.name)
 
 

@@ -19,8 +19,6 @@ and starting journeys loads no SDK.
 
 from __future__ import annotations
 
-import re
-import sys
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar
@@ -28,9 +26,16 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel
 
 from durable_journeys.providers.base import Provider
-from durable_journeys.providers.channels import Channel, ChannelSpec, register_channel
+from durable_journeys.providers.channels import (
+    CHANNEL_NAME,
+    Channel,
+    ChannelSpec,
+    caller_module,
+    claim,
+    register_channel,
+)
 
-PROVIDER_NAME = re.compile(r"^[a-z][a-z0-9_]{1,31}$")
+PROVIDER_NAME = CHANNEL_NAME  # the same rule: routes name both
 RESERVED = frozenset({"inbox", "none"})  # the in-app inbox is built with the store; "none" means no provider
 
 S = TypeVar("S", bound=BaseModel)
@@ -97,22 +102,24 @@ _PLUGINS: dict[str, ProviderPlugin[Any]] = {}
 def register_provider(plugin: ProviderPlugin[S]) -> ProviderPlugin[S]:
     """Make ``plugin`` a provider the routes may name (and register its channels); the one line that adds one.
 
-    Registering the same name again from the same module is a no-op (a module may be imported twice).
+    Registering the same name again from the same module is a no-op (see ``channels.claim``).
 
     Raises:
-        ValueError: the name is malformed or reserved, or another module registered it.
+        ValueError: the name is malformed or reserved, or another module registered it or one of its channels.
     """
     if not plugin.module:
-        plugin = replace(plugin, module=sys._getframe(1).f_globals.get("__name__", ""))
+        plugin = replace(plugin, module=caller_module())
     if not PROVIDER_NAME.fullmatch(plugin.name) or plugin.name in RESERVED:
         raise ValueError(f"provider name {plugin.name!r} must be lower case letters, digits and _, and not inbox/none")
-    known = _PLUGINS.get(plugin.name)
-    if known is not None and known.module != plugin.module:
-        raise ValueError(f"provider {plugin.name!r} is registered already (by {known.module or 'the pack'})")
-    for spec in plugin.channels:
-        register_channel(spec if spec.module else replace(spec, module=plugin.module))
-    _PLUGINS.setdefault(plugin.name, plugin)
-    return plugin
+    claimed = claim(_PLUGINS, "provider", plugin.name, plugin)
+    try:
+        for spec in plugin.channels:
+            register_channel(spec if spec.module else replace(spec, module=plugin.module))
+    except ValueError:
+        if claimed is plugin:  # all or nothing: no provider whose channel another module holds
+            del _PLUGINS[plugin.name]
+        raise
+    return claimed
 
 
 def provider_plugin(name: str) -> ProviderPlugin[Any]:
@@ -125,5 +132,5 @@ def provider_plugin(name: str) -> ProviderPlugin[Any]:
 
 
 def provider_plugins() -> dict[str, ProviderPlugin[Any]]:
-    """Every registered plug-in by name (the built-in ones once ``providers.builtin`` is imported)."""
+    """Every registered plug-in by name (the built-in ones once ``starter.settings`` is imported)."""
     return dict(_PLUGINS)

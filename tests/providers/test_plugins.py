@@ -144,3 +144,12 @@ def test_a_provider_plug_in_registers_its_channels_and_cannot_be_taken() -> None
         register_provider(ProviderPlugin(name, ToySettings, lambda s, c: Toy(), module="shop.other"))  # type: ignore[arg-type,return-value]
     built = plugin.build(plugin.settings_from(ToySettings(greeting="yo")), BuildContext(http=None, timeout=1.0))
     assert isinstance(built, Toy)
+
+
+def test_a_provider_whose_channel_another_module_holds_is_not_registered() -> None:
+    name = fresh()
+    taken = ChannelSpec("sms", module="shop.other")  # the pack holds sms
+    with pytest.raises(ValueError, match="registered already"):
+        register_provider(ProviderPlugin(name, ToySettings, lambda s, c: Toy(), channels=(taken,)))  # type: ignore[arg-type,return-value]
+    with pytest.raises(KeyError):
+        provider_plugin(name)
