@@ -553,23 +553,27 @@ class Journeys:
         """
         customer_id = _validated(_CUSTOMER_ID, customer_id, "customer_id")
         parsed = checked_event(event)
-        if parsed.type is EventType.UNSUBSCRIBED:
+        delivered = await self._deliver(customer_id, parsed)
+        return delivered + await self._start_triggered(customer_id, parsed)  # whatever the event's type
+
+    async def _deliver(self, customer_id: str, event: JourneyEvent) -> int:
+        """What ``event`` does to the customer's running journeys (and profile); how many got it."""
+        if event.type is EventType.UNSUBSCRIBED:
             await self.unsubscribe(customer_id)
             return 0
-        if parsed.type is EventType.CART_UPDATED:  # the same checks as cart_updated(), and it may start the journey
-            await self.cart_updated(customer_id, parsed.data["cart"], event_id=parsed.event_id)
+        if event.type is EventType.CART_UPDATED:  # the same checks as cart_updated(), and it may start the journey
+            await self.cart_updated(customer_id, event.data["cart"], event_id=event.event_id)
             return 1
-        if parsed.type in _ENGAGEMENTS:  # for the per-step report (journeys report)
+        if event.type in _ENGAGEMENTS:  # for the per-step report (journeys report)
             await self.store.record_engagement(
                 customer_id,
-                _ENGAGEMENTS[parsed.type],
-                parsed.occurred_at or datetime.now(UTC),
-                step=parsed.data.get("step"),
-                channel=parsed.data.get("channel"),
-                event_id=parsed.event_id,
+                _ENGAGEMENTS[event.type],
+                event.occurred_at or datetime.now(UTC),
+                step=event.data.get("step"),
+                channel=event.data.get("channel"),
+                event_id=event.event_id,
             )
-        delivered = await self._route(customer_id, parsed)
-        return delivered + await self._start_triggered(customer_id, parsed)
+        return await self._route(customer_id, event)
 
     async def _start_triggered(self, customer_id: str, event: JourneyEvent) -> int:
         """Start each journey that ``event`` starts (``starts_on``, ``start_input``) and is not running; how many."""

@@ -49,3 +49,16 @@ class AppTipsJourney(JourneyWorkflow):
             receipt_timeout=settings.receipt_timeout,
         )
         return "guided" if result.delivered else "not_guided"
+
+
+@workflow.defn(name="TestGoodbye")
+class GoodbyeJourney(AppTipsJourney):
+    """An informational note when a customer unsubscribes (an event the facade also acts on itself)."""
+
+    journey = "goodbye"
+    starts_on = frozenset({EventType.UNSUBSCRIBED})
+
+    @workflow.run
+    async def run(self, inp: TipsInput) -> JourneyResult:
+        settings = JourneySettings()
+        return await self.run_story(inp.customer_id, settings, self._story(settings))

@@ -12,7 +12,7 @@ import pytest
 from durable_journeys.activities import Channel
 from durable_journeys.starter.testing import JourneyKit, Recipients
 from durable_journeys.workflows import JourneyResult
-from tests.starter.app_tips import AppTipsJourney
+from tests.starter.app_tips import AppTipsJourney, GoodbyeJourney
 
 
 def customer(customer_id: str) -> dict[str, object]:
@@ -45,3 +45,18 @@ async def test_other_events_start_nothing(journey_kit: JourneyKit, customer_id: 
         assert await journey_kit.emit(customer_id, event) == 0
     assert await journey_kit.journeys._status(f"app-tips:{customer_id}") is None
     assert await journey_kit.sent(customer_id=customer_id) == []
+
+
+async def test_an_event_the_facade_handles_itself_still_starts_a_journey_declared_on_it(
+    journey_kit: JourneyKit,
+) -> None:
+    """``unsubscribed`` updates the profile first; a journey that starts on it is started all the same."""
+    await journey_kit.set_profile(customer("c-bye-1"))
+    async with journey_kit.worker(GoodbyeJourney):
+        assert await journey_kit.emit("c-bye-1", {"type": "unsubscribed"}) == 1
+        handle = journey_kit.client.get_workflow_handle("goodbye:c-bye-1", result_type=JourneyResult)
+        assert (await handle.result()).outcome == "guided"
+    stored = await journey_kit.stack.store.get_customer("c-bye-1")
+    assert stored is not None and stored.unsubscribed
+    sent = await journey_kit.sent(customer_id="c-bye-1")
+    assert [(m.workflow_id, m.channel) for m in sent] == [("goodbye:c-bye-1", Channel.IN_APP)]
