@@ -41,8 +41,6 @@ JOURNEY = "cart"
 PUSH_CHANNELS = (Channel.PUSH, Channel.WEB_PUSH)
 COUPON_CHANNELS = (Channel.BRAND_MESSAGE, Channel.EMAIL)
 ENGAGED = frozenset({EventType.MESSAGE_OPENED, EventType.MESSAGE_CLICKED})
-MAX_CARRIED_EVENT_IDS = 500
-MAX_CARRIED_TIMELINE = 200
 
 # step -> (channels, template): the facade checks these templates before a journey starts.
 CART_STEPS: dict[str, tuple[tuple[Channel, ...], str]] = {
@@ -83,13 +81,12 @@ class CartAbandonmentJourney(JourneyWorkflow):
     reuses_workflow_id = True
     many_events = frozenset({EventType.CART_UPDATED})  # a run continues as new when its history grows
 
+    state_model = CartState
+    state: CartState  # the cart's contents and where its story is, with the engine's state
+
     @workflow.init
     def __init__(self, inp: CartInput) -> None:
-        super().__init__()
-        state = inp.state or CartState()
-        self._state = state
-        self._event_ids.update(dict.fromkeys(state.event_ids))
-        self._timeline.extend(state.timeline)
+        super().__init__(inp.state)
 
     @workflow.run
     async def run(self, inp: CartInput) -> JourneyResult:
@@ -98,13 +95,13 @@ class CartAbandonmentJourney(JourneyWorkflow):
 
     def on_event_received(self, event: JourneyEvent) -> None:
         if event.type is EventType.CART_UPDATED:
-            self._state.cart = Cart.model_validate(event.data["cart"])  # raises on bad data: ignored
-            self._state.last_update_at = event.received_at
-            self._state.updates += 1
+            self.state.cart = Cart.model_validate(event.data["cart"])  # raises on bad data: ignored
+            self.state.last_update_at = event.received_at
+            self.state.updates += 1
 
     async def _story(self, inp: CartInput) -> str:
         s = inp.settings
-        st = self._state
+        st = self.state
         if st.pushed_at is None:
             self.stage("browsing")
             await self._until_idle(inp)
@@ -132,7 +129,7 @@ class CartAbandonmentJourney(JourneyWorkflow):
         ):
             if self.has_event(ENGAGED):
                 return "engaged"
-            await self._continue_as_new(inp)
+            await self.continue_as_new(inp)
 
         self.stage("coupon")
         await self.send_with_fallback(
@@ -150,11 +147,11 @@ class CartAbandonmentJourney(JourneyWorkflow):
     async def _until_idle(self, inp: CartInput) -> None:
         """Return once ``idle_after`` passed with no update; every update restarts the wait."""
         while True:
-            seen = self._state.updates
-            last: datetime = self._state.last_update_at or workflow.now()
+            seen = self.state.updates
+            last: datetime = self.state.last_update_at or workflow.now()
             changed = await self.wait_until(
                 # Evaluated only during this wait, in this iteration: the late binding is harmless.
-                lambda: self._state.updates != seen or self._history_is_long(inp.settings),  # noqa: B023
+                lambda: self.state.updates != seen or self._history_is_long(inp.settings),  # noqa: B023
                 last + inp.settings.idle_after - workflow.now(),
                 summary="cart idle timer",
                 on_timeout="the cart counts as idle: the reminder goes out now",
@@ -162,23 +159,12 @@ class CartAbandonmentJourney(JourneyWorkflow):
             if not changed:
                 return
             if self._history_is_long(inp.settings):
-                await self._continue_as_new(inp)
+                await self.continue_as_new(inp)
 
     def _variables(self, s: CartSettings) -> dict[str, str]:
-        assert self._state.cart is not None
-        return cart_variables(self._state.cart, s)
+        assert self.state.cart is not None
+        return cart_variables(self.state.cart, s)
 
     def _history_is_long(self, s: CartSettings) -> bool:
         info = workflow.info()
         return info.is_continue_as_new_suggested() or info.get_current_history_length() >= s.continue_as_new_after
-
-    async def _continue_as_new(self, inp: CartInput) -> None:
-        await self.until_handlers_finished()
-        st = self._state.model_copy(
-            update={
-                "runs": self._state.runs + 1,
-                "event_ids": list(self._event_ids)[-MAX_CARRIED_EVENT_IDS:],
-                "timeline": self._timeline[-MAX_CARRIED_TIMELINE:],
-            }
-        )
-        workflow.continue_as_new(inp.model_copy(update={"state": st}))

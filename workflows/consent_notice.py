@@ -62,6 +62,10 @@ class ConsentNoticeJourney(JourneyWorkflow):
     listens_to = frozenset({EventType.CONSENT_CHANGED})
     many_events = frozenset({EventType.CONSENT_CHANGED})  # each change continues as new
 
+    @workflow.init
+    def __init__(self, inp: ConsentNoticeInput) -> None:
+        super().__init__(inp.state)
+
     @workflow.run
     async def run(self, inp: ConsentNoticeInput) -> JourneyResult:
         return await self.run_story(inp.customer_id, inp.settings, self._story(inp))
@@ -83,8 +87,7 @@ class ConsentNoticeJourney(JourneyWorkflow):
             await self.delay_until_local_hours(start, end, summary="consent notice in daytime")
             if not await self._notify(inp):
                 await self.delay(s.retry_after, summary="consent notice not delivered; try again")
-        await self.until_handlers_finished()  # an operator's resend in flight
-        workflow.continue_as_new(inp)
+        await self.continue_as_new(inp)  # after an operator's resend in flight
 
     async def _notify(self, inp: ConsentNoticeInput) -> bool:
         """Send every notice due now; True if each reached the customer."""

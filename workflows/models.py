@@ -10,13 +10,14 @@ from datetime import datetime, time, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from durable_journeys.activities.contracts import (
     EDGE,
     Channel,
     OpaqueId,
     PlainText,
+    Purpose,
     bounded_json,
 )
 
@@ -184,6 +185,7 @@ class WinBackInput(BaseModel):
     customer_id: CustomerId
     last_active: datetime | None = None
     settings: WinBackSettings = Field(default_factory=WinBackSettings)
+    state: JourneyState | None = Field(default=None, description="set by continue-as-new")
 
 
 class ConsentNoticeSettings(JourneySettings):
@@ -206,6 +208,7 @@ class ConsentNoticeInput(BaseModel):
 
     customer_id: CustomerId
     settings: ConsentNoticeSettings = Field(default_factory=ConsentNoticeSettings)
+    state: JourneyState | None = Field(default=None, description="set by continue-as-new")
 
 
 class Outcome(StrEnum):
@@ -241,6 +244,63 @@ class TimelineEntry(BaseModel):
     outcome: Outcome
     channel: Channel | None = None
     detail: str | None = None
+
+
+class SentStep(BaseModel):
+    """A step that went out: what an operator's resend sends again, and the keys of its messages."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    template: str
+    variables: dict[str, str]
+    purpose: Purpose
+    keys: list[str] = Field(default_factory=list)
+
+
+class JourneyState(BaseModel):
+    """A journey run's state in one structure: what continue-as-new carries and the query ``state`` reads.
+
+    A journey with state of its own (the cart's contents) subclasses it and names the subclass in
+    ``state_model``. Not here, because a run holds them only in flight and ends or continues as new
+    only once they are settled: events the story has not read yet, receipts of the step it is on,
+    the wait it is in.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    customer_id: str = ""
+    stage: str = Field(default="started", description="the story's stage, as last given to stage()")
+    customer_unknown: bool = Field(default=False, description="the last send found no profile")
+    runs: int = Field(default=1, description="runs of this journey so far, continue-as-new included")
+    timeline: list[TimelineEntry] = Field(default_factory=list)
+    timeline_events: int = Field(default=0, description="event and ignored entries this run (bounded)")
+    # Insertion-ordered (a dict: membership in O(1)); the newest are carried over continue-as-new.
+    event_ids: dict[str, None] = Field(default_factory=dict)
+    event_counts: dict[EventType, int] = Field(default_factory=dict, description="events taken this run, by type")
+    sent_steps: dict[str, SentStep] = Field(default_factory=dict)
+    resends: dict[str, int] = Field(default_factory=dict, description="step -> resends so far (numbers their keys)")
+
+    @field_validator("event_ids", mode="before")
+    @classmethod
+    def _ids_as_list(cls, value: object) -> object:
+        """A list of ids (what 1.0's cart carried) reads as the ordered set."""
+        return dict.fromkeys(value) if isinstance(value, list) else value
+
+    def carried(self, *, timeline: int, event_ids: int) -> JourneyState:
+        """The state the next run starts from: the newest ``timeline`` entries and ``event_ids``, ``runs`` + 1.
+
+        The per-run counts (events by type, event entries in the timeline) start again.
+        """
+        return self.model_copy(
+            update={
+                "runs": self.runs + 1,
+                "timeline": self.timeline[-timeline:],
+                "event_ids": dict.fromkeys(list(self.event_ids)[-event_ids:]),
+                "timeline_events": 0,
+                "event_counts": {},
+            },
+            deep=True,
+        )
 
 
 class OperatorAction(BaseModel):
@@ -327,19 +387,14 @@ class CartSettings(JourneySettings):
     continue_as_new_after: int = Field(default=2000, ge=100, description="history events per run")
 
 
-class CartState(BaseModel):
-    """What a cart journey carries over continue-as-new."""
-
-    model_config = ConfigDict(extra="ignore")
+class CartState(JourneyState):
+    """A cart journey's state: the engine's, and the cart's contents and where the story is."""
 
     cart: Cart | None = None
     last_update_at: datetime | None = None
     updates: int = 0
     pushed_at: datetime | None = None
     push_delivered: bool = False
-    runs: int = 1
-    event_ids: list[str] = Field(default_factory=list)
-    timeline: list[TimelineEntry] = Field(default_factory=list)
 
 
 class CartInput(BaseModel):

@@ -53,6 +53,10 @@ class WinBackJourney(JourneyWorkflow):
     reuses_workflow_id = True  # a new run after a purchase: its messages are keyed apart
     many_events = frozenset({EventType.CUSTOMER_ACTIVE})  # a run continues as new after continue_as_new_after
 
+    @workflow.init
+    def __init__(self, inp: WinBackInput) -> None:
+        super().__init__(inp.state)
+
     @workflow.run
     async def run(self, inp: WinBackInput) -> JourneyResult:
         return await self.run_story(inp.customer_id, inp.settings, self._story(inp))
@@ -71,8 +75,7 @@ class WinBackJourney(JourneyWorkflow):
             last_active = max(last_active, event.occurred_at or event.received_at or workflow.now())
             seen += 1
             if seen >= s.continue_as_new_after:  # history stays small for a customer active for years
-                await self.until_handlers_finished()  # an operator's resend in flight
-                workflow.continue_as_new(inp.model_copy(update={"last_active": last_active}))
+                await self.continue_as_new(inp.model_copy(update={"last_active": last_active}))
 
         variables = {"coupon_code": s.coupon_code, "shop_url": s.shop_url}
         self.stage("offer")

@@ -141,7 +141,7 @@ class JourneyAttempts(JourneyWaiting):
             workflow_id=workflow.info().workflow_id,
             journey=self.journey,
             step=step,
-            customer_id=self._customer_id,
+            customer_id=self.state.customer_id,
             channel=channel,
             template=template,
             purpose=purpose,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from typing import ClassVar
+from typing import ClassVar, NoReturn
 
 from pydantic import BaseModel
 from temporalio import workflow
@@ -20,7 +20,6 @@ from durable_journeys.activities.contracts import (
     UNKNOWN_CUSTOMER,
     Channel,
     DeliveryReceipt,
-    Purpose,
 )
 
 # Only the metrics counter (a side effect outside replay, never a command) comes through the
@@ -34,6 +33,7 @@ from durable_journeys.workflows.models import (
     JourneyEvent,
     JourneyResult,
     JourneySettings,
+    JourneyState,
     OperatorAction,
     Outcome,
     TimelineEntry,
@@ -121,23 +121,28 @@ class JourneyCore:
         """Whether this journey reads events of ``event_type`` (listens to them, or exits on them)."""
         return event_type in cls.listens_to or event_type in cls.exit_events
 
-    def __init__(self) -> None:
+    # The model of this journey's state (a subclass of JourneyState for a journey with state of its own).
+    state_model: ClassVar[type[JourneyState]] = JourneyState
+    # What continue-as-new carries of the timeline and of the event ids seen (duplicates ignored).
+    carried_timeline: ClassVar[int] = 200
+    carried_event_ids: ClassVar[int] = 500
+
+    def __init__(self, state: JourneyState | None = None) -> None:
+        """``state``: what the last run carried over continue-as-new (None: a journey's first run)."""
+        # Everything the story and the operators' tools build up, in one serialisable structure.
+        self.state: JourneyState = state if state is not None else self.state_model()
+        # In flight only: a run ends or continues as new once these are settled.
         self._events: list[JourneyEvent] = []
         self._consumed: set[int] = set()
-        self._event_ids: dict[str, None] = {}  # insertion-ordered: deterministic to carry over
         self._receipts: dict[str, DeliveryReceipt] = {}
         self._closed_keys: set[str] = set()
-        self._timeline: list[TimelineEntry] = []
         self._exit: JourneyEvent | None = None
-        self._customer_id = ""
         self._reentry_cooldown: timedelta | None = None
         self._send_timeout = SEND_START_TO_CLOSE
         defaults = JourneySettings()  # until run_story() sets the journey's own
         self._send_deadline: timedelta | None = defaults.send_deadline
         self._unknown_window = defaults.unknown_window
         self._stage: str | None = None  # not yet in JourneyStage (see stage())
-        self._customer_unknown = False  # the last send found no profile
-        self._stage_name = "started"  # the story's current stage, as last given to stage()
         self._send_queues: dict[Channel, str] | None = None  # asked once a run, see _queue_for
         self._gateway_keys: dict[str, str] = {}  # key -> step of gateway sends awaiting their receipt
         self._settings = JourneySettings()
@@ -147,13 +152,9 @@ class JourneyCore:
         self._skipped = False  # the last wait ended by skip_wait
         self._operator_exit: OperatorAction | None = None
         self._ended = False
-        self._sent_steps: dict[str, tuple[str, dict[str, str], Purpose, list[str]]] = {}  # step -> what, keys
         self._resend_keys: dict[str, str] = {}  # key -> step of a resend awaiting its receipt
-        self._resends: dict[str, int] = {}  # step -> resends so far (numbers their keys)
-        self._event_counts: dict[EventType, int] = {}  # events taken this run, by type
         self._on_skip: str | None = None  # what a skip_wait of the current wait does
         self._waiting_for: frozenset[EventType] = frozenset()  # events the current wait ends on
-        self._timeline_events = 0  # event and ignored entries in the timeline
 
     # journey bookkeeping ---------------------------------------------------------------------
 
@@ -165,8 +166,8 @@ class JourneyCore:
         history event, a billed action and a visibility write (see bench/README.md). Name a
         stage by what the journey waits for next.
         """
-        self._stage_name = name
-        if self._customer_unknown:  # visible until a send finds the customer
+        self.state.stage = name
+        if self.state.customer_unknown:  # visible until a send finds the customer
             workflow.set_current_details(f"{self.journey}: {name}; customer unknown to the store")
             self._stage = UNKNOWN_CUSTOMER
             return
@@ -180,7 +181,7 @@ class JourneyCore:
 
     async def run_story(self, customer_id: str, settings: JourneySettings, story: object) -> JourneyResult:
         """Run a journey's story coroutine with its send settings; an exit event ends it cleanly."""
-        self._customer_id = customer_id
+        self.state.customer_id = customer_id
         self._settings = settings
         self._send_timeout = settings.send_timeout
         self._send_deadline = settings.send_deadline
@@ -203,7 +204,16 @@ class JourneyCore:
         self._publish_stage()
         if not workflow.unsafe.is_replaying():
             count_journey(self.journey, "exited" if str(outcome).startswith("exited") else "completed")
-        return JourneyResult(journey=self.journey, outcome=str(outcome), timeline=self._timeline)
+        return JourneyResult(journey=self.journey, outcome=str(outcome), timeline=self.state.timeline)
+
+    async def continue_as_new(self, inp: BaseModel) -> NoReturn:
+        """Continue as new with ``inp`` (a journey input with a ``state`` field) and the state carried.
+
+        Operators' Updates still running (a resend) finish first.
+        """
+        await self.until_handlers_finished()
+        state = self.state.carried(timeline=self.carried_timeline, event_ids=self.carried_event_ids)
+        workflow.continue_as_new(inp.model_copy(update={"state": state}))
 
     def _episode(self) -> str | None:
         return workflow.info().first_execution_run_id if self.reuses_workflow_id else None
@@ -223,11 +233,11 @@ class JourneyCore:
 
     def _record(self, step: str, outcome: Outcome, channel: Channel | None = None, detail: str | None = None) -> None:
         if outcome in (Outcome.EVENT, Outcome.IGNORED):
-            if self._timeline_events >= MAX_TIMELINE_EVENTS:
+            if self.state.timeline_events >= MAX_TIMELINE_EVENTS:
                 return  # what a journey sends is bounded by its story; what it is told, here
-            self._timeline_events += 1
+            self.state.timeline_events += 1
         now = workflow.now()
-        self._timeline.append(
+        self.state.timeline.append(
             TimelineEntry(
                 step=step,
                 at=now,

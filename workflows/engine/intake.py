@@ -12,15 +12,10 @@ from durable_journeys.activities.contracts import (
     DeliveryReceipt,
     ReceiptStatus,
 )
-
-# Only the metrics counter (a side effect outside replay, never a command) comes through the
-# sandbox unchecked: activities are scheduled by name (activities/contracts.py).
-with workflow.unsafe.imports_passed_through():
-    pass
-
 from durable_journeys.workflows.engine.core import MAX_RECEIPTS, JourneyCore
 from durable_journeys.workflows.models import (
     JourneyEvent,
+    JourneyState,
     Outcome,
     TimelineEntry,
     WaitInfo,
@@ -90,14 +85,14 @@ class JourneyIntake(JourneyCore):
             self._record(str(event.type)[:100], Outcome.IGNORED, None, f"unusable event ({type(exc).__name__})")
 
     def _take_event(self, event: JourneyEvent) -> None:
-        if event.event_id and event.event_id in self._event_ids:
+        if event.event_id and event.event_id in self.state.event_ids:
             return
         limit = self.event_limit(event.type)
-        taken = self._event_counts.get(event.type, 0)
+        taken = self.state.event_counts.get(event.type, 0)
         if limit is not None and taken >= limit:
             if taken == limit:  # recorded once: the timeline stays bounded too
                 self._record(event.type.value, Outcome.IGNORED, None, f"more than {limit} events of this type")
-                self._event_counts[event.type] = taken + 1
+                self.state.event_counts[event.type] = taken + 1
             return
         # Stamp journey time: "3 days after delivery" counts from here, even if the journey
         # was busy with another step when the event came.
@@ -108,8 +103,8 @@ class JourneyIntake(JourneyCore):
             self._record(event.type.value, Outcome.IGNORED, None, f"unreadable data ({type(exc).__name__})")
             return
         if event.event_id:
-            self._event_ids[event.event_id] = None
-        self._event_counts[event.type] = taken + 1
+            self.state.event_ids[event.event_id] = None
+        self.state.event_counts[event.type] = taken + 1
         self._events.append(event)
         self._record(event.type.value, Outcome.EVENT)
         if event.type in self.exit_events and self._exit is None:
@@ -146,7 +141,12 @@ class JourneyIntake(JourneyCore):
     @workflow.query(name="timeline")
     def timeline(self) -> list[TimelineEntry]:
         """Every step so far with its journey time, channel and outcome."""
-        return list(self._timeline)
+        return list(self.state.timeline)
+
+    @workflow.query(name="state")
+    def current_state(self) -> JourneyState:
+        """The run's state: stage, timeline, events seen, steps sent and resent (what continue-as-new carries)."""
+        return self.state
 
     @workflow.query(name="waiting")
     def waiting(self) -> WaitInfo:

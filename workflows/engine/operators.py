@@ -48,7 +48,7 @@ class JourneyOperators(JourneySending):
                 self._take_event(
                     JourneyEvent(
                         type=action.as_event,
-                        event_id=f"operator:{action.as_event.value}:{len(self._timeline)}",
+                        event_id=f"operator:{action.as_event.value}:{len(self.state.timeline)}",
                         received_at=workflow.now(),
                     )
                 )
@@ -111,9 +111,10 @@ class JourneyOperators(JourneySending):
 
     async def _resend(self, action: ResendAction) -> str:
         self._note_operator("resend", action)
-        template, variables, purpose, keys = self._sent_steps[action.step]
+        sent = self.state.sent_steps[action.step]
+        template, variables, purpose, keys = sent.template, sent.variables, sent.purpose, sent.keys
         channel = action.channel or self._sent_channel(action.step)
-        number = self._resends[action.step] = self._resends.get(action.step, 0) + 1
+        number = self.state.resends[action.step] = self.state.resends.get(action.step, 0) + 1
         self._record(action.step, Outcome.OPERATOR, channel, f"resend by {action.operator}: {action.reason}")
         request = self._request(action.step, channel, template, variables, purpose, resend=number, resend_of=keys[-1])
         try:
@@ -138,11 +139,11 @@ class JourneyOperators(JourneySending):
     @resend.validator
     def _check_resend(self, action: ResendAction) -> None:
         self._check_operable(action)
-        if action.step not in self._sent_steps:
-            went = ", ".join(sorted(self._sent_steps)) or "none yet"
+        if action.step not in self.state.sent_steps:
+            went = ", ".join(sorted(self.state.sent_steps)) or "none yet"
             raise ApplicationError(f"step {action.step!r} was never sent in this run (sent: {went})")
         limit = self._settings.max_resends_per_step
-        if self._resends.get(action.step, 0) >= limit:
+        if self.state.resends.get(action.step, 0) >= limit:
             raise ApplicationError(
                 f"step {action.step!r} was resent {limit} times already, the most a step may be (max_resends_per_step)"
             )
@@ -177,10 +178,10 @@ class JourneyOperators(JourneySending):
 
     def _sent_channel(self, step: str) -> Channel:
         """The channel ``step`` last went out on."""
-        for entry in reversed(self._timeline):
+        for entry in reversed(self.state.timeline):
             if entry.step == step and entry.channel is not None and entry.outcome in (Outcome.SENT, Outcome.DELIVERED):
                 return entry.channel
-        key = self._sent_steps[step][3][-1]
+        key = self.state.sent_steps[step].keys[-1]
         return Channel(key.rsplit(":", 1)[-1])
 
 

@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
 from durable_journeys.workflows.engine.attempts import CapRule, JourneyAttempts
 from durable_journeys.workflows.models import (
     Outcome,
+    SentStep,
     StepResult,
 )
 
@@ -82,9 +83,9 @@ class JourneySending(JourneyAttempts):
                 # no other channel goes out for this step.
                 return StepResult(step=step, ended=Outcome(outcome.status.value))
             tried.append(outcome.idempotency_key)
-            if self._customer_unknown and outcome.reason != UNKNOWN_CUSTOMER:
-                self._customer_unknown = False  # the profile has arrived since
-                self.stage(self._stage_name)
+            if self.state.customer_unknown and outcome.reason != UNKNOWN_CUSTOMER:
+                self.state.customer_unknown = False  # the profile has arrived since
+                self.stage(self.state.stage)
             if outcome.status is OutcomeStatus.ACCEPTED:
                 self._went_out(step, template, variables, purpose, outcome.idempotency_key)
                 if outcome.receipt is ReceiptMode.NONE:
@@ -104,8 +105,8 @@ class JourneySending(JourneyAttempts):
             else:
                 self._record_not_sent(step, channel, outcome)
                 if outcome.status is OutcomeStatus.SKIPPED and outcome.reason == UNKNOWN_CUSTOMER:
-                    self._customer_unknown = True
-                    self.stage(self._stage_name)
+                    self.state.customer_unknown = True
+                    self.stage(self.state.stage)
                     self._record(step, Outcome.NOT_DELIVERED, None, "the store has no profile for this customer")
                     return StepResult(step=step)
                 if self._skipped_for_customer(step, outcome):
@@ -179,5 +180,6 @@ class JourneySending(JourneyAttempts):
 
     def _went_out(self, step: str, template: str, variables: dict[str, str], purpose: Purpose, key: str) -> None:
         """Remember what ``step`` sent (for an operator's resend)."""
-        keys = self._sent_steps[step][3] if step in self._sent_steps else []
-        self._sent_steps[step] = (template, variables, purpose, [*keys, key])
+        before = self.state.sent_steps.get(step)
+        keys = [*before.keys, key] if before is not None else [key]
+        self.state.sent_steps[step] = SentStep(template=template, variables=variables, purpose=purpose, keys=keys)
