@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal, TypeVar
@@ -53,7 +53,6 @@ from durable_journeys.workflows import (
     CareSettings,
     Cart,
     CartAbandonmentJourney,
-    CartInput,
     CartSettings,
     ConsentNoticeInput,
     ConsentNoticeJourney,
@@ -61,6 +60,7 @@ from durable_journeys.workflows import (
     EventType,
     JourneyEvent,
     JourneyResult,
+    JourneySettings,
     JourneyWorkflow,
     OperatorAction,
     Order,
@@ -73,7 +73,6 @@ from durable_journeys.workflows import (
     SkipAction,
     TimelineEntry,
     WaitInfo,
-    WinBackInput,
     WinBackSettings,
     care_id,
     cart_id,
@@ -87,7 +86,7 @@ from durable_journeys.workflows import (
 from durable_journeys.workflows.cart_abandonment import CART_STEPS
 from durable_journeys.workflows.post_purchase import POST_PURCHASE_STEPS
 from durable_journeys.workflows.post_purchase_care import CARE_STEPS, care_variables
-from durable_journeys.workflows.win_back import WIN_BACK_STEPS, WinBackJourney, win_back_id
+from durable_journeys.workflows.win_back import WIN_BACK_STEPS, WinBackJourney
 
 M = TypeVar("M", bound=BaseModel)
 CareSegment = Literal["first_order", "every_order", "off"]
@@ -271,8 +270,10 @@ class Journeys:
             for a facade built by hand (tests, scripts); :meth:`connect` takes it from
             ``JOURNEYS_CONSENT_NOTICES``, on by default.
         journeys: the journey classes the worker runs; ``emit`` routes an event to those of the
-            customer's runs whose class hears it (``listens_to``, ``exit_events``). Default: the
-            reference journeys; add your own.
+            customer's runs whose class hears it (``listens_to``, ``exit_events``) and starts those
+            that start on it (``starts_on``). Default: the reference journeys; add your own.
+        journey_settings: settings per journey class, handed to its ``start_input`` (the reference
+            journeys take theirs from ``post_purchase``, ``cart``, ``care`` and ``win_back``).
         link_hosts: the hosts links a caller passes (a cart's ``url``, per-journey review and sale
             URLs) may point to, over https (``JOURNEYS_LINK_HOSTS``).
     """
@@ -292,6 +293,7 @@ class Journeys:
         win_back: WinBackSettings | None = None,
         consent_notices: bool = False,
         journeys: Sequence[type[JourneyWorkflow]] = (),
+        journey_settings: Mapping[type[JourneyWorkflow], JourneySettings] | None = None,
         link_hosts: Sequence[str] = ("shop.example",),
     ) -> None:
         self.client = client
@@ -306,7 +308,13 @@ class Journeys:
         self.consent_notices = consent_notices
         self.win_back = win_back or WinBackSettings()
         self.journey_classes = [*ALL_WORKFLOWS, *(j for j in journeys if j not in ALL_WORKFLOWS)]
+        self.journey_settings = dict(journey_settings or {})
         self.link_hosts = tuple(link_hosts)
+        # The facade's own checks before a reference journey starts from an event (links, templates, profile).
+        self._start_checks: dict[type[JourneyWorkflow], Callable[[str, JourneyEvent], Awaitable[None]]] = {
+            CartAbandonmentJourney: self._check_cart_start,
+            WinBackJourney: self._check_win_back_start,
+        }
 
     @classmethod
     async def connect(cls, settings: Settings | None = None, *, create_store: bool = True, **kwargs: Any) -> Journeys:
@@ -384,7 +392,7 @@ class Journeys:
         if self.care_segment == "every_order" or (self.care_segment == "first_order" and first_order):
             await self._start_care(order, profile)
         # A purchase ends the customer's cart journey (and any other that exits on one) at once.
-        await self._route(
+        await self._emit(
             profile.customer_id,
             JourneyEvent(
                 type=EventType.PURCHASE, event_id=f"purchase:{order.order_id}", data={"order_id": order.order_id}
@@ -400,7 +408,6 @@ class Journeys:
             PostPurchaseInput(order=order, settings=journey_settings),
             post_purchase_id(order.order_id),
             order.customer_id,
-            "waiting_for_shipping",
             f"Post-purchase journey of order {order.order_id}",
         )
 
@@ -416,24 +423,16 @@ class Journeys:
             ),
             care_id(profile.customer_id, order.order_id),
             profile.customer_id,
-            "welcome",
             f"Care journey after order {order.order_id}",
         )
 
     async def _start_once(
-        self, journey: Any, inp: BaseModel, workflow_id: str, customer_id: str, stage: str, summary: str
+        self, journey: type[JourneyWorkflow], inp: BaseModel, workflow_id: str, customer_id: str, summary: str
     ) -> WorkflowHandle[Any, Any]:
         """Start a journey whose id may run once, ever: a repeat start returns the existing run."""
         try:
-            return await self.client.start_workflow(
-                journey.run,
-                inp,
-                id=workflow_id,
-                task_queue=self.task_queue,
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                search_attributes=_attributes(customer_id, journey.journey, stage),
-                static_summary=summary,
+            return await self._start(
+                journey, inp, customer_id=customer_id, workflow_id=workflow_id, once=True, summary=summary
             )
         except WorkflowAlreadyStartedError:
             # That journey already ran to its end (a redelivered order.paid): nothing new starts.
@@ -482,43 +481,23 @@ class Journeys:
         assert isinstance(parsed, Cart) and (profile is None or isinstance(profile, CustomerProfile))
         if profile is not None and profile.customer_id != customer_id:
             raise InvalidInput("customer", ["customer_id: does not match"])
-        if profile is None:
-            profile = await self.store.get_customer(customer_id)
-            if profile is None:
-                raise InvalidInput("customer", [f"customer_id: no profile for {customer_id!r}; pass customer="])
-        else:
+        if profile is not None:
             await self.save_profile(profile)
-        self._check_templates("cart", CART_STEPS, {**cart_variables(parsed, self.cart), **profile_variables(profile)})
         event = checked_event(
             {"type": EventType.CART_UPDATED, "event_id": event_id, "data": {"cart": parsed.model_dump(mode="json")}}
         )
-        workflow_id = cart_id(customer_id)
-        if event_id is not None and await self.store.event_seen(workflow_id, event_id):
-            return self.client.get_workflow_handle(workflow_id, result_type=JourneyResult)  # seen: dropped
-        for attempt in range(SIGNAL_WITH_START_ATTEMPTS):
-            try:
-                handle = await self.client.start_workflow(
-                    CartAbandonmentJourney.run,
-                    CartInput(customer_id=customer_id, settings=self.cart),
-                    id=workflow_id,
-                    task_queue=self.task_queue,
-                    start_signal=event_signal(event),
-                    start_signal_args=[event],
-                    search_attributes=_attributes(customer_id, CartAbandonmentJourney.journey, "browsing"),
-                    static_summary="Cart-abandonment journey",
-                )
-                break
-            except (RPCError, WorkflowAlreadyStartedError) as exc:
-                # The run was continuing as new at that very moment ("completed workflow"), or a
-                # concurrent signal-with-start won the race to start it (the time-skipping server
-                # answers so): nothing was signalled; the next attempt reaches the run.
-                retry = isinstance(exc, WorkflowAlreadyStartedError) or exc.status is RPCStatusCode.NOT_FOUND
-                if not retry or attempt + 1 == SIGNAL_WITH_START_ATTEMPTS:
-                    raise
-                await asyncio.sleep(0.05 * (attempt + 1))
-        if event_id is not None:
-            await self.store.remember_event(workflow_id, event_id)
+        handle = await self._start_on(CartAbandonmentJourney, customer_id, event)
+        assert handle is not None  # the cart journey starts on every update
         return handle
+
+    async def _check_cart_start(self, customer_id: str, event: JourneyEvent) -> None:
+        """A cart update starts or feeds the cart journey only with a readable cart and a stored profile."""
+        cart = _parse(Cart, event.data.get("cart", {}), "cart")
+        check_links("cart", cart, self.link_hosts)
+        profile = await self.store.get_customer(customer_id)
+        if profile is None:
+            raise InvalidInput("customer", [f"customer_id: no profile for {customer_id!r}; pass customer="])
+        self._check_templates("cart", CART_STEPS, {**cart_variables(cart, self.cart), **profile_variables(profile)})
 
     async def cart_cleared(self, customer_id: str) -> Delivery:
         """End the customer's cart journey (the cart was emptied); False if none runs."""
@@ -534,7 +513,7 @@ class Journeys:
         event = JourneyEvent(
             type=EventType.PURCHASE, event_id=event_id, data={"order_id": order_id} if order_id else {}
         )
-        return await self._route(customer_id, event) > 0
+        return await self._emit(customer_id, event) > 0
 
     # engagement ------------------------------------------------------------------------------
 
@@ -552,18 +531,17 @@ class Journeys:
             InvalidInput: the customer id, the event or its data is malformed.
         """
         customer_id = _validated(_CUSTOMER_ID, customer_id, "customer_id")
-        parsed = checked_event(event)
-        delivered = await self._deliver(customer_id, parsed)
-        return delivered + await self._start_triggered(customer_id, parsed)  # whatever the event's type
+        return await self._emit(customer_id, checked_event(event))
+
+    async def _emit(self, customer_id: str, event: JourneyEvent) -> int:
+        delivered = await self._deliver(customer_id, event)
+        return delivered + await self._start_triggered(customer_id, event)  # whatever the event's type
 
     async def _deliver(self, customer_id: str, event: JourneyEvent) -> int:
         """What ``event`` does to the customer's running journeys (and profile); how many got it."""
         if event.type is EventType.UNSUBSCRIBED:
             await self.unsubscribe(customer_id)
             return 0
-        if event.type is EventType.CART_UPDATED:  # the same checks as cart_updated(), and it may start the journey
-            await self.cart_updated(customer_id, event.data["cart"], event_id=event.event_id)
-            return 1
         if event.type in _ENGAGEMENTS:  # for the per-step report (journeys report)
             await self.store.record_engagement(
                 customer_id,
@@ -576,27 +554,62 @@ class Journeys:
         return await self._route(customer_id, event)
 
     async def _start_triggered(self, customer_id: str, event: JourneyEvent) -> int:
-        """Start each journey that ``event`` starts (``starts_on``, ``start_input``) and is not running; how many."""
+        """Start (or feed, by signal-with-start) each journey that ``event`` starts; how many got it."""
         started = 0
         for journey in self.journey_classes:
             if event.type not in journey.starts_on:
                 continue
-            inp = journey.start_input(customer_id, event)
-            if inp is None:
-                continue
-            key = journey.start_key(customer_id, event)
-            if await self._running(f"{journey.journey}:{key}"):
-                continue  # a run is going on: it heard the event above if it listens to it
             try:
-                await self.start_journey(journey, inp, customer_id=customer_id, key=key, once=journey.once_per_key)
+                started += await self._start_on(journey, customer_id, event) is not None
             except WorkflowAlreadyStartedError:
                 continue  # once_per_key, and a run has been
-            started += 1
         return started
 
+    async def _start_on(
+        self, journey: type[JourneyWorkflow], customer_id: str, event: JourneyEvent
+    ) -> WorkflowHandle[Any, Any] | None:
+        """The run of ``journey`` that ``event`` starts, as the journey declares it; None: none started.
+
+        The journey's input and key come from its ``start_input`` and ``start_key``. If it also hears
+        the event, the start is a signal-with-start (a run going on gets the event instead); if not,
+        a run going on is left alone. ``once_per_key``: a run that has ended is not started again
+        (``WorkflowAlreadyStartedError``).
+        """
+        check = self._start_checks.get(journey)
+        if check is not None:
+            await check(customer_id, event)
+        inp = journey.start_input(customer_id, event, self.settings_for(journey))
+        if inp is None:
+            return None
+        workflow_id = f"{journey.journey}:{journey.start_key(customer_id, event)}"
+        hears = journey.hears(event.type)
+        if not hears and await self._running(workflow_id):
+            return None  # a run is going on, and the event is not for it
+        return await self._start(
+            journey,
+            inp,
+            customer_id=customer_id,
+            workflow_id=workflow_id,
+            event=event if hears else None,
+            once=journey.once_per_key,
+        )
+
+    def settings_for(self, journey: type[JourneyWorkflow]) -> JourneySettings | None:
+        """The settings ``journey`` starts with: ``journey_settings``'s, a reference journey's own, or None."""
+        own: dict[type[JourneyWorkflow], JourneySettings] = {
+            PostPurchaseJourney: self.post_purchase,
+            CartAbandonmentJourney: self.cart,
+            PostPurchaseCareJourney: self.care,
+            WinBackJourney: self.win_back,
+        }
+        return self.journey_settings.get(journey) or own.get(journey)
+
     async def _route(self, customer_id: str, event: JourneyEvent) -> int:
-        """Signal ``event`` to every running journey of the customer whose class hears it; how many got it."""
-        hearing = [j for j in self.journey_classes if j.hears(event.type)]
+        """Signal ``event`` to every running journey of the customer whose class hears it; how many got it.
+
+        A journey that starts on the event is left out: its start (a signal-with-start) delivers it.
+        """
+        hearing = [j for j in self.journey_classes if j.hears(event.type) and event.type not in j.starts_on]
         if not hearing:
             return 0
         # The customer's orders are read only for a journey run per order (care): a purchase
@@ -655,18 +668,15 @@ class Journeys:
             if profile.customer_id != customer_id:
                 raise InvalidInput("customer", ["customer_id: does not match"])
             await self.save_profile(profile)
+        handle = await self._start_on(
+            WinBackJourney, customer_id, JourneyEvent(type=EventType.CUSTOMER_ACTIVE, occurred_at=at)
+        )
+        assert handle is not None  # the win-back journey starts on every activity
+        return handle
+
+    async def _check_win_back_start(self, customer_id: str, event: JourneyEvent) -> None:
         variables = {"coupon_code": self.win_back.coupon_code, "shop_url": self.win_back.shop_url, "customer_name": "-"}
         self._check_templates("win-back", WIN_BACK_STEPS, variables)
-        return await self.client.start_workflow(
-            WinBackJourney.run,
-            WinBackInput(customer_id=customer_id, last_active=at, settings=self.win_back),
-            id=win_back_id(customer_id),
-            task_queue=self.task_queue,
-            start_signal=EventType.CUSTOMER_ACTIVE.value,
-            start_signal_args=[JourneyEvent(type=EventType.CUSTOMER_ACTIVE, occurred_at=at)],
-            search_attributes=_attributes(customer_id, WinBackJourney.journey, "waiting_until_dormant"),
-            static_summary="Win-back journey",
-        )
 
     async def start_journey(
         self,
@@ -676,17 +686,19 @@ class Journeys:
         customer_id: str,
         key: str | None = None,
         event: JourneyEvent | Mapping[str, Any] | None = None,
-        stage: str = "started",
-        once: bool = False,
+        stage: str | None = None,
+        once: bool | None = None,
     ) -> WorkflowHandle[Any, Any]:
         """Start any registered journey for a customer; a running one is returned (and gets ``event``).
 
         The workflow id is ``{journey}:{key}`` (default key: the customer id), the journey's
         search attributes are set, and with ``event`` the start is a signal-with-start: the event
-        reaches the run whether it was just started or already running. With ``once``, a run
-        whose id has been used before is not started again (``WorkflowAlreadyStartedError``). A
+        reaches the run whether it was just started or already running. With ``once`` (default:
+        the journey's ``once_per_key``), a run whose id has been used before is not started again
+        (``WorkflowAlreadyStartedError``). ``stage`` defaults to the journey's ``start_stage``. A
         journey of your own needs no facade code of its own; one that declares ``starts_on`` is
-        started by :meth:`emit` (and ``POST /events``) through this same method.
+        started by :meth:`emit` (and ``POST /events``) through the same path, as are the reference
+        journeys by the conveniences (``order_paid``, ``cart_updated``, ``customer_active``).
 
         Raises:
             InvalidInput: the customer id, key or event is malformed, or the journey is not registered.
@@ -697,22 +709,71 @@ class Journeys:
             raise InvalidInput(
                 "journey", [f"{journey.__name__} is not registered: pass it as Journeys(journeys=[...])"]
             )
+        return await self._start(
+            journey,
+            inp,
+            customer_id=customer_id,
+            workflow_id=f"{journey.journey}:{key}",
+            event=None if event is None else checked_event(event),
+            stage=stage,
+            once=journey.once_per_key if once is None else once,
+        )
+
+    async def _start(
+        self,
+        journey: type[JourneyWorkflow],
+        inp: BaseModel,
+        *,
+        customer_id: str,
+        workflow_id: str,
+        event: JourneyEvent | None = None,
+        stage: str | None = None,
+        once: bool = False,
+        summary: str | None = None,
+    ) -> WorkflowHandle[Any, Any]:
+        """The one way every journey starts: the facade's conveniences, ``start_journey`` and ``emit``.
+
+        With ``event``, a signal-with-start (a run going on gets the event; one with an ``event_id``
+        this journey was told before is dropped here); without, a run going on is returned. The
+        journey's search attributes and its summary in the UI are set from its declaration.
+        """
         options: dict[str, Any] = {}
         if event is not None:
-            checked = checked_event(event)
-            options = {"start_signal": event_signal(checked), "start_signal_args": [checked]}
+            if event.event_id is not None and await self.store.event_seen(workflow_id, event.event_id):
+                return self.client.get_workflow_handle(workflow_id, result_type=JourneyResult)  # seen: dropped
+            options = {"start_signal": event_signal(event), "start_signal_args": [event]}
         else:
             options = {"id_conflict_policy": WorkflowIDConflictPolicy.USE_EXISTING}
         if once:
             options["id_reuse_policy"] = WorkflowIDReusePolicy.REJECT_DUPLICATE
-        return await self.client.start_workflow(
-            journey.run,  # type: ignore[attr-defined]
-            inp,
-            id=f"{journey.journey}:{key}",
-            task_queue=self.task_queue,
-            search_attributes=_attributes(customer_id, journey.journey, stage),
-            **options,
-        )
+        summary = summary or journey.start_summary
+        if summary:
+            options["static_summary"] = summary
+        for attempt in range(SIGNAL_WITH_START_ATTEMPTS):
+            try:
+                handle = await self.client.start_workflow(
+                    journey.run,  # type: ignore[attr-defined]
+                    inp,
+                    id=workflow_id,
+                    task_queue=self.task_queue,
+                    search_attributes=_attributes(customer_id, journey.journey, stage or journey.start_stage),
+                    **options,
+                )
+                break
+            except (RPCError, WorkflowAlreadyStartedError) as exc:
+                # A signal-with-start while the run was continuing as new ("completed workflow"), or
+                # while a concurrent one won the race to start it (the time-skipping server answers
+                # so): nothing was signalled, and the next attempt reaches the run.
+                retry = event is not None and not once
+                retry = retry and (
+                    isinstance(exc, WorkflowAlreadyStartedError) or exc.status is RPCStatusCode.NOT_FOUND
+                )
+                if not retry or attempt + 1 == SIGNAL_WITH_START_ATTEMPTS:
+                    raise
+                await asyncio.sleep(0.05 * (attempt + 1))
+        if event is not None and event.event_id is not None:
+            await self.store.remember_event(workflow_id, event.event_id)
+        return handle
 
     async def signal_journey(
         self, journey: type[JourneyWorkflow], event: JourneyEvent | Mapping[str, Any], *, key: str
@@ -749,15 +810,9 @@ class Journeys:
         if not profile.marketing_consent or profile.unsubscribed:
             await self._signal_if_running(workflow_id, changed)
             return
-        await self.client.start_workflow(
-            ConsentNoticeJourney.run,
-            ConsentNoticeInput(customer_id=profile.customer_id),
-            id=workflow_id,
-            task_queue=self.task_queue,
-            start_signal=event_signal(changed),
-            start_signal_args=[changed],
-            search_attributes=_attributes(profile.customer_id, ConsentNoticeJourney.journey, "scheduled"),
-            static_summary="Consent notices every two years",
+        inp = ConsentNoticeInput(customer_id=profile.customer_id)
+        await self._start(
+            ConsentNoticeJourney, inp, customer_id=profile.customer_id, workflow_id=workflow_id, event=changed
         )
 
     async def _signal_if_running(self, workflow_id: str, event: JourneyEvent) -> Delivery:

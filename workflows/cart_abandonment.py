@@ -34,6 +34,7 @@ from durable_journeys.workflows.models import (
     EventType,
     JourneyEvent,
     JourneyResult,
+    JourneySettings,
 )
 from durable_journeys.workflows.steps import JourneyWorkflow
 
@@ -80,6 +81,15 @@ class CartAbandonmentJourney(JourneyWorkflow):
     exit_events = frozenset({EventType.PURCHASE, EventType.CART_CLEARED})
     reuses_workflow_id = True
     many_events = frozenset({EventType.CART_UPDATED})  # a run continues as new when its history grows
+    starts_on = frozenset({EventType.CART_UPDATED})  # signal-with-start: a burst of updates makes one run
+    start_stage = "browsing"
+    start_summary = "Cart-abandonment journey"
+
+    @classmethod
+    def start_input(cls, customer_id: str, event: JourneyEvent, settings: JourneySettings | None) -> CartInput:
+        """The customer's cart run (the update itself reaches it as its first event)."""
+        own = {"settings": settings} if isinstance(settings, CartSettings) else {}
+        return CartInput(customer_id=customer_id, **own)
 
     state_model = CartState
     state: CartState  # the cart's contents and where its story is, with the engine's state

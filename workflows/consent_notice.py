@@ -59,6 +59,9 @@ class ConsentNoticeJourney(JourneyWorkflow):
 
     journey = JOURNEY
     steps = {"consent_notice": (NOTICE_CHANNELS, TEMPLATE)}
+    # Started by the facade when a profile's ad consents change (JOURNEYS_CONSENT_NOTICES), not by an event.
+    start_stage = "scheduled"
+    start_summary = "Consent notices every two years"
     listens_to = frozenset({EventType.CONSENT_CHANGED})
     many_events = frozenset({EventType.CONSENT_CHANGED})  # each change continues as new
 

@@ -67,6 +67,10 @@ class PostPurchaseJourney(JourneyWorkflow):
 
     journey = JOURNEY
     steps = POST_PURCHASE_STEPS
+    # Started by the facade's order_paid() (it records the order first), once per order, ever.
+    once_per_key = True
+    start_stage = "waiting_for_shipping"
+    start_summary = "Post-purchase journey"
     listens_to = frozenset({EventType.ORDER_SHIPPED, EventType.ORDER_DELIVERED})
     max_events_per_type = 2  # it waits for one of each (a second leaves room for a corrected one)
 

@@ -64,6 +64,10 @@ class PostPurchaseCareJourney(JourneyWorkflow):
 
     journey = JOURNEY
     steps = CARE_STEPS
+    # Started by the facade's order_paid() for the customer's first order (JOURNEYS_CARE_SEGMENT), once.
+    once_per_key = True
+    start_stage = "welcome"
+    start_summary = "Care journey"
     listens_to = APP_EVENTS
     # A cancelled or refunded order ends its care journey: no ad, no tier message after it.
     exit_events = frozenset({EventType.ORDER_CANCELLED, EventType.ORDER_REFUNDED})

@@ -23,7 +23,14 @@ from durable_journeys.activities.contracts import (
     Channel,
     Purpose,
 )
-from durable_journeys.workflows.models import EventType, JourneyResult, WinBackInput
+from durable_journeys.workflows.models import (
+    EventType,
+    JourneyEvent,
+    JourneyResult,
+    JourneySettings,
+    WinBackInput,
+    WinBackSettings,
+)
 from durable_journeys.workflows.steps import JourneyWorkflow
 
 JOURNEY = "win-back"
@@ -52,6 +59,15 @@ class WinBackJourney(JourneyWorkflow):
     exit_events = frozenset({EventType.PURCHASE})
     reuses_workflow_id = True  # a new run after a purchase: its messages are keyed apart
     many_events = frozenset({EventType.CUSTOMER_ACTIVE})  # a run continues as new after continue_as_new_after
+    starts_on = frozenset({EventType.CUSTOMER_ACTIVE})  # signal-with-start: one run per customer
+    start_stage = "waiting_until_dormant"
+    start_summary = "Win-back journey"
+
+    @classmethod
+    def start_input(cls, customer_id: str, event: JourneyEvent, settings: JourneySettings | None) -> WinBackInput:
+        """The customer's win-back run, its dormancy clock from the activity (the event reaches it too)."""
+        own = {"settings": settings} if isinstance(settings, WinBackSettings) else {}
+        return WinBackInput(customer_id=customer_id, last_active=event.occurred_at, **own)
 
     @workflow.init
     def __init__(self, inp: WinBackInput) -> None:

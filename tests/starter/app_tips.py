@@ -14,9 +14,14 @@ from durable_journeys.activities.contracts import Channel
 from durable_journeys.workflows import EventType, JourneyEvent, JourneyResult, JourneySettings, JourneyWorkflow
 
 
+class TipsSettings(JourneySettings):
+    tutorial_url: str = "https://shop.example/guide"
+
+
 class TipsInput(BaseModel):
     customer_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
     installed_at: datetime | None = None
+    tutorial_url: str = "https://shop.example/guide"
 
 
 @workflow.defn(name="TestAppTips")
@@ -27,25 +32,28 @@ class AppTipsJourney(JourneyWorkflow):
     steps = {"guide": ((Channel.IN_APP,), "care_welcome")}
     starts_on = frozenset({EventType.APP_INSTALLED})
     once_per_key = True
+    start_stage = "guide_due"
+    start_summary = "App tips"
 
     @classmethod
-    def start_input(cls, customer_id: str, event: JourneyEvent) -> TipsInput | None:
+    def start_input(cls, customer_id: str, event: JourneyEvent, settings: JourneySettings | None) -> TipsInput | None:
         if customer_id.startswith("staff-"):
             return None  # the journey's own rule: staff installs start nothing
-        return TipsInput(customer_id=customer_id, installed_at=event.occurred_at)
+        url = settings.tutorial_url if isinstance(settings, TipsSettings) else TipsSettings().tutorial_url
+        return TipsInput(customer_id=customer_id, installed_at=event.occurred_at, tutorial_url=url)
 
     @workflow.run
     async def run(self, inp: TipsInput) -> JourneyResult:
         settings = JourneySettings()
-        return await self.run_story(inp.customer_id, settings, self._story(settings))
+        return await self.run_story(inp.customer_id, settings, self._story(settings, inp.tutorial_url))
 
-    async def _story(self, settings: JourneySettings) -> str:
+    async def _story(self, settings: JourneySettings, tutorial_url: str) -> str:
         self.stage("guide")
         result = await self.send_with_fallback(
             "guide",
             (Channel.IN_APP,),
             "care_welcome",
-            {"tutorial_url": "https://shop.example/guide"},
+            {"tutorial_url": tutorial_url},
             receipt_timeout=settings.receipt_timeout,
         )
         return "guided" if result.delivered else "not_guided"
@@ -61,4 +69,4 @@ class GoodbyeJourney(AppTipsJourney):
     @workflow.run
     async def run(self, inp: TipsInput) -> JourneyResult:
         settings = JourneySettings()
-        return await self.run_story(inp.customer_id, settings, self._story(settings))
+        return await self.run_story(inp.customer_id, settings, self._story(settings, inp.tutorial_url))

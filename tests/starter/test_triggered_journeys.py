@@ -8,11 +8,12 @@ The journey says which events start it (``starts_on``), the input it makes of on
 from __future__ import annotations
 
 import pytest
+from temporalio.client import WorkflowExecutionStatus
 
 from durable_journeys.activities import Channel
 from durable_journeys.starter.testing import JourneyKit, Recipients
-from durable_journeys.workflows import JourneyResult
-from tests.starter.app_tips import AppTipsJourney, GoodbyeJourney
+from durable_journeys.workflows import JOURNEY_STAGE, JourneyResult, JourneyState
+from tests.starter.app_tips import AppTipsJourney, GoodbyeJourney, TipsSettings
 
 
 def customer(customer_id: str) -> dict[str, object]:
@@ -60,3 +61,51 @@ async def test_an_event_the_facade_handles_itself_still_starts_a_journey_declare
     assert stored is not None and stored.unsubscribed
     sent = await journey_kit.sent(customer_id="c-bye-1")
     assert [(m.workflow_id, m.channel) for m in sent] == [("goodbye:c-bye-1", Channel.IN_APP)]
+
+
+async def test_a_journey_starts_with_the_settings_the_facade_holds_for_it_and_shows_its_start(
+    journey_kit: JourneyKit,
+) -> None:
+    await journey_kit.set_profile(customer("c-tips-3"))
+    journey_kit.journeys.journey_settings[AppTipsJourney] = TipsSettings(tutorial_url="https://shop.example/tips")
+    try:
+        async with journey_kit.worker(AppTipsJourney):
+            assert await journey_kit.emit("c-tips-3", {"type": "app.installed"}) == 1
+            handle = journey_kit.client.get_workflow_handle("app-tips:c-tips-3", result_type=JourneyResult)
+            desc = await handle.describe()
+            await handle.result()
+            state = await handle.query("state", result_type=JourneyState)
+    finally:
+        del journey_kit.journeys.journey_settings[AppTipsJourney]
+    assert state.sent_steps["guide"].variables["tutorial_url"] == "https://shop.example/tips"
+    assert await desc.static_summary() == "App tips"
+    assert desc.typed_search_attributes[JOURNEY_STAGE] in ("guide_due", "guide", "guided")
+
+
+@pytest.mark.parametrize(
+    ("event", "workflow_id", "stage"),
+    [
+        ({"type": "customer.active"}, "win-back:c-ref-1", "waiting_until_dormant"),
+        (
+            {"type": "cart.updated", "data": {"cart": {"items": [{"name": "케이스", "unit_price": 9000}]}}},
+            "cart:c-ref-1",
+            "browsing",
+        ),
+    ],
+)
+async def test_the_reference_journeys_start_on_their_events_through_emit_and_a_second_event_feeds_the_same_run(
+    journey_kit: JourneyKit, event: dict[str, object], workflow_id: str, stage: str
+) -> None:
+    """``POST /events`` with ``customer.active`` or ``cart.updated`` starts the journey as its convenience does."""
+    await journey_kit.set_profile(customer("c-ref-1"))
+    async with journey_kit.worker():
+        assert await journey_kit.emit("c-ref-1", event) == 1
+        handle = journey_kit.client.get_workflow_handle(workflow_id)
+        first = await handle.describe()
+        assert await journey_kit.emit("c-ref-1", event) == 1  # signal-with-start: the run going on gets it
+        second = await handle.describe()
+        state = await handle.query("state", result_type=JourneyState)
+        await journey_kit.emit("c-ref-1", {"type": "purchase"})  # ends both kinds
+    assert first.run_id == second.run_id and first.status is WorkflowExecutionStatus.RUNNING
+    assert first.typed_search_attributes[JOURNEY_STAGE] == stage
+    assert [e.step for e in state.timeline].count(str(event["type"])) == 2

@@ -82,15 +82,24 @@ class JourneyCore:
     many_events: ClassVar[frozenset[EventType]] = frozenset()
 
     # How the journey starts itself from a customer's event (the facade's emit(), POST /events, the
-    # kit's emit): the event types that start a run, the run's input from the event (start_input;
-    # None: this event starts none) and its key (id ``{journey}:{key}``). A run that is going on
-    # is not started again; with ``once_per_key``, neither is one that has ended.
+    # kit's emit, and the facade's conveniences such as cart_updated()): the event types that start
+    # a run, the run's input from the event (start_input; None: this event starts none) and its
+    # key (id ``{journey}:{key}``). A journey that also hears the event is started by
+    # signal-with-start, so a run going on gets it instead; one that does not is not started again
+    # while a run goes on. With ``once_per_key``, a run that has ended is not started again either.
     starts_on: ClassVar[frozenset[EventType]] = frozenset()
     once_per_key: ClassVar[bool] = False
+    # What the run shows until it first waits: its JourneyStage and its summary in the UI's list.
+    start_stage: ClassVar[str] = "started"
+    start_summary: ClassVar[str] = ""
 
     @classmethod
-    def start_input(cls, customer_id: str, event: JourneyEvent) -> BaseModel | None:
-        """The input of the run ``event`` starts (an event in ``starts_on``); None: it starts none."""
+    def start_input(cls, customer_id: str, event: JourneyEvent, settings: JourneySettings | None) -> BaseModel | None:
+        """The input of the run ``event`` starts (an event in ``starts_on``); None: it starts none.
+
+        ``settings``: the facade's settings for this journey (``Journeys(journey_settings=...)``;
+        a reference journey's own argument, such as ``cart=``), None if it was given none.
+        """
         return None
 
     @classmethod
