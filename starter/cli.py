@@ -459,7 +459,7 @@ def list_journeys(
     limit: int = typer.Option(50, "--limit", min=1, max=1000, help="At most this many."),
 ) -> None:
     """List journeys by customer, journey and stage (Temporal's visibility; the query works in the UI too)."""
-    from durable_journeys.starter.journeys import visibility_query
+    from durable_journeys.starter.inputs import visibility_query
 
     query = visibility_query(customer_id=customer, journey=journey, stage=stage, running=not ended)
 
@@ -482,7 +482,7 @@ def list_journeys(
 
 def _act(workflow_id: str, operator: str | None, reason: str, update: str) -> None:
     """Check an operator's action, then call ``update`` (``skip_wait`` or ``exit_journey``) and print its answer."""
-    from durable_journeys.starter.journeys import operator_action
+    from durable_journeys.starter.inputs import operator_action
 
     who = _operator(operator)
     operator_action(workflow_id, who, reason)
@@ -508,7 +508,7 @@ def skip(
     Without --as the wait ends as if it had run out (a wait for delivery: the journey gives up);
     with --as order.delivered, as if the parcel had been delivered.
     """
-    from durable_journeys.starter.journeys import operator_action
+    from durable_journeys.starter.inputs import operator_action
 
     who = _operator(operator)
     operator_action(workflow_id, who, reason, as_event=as_event)
@@ -552,7 +552,7 @@ def resend(
     reason: str = REASON,
 ) -> None:
     """Send a step again under a new key linked to the first (consent and quiet hours still apply)."""
-    from durable_journeys.starter.journeys import operator_action
+    from durable_journeys.starter.inputs import operator_action
 
     who = _operator(operator)
     operator_action(workflow_id, who, reason, step=step, channel=channel)

@@ -32,7 +32,8 @@ from durable_journeys.starter.assembly import (
     sandbox_config,
     send_queues,
 )
-from durable_journeys.starter.journeys import CareSegment, Journeys
+from durable_journeys.starter.inputs import CareSegment
+from durable_journeys.starter.journeys import Journeys
 from durable_journeys.starter.serve import free_port, serving
 from durable_journeys.starter.settings import Settings, dev_settings
 from durable_journeys.starter.webhooks import webhook_app_for

@@ -56,7 +56,8 @@ from durable_journeys.providers import (
 )
 from durable_journeys.providers.docs import api_app
 from durable_journeys.starter.errors import InvalidInput, JourneyNotFound
-from durable_journeys.starter.journeys import Journeys, checked_event
+from durable_journeys.starter.inputs import checked_event
+from durable_journeys.starter.journeys import Journeys
 from durable_journeys.starter.receipts import UNAVAILABLE, ReceiptIntake
 from durable_journeys.starter.settings import Settings
 from durable_journeys.starter.tokens import TokenError, inbox_token_subject

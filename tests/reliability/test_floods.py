@@ -22,7 +22,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from durable_journeys.activities import Channel
 from durable_journeys.starter.errors import JourneyNotFound
-from durable_journeys.starter.journeys import Delivery
+from durable_journeys.starter.inputs import Delivery
 from durable_journeys.starter.stack import Stack
 from durable_journeys.starter.webhooks import RateLimiter, create_webhook_app
 from durable_journeys.workflows import (

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from temporalio.testing import WorkflowEnvironment
 
 from durable_journeys.starter.errors import InvalidInput
-from durable_journeys.starter.journeys import link_problem
+from durable_journeys.starter.inputs import link_problem
 from durable_journeys.starter.stack import Stack
 from tests.factories import customer, order
 

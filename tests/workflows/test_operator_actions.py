@@ -280,7 +280,8 @@ async def test_who_and_why_are_required_and_bounded_before_anything_is_sent(stac
 @settings(max_examples=40, deadline=None)
 @given(workflow_id=st.text(min_size=1, max_size=250))
 def test_workflow_ids_that_are_no_ids_are_refused(workflow_id: str) -> None:
-    from durable_journeys.starter.journeys import _WORKFLOW_ID, _validated
+    from durable_journeys.starter.inputs import WORKFLOW_ID_TYPE as _WORKFLOW_ID
+    from durable_journeys.starter.inputs import validated as _validated
 
     try:
         checked = _validated(_WORKFLOW_ID, workflow_id, "workflow_id")
