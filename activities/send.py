@@ -18,10 +18,7 @@ Every other outcome (accepted, rejected, skipped by policy, deferred) is returne
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping
-from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -29,174 +26,44 @@ from sqlalchemy.exc import SQLAlchemyError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from durable_journeys.activities.compose import channel_address, effective_purpose
+from durable_journeys.activities.consent_activities import ConsentActivities
 from durable_journeys.activities.contracts import (
     CONFIG_ERROR,
-    CONSENT_CLOCKS,
-    OUTCOME_UNKNOWN,
-    PROVIDER_UNAVAILABLE,
-    RECORD_CONSENT_NOTICE,
     SEND_MESSAGE,
     SEND_QUEUES,
     STORE_UNAVAILABLE,
     UNKNOWN_CUSTOMER,
-    ConsentClock,
-    ConsentClocksRequest,
-    ConsentNotice,
     OutcomeStatus,
     SendOutcome,
     SendRequest,
 )
-from durable_journeys.activities.customers import CustomerProfile
 from durable_journeys.activities.metrics import DEFERRED, FALLBACKS, RESENDS, SENDS, SKIPPED, label
-from durable_journeys.activities.policy import PolicyConfig, check, mark_advertising
-from durable_journeys.activities.store import ContactRefused, MessageRecord, MessageStatus, Store
-from durable_journeys.activities.templates import TemplateRegistry, profile_variables
+from durable_journeys.activities.policy import PolicyConfig, check
+from durable_journeys.activities.provider_calls import (
+    ProviderCalls,
+    failover_key,
+    from_record,
+    gateway_of,
+    handed_off,
+    log_outcome,
+)
+from durable_journeys.activities.store import MessageStatus, Store
+from durable_journeys.activities.templates import TemplateRegistry
 from durable_journeys.providers import (
     Channel,
     ConfigError,
     ErrorClass,
-    FallbackMessage,
-    GatewayFallbackProvider,
-    OutboundMessage,
     Provider,
     ProviderRegistry,
-    ProviderUnavailable,
-    Purpose,
-    ReceiptMode,
     SendResult,
     SendStatus,
-    SmsKind,
-    sms_kind,
 )
-from durable_journeys.providers.channels import channel_spec
 
 log = structlog.get_logger("activities.send")
 
 
-def content_key(template: str, variables: Mapping[str, str]) -> str:
-    """The key of a message's content, the same on every channel: its template and variables, hashed.
-
-    Two sends with one key carry the same content (the same coupon, the same notice), whichever
-    journey or channel sends them; the hash keeps variable values out of the message log.
-    """
-    canonical = json.dumps([template, sorted(variables.items())], ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def _address(profile: CustomerProfile, channel: Channel) -> str | None:
-    """The customer's address on ``channel``, as the channel's spec finds it in the profile."""
-    return channel_spec(channel).address_of(profile)
-
-
-def _gateway_of(provider: Provider) -> frozenset[Channel]:
-    """The channels ``provider`` can chain itself (none for a provider without gateway fallback)."""
-    return provider.gateway_channels if isinstance(provider, GatewayFallbackProvider) else frozenset()
-
-
-def _log_outcome(bound: Any, outcome: SendOutcome) -> None:
-    bound.info(
-        "message.sent" if outcome.status is OutcomeStatus.ACCEPTED else "message.not_sent",
-        outcome=outcome.status.value,
-        provider=outcome.provider,
-        error_class=outcome.error_class,
-        error_code=outcome.error_code,
-        reason=outcome.reason,
-        replayed=outcome.replayed,
-    )
-
-
-def failover_key(key: str, provider: str) -> str:
-    """The key of a message handed to a later provider of its channel: the first key, linked."""
-    return f"{key}~{provider}"
-
-
-def _handed_off(record: MessageRecord) -> bool:
-    """Whether this provider gave the message up for the next one (it was refused or unavailable, never sent)."""
-    return record.status is MessageStatus.REJECTED and record.error_class in (
-        ErrorClass.CONFIG.value,
-        ErrorClass.RETRY.value,
-    )
-
-
-def _from_record(record: MessageRecord) -> SendOutcome:
-    accepted = record.status is MessageStatus.ACCEPTED
-    return SendOutcome(
-        status=OutcomeStatus.ACCEPTED if accepted else OutcomeStatus.REJECTED,
-        channel=Channel(record.channel),
-        idempotency_key=record.idempotency_key,
-        provider=record.provider,
-        provider_message_id=record.provider_message_id,
-        receipt=ReceiptMode(record.receipt_mode or ReceiptMode.NONE),
-        error_class=ErrorClass(record.error_class) if record.error_class else None,
-        error_code=record.error_code,
-        replayed=True,
-    )
-
-
-def _retry_delay(retry_after: timedelta | None) -> timedelta | None:
-    """The provider's Retry-After, but never faster than exponential backoff.
-
-    Backoff is 1 s doubling to 1 min: a provider that says "1 s" through a day-long outage is not
-    called 86,400 times.
-    """
-    if retry_after is None:
-        return None
-    backoff = timedelta(seconds=min(2 ** (activity.info().attempt - 1), 60))
-    return max(retry_after, backoff)
-
-
-def compose(
-    templates: TemplateRegistry,
-    policy: PolicyConfig,
-    *,
-    template: str,
-    channel: Channel,
-    purpose: Purpose,
-    variables: Mapping[str, str],
-    to: str,
-    idempotency_key: str,
-    workflow_id: str | None = None,
-    step: str | None = None,
-) -> OutboundMessage:
-    """The message a provider gets: the template rendered, an ad decorated, SMS or LMS chosen.
-
-    ``journeys templates render`` shows the same message.
-
-    Raises:
-        TemplateError: the template cannot be rendered for ``channel`` with ``variables``.
-    """
-    rendered = templates.render(template, channel, variables)
-    body = mark_advertising(rendered.body, channel, purpose, policy)
-    kind = sms_kind(body, rendered.subject) if channel_spec(channel).sms else None
-    return OutboundMessage(
-        channel=channel,
-        purpose=purpose,
-        to=to,
-        body=body,
-        subject=rendered.subject if kind is None or kind is SmsKind.LMS else None,
-        html=rendered.html,
-        template_code=rendered.provider_template_code,
-        image_keys=rendered.image_keys,
-        variables=dict(variables),
-        sms_kind=kind,
-        idempotency_key=idempotency_key,
-        workflow_id=workflow_id,
-        step=step,
-    )
-
-
-def effective_purpose(templates: TemplateRegistry, template: str, asked: Purpose) -> Purpose:
-    """Advertising if the journey or the template file says so: a template edited into an ad is one.
-
-    Raises:
-        TemplateError: no such template.
-    """
-    if asked is Purpose.ADVERTISING or templates.get(template).purpose is Purpose.ADVERTISING:
-        return Purpose.ADVERTISING
-    return Purpose.INFORMATIONAL
-
-
-class SendActivities:
+class SendActivities(ProviderCalls, ConsentActivities):
     """Activities that send messages; built by ``worker.py`` from the store and providers.
 
     Args:
@@ -240,25 +107,6 @@ class SendActivities:
             if provider in self._send_queues:
                 queues[channel] = self._send_queues[provider]
         return queues
-
-    @activity.defn(name=CONSENT_CLOCKS)
-    async def consent_clocks(self, req: ConsentClocksRequest) -> list[ConsentClock]:
-        """The customer's ad consents still in force, oldest clock first (none for an unsubscribed customer)."""
-        profile = await self._store.get_customer(req.customer_id)
-        if profile is None or profile.unsubscribed:
-            return []
-        clocks = []
-        for channel, given in profile.marketing_consent.items():
-            since = profile.consent_since(channel) or given
-            if req.at - since <= req.valid_for:
-                clocks.append(ConsentClock(channel=channel, given_at=given, since=since))
-        return sorted(clocks, key=lambda c: (c.since, c.channel.value))
-
-    @activity.defn(name=RECORD_CONSENT_NOTICE)
-    async def record_consent_notice(self, notice: ConsentNotice) -> None:
-        """Record that the consent notice reached the customer: that consent's two years start again."""
-        await self._store.record_consent_notice(notice.customer_id, notice.channel.value, notice.at)
-        log.info("consent.notice_recorded", customer_id=notice.customer_id, channel=notice.channel.value)
 
     @activity.defn(name=SEND_MESSAGE)
     async def send_message(self, req: SendRequest) -> SendOutcome:
@@ -329,7 +177,7 @@ class SendActivities:
         )
 
         def done(outcome: SendOutcome) -> SendOutcome:
-            _log_outcome(bound, outcome)
+            log_outcome(bound, outcome)
             return outcome
 
         def not_sent(reason: str | None, status: OutcomeStatus = OutcomeStatus.SKIPPED, **extra: Any) -> SendOutcome:
@@ -348,11 +196,11 @@ class SendActivities:
                 record = await self._store.get_message(k)
                 if record is None:
                     break
-                if _handed_off(record) and index + 1 < len(keys):
+                if handed_off(record) and index + 1 < len(keys):
                     start = index + 1
                     continue
                 if record.status in (MessageStatus.ACCEPTED, MessageStatus.REJECTED):
-                    return done(_from_record(record))
+                    return done(from_record(record))
                 start, existing = index, record
                 found = await self._reconcile(record)
                 if found is not None:
@@ -363,7 +211,7 @@ class SendActivities:
         if profile is None:  # visibly wrong, not quiet: most often a process on another database
             bound.warning("message.unknown_customer", hint="is every process on the same JOURNEYS_DATABASE_URL?")
             return not_sent(UNKNOWN_CUSTOMER)
-        address = _address(profile, req.channel)
+        address = channel_address(profile, req.channel)
         if address is None or address in profile.dead_addresses:
             return not_sent("address_dead" if address else "no_address", error_class=ErrorClass.FALLBACK)
         if req.reentry_cooldown is not None and await self._store.sent_in_other_episode(
@@ -390,7 +238,7 @@ class SendActivities:
         for index in range(start, len(chain)):
             provider, k = chain[index], keys[index]
             # A later provider carries the chain only if it can chain those channels itself.
-            keeps_chain = index == start or _gateway_of(provider) >= {f.channel for f in fallback}
+            keeps_chain = index == start or gateway_of(provider) >= {f.channel for f in fallback}
             own = msg if keeps_chain else msg.model_copy(update={"fallback": []})
             outcome = await self._send_through(
                 req,
@@ -405,198 +253,6 @@ class SendActivities:
                 return done(outcome)
             bound.warning("message.handed_off", provider=provider.name, to=chain[index + 1].name)
         raise AssertionError("the last provider of a chain never hands off")  # pragma: no cover
-
-    async def _send_through(
-        self,
-        req: SendRequest,
-        provider: Provider,
-        msg: OutboundMessage,
-        address: str,
-        *,
-        reconciled: bool,
-        hand_off: bool,
-        bound: Any,
-    ) -> SendOutcome | None:
-        """Send ``msg`` through ``provider`` under its key; None: handed off to the channel's next provider.
-
-        A provider hands off when it refuses our configuration, or stays unavailable (known not
-        sent) past ``failover_after`` attempts, and ``hand_off`` says a next provider exists. It
-        never hands off while an outcome is unknown.
-
-        Raises:
-            ApplicationError: retryable (unavailable, unknown) or not (configuration).
-        """
-        key = msg.idempotency_key
-        try:
-            record, created = await self._claim(req, provider, msg)
-        except ContactRefused as refused:
-            return self._refused(req, key, refused)
-        if not created:
-            if _handed_off(record) and hand_off:
-                return None
-            if record.status in (MessageStatus.ACCEPTED, MessageStatus.REJECTED):
-                return _from_record(record)
-            # Claimed concurrently, or by an attempt that died: ask the provider before sending
-            # again (unless this attempt asked already), so a crash between send and log never
-            # means two messages.
-            found = None if reconciled else await self._reconcile(record)
-            if found is not None:
-                return await self._finish(req, key, provider, found)
-            if record.error_class:  # this attempt calls the provider: no longer "known not sent"
-                await self._store.finish_message(key, record.status, error_class=None)
-
-        result = await provider.send(msg)
-        if result.status is SendStatus.UNKNOWN:
-            await self._store.finish_message(key, MessageStatus.UNKNOWN, error_code=result.error_code)
-            found = await self._lookup(provider, key)
-            if found is None:
-                bound.warning("message.outcome_unknown", error_code=result.error_code)
-                raise ApplicationError(
-                    f"outcome of {req.channel.value} send unknown ({result.error_code})",
-                    type=OUTCOME_UNKNOWN,
-                )
-            result = found
-        if result.error_class is ErrorClass.RETRY:
-            if hand_off and activity.info().attempt >= self._failover_after:
-                # Known not sent, and unavailable for long enough: the next provider takes it.
-                await self._store.finish_message(
-                    key, MessageStatus.REJECTED, error_code=result.error_code, error_class=ErrorClass.RETRY.value
-                )
-                return None
-            # Known not sent (refused before it was taken): the step may wait, never double-send.
-            await self._store.finish_message(
-                key, MessageStatus.SENDING, error_code=result.error_code, error_class=ErrorClass.RETRY.value
-            )
-            bound.warning("message.retry", error_code=result.error_code)
-            raise ApplicationError(
-                f"{provider.name} unavailable ({result.error_code})",
-                type=PROVIDER_UNAVAILABLE,
-                next_retry_delay=_retry_delay(result.retry_after),
-            )
-        outcome = await self._finish(req, key, provider, result)
-        if result.error_class is ErrorClass.RECIPIENT_DEAD:
-            await self._store.mark_address_dead(req.customer_id, address)
-        if result.error_class is ErrorClass.CONFIG:
-            if hand_off:
-                bound.error("message.provider_config_error", provider=provider.name, error_code=result.error_code)
-                return None
-            _log_outcome(bound, outcome)
-            raise ApplicationError(
-                f"{provider.name} refused our configuration ({result.error_code})",
-                type=CONFIG_ERROR,
-                non_retryable=True,
-            )
-        return outcome
-
-    async def _claim(self, req: SendRequest, provider: Provider, msg: OutboundMessage) -> tuple[MessageRecord, bool]:
-        """Claim ``msg``'s key in the message log, within the contact policy's caps and windows.
-
-        Raises:
-            ContactRefused: the frequency caps, the journey priority or duplicate content refuse it now.
-        """
-        # An operator's resend is sent again on purpose: no duplicate-content window and no
-        # priority hold, but an ad resent is an ad: the frequency caps count it and hold it back.
-        limits = self._policy.limits(
-            req.journey, req.purpose, req.channel, None if req.resend else content_key(req.template, req.variables)
-        )
-        if req.resend:
-            limits = limits.model_copy(update={"priority_grace": None})
-        return await self._store.claim_message(
-            limits=limits,
-            resend_of=req.resend_of,
-            final_channel=msg.fallback[-1].channel.value if msg.fallback else None,
-            idempotency_key=msg.idempotency_key,
-            workflow_id=req.workflow_id,
-            step=req.step,
-            channel=req.channel.value,
-            customer_id=req.customer_id,
-            provider=provider.name,
-            purpose=req.purpose.value,
-            template=req.template,
-            journey_time=req.journey_time,
-            episode=req.episode,
-            journey=req.journey,
-        )
-
-    def _refused(self, req: SendRequest, key: str, refused: ContactRefused) -> SendOutcome:
-        """The outcome of a claim the contact policy refused: deferred while it may pass later, else skipped."""
-        later = refused.not_before
-        capped = refused.reason in ("frequency_cap", "channel_frequency_cap")
-        deferrable = refused.reason == "priority_grace" or (capped and req.on_cap == "defer")
-        if later is not None and deferrable and (req.defer_until is None or later <= req.defer_until):
-            return SendOutcome(
-                status=OutcomeStatus.DEFERRED,
-                channel=req.channel,
-                idempotency_key=key,
-                reason=refused.reason,
-                not_before=later,
-            )
-        return SendOutcome(
-            status=OutcomeStatus.SKIPPED, channel=req.channel, idempotency_key=key, reason=refused.reason
-        )
-
-    def _gateway_fallback(
-        self, req: SendRequest, profile: CustomerProfile, address: str, provider: Provider
-    ) -> list[FallbackMessage]:
-        """The channels of ``req.gateway`` that ``provider`` may fall back to itself, rendered.
-
-        A channel goes along only if the provider handles it in a chain, it is routed to the same
-        provider, it reaches the same address, and the contact policy allows it now; the others
-        are left out (the journey sees which channel delivered in the receipt).
-        """
-        chain: list[FallbackMessage] = []
-        for channel in req.gateway:
-            if channel not in _gateway_of(provider) or self._providers.route_of(channel) != provider.name:
-                continue
-            if _address(profile, channel) != address:
-                continue
-            if not check(profile, channel, req.purpose, req.journey_time, self._policy).allowed:
-                continue
-            rendered = self._message(req.model_copy(update={"channel": channel}), profile, address)
-            chain.append(FallbackMessage.model_validate(rendered.model_dump(include=set(FallbackMessage.model_fields))))
-        return chain
-
-    def _provider_named(self, name: str) -> Provider:
-        try:
-            return self._providers.get(name)
-        except ConfigError as exc:
-            raise ApplicationError(str(exc), type=CONFIG_ERROR, non_retryable=True) from exc
-
-    async def _reconcile(self, record: MessageRecord) -> SendResult | None:
-        """What the provider holds under an earlier attempt's key; None: it never took it."""
-        # Only a provider answer of 503/429 before the message was taken (recorded as RETRY)
-        # is known not to have sent; any other unfinished claim may have reached the provider.
-        if record.status is MessageStatus.SENDING and record.error_class == ErrorClass.RETRY.value:
-            # The last call was refused before the provider took it (the mark is cleared before
-            # every call): there is nothing to look up, and a provider that is down cannot answer.
-            return None
-        return await self._lookup(self._provider_named(record.provider), record.idempotency_key)
-
-    def _message(self, req: SendRequest, profile: CustomerProfile, address: str) -> OutboundMessage:
-        return compose(
-            self._templates,
-            self._policy,
-            template=req.template,
-            channel=req.channel,
-            purpose=req.purpose,
-            variables={**req.variables, **profile_variables(profile)},
-            to=address,
-            idempotency_key=req.idempotency_key,
-            workflow_id=req.workflow_id,
-            step=req.step,
-        )
-
-    async def _lookup(self, provider: Provider, key: str) -> SendResult | None:
-        """The provider's record of ``key``, a message that may have been sent.
-
-        Raises:
-            ApplicationError: ``SendOutcomeUnknown``: the provider cannot answer (the step must not
-                fall back).
-        """
-        try:
-            return await provider.lookup(key)
-        except ProviderUnavailable as exc:
-            raise ApplicationError(str(exc), type=OUTCOME_UNKNOWN) from exc
 
     async def _finish(self, req: SendRequest, key: str, provider: Provider, result: SendResult) -> SendOutcome:
         accepted = result.status is SendStatus.ACCEPTED

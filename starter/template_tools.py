@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from email.message import EmailMessage
 
-from durable_journeys.activities.send import compose, effective_purpose
+from durable_journeys.activities.compose import compose, effective_purpose
 from durable_journeys.activities.templates import PACKAGED_DIR, PROFILE_VARIABLES
 from durable_journeys.providers import Channel, ConfigError, OutboundMessage, Purpose, TemplateError
 from durable_journeys.providers.channels import channel_spec

@@ -19,7 +19,7 @@ from durable_journeys.activities import (
     SendActivities,
     default_templates,
 )
-from durable_journeys.activities.send import failover_key
+from durable_journeys.activities.provider_calls import failover_key
 from durable_journeys.providers import ErrorClass, ProviderRegistry
 from durable_journeys.providers.sandbox import SandboxProvider
 from durable_journeys.starter.stack import Stack

@@ -205,7 +205,7 @@ SUBSCRIPTION = '{"endpoint": "https://fcm.googleapis.com/fcm/send/x", "keys": {"
 def test_push_goes_to_an_app_token_and_web_push_to_a_browser_subscription(
     tokens: list[str], dead: list[str], push: str | None, web_push: str | None
 ) -> None:
-    from durable_journeys.activities.send import _address
+    from durable_journeys.activities.compose import channel_address as _address
 
     profile = customer(push_tokens=tokens, dead_addresses=dead)
     assert (_address(profile, Channel.PUSH), _address(profile, Channel.WEB_PUSH)) == (push, web_push)
