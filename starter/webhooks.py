@@ -18,15 +18,8 @@ input is a short 4xx, never a dump of the schema and never a 500.
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import hmac
-import json
-import math
-import time
-from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from typing import Annotated, Any
 
 import structlog
@@ -37,52 +30,36 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 from temporalio.service import RPCError
 
-from durable_journeys.activities import DeliveryReceipt, Store
-from durable_journeys.activities.metrics import WEBHOOK_REQUESTS
+from durable_journeys.activities import Store
 from durable_journeys.providers import (
     EDGE,
-    AcknowledgingProvider,
-    ConfigError,
-    ConfirmingProvider,
-    InvalidReceipt,
     PlainText,
     ProviderRegistry,
-    ProviderUnavailable,
-    ReceiptStatus,
-    ReplayableSignatureProvider,
-    SignatureError,
-    WebhookError,
-    json_depth,
 )
 from durable_journeys.providers.docs import api_app
 from durable_journeys.starter.errors import InvalidInput, JourneyNotFound
+from durable_journeys.starter.http_edge import (
+    BODY_TIMEOUT_SECONDS,
+    RateLimiter,
+    RequestMetrics,
+    bearer_token,
+    body_reader,
+    caller_of,
+    parse_json,
+)
 from durable_journeys.starter.inputs import checked_event
 from durable_journeys.starter.journeys import Journeys
-from durable_journeys.starter.receipts import UNAVAILABLE, ReceiptIntake
 from durable_journeys.starter.settings import Settings
 from durable_journeys.starter.tokens import TokenError, inbox_token_subject
+from durable_journeys.starter.webhook_receipts import ReceiptsAnswer, receipts_router
 from durable_journeys.workflows import CustomerId, EventType, OrderId, post_purchase_id
 
 log = structlog.get_logger("starter.webhooks")
 
-BODY_TIMEOUT_SECONDS = 10.0
+__all__ = ["BODY_TIMEOUT_SECONDS", "RateLimiter", "ReceiptsAnswer", "create_webhook_app", "webhook_app_for"]
+
 MAX_EVENT_DEPTH = 10  # the envelope's two levels plus the data's eight
 MAX_INBOX_ID = 2**31 - 1  # the inbox id column is a 32-bit integer on PostgreSQL
-
-
-class ReceiptsAnswer(BaseModel):
-    """What the webhook did with a batch of receipts."""
-
-    received: int = 0
-    signalled: int = 0
-    duplicate: int = 0
-    late: int = 0
-    unknown: int = 0
-    invalid: int = 0
-    items: list[str] = Field(
-        default_factory=list,
-        description="per receipt, in batch order: signalled, late, unknown, or invalid: <why>",
-    )
 
 
 class EventIn(BaseModel):
@@ -97,66 +74,6 @@ class EventIn(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
-class RateLimiter:
-    """Token buckets per caller: ``rate`` requests a second on average, ``burst`` at once.
-
-    Callers are told how long to wait (429 with ``Retry-After``). At most ``max_callers`` buckets
-    are kept (the least recently seen go first), so a flood from many addresses costs bounded memory.
-    """
-
-    def __init__(self, rate: float, burst: int, *, max_callers: int = 10_000) -> None:
-        self.rate = rate
-        self.burst = max(burst, 1)
-        self.max_callers = max_callers
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # caller -> (tokens, at)
-
-    def wait(self, caller: str, now: float | None = None) -> float:
-        """Take a token for ``caller``: 0 when it may go on, else the seconds until it may."""
-        now = time.monotonic() if now is None else now
-        tokens, at = self._buckets.pop(caller, (float(self.burst), now))
-        tokens = min(float(self.burst), tokens + (now - at) * self.rate)
-        wait = 0.0 if tokens >= 1 else (1 - tokens) / self.rate
-        self._buckets[caller] = (tokens - 1 if wait == 0 else tokens, now)
-        while len(self._buckets) > self.max_callers:
-            self._buckets.popitem(last=False)
-        return wait
-
-    def check(self, caller: str) -> None:
-        """Raise 429 with ``Retry-After`` when ``caller`` is over its rate."""
-        wait = self.wait(caller)
-        if wait > 0:
-            raise HTTPException(429, "too many requests", headers={"Retry-After": str(max(1, math.ceil(wait)))})
-
-
-def _caller(request: Request) -> str:
-    """Who is calling, as the server sees it (the peer address; behind a proxy, the proxy's)."""
-    return request.client.host if request.client else "-"
-
-
-def _digest(text: str | bytes) -> str:
-    return hashlib.sha256(text.encode() if isinstance(text, str) else text).hexdigest()
-
-
-def _bearer(authorization: str | None) -> str | None:
-    """The token of an ``Authorization: Bearer <token>`` header; None for anything else."""
-    if not authorization:
-        return None
-    scheme, _, token = authorization.partition(" ")
-    token = token.strip()
-    return token if scheme.lower() == "bearer" and token else None
-
-
-def _json(body: bytes, *, max_depth: int) -> Any:
-    """Parse a JSON body, refusing what is not JSON or nests deeper than ``max_depth`` (400)."""
-    try:
-        value = json.loads(body)
-    except (ValueError, RecursionError):  # also: integers of more than 4,300 digits
-        raise HTTPException(400, "body is not valid JSON") from None
-    if json_depth(value, max_depth) > max_depth:
-        raise HTTPException(400, f"body nests deeper than {max_depth} levels")
-    return value
-
-
 def webhook_app_for(settings: Settings, journeys: Journeys, providers: ProviderRegistry) -> FastAPI:
     """The webhook app as the settings configure it (``journeys webhooks``, the embedded stack)."""
     return create_webhook_app(
@@ -169,153 +86,6 @@ def webhook_app_for(settings: Settings, journeys: Journeys, providers: ProviderR
         events_limit=RateLimiter(settings.events_per_second, settings.events_burst),
         receipts_limit=RateLimiter(settings.receipts_per_second, settings.receipts_burst),
     )
-
-
-def body_reader(max_body_bytes: int) -> Callable[[Request], Awaitable[bytes]]:
-    """Reads a request body of at most ``max_body_bytes`` within ``BODY_TIMEOUT_SECONDS`` (413, 408)."""
-
-    async def read_body(request: Request) -> bytes:
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > max_body_bytes:
-            raise HTTPException(413, "body too large")
-        chunks: list[bytes] = []
-        size = 0
-        try:
-            async with asyncio.timeout(BODY_TIMEOUT_SECONDS):  # a stalled body holds no worker slot for long
-                async for chunk in request.stream():
-                    size += len(chunk)
-                    if size > max_body_bytes:
-                        raise HTTPException(413, "body too large")
-                    chunks.append(chunk)
-        except TimeoutError:
-            raise HTTPException(408, "request body took too long") from None
-        return b"".join(chunks)
-
-    return read_body
-
-
-def receipts_router(
-    journeys: Journeys,
-    providers: ProviderRegistry,
-    read_body: Callable[[Request], Awaitable[bytes]],
-    limit: RateLimiter | None = None,
-) -> APIRouter:
-    """``POST /webhooks/{provider}``: verified receipts into the log, signals to the journeys.
-
-    Only providers that some channel is routed through take receipts: a configured provider
-    nobody sends through (the sandbox in production) has no webhook.
-    """
-    router = APIRouter()
-    intake = ReceiptIntake(journeys)
-    routed = frozenset(providers.routed())
-    pending: set[asyncio.Future[list[str]]] = set()  # signals that outlived their webhook's answer
-
-    @router.post(
-        "/webhooks/{provider_name}",
-        response_model=None,
-        responses={200: {"model": ReceiptsAnswer, "description": "what became of each receipt (Bizgo: its ack)"}},
-    )
-    async def receipts(
-        provider_name: Annotated[str, Path(max_length=64)], request: Request
-    ) -> ReceiptsAnswer | JSONResponse:
-        if limit is not None:
-            limit.check(f"{provider_name[:64]}:{_caller(request)}")
-        if provider_name not in routed:
-            raise HTTPException(404, "unknown provider")
-        try:
-            provider = providers.get(provider_name)
-        except ConfigError:
-            raise HTTPException(404, "unknown provider") from None
-        body = await read_body(request)
-        headers = dict(request.headers)
-        try:
-            parsed = provider.parse_webhook(headers, body)
-        except SignatureError as exc:
-            log.warning("webhook.signature_refused", provider=provider_name, error=str(exc))
-            raise HTTPException(401, "invalid signature") from None
-        except WebhookError as exc:
-            raise HTTPException(400, str(exc)[:200]) from None
-        if isinstance(provider, ReplayableSignatureProvider):
-            await refuse_replay(provider, headers, body)
-        if isinstance(provider, ConfirmingProvider):
-            parsed = await confirmed(provider, parsed)
-        # Only what this provider's verified webhook said can settle this provider's messages.
-        good = [r for r in parsed if isinstance(r, DeliveryReceipt) and r.provider == provider.name]
-        records = await intake.record(good)
-        signalling = asyncio.ensure_future(intake.signal_all(provider_name, good, records))
-        if isinstance(provider, AcknowledgingProvider):
-            # Recorded: answer within the provider's deadline; signals still under way go on after it.
-            try:
-                signalled = await asyncio.wait_for(asyncio.shield(signalling), timeout=provider.ack_within)
-            except TimeoutError:
-                pending.add(signalling)
-                signalling.add_done_callback(pending.discard)
-                log.info("webhook.answered_before_signals", provider=provider_name, receipts=len(good))
-            else:
-                if UNAVAILABLE in signalled:
-                    raise HTTPException(503, "journey service unavailable, retry")
-            return JSONResponse(provider.acknowledge(parsed) or {"received": len(parsed)})
-        outcomes = dict(zip(map(id, good), await signalling, strict=True))
-        counted = Counter(outcomes.values())
-        if counted[UNAVAILABLE]:
-            # Recorded; the provider posts the batch again and the journeys get their signals then.
-            raise HTTPException(503, "journey service unavailable, retry")
-        items = [
-            outcomes.get(id(r), "invalid: from another provider")
-            if isinstance(r, DeliveryReceipt)
-            else f"invalid: {r.error}"
-            for r in parsed
-        ]
-        if len(items) != len(good):
-            log.warning("webhook.invalid_receipts", provider=provider_name, invalid=len(items) - len(good))
-        return ReceiptsAnswer(
-            received=len(parsed),
-            signalled=counted["signalled"],
-            late=counted["late"],
-            unknown=counted["unknown"],
-            duplicate=sum(1 for r in records if r is not None and r.duplicate),
-            invalid=len(parsed) - len(good),
-            items=items,
-        )
-
-    async def refuse_replay(provider: ReplayableSignatureProvider, headers: dict[str, str], body: bytes) -> None:
-        """401 for a signature seen before with another body: its signature does not cover the body."""
-        signed = provider.signature_id(headers)
-        if signed is None:
-            return
-        first = await journeys.store.remember_signature(
-            provider.name,  # type: ignore[attr-defined]
-            _digest(signed),
-            _digest(body),
-            keep=timedelta(seconds=2 * provider.replay_window),
-        )
-        if not first:
-            log.warning("webhook.signature_replayed", provider=getattr(provider, "name", "-"))
-            raise HTTPException(401, "signature already used for another body")
-
-    async def confirmed(
-        provider: ConfirmingProvider, parsed: list[DeliveryReceipt | InvalidReceipt]
-    ) -> list[DeliveryReceipt | InvalidReceipt]:
-        """Failures as the provider's inquiry confirms them (a failure makes the journey send elsewhere)."""
-        out: list[DeliveryReceipt | InvalidReceipt] = []
-        for index, receipt in enumerate(parsed):
-            if not isinstance(receipt, DeliveryReceipt) or receipt.status is not ReceiptStatus.FAILED:
-                out.append(receipt)
-                continue
-            try:
-                found = await provider.confirm_receipt(receipt)
-            except ProviderUnavailable:
-                raise HTTPException(503, "cannot confirm the report now, retry", headers={"Retry-After": "5"}) from None
-            if found is None or found.provider_message_id != receipt.provider_message_id:
-                log.warning("webhook.report_not_confirmed", provider=receipt.provider)
-                out.append(InvalidReceipt(index=index, error="not confirmed by the provider's inquiry"))
-            else:
-                out.append(
-                    found.model_copy(update={"idempotency_key": receipt.idempotency_key or found.idempotency_key})
-                )
-        return out
-
-    return router
 
 
 def events_router(
@@ -334,16 +104,16 @@ def events_router(
     router = APIRouter()
 
     def check_key(authorization: str | None) -> None:
-        token = _bearer(authorization)
+        token = bearer_token(authorization)
         if not api_key or token is None or not hmac.compare_digest(token.encode(), api_key.encode()):
             raise HTTPException(401, "invalid API key")
 
     @router.post("/events", status_code=202)
     async def events(request: Request) -> dict[str, Any]:
         if limit is not None:
-            limit.check(_caller(request))
+            limit.check(caller_of(request))
         check_key(request.headers.get("authorization"))  # before a byte of the body is read
-        payload = _json(await read_body(request), max_depth=MAX_EVENT_DEPTH)
+        payload = parse_json(await read_body(request), max_depth=MAX_EVENT_DEPTH)
         try:
             body = EventIn.model_validate(payload, context=EDGE)
         except ValidationError as exc:
@@ -382,7 +152,7 @@ def inbox_router(store: Store, inbox_token_secret: str) -> APIRouter:
 
     def inbox_owner(authorization: str | None, customer_id: str) -> None:
         """Only a valid inbox token minted for this customer opens this inbox."""
-        token = _bearer(authorization)
+        token = bearer_token(authorization)
         if token is None:
             raise HTTPException(401, "inbox token required")
         try:
@@ -408,39 +178,6 @@ def inbox_router(store: Store, inbox_token_secret: str) -> APIRouter:
         return {"read": True}
 
     return router
-
-
-class RequestMetrics:
-    """Counts every request by route, provider (for receipts) and status (``journeys_webhook_requests``).
-
-    Labels are bounded: a route from a fixed set, a provider only if it is configured.
-    """
-
-    def __init__(self, app: Any, providers: frozenset[str]) -> None:
-        self.app = app
-        self.providers = providers
-
-    def labels(self, path: str) -> tuple[str, str]:
-        parts = path.strip("/").split("/")
-        route = parts[0] if parts[0] in ("webhooks", "events", "inbox", "healthz") else "other"
-        provider = parts[1] if route == "webhooks" and len(parts) > 1 and parts[1] in self.providers else "-"
-        return route, provider
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        status = {"code": 500}
-
-        async def sending(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                status["code"] = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, sending)
-        finally:
-            WEBHOOK_REQUESTS.labels(*self.labels(scope.get("path", "")), str(status["code"])).inc()
 
 
 def create_webhook_app(

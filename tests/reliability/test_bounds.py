@@ -433,9 +433,9 @@ async def test_one_bad_receipt_does_not_fail_the_batch(
 async def test_a_stalled_body_times_out(stack: Stack, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
     import asyncio
 
-    from durable_journeys.starter import webhooks
+    from durable_journeys.starter import http_edge
 
-    monkeypatch.setattr(webhooks, "BODY_TIMEOUT_SECONDS", 0.3)
+    monkeypatch.setattr(http_edge, "BODY_TIMEOUT_SECONDS", 0.3)
 
     async def stalls() -> AsyncIterator[bytes]:
         yield b'{"type": "app.opened",'
