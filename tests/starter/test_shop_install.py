@@ -125,13 +125,19 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return built
 
 
+@pytest.fixture(scope="module")
+def plain_python(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> Path:
+    """The shop's virtualenv without the testing extra (shared by the tests that need no kit)."""
+    return shop_env(tmp_path_factory.mktemp("plain"), wheel, extra=False)
+
+
 def shop_env(tmp: Path, wheel: Path, *, extra: bool) -> Path:
     """A fresh virtualenv with the wheel installed, its dependencies taken from this environment."""
     target = tmp / "venv"
-    venv.EnvBuilder(with_pip=True).create(target)
+    venv.EnvBuilder(with_pip=False).create(target)  # this environment's pip installs into it
     python = target / "bin" / "python"
     subprocess.run(
-        [str(python), "-m", "pip", "install", "--no-deps", "--no-index", "-q", str(wheel)],
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index", "-q", str(wheel)],
         check=True,
         capture_output=True,
         timeout=300,
@@ -189,9 +195,9 @@ def pytest_in(python: Path, project: Path, *args: str) -> subprocess.CompletedPr
 
 
 def test_without_the_testing_extra_a_shop_s_tests_run_and_the_kit_says_what_to_install(
-    tmp_path: Path, wheel: Path
+    tmp_path: Path, plain_python: Path
 ) -> None:
-    python, project = shop_env(tmp_path, wheel, extra=False), shop(tmp_path)
+    python, project = plain_python, shop(tmp_path)
     plain = pytest_in(python, project, "tests/test_plain.py", "tests/test_beside.py")
     kit = pytest_in(python, project, "tests/test_journeys.py")
     assert plain.returncode == 0, plain.stdout + plain.stderr
@@ -208,9 +214,9 @@ def test_with_the_testing_extra_the_kit_runs_a_journey_in_the_shop_s_tests(tmp_p
     assert "4 passed" in run.stdout
 
 
-def test_the_console_script_and_the_module_run_from_inside_the_shop(tmp_path: Path, wheel: Path) -> None:
+def test_the_console_script_and_the_module_run_from_inside_the_shop(tmp_path: Path, plain_python: Path) -> None:
     """``journeys --help`` and ``python -m durable_journeys.starter.cli``, the shop's folder first on sys.path."""
-    python, project = shop_env(tmp_path, wheel, extra=False), shop(tmp_path)
+    python, project = plain_python, shop(tmp_path)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JOURNEYS_", "PYTHON", "VIRTUAL_ENV"))}
     for command in (
         [str(python.parent / "journeys"), "--help"],

@@ -204,13 +204,13 @@ async def test_reentry_within_the_cooldown_tracks_but_sends_nothing(env: Workflo
     assert sends(stack) == [("cart_reminder", "push"), ("cart_reminder", "push")]
 
 
-UPDATES = 1500  # with a run's history capped at 300 events: several continue-as-new, in seconds
+UPDATES = 800  # with a run's history capped at 150 events: several continue-as-new, in seconds
 
 
 async def test_many_updates_continue_as_new_and_keep_the_cart(env: WorkflowEnvironment, stack: Stack) -> None:
     c = shopper()
     await stack.store.upsert_customer(c)
-    stack.journeys.cart = stack.journeys.cart.model_copy(update={"continue_as_new_after": 300})
+    stack.journeys.cart = stack.journeys.cart.model_copy(update={"continue_as_new_after": 150})
     sem = asyncio.Semaphore(64)
 
     async def update(i: int) -> None:
@@ -221,9 +221,9 @@ async def test_many_updates_continue_as_new_and_keep_the_cart(env: WorkflowEnvir
 
     handle = stack.journeys.client.get_workflow_handle(cart_id(c.customer_id), result_type=JourneyResult)
     async with stack.worker():
-        for start in range(0, UPDATES, 500):
-            await asyncio.gather(*(update(i) for i in range(start, start + 499)))
-            await update(start + 499)  # so the last update of all is the last one
+        for start in range(0, UPDATES, 400):
+            await asyncio.gather(*(update(i) for i in range(start, start + 399)))
+            await update(start + 399)  # so the last update of all is the last one
         # Past the idle hour and the 24 h coupon: only handles from start_workflow skip time
         # while awaiting a result, so the clock is moved first.
         await env.sleep(timedelta(hours=26))
