@@ -10,13 +10,6 @@ from enum import StrEnum
 import typer
 
 from durable_journeys.providers import ConfigError, JourneysError
-from durable_journeys.starter.assembly import (
-    build_providers,
-    provider_problem,
-    provider_secrets,
-    sandbox_config,
-    setup_logging,
-)
 from durable_journeys.starter.cli_operators import operators_app
 from durable_journeys.starter.cli_support import (
     CONNECT,
@@ -31,8 +24,6 @@ from durable_journeys.starter.cli_support import (
     reads,
     run_command,
 )
-from durable_journeys.starter.connect import connect_client
-from durable_journeys.starter.database import open_store
 from durable_journeys.starter.settings import SANDBOX_SECRETS, WEBHOOK_SECRETS, dev_settings, load_settings
 
 app = plain_typer("Durable Journeys: customer-journey workflows on Temporal.", no_args_is_help=True)
@@ -142,6 +133,7 @@ def webhooks(
     """Serve the webhook app: provider receipts, app events, in-app inboxes, health."""
     import uvicorn
 
+    from durable_journeys.starter.assembly import build_providers, provider_problem, provider_secrets
     from durable_journeys.starter.journeys import Journeys
     from durable_journeys.starter.serve import require_free_port
     from durable_journeys.starter.webhooks import webhook_app_for
@@ -184,6 +176,7 @@ def sandbox(
     import uvicorn
 
     from durable_journeys.providers.sandbox import create_sandbox_app
+    from durable_journeys.starter.assembly import sandbox_config
     from durable_journeys.starter.serve import require_free_port
 
     settings = command_settings()
@@ -285,6 +278,7 @@ def reports(
     interval: float = typer.Option(5.0, min=0.5, max=300, help="Seconds between polls when none are waiting."),
 ) -> None:
     """Poll Bizgo's delivery reports into the message log and the journeys (JOURNEYS_BIZGO_RECEIPTS=poll)."""
+    from durable_journeys.starter.assembly import build_providers, provider_problem, setup_logging
     from durable_journeys.starter.journeys import Journeys
     from durable_journeys.starter.receipts import ReceiptIntake, poll_reports
 
@@ -312,6 +306,7 @@ def reports(
 @app.command(epilog=reads(CONNECT, LOGS))
 def setup() -> None:
     """Register the journeys' search attributes on the configured namespace (idempotent)."""
+    from durable_journeys.starter.connect import connect_client
     from durable_journeys.starter.setup import register_search_attributes
 
     settings = command_settings()
@@ -343,6 +338,8 @@ def bench(n: int = typer.Argument(500, help="Journeys per run.")) -> None:
 @db_app.command("upgrade", epilog=reads(STORE, LOGS))
 def db_upgrade() -> None:
     """Create or migrate the store's tables (safe when several processes run it at once)."""
+    from durable_journeys.starter.database import open_store
+
     settings = command_settings()
 
     async def upgrade() -> None:

@@ -11,7 +11,6 @@ import typer
 
 from durable_journeys.activities import KST
 from durable_journeys.starter.cli_support import CONNECT, LOGS, STORE, command_settings, plain_typer, reads, run_command
-from durable_journeys.starter.database import open_store
 
 operators_app = plain_typer("Operators' commands.")
 
@@ -228,6 +227,8 @@ def report(
         raise typer.BadParameter("must be before --until (or now)", param_hint="--since")
 
     async def build() -> None:
+        from durable_journeys.starter.database import open_store
+
         store = await open_store(settings, create=False)
         try:
             made = await journey_report(

@@ -9,7 +9,6 @@ from typing import Any
 
 import typer
 
-from durable_journeys.starter.assembly import setup_logging
 from durable_journeys.starter.settings import Settings, load_settings
 
 
@@ -64,6 +63,8 @@ def run_command(coro: Coroutine[Any, Any, int | None]) -> int:
 
 def command_settings() -> Settings:
     """The settings from the environment, with logging set up as they say."""
+    from durable_journeys.starter.assembly import setup_logging
+
     settings = load_settings()
     setup_logging(settings)
     return settings

@@ -18,13 +18,12 @@ import re
 import secrets
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dotenv import dotenv_values
 from pydantic import SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
-from durable_journeys.activities.codec import EncryptionCodec
 from durable_journeys.activities.policy import PolicyConfig
 from durable_journeys.providers import ConfigError
 from durable_journeys.providers.bizgo import BizgoSettings
@@ -41,6 +40,9 @@ from durable_journeys.starter.settings.operators import OperatorSettings
 from durable_journeys.starter.settings.routing import RoutingSettings
 from durable_journeys.starter.settings.temporal import TemporalSettings
 from durable_journeys.starter.settings.webhooks import WebhookAppSettings
+
+if TYPE_CHECKING:
+    from durable_journeys.activities.codec import EncryptionCodec
 
 __all__ = [
     "ENV_PREFIX",
@@ -122,6 +124,8 @@ class Settings(
         Raises:
             ConfigError: the keys do not parse (one line naming the setting, never a key).
         """
+        from durable_journeys.activities.codec import EncryptionCodec  # here: the settings load no Temporal client
+
         value = self.codec_keys.get_secret_value()
         return EncryptionCodec.from_setting(value) if value.strip() else None
 

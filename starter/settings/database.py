@@ -7,8 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 
 def default_data_dir() -> Path:
@@ -19,6 +17,9 @@ def default_data_dir() -> Path:
 
 def without_password(url: Any) -> Any:
     """``url`` with its password masked (unchanged if it is not a URL)."""
+    from sqlalchemy.engine import make_url  # here: reading the settings loads no SQLAlchemy
+    from sqlalchemy.exc import ArgumentError
+
     try:
         return make_url(str(url)).render_as_string(hide_password=True)
     except ArgumentError:
