@@ -7,6 +7,7 @@ needs of them, and the builder, which is the only place the SDK is imported.
 from __future__ import annotations
 
 from collections.abc import Collection
+from importlib import metadata
 from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr
@@ -16,7 +17,15 @@ from durable_journeys.providers.channels import Channel
 from durable_journeys.providers.plugins import BuildContext, ProviderPlugin, register_provider
 from durable_journeys.providers.secrets import secret_problem
 
-VERSION = ("durable-journeys", "0.1.0")
+
+def _version() -> str:
+    try:
+        return metadata.version("durable-journeys")
+    except metadata.PackageNotFoundError:  # a source tree that was never installed
+        return "0"
+
+
+VERSION = ("durable-journeys", _version())  # how Bizgo's SDK names its caller
 
 
 class BizgoSettings(BaseModel):
