@@ -7,8 +7,9 @@ does not load the store (SQLAlchemy), the templates (Jinja) or the providers' cl
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from durable_journeys.providers.lazy import lazy_exports
 
 if TYPE_CHECKING:  # the same names, for type checkers (`X as X`: re-exported)
     from durable_journeys.activities.contracts import (
@@ -165,14 +166,4 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # once loaded, a plain attribute
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS})
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -54,10 +54,7 @@ from durable_journeys.providers import (
     Channel,
     ConfigError,
     ErrorClass,
-    Provider,
     ProviderRegistry,
-    SendResult,
-    SendStatus,
 )
 
 log = structlog.get_logger("activities.send")
@@ -253,25 +250,3 @@ class SendActivities(ProviderCalls, ConsentActivities):
                 return done(outcome)
             bound.warning("message.handed_off", provider=provider.name, to=chain[index + 1].name)
         raise AssertionError("the last provider of a chain never hands off")  # pragma: no cover
-
-    async def _finish(self, req: SendRequest, key: str, provider: Provider, result: SendResult) -> SendOutcome:
-        accepted = result.status is SendStatus.ACCEPTED
-        await self._store.finish_message(
-            key,
-            MessageStatus.ACCEPTED if accepted else MessageStatus.REJECTED,
-            provider_message_id=result.provider_message_id,
-            receipt_mode=result.receipt.value,
-            error_class=result.error_class.value if result.error_class else None,
-            error_code=result.error_code,
-            error_message=result.error_message,
-        )
-        return SendOutcome(
-            status=OutcomeStatus.ACCEPTED if accepted else OutcomeStatus.REJECTED,
-            channel=req.channel,
-            idempotency_key=key,
-            provider=provider.name,
-            provider_message_id=result.provider_message_id,
-            receipt=result.receipt,
-            error_class=result.error_class,
-            error_code=result.error_code,
-        )

@@ -6,8 +6,9 @@ the facade nor the webhook app, does not pay for FastAPI and the Temporal client
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from durable_journeys.providers.lazy import lazy_exports
 
 if TYPE_CHECKING:  # the same names, for type checkers (`X as X`: re-exported)
     from durable_journeys.starter.errors import InvalidInput as InvalidInput
@@ -24,10 +25,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # once loaded, a plain attribute
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)

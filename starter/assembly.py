@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -167,9 +167,10 @@ def send_queues(settings: Settings, task_queue: str | None = None) -> dict[str, 
 class WorkerGroup:
     """The journeys' worker and one rate-limited send worker per provider queue, started and stopped together."""
 
-    def __init__(self, workers: Sequence[Worker]) -> None:
-        """Run ``workers`` (the first is the journeys' own)."""
+    def __init__(self, workers: Sequence[Worker], *, before_stop: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Run ``workers`` (the first is the journeys' own); ``before_stop`` is awaited before they stop."""
         self.workers = list(workers)
+        self.before_stop = before_stop
 
     async def __aenter__(self) -> WorkerGroup:
         """Start every worker."""
@@ -186,6 +187,8 @@ class WorkerGroup:
 
     async def __aexit__(self, *exc: Any) -> None:
         """Stop every worker, letting in-flight sends finish (graceful shutdown)."""
+        if self.before_stop is not None:
+            await self.before_stop()
         await asyncio.gather(*(w.__aexit__(*exc) for w in reversed(self.workers)))
 
 

@@ -91,13 +91,17 @@ class Stack:
         By default for every journey the facade knows (the reference ones and ``JOURNEYS_JOURNEYS``).
         """
         kwargs.setdefault("workflows", self.journeys.journey_classes)
-        return build_worker(
+        group = build_worker(
             self.journeys.client,
             self.activities,
             task_queue=self.task_queue,
             queues=send_queues(self.settings, self.task_queue),
             **kwargs,
         )
+        # The testing kit's client settles the workflow tasks of its last calls before a worker stops.
+        interceptors = self.journeys.client.config().get("interceptors", [])
+        group.before_stop = next((i.settle for i in interceptors if hasattr(i, "settle")), None)
+        return group
 
 
 @asynccontextmanager

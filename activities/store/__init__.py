@@ -6,7 +6,7 @@ settings use) do not pull in SQLAlchemy.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from durable_journeys.activities.store.records import (
     Cap,
@@ -20,6 +20,7 @@ from durable_journeys.activities.store.records import (
     ReceiptRecord,
     SkipRecord,
 )
+from durable_journeys.providers.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from durable_journeys.activities.store._store import Store as Store
@@ -39,10 +40,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name != "Store":
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from durable_journeys.activities.store._store import Store
-
-    globals()["Store"] = Store  # once loaded, a plain attribute
-    return Store
+__getattr__ = lazy_exports(__name__, {"Store": "durable_journeys.activities.store._store"})

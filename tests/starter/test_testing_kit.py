@@ -6,11 +6,14 @@ import asyncio
 import textwrap
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
+from temporalio.testing import WorkflowEnvironment
 
 from durable_journeys.activities import Channel
 from durable_journeys.starter.testing import JourneyKit, KitSetupError, Recipients, check_loop
+from durable_journeys.starter.testing import journey_kit as kit_on
 from durable_journeys.workflows import Outcome
 from tests import factories
 
@@ -261,3 +264,36 @@ async def test_the_sandbox_api_takes_the_kit_s_auth_header(journey_kit: JourneyK
         ok = await http.get("/v1/messages", headers=stack.sandbox_auth())
         refused = await http.get("/v1/messages", headers=stack.api_auth())
     assert (ok.status_code, refused.status_code) == (200, 401)
+
+
+CART_EVENT = {"type": "cart.updated", "data": {"cart": {"items": [{"name": "케이스", "unit_price": 9000}]}}}
+
+
+@pytest.mark.parametrize("touch", ["emit cart.updated", "customer_active", "order_shipped", "skip_wait"])
+async def test_leaving_the_worker_right_after_a_call_leaves_the_server_s_clock_free(
+    env: WorkflowEnvironment, tmp_path: Path, touch: str
+) -> None:
+    """A workflow task handed to a worker as it stops would keep the time-skipping server's clock still
+    for every later test, even once its journey is terminated: the kit's worker settles first."""
+    customer = {"customer_id": f"c-settle-{uuid.uuid4().hex[:8]}", "name": "하늘", "phone": Recipients.DELIVERS}
+    order = {"order_id": f"o-{uuid.uuid4().hex[:8]}", "customer_id": customer["customer_id"], "amount": 1000}
+    order["items"] = [{"name": "a", "unit_price": 1000}]
+    async with kit_on(env, tmp_path / "settle.db") as kit:
+        await kit.set_profile(customer)
+        async with kit.worker():
+            if touch == "emit cart.updated":
+                await kit.emit(str(customer["customer_id"]), CART_EVENT)
+            elif touch == "customer_active":
+                await kit.journeys.customer_active(str(customer["customer_id"]))
+            else:
+                handle = await kit.journeys.order_paid(order, customer)
+                await kit.advance(timedelta(minutes=5))
+                if touch == "order_shipped":
+                    await kit.journeys.order_shipped(str(order["order_id"]))
+                else:
+                    await kit.journeys.skip_wait(handle.id, operator="jimin", reason="settle test")
+            # and leave at once
+    # The kit terminated the journey; an hour of journey time still passes at once.
+    before = await env.get_current_time()
+    await asyncio.wait_for(env.sleep(timedelta(hours=1)), timeout=10)
+    assert await env.get_current_time() - before >= timedelta(hours=1)
