@@ -9,6 +9,7 @@ namespace, ``durable_journeys``: a bare ``import workflows`` would find a shop's
 from __future__ import annotations
 
 import ast
+import importlib
 import subprocess
 import sys
 from pathlib import Path
@@ -138,14 +139,16 @@ def test_every_package_folder_is_in_the_distribution() -> None:
     assert folders | {PACKAGE} == listed
 
 
-def test_the_activities_package_exports_what_it_declares() -> None:
-    """``activities/__init__`` names each export twice (for type checkers, and for loading on first use): both agree."""
-    init = ROOT / "activities" / "__init__.py"
+@pytest.mark.parametrize("package", ["activities", "starter"])
+def test_a_package_loading_names_on_first_use_exports_what_it_declares(package: str) -> None:
+    """A package's ``__init__`` names each export twice (for type checkers, and for loading on first use): both agree."""
+    init = ROOT / package / "__init__.py"
     declared: dict[str, str] = {}
-    for node in ast.walk(ast.parse(init.read_text())):
+    guard = next(n for n in ast.walk(ast.parse(init.read_text())) if isinstance(n, ast.If))  # if TYPE_CHECKING:
+    for node in ast.walk(guard):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(PACKAGE):
             declared |= {alias.asname or alias.name: node.module for alias in node.names}
-    import durable_journeys.activities as activities
+    module = importlib.import_module(f"{PACKAGE}.{package}")
 
-    assert declared == activities._EXPORTS
-    assert all(getattr(activities, name) is not None for name in declared)
+    assert declared == module._EXPORTS
+    assert all(getattr(module, name) is not None for name in declared)
