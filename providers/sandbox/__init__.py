@@ -10,12 +10,12 @@ client load on first use, so reading settings loads no web framework.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, SecretStr
 
 from durable_journeys.providers.base import Provider
+from durable_journeys.providers.lazy import lazy_exports
 from durable_journeys.providers.plugins import BuildContext, ProviderPlugin, register_provider
 
 if TYPE_CHECKING:
@@ -26,22 +26,20 @@ if TYPE_CHECKING:
     from durable_journeys.providers.sandbox._client import ERROR_CLASSES as ERROR_CLASSES
     from durable_journeys.providers.sandbox._client import SandboxProvider as SandboxProvider
 
+_APP, _CLIENT = f"{__name__}._app", f"{__name__}._client"
 _EXPORTS = {
-    "ReceiptTiming": "_app",
-    "SandboxConfig": "_app",
-    "SandboxState": "_app",
-    "create_sandbox_app": "_app",
-    "ERROR_CLASSES": "_client",
-    "SandboxProvider": "_client",
+    "ReceiptTiming": _APP,
+    "SandboxConfig": _APP,
+    "SandboxState": _APP,
+    "create_sandbox_app": _APP,
+    "ERROR_CLASSES": _CLIENT,
+    "SandboxProvider": _CLIENT,
 }
 
 __all__ = [*_EXPORTS, "PLUGIN", "SandboxSettings"]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 
 class SandboxSettings(BaseModel):
