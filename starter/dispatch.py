@@ -24,13 +24,10 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from durable_journeys.activities import (
-    Store,
-)
+from durable_journeys.activities import CustomerProfile, Store
 from durable_journeys.starter.errors import InvalidInput, JourneyNotFound
 from durable_journeys.starter.inputs import (
     CUSTOMER_ID_TYPE,
-    SIGNAL_WITH_START_ATTEMPTS,
     Delivery,
     checked_event,
     journey_attributes,
@@ -44,6 +41,9 @@ from durable_journeys.workflows import (
     event_signal,
 )
 
+SIGNAL_WITH_START_ATTEMPTS = 3  # a signal-with-start that met a run continuing as new tries again
+StartCheck = Callable[[str, JourneyEvent, CustomerProfile | None], Awaitable[None]]
+
 
 class JourneyDispatch:
     """Starting, signalling and routing journeys as their classes declare (``starts_on``, ``listens_to`` ...)."""
@@ -53,8 +53,9 @@ class JourneyDispatch:
     task_queue: str
     journey_classes: list[type[JourneyWorkflow]]
     journey_settings: dict[type[JourneyWorkflow], JourneySettings]
-    # The facade's own checks before a journey starts from an event (the reference journeys' input).
-    _start_checks: dict[type[JourneyWorkflow], Callable[[str, JourneyEvent], Awaitable[None]]]
+    # The facade's own checks before a journey starts from an event (the reference journeys' input),
+    # given the customer's profile when the caller has it at hand (else None: the check reads it).
+    _start_checks: dict[type[JourneyWorkflow], StartCheck]
 
     async def emit(self, customer_id: str, event: JourneyEvent | Mapping[str, Any]) -> int:
         """Route a customer event to every journey of the customer that cares; returns how many got it.
@@ -93,18 +94,23 @@ class JourneyDispatch:
         return started
 
     async def _start_on(
-        self, journey: type[JourneyWorkflow], customer_id: str, event: JourneyEvent
+        self,
+        journey: type[JourneyWorkflow],
+        customer_id: str,
+        event: JourneyEvent,
+        *,
+        profile: CustomerProfile | None = None,
     ) -> WorkflowHandle[Any, Any] | None:
         """The run of ``journey`` that ``event`` starts, as the journey declares it; None: none started.
 
         The journey's input and key come from its ``start_input`` and ``start_key``. If it also hears
         the event, the start is a signal-with-start (a run going on gets the event instead); if not,
         a run going on is left alone. ``once_per_key``: a run that has ended is not started again
-        (``WorkflowAlreadyStartedError``).
+        (``WorkflowAlreadyStartedError``). ``profile``: the customer's, if the caller has just saved it.
         """
         check = self._start_checks.get(journey)
         if check is not None:
-            await check(customer_id, event)
+            await check(customer_id, event, profile)
         inp = journey.start_input(customer_id, event, self.settings_for(journey))
         if inp is None:
             return None

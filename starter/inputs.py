@@ -41,8 +41,6 @@ WorkflowId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:@\-]{0,199}
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$", description="a journey or stage")]
 WORKFLOW_ID_TYPE: TypeAdapter[str] = TypeAdapter(WorkflowId)
 NAME_TYPE: TypeAdapter[str] = TypeAdapter(Name)
-SIGNAL_WITH_START_ATTEMPTS = 3
-ENGAGEMENT_KINDS = {EventType.MESSAGE_OPENED: "opened", EventType.MESSAGE_CLICKED: "clicked"}
 
 
 class Delivery(StrEnum):

@@ -6,7 +6,7 @@ tools); what an app passes in is checked by ``starter/inputs.py``.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,10 +29,10 @@ from durable_journeys.activities import (
 from durable_journeys.starter.assembly import journey_classes, journey_templates
 from durable_journeys.starter.connect import connect_client
 from durable_journeys.starter.database import open_store
+from durable_journeys.starter.dispatch import StartCheck
 from durable_journeys.starter.errors import InvalidInput, JourneyNotFound, all_problems
 from durable_journeys.starter.inputs import (
     CUSTOMER_ID_TYPE,
-    ENGAGEMENT_KINDS,
     ORDER_ID_TYPE,
     CareSegment,
     Delivery,
@@ -76,6 +76,8 @@ from durable_journeys.workflows.cart_abandonment import CART_STEPS
 from durable_journeys.workflows.post_purchase import POST_PURCHASE_STEPS
 from durable_journeys.workflows.post_purchase_care import CARE_STEPS, care_variables
 from durable_journeys.workflows.win_back import WIN_BACK_STEPS, WinBackJourney
+
+ENGAGEMENT_KINDS = {EventType.MESSAGE_OPENED: "opened", EventType.MESSAGE_CLICKED: "clicked"}
 
 __all__ = ["CareSegment", "Delivery", "Journeys", "JourneySummary"]
 
@@ -137,7 +139,7 @@ class Journeys(JourneyOperations):
         self.journey_settings = dict(journey_settings or {})
         self.link_hosts = tuple(link_hosts)
         # The facade's own checks before a reference journey starts from an event (links, templates, profile).
-        self._start_checks: dict[type[JourneyWorkflow], Callable[[str, JourneyEvent], Awaitable[None]]] = {
+        self._start_checks: dict[type[JourneyWorkflow], StartCheck] = {
             CartAbandonmentJourney: self._check_cart_start,
             WinBackJourney: self._check_win_back_start,
         }
@@ -308,15 +310,15 @@ class Journeys(JourneyOperations):
         event = checked_event(
             {"type": EventType.CART_UPDATED, "event_id": event_id, "data": {"cart": parsed.model_dump(mode="json")}}
         )
-        handle = await self._start_on(CartAbandonmentJourney, customer_id, event)
+        handle = await self._start_on(CartAbandonmentJourney, customer_id, event, profile=profile)
         assert handle is not None  # the cart journey starts on every update
         return handle
 
-    async def _check_cart_start(self, customer_id: str, event: JourneyEvent) -> None:
+    async def _check_cart_start(self, customer_id: str, event: JourneyEvent, profile: CustomerProfile | None) -> None:
         """A cart update starts or feeds the cart journey only with a readable cart and a stored profile."""
         cart = parse(Cart, event.data.get("cart", {}), "cart")
         check_links("cart", cart, self.link_hosts)
-        profile = await self.store.get_customer(customer_id)
+        profile = profile or await self.store.get_customer(customer_id)
         if profile is None:
             raise InvalidInput("customer", [f"customer_id: no profile for {customer_id!r}; pass customer="])
         self._check_templates("cart", CART_STEPS, {**cart_variables(cart, self.cart), **profile_variables(profile)})
@@ -415,7 +417,9 @@ class Journeys(JourneyOperations):
         assert handle is not None  # the win-back journey starts on every activity
         return handle
 
-    async def _check_win_back_start(self, customer_id: str, event: JourneyEvent) -> None:
+    async def _check_win_back_start(
+        self, customer_id: str, event: JourneyEvent, profile: CustomerProfile | None
+    ) -> None:
         variables = {"coupon_code": self.win_back.coupon_code, "shop_url": self.win_back.shop_url, "customer_name": "-"}
         self._check_templates("win-back", WIN_BACK_STEPS, variables)
 
