@@ -394,6 +394,16 @@ async def postgres_database() -> str | None:
     return POSTGRES_ADMIN.rsplit("/", 1)[0] + f"/{name}"
 
 
+async def on_postgres(client: Client, n: int, **kw: Any) -> dict[str, Any] | None:
+    url = await postgres_database()
+    if url is None:
+        return None
+    try:
+        return await ours(client, n, url, **kw)
+    finally:
+        await drop_database(url)
+
+
 async def drop_database(url: str) -> None:
     admin = Store.from_url(POSTGRES_ADMIN, isolation_level="AUTOCOMMIT")
     try:
@@ -569,23 +579,20 @@ async def main(n: int) -> dict[str, Any]:
         client = env.client
         target = client.service_client.config.target_host
         with tempfile.TemporaryDirectory() as tmp:
-            r["bare"] = await bare(client, n)
-            r["peer"] = await peer(target, n)
-            r["sqlite"] = await ours(client, n, f"sqlite+aiosqlite:///{Path(tmp) / 'ours.db'}")
-            r["gateway_sqlite"] = await ours(client, n, f"sqlite+aiosqlite:///{Path(tmp) / 'gw.db'}", timings=GATEWAY)
-            for name, kw in (
-                ("postgres", {}),
-                ("gateway_postgres", {"timings": GATEWAY}),
-                ("scale_out", {"worker_processes": 2}),
-            ):
-                url = await postgres_database()
-                if url is None:
-                    r[name] = None
-                    continue
-                try:
-                    r[name] = await ours(client, n, url, **kw)
-                finally:
-                    await drop_database(url)
+            systems: dict[str, Callable[[], Awaitable[dict[str, Any] | None]]] = {
+                "bare": lambda: bare(client, n),
+                "peer": lambda: peer(target, n),
+                "sqlite": lambda: ours(client, n, f"sqlite+aiosqlite:///{Path(tmp) / 'ours.db'}"),
+                "gateway_sqlite": lambda: ours(
+                    client, n, f"sqlite+aiosqlite:///{Path(tmp) / 'gw.db'}", timings=GATEWAY
+                ),
+                "postgres": lambda: on_postgres(client, n),
+                "gateway_postgres": lambda: on_postgres(client, n, timings=GATEWAY),
+                "scale_out": lambda: on_postgres(client, n, worker_processes=2),
+            }
+            only = set(filter(None, os.environ.get("BENCH_ONLY", "").split(",")))  # profiling: some systems only
+            for name, run in systems.items():
+                r[name] = await run() if not only or name in only else None
             if os.environ.get("BENCH_SKIP_EXTRAS") != "1":
                 r["rss_mb_per_1000_waiting"] = await memory_in_fresh_process(target, Path(tmp) / "mem.db", cache=None)
                 r[f"rss_mb_per_1000_waiting_cache_{SMALL_CACHE}"] = await memory_in_fresh_process(
@@ -595,6 +602,8 @@ async def main(n: int) -> dict[str, Any]:
         await env.shutdown()
     if os.environ.get("BENCH_SKIP_EXTRAS") != "1":
         r["time_skipping_full_journey_test_s"] = await time_skipping_journey_seconds()
+    if not (r["bare"] and r["peer"]):
+        return r
     for name in ("peer", "sqlite", "gateway_sqlite", "postgres", "gateway_postgres", "scale_out"):
         r[f"ratio_{name}_to_bare"] = ratio(r[name], r["bare"])
         r[f"ratio_{name}_to_peer"] = ratio(r[name], r["peer"])
@@ -687,6 +696,9 @@ if __name__ == "__main__":
         os._exit(0)
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 300
     result = asyncio.run(main(n))
+    if "targets" not in result:  # BENCH_ONLY: a partial run, printed as it is and not recorded
+        print(json.dumps(result, indent=2, default=str))
+        os._exit(0)
     print(report(result))
     (HERE / "results.json").write_text(json.dumps(result, indent=2, default=str))
     if os.environ.get("BENCH_NO_ROW") != "1":

@@ -91,6 +91,7 @@ class Stack:
         By default for every journey the facade knows (the reference ones and ``JOURNEYS_JOURNEYS``).
         """
         kwargs.setdefault("workflows", self.journeys.journey_classes)
+        kwargs.setdefault("check_pack_journeys", True)  # tests check every journey's code in the sandbox
         group = build_worker(
             self.journeys.client,
             self.activities,

@@ -139,7 +139,7 @@ def test_every_package_folder_is_in_the_distribution() -> None:
     assert folders | {PACKAGE} == listed
 
 
-@pytest.mark.parametrize("package", ["activities", "starter"])
+@pytest.mark.parametrize("package", ["activities", "starter", "workflows"])
 def test_a_package_loading_names_on_first_use_exports_what_it_declares(package: str) -> None:
     """A package's ``__init__`` names each export twice (for type checkers, and for loading on first use): both agree."""
     init = ROOT / package / "__init__.py"

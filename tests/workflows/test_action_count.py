@@ -1,0 +1,66 @@
+"""What an ordinary journey costs in Temporal actions, pinned so that a change to it is seen in CI.
+
+Billable actions (Temporal Cloud) are the history events counted here: the start, signals,
+activity attempts, timers, search-attribute upserts and markers. A change that adds one to every
+journey is a cost to every shop running the pack: account for it in bench/README.md ("What a
+journey costs") and change the numbers below with it. The journeys run as production workers run
+them (the pack's journeys passed through the sandbox).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import time, timedelta
+
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.testing import WorkflowEnvironment
+
+from durable_journeys.activities import KST
+from durable_journeys.starter.stack import Stack
+from tests.factories import customer, order
+
+BILLABLE = {
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED: "start",
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED: "signal",
+    EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED: "activity",
+    EventType.EVENT_TYPE_TIMER_STARTED: "timer",
+    EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES: "upsert",
+    EventType.EVENT_TYPE_MARKER_RECORDED: "marker",
+}
+
+# Paid; shipped 20 hours later; delivered a day after that; review request and recent-buyer sale.
+# signal: shipped, delivered and a delivery receipt per message; timer: the waits for shipping
+# and for delivery (each bounded), the review delay (and one to daytime), the sale delay; upsert: JourneyStage while
+# waiting for shipping, for delivery, for the review, and at the end; marker: the send queues,
+# asked once a run.
+ORDINARY = {"start": 1, "marker": 1, "activity": 4, "signal": 6, "timer": 4, "upsert": 4}
+# Gateway fallback: the provider falls back by itself; the journey waits for no receipt.
+GATEWAY = ORDINARY
+
+
+@pytest.mark.parametrize(("fallback", "expected"), [(None, ORDINARY), ("gateway", GATEWAY)])
+async def test_an_ordinary_post_purchase_journey_costs_the_actions_accounted_for(
+    env: WorkflowEnvironment, stack: Stack, fallback: str | None, expected: dict[str, int]
+) -> None:
+    c = customer()
+    o = order(c)
+    settings = {"fallback": {"*": fallback}} if fallback else None
+    async with stack.worker(check_pack_journeys=False):
+        handle = await stack.journeys.order_paid(o, c, settings=settings)
+        await env.sleep(timedelta(hours=20))
+        await stack.journeys.order_shipped(o.order_id)
+        await env.sleep(timedelta(days=1))
+        await stack.journeys.order_delivered(o.order_id)
+        result = await handle.result()
+    with env.auto_time_skipping_disabled():
+        events = [e async for e in handle.fetch_history_events()]
+    sent = [e.step for e in result.timeline if e.outcome.value == "delivered"]
+    assert result.outcome == "completed"
+    assert sent == ["payment_complete", "shipping_started", "review_request", "recent_buyer_sale"]
+    # The review request waits for daytime (10:00-20:00 KST) when three days after delivery is not.
+    delivered = next(e.at for e in result.timeline if e.step == "order.delivered")
+    night = not time(10) <= (delivered + timedelta(days=3)).astimezone(KST).time() < time(20)
+    expected = {**expected, "timer": expected["timer"] + night}
+    actions = Counter(BILLABLE[e.event_type] for e in events if e.event_type in BILLABLE)
+    assert dict(actions) == expected, f"{sum(actions.values())} actions: {dict(actions)}"
