@@ -41,6 +41,7 @@ __all__ = [
     "PROVIDER_UNAVAILABLE",
     "STORE_UNAVAILABLE",
     "UNKNOWN_CUSTOMER",
+    "WRONG_QUEUE",
     "Channel",
     "ConsentClock",
     "ConsentClocksRequest",
@@ -96,6 +97,9 @@ CHANNEL_SKIPS = frozenset(
 CONFIG_ERROR = "ConfigError"
 PROVIDER_UNAVAILABLE = "ProviderUnavailable"
 OUTCOME_UNKNOWN = "SendOutcomeUnknown"
+# A send scheduled on the journey's own queue for a channel whose provider is rate-limited on a
+# queue of its own; the failure's details carry the routes (channel -> task queue). Not retried.
+WRONG_QUEUE = "WrongSendQueue"
 # SendOutcome.reason when the store has no profile for the customer: no channel can reach them.
 UNKNOWN_CUSTOMER = "unknown_customer"
 STORE_UNAVAILABLE = "StoreUnavailable"
@@ -145,6 +149,10 @@ class SendRequest(BaseModel):
     )
     resend: int = Field(default=0, ge=0, le=1000, description="an operator's resend: its number for this step")
     resend_of: str | None = Field(default=None, max_length=300, description="the key of the message resent")
+    await_receipt: bool = Field(
+        default=True,
+        description="the journey waits for the receipt by signal; False: the webhook app only logs it",
+    )
 
     @property
     def idempotency_key(self) -> str:

@@ -34,6 +34,7 @@ from durable_journeys.activities.contracts import (
     SEND_QUEUES,
     STORE_UNAVAILABLE,
     UNKNOWN_CUSTOMER,
+    WRONG_QUEUE,
     OutcomeStatus,
     SendOutcome,
     SendRequest,
@@ -113,6 +114,12 @@ class SendActivities(ProviderCalls, ConsentActivities):
             ApplicationError: ``ProviderUnavailable``/``SendOutcomeUnknown``/``StoreUnavailable``
                 (retryable) or ``ConfigError`` (not retryable).
         """
+        routes = await self.send_queues() if self._send_queues else {}
+        queue = routes.get(req.channel)
+        if queue is not None and activity.info().task_queue != queue:  # a run that has not been told the routes
+            raise ApplicationError(
+                f"{req.channel.value} sends on the task queue {queue}", routes, type=WRONG_QUEUE, non_retryable=True
+            )
         try:
             outcome = await self._send_message(req)
             await self._note(req, outcome)

@@ -34,6 +34,8 @@ from durable_journeys.starter.inputs import (
     validated,
 )
 from durable_journeys.workflows import (
+    ENGINE,
+    ENGINE_MEMO,
     JourneyEvent,
     JourneyResult,
     JourneySettings,
@@ -208,13 +210,13 @@ class JourneyDispatch:
         this journey was told before is dropped here); without, a run going on is returned. The
         journey's search attributes and its summary in the UI are set from its declaration.
         """
-        options: dict[str, Any] = {}
+        options: dict[str, Any] = {"memo": {ENGINE_MEMO: ENGINE}}  # the engine generation the run takes
         if event is not None:
             if event.event_id is not None and await self.store.event_seen(workflow_id, event.event_id):
                 return self.client.get_workflow_handle(workflow_id, result_type=JourneyResult)  # seen: dropped
-            options = {"start_signal": event_signal(event), "start_signal_args": [event]}
+            options |= {"start_signal": event_signal(event), "start_signal_args": [event]}
         else:
-            options = {"id_conflict_policy": WorkflowIDConflictPolicy.USE_EXISTING}
+            options["id_conflict_policy"] = WorkflowIDConflictPolicy.USE_EXISTING
         if once:
             options["id_reuse_policy"] = WorkflowIDReusePolicy.REJECT_DUPLICATE
         summary = summary or journey.start_summary

@@ -15,6 +15,8 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from durable_journeys.activities import (
     Channel,
+    MessageRecord,
+    ReceiptStatus,
 )
 from durable_journeys.starter.dispatch import JourneyDispatch
 from durable_journeys.starter.errors import ActionRefused, InvalidInput, JourneyNotFound
@@ -31,9 +33,41 @@ from durable_journeys.workflows import (
     EventType,
     JourneyWorkflow,
     OperatorAction,
+    Outcome,
     TimelineEntry,
     WaitInfo,
 )
+
+
+def with_logged_receipts(entries: list[TimelineEntry], logged: list[MessageRecord]) -> list[TimelineEntry]:
+    """``entries`` with each logged receipt after its step's ``sent`` line (at no earlier journey time)."""
+    if not logged or not entries:
+        return entries
+    started = entries[0].at - entries[0].elapsed
+    by_step: dict[str, list[MessageRecord]] = {}
+    for message in logged:
+        by_step.setdefault(message.step, []).append(message)
+    merged: list[TimelineEntry] = []
+    for entry in entries:
+        merged.append(entry)
+        if entry.outcome is not Outcome.SENT or entry.step not in by_step:
+            continue
+        for message in by_step.pop(entry.step):
+            delivered = message.receipt_status == ReceiptStatus.DELIVERED.value
+            at = max(entry.at, message.receipt_at or entry.at)
+            merged.append(
+                TimelineEntry(
+                    step=message.step,
+                    at=at,
+                    elapsed=at - started,
+                    outcome=Outcome.DELIVERED if delivered else Outcome.FAILED,
+                    channel=Channel(message.receipt_channel or message.channel),
+                    detail="gateway fallback"
+                    if delivered
+                    else f"{message.receipt_error_code}; gateway fallback exhausted",
+                )
+            )
+    return merged
 
 
 class JourneySummary(BaseModel):
@@ -176,5 +210,18 @@ class JourneyOperations(JourneyDispatch):
             raise
 
     async def timeline(self, workflow_id: str) -> list[TimelineEntry]:
-        """A journey's timeline so far (works on running and finished journeys)."""
-        return await self.client.get_workflow_handle(workflow_id).query(JourneyWorkflow.timeline)
+        """A journey's timeline so far (works on running and finished journeys).
+
+        Receipts nobody waited for by signal (a gateway chain's, from engine 2) come from the
+        message log, each right after the step's ``sent`` line, as the journey would have
+        recorded them had it been told.
+        """
+        entries: list[TimelineEntry] = await self.client.get_workflow_handle(workflow_id).query(
+            JourneyWorkflow.timeline
+        )
+        if not any(e.outcome is Outcome.SENT for e in entries):
+            return entries
+        logged = [
+            m for m in await self.store.messages(workflow_id=workflow_id) if not m.receipt_awaited and m.receipt_status
+        ]
+        return with_logged_receipts(entries, logged)

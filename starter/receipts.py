@@ -23,6 +23,7 @@ log = structlog.get_logger("starter.receipts")
 
 # What became of one receipt.
 SIGNALLED, LATE, UNKNOWN, UNAVAILABLE, INTERIM = "signalled", "late", "unknown", "unavailable", "interim"
+LOGGED = "logged"  # nobody waits for it by signal (a gateway chain): the log holds it for the timeline
 
 
 class ReceiptIntake:
@@ -54,7 +55,8 @@ class ReceiptIntake:
         """Signal the journey that sent the message.
 
         Returns what happened: ``signalled``, ``late`` (the journey has ended; the log keeps the
-        receipt), ``unknown`` (no message of ours), ``interim`` (a gateway chain goes on) or
+        receipt), ``unknown`` (no message of ours), ``interim`` (a gateway chain goes on),
+        ``logged`` (the journey does not wait for it: the log keeps it for the timeline) or
         ``unavailable`` (Temporal cannot be reached: the receipt should come again).
         """
         if record is None:
@@ -64,6 +66,8 @@ class ReceiptIntake:
         if record.interim:  # an earlier channel of the provider's own chain failed; it tries the next
             log.info("receipt.interim", workflow_id=msg.workflow_id, step=msg.step, channel=receipt.channel)
             return INTERIM
+        if not msg.receipt_awaited:  # nobody waits for it: the journey's timeline reads it from the log
+            return LOGGED
         # The journey is told what the log holds (the first receipt wins), so receipts signalled
         # concurrently, or out of order, cannot tell it two different outcomes.
         logged = ReceiptStatus(msg.receipt_status or receipt.status)

@@ -40,11 +40,12 @@ class ReceiptsAnswer(BaseModel):
     signalled: int = 0
     duplicate: int = 0
     late: int = 0
+    logged: int = 0
     unknown: int = 0
     invalid: int = 0
     items: list[str] = Field(
         default_factory=list,
-        description="per receipt, in batch order: signalled, late, unknown, or invalid: <why>",
+        description="per receipt, in batch order: signalled, late, logged, interim, unknown, or invalid: <why>",
     )
 
 
@@ -126,6 +127,7 @@ def receipts_router(
             received=len(parsed),
             signalled=counted["signalled"],
             late=counted["late"],
+            logged=counted["logged"],
             unknown=counted["unknown"],
             duplicate=sum(1 for r in records if r is not None and r.duplicate),
             invalid=len(parsed) - len(good),

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from durable_journeys.workflows.patches import LIVE, Patch
+from durable_journeys.workflows import ENGINE
+from durable_journeys.workflows.patches import GENERATIONS, LIVE, Patch
 
 ROOT = Path(__file__).resolve().parent.parent
 PATCH_CALLS = {"patched", "deprecate_patch"}
@@ -61,3 +62,8 @@ def test_the_check_finds_patch_ids_written_either_way() -> None:
 def test_a_patch_names_the_releases_of_its_life() -> None:
     p = Patch(id="review-daytime", since="1.1", deprecate_in="1.3", remove_in="1.4", why="review in daytime hours")
     assert p.since < p.deprecate_in <= p.remove_in
+
+
+def test_the_engine_generation_new_runs_take_is_the_newest_listed() -> None:
+    assert [g.number for g in GENERATIONS] == list(range(2, ENGINE + 1)), "list each generation once, in order"
+    assert all(g.why and g.since for g in GENERATIONS)

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from durable_journeys.workflows.consent_notice import ConsentNoticeJourney as ConsentNoticeJourney
     from durable_journeys.workflows.consent_notice import consent_notice_id as consent_notice_id
     from durable_journeys.workflows.constants import CUSTOMER_ID as CUSTOMER_ID
+    from durable_journeys.workflows.constants import ENGINE as ENGINE
+    from durable_journeys.workflows.constants import ENGINE_MEMO as ENGINE_MEMO
     from durable_journeys.workflows.constants import JOURNEY as JOURNEY
     from durable_journeys.workflows.constants import JOURNEY_STAGE as JOURNEY_STAGE
     from durable_journeys.workflows.constants import SEARCH_ATTRIBUTES as SEARCH_ATTRIBUTES
@@ -74,6 +76,8 @@ _EXPORTS = {
     "ConsentNoticeJourney": "durable_journeys.workflows.consent_notice",
     "consent_notice_id": "durable_journeys.workflows.consent_notice",
     "CUSTOMER_ID": "durable_journeys.workflows.constants",
+    "ENGINE": "durable_journeys.workflows.constants",
+    "ENGINE_MEMO": "durable_journeys.workflows.constants",
     "JOURNEY": "durable_journeys.workflows.constants",
     "JOURNEY_STAGE": "durable_journeys.workflows.constants",
     "SEARCH_ATTRIBUTES": "durable_journeys.workflows.constants",

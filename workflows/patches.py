@@ -31,3 +31,30 @@ class Patch:
 
 
 LIVE: tuple[Patch, ...] = ()
+
+
+@dataclass(frozen=True)
+class Generation:
+    """An engine generation: changes to every journey's commands, gated by the run's memo.
+
+    A change that saves every journey actions is gated by ``self.engine >= number`` instead of
+    a patch: a patch's marker and ``TemporalChangeVersion`` upsert would cost each new run the
+    two actions it saves. The facade's one start path writes ``ENGINE`` into a run's memo (and
+    continue-as-new carries it); runs without it replay generation 1. Retired like a patch:
+    once no run of an older generation is left, its branches go, with its histories.
+    """
+
+    number: int
+    since: str  # the release whose starts take it
+    why: str  # what changed
+
+
+GENERATIONS: tuple[Generation, ...] = (
+    Generation(
+        2,
+        since="1.1",
+        why="a run does not ask for the send queues before its first send (a send on the journey's own queue "
+        "for a rate-limited provider answers WrongSendQueue with the routes): a local activity, its marker "
+        "and a workflow task fewer per journey",
+    ),
+)

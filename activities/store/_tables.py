@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Integer, MetaData, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, Integer, MetaData, String, Text, true
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -66,6 +66,9 @@ class MessageRow(Base):
     journey: Mapped[str | None] = mapped_column(String(64), nullable=True)
     # An operator's resend: the key of the message it sends again.
     resend_of: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    # Whether the journey waits for this message's receipt by signal; when not (a gateway chain
+    # from engine 2), the webhook app logs the receipt and the timeline reads it from here.
+    receipt_awaited: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 

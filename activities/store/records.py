@@ -48,6 +48,7 @@ class MessageRecord(BaseModel):
     receipt_channel: str | None = None
     journey: str | None = None
     resend_of: str | None = None
+    receipt_awaited: bool = True  # False: the journey reads this receipt from the log, unsignalled
     created_at: datetime
 
     @field_validator("receipt_at", "journey_time", "created_at")

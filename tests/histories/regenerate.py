@@ -69,20 +69,15 @@ async def post_purchase_fallback(env: WorkflowEnvironment, stack: Stack) -> Work
 async def post_purchase_gateway(env: WorkflowEnvironment, stack: Stack) -> WorkflowHandle:
     """Gateway fallback on every step; AlimTalk never reports (one call, no receipt wait).
 
-    Started with the raw input (``fallback`` in its settings), as an app that sets it would.
+    Started through the facade with ``fallback`` in its settings (from 1.1: the engine generation
+    in the memo; the 1.0 file was started with the raw input and has none).
     """
-    from durable_journeys.workflows import PostPurchaseSettings, post_purchase_id
+    from durable_journeys.workflows import PostPurchaseSettings
 
     c = _customer("010-0000-0002")
     o = factories.order(c)
-    await stack.store.upsert_customer(c)
     settings = PostPurchaseSettings(review_hours_kst=None).model_dump(mode="json") | {"fallback": {"*": "gateway"}}
-    handle = await env.client.start_workflow(
-        "PostPurchase",
-        {"order": o.model_dump(mode="json"), "settings": settings},
-        id=post_purchase_id(o.order_id),
-        task_queue=stack.task_queue,
-    )
+    handle = await stack.journeys.order_paid(o, c, settings=settings)
     return await _ship_and_deliver(env, stack, o.order_id, handle)
 
 

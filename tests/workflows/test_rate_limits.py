@@ -11,6 +11,7 @@ import uuid
 from datetime import datetime
 from pathlib import Path
 
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -55,9 +56,24 @@ async def test_a_burst_above_the_provider_rate_is_spread_out_across_workers(
             await eventually(all_sent, timeout=60)
             for handle in handles:
                 await handle.terminate("test over")
+            history = [e async for e in handles[0].fetch_history_events()]
         accepted = sorted(datetime.fromisoformat(m["accepted_at"]) for m in stack.sandbox.messages.values())
     assert len(accepted) == JOURNEYS  # every send went out: none failed for the limit
     assert not [a for a in stack.sandbox.attempts if a["error"]]
+    # The run was not told the routes before its first send: the send on the journey's own queue
+    # answered WrongSendQueue with them, and the journey sent again on the provider's queue.
+    scheduled = [
+        e.activity_task_scheduled_event_attributes.task_queue.name
+        for e in history
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
+    failures = [
+        e.activity_task_failed_event_attributes.failure.application_failure_info.type
+        for e in history
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED
+    ]
+    assert scheduled[:2] == [task_queue, f"{task_queue}.sandbox"] and failures == ["WrongSendQueue"]
+    assert not [e for e in history if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED]  # no route lookup
     span = (accepted[-1] - accepted[0]).total_seconds()
     # At 2/s, ten sends need at least 4 s once an initial burst of up to 2 is spent (margin for the
     # server's token bucket); unlimited they all go out within a fraction of a second.

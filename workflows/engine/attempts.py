@@ -18,6 +18,7 @@ from durable_journeys.activities.contracts import (
     OUTCOME_UNKNOWN,
     SEND_MESSAGE,
     SEND_QUEUES,
+    WRONG_QUEUE,
     Channel,
     OutcomeStatus,
     Purpose,
@@ -77,8 +78,12 @@ class JourneyAttempts(JourneyWaiting):
         started: datetime,
         gateway: Sequence[Channel] = (),
         cap: CapRule | None = None,
+        await_receipt: bool = True,
     ) -> SendOutcome | None:
-        """One channel's send, waiting out deferrals and outages; None on a configuration error."""
+        """One channel's send, waiting out deferrals and outages; None on a configuration error.
+
+        ``await_receipt=False``: nobody waits for its receipt, which the webhook app only logs.
+        """
         key = idempotency_key(workflow.info().workflow_id, step, channel, self._episode())
         pause = OUTAGE_FIRST_PAUSE
         waiting = False  # an earlier round failed: the next one settles its claim first
@@ -95,6 +100,7 @@ class JourneyAttempts(JourneyWaiting):
                 gateway=list(gateway),
                 on_cap=cap.on_cap if cap else "skip",
                 defer_until=cap.defer_until if cap else None,
+                await_receipt=await_receipt,
             )
             try:
                 outcome = await self._execute_send(
@@ -102,6 +108,9 @@ class JourneyAttempts(JourneyWaiting):
                 )
             except ActivityError as err:
                 failure = _failure_type(err)
+                if failure == WRONG_QUEUE:  # told the routes: send again at once, on the channel's queue
+                    self._send_queues = _routes_of(err)
+                    continue
                 if failure == CONFIG_ERROR:
                     workflow.logger.error("step %s stopped by a configuration error: %s", step, err.cause)
                     self._record(step, Outcome.CONFIG_ERROR, channel, _message_of(err))
@@ -170,7 +179,14 @@ class JourneyAttempts(JourneyWaiting):
         return outcome
 
     async def _queue_for(self, channel: Channel) -> str | None:
-        """The task queue of ``channel``'s rate-limited provider (None: the journey's own queue)."""
+        """The task queue of ``channel``'s rate-limited provider (None: the journey's own queue).
+
+        From engine 2 a run does not ask first: it sends on its own queue until a send activity
+        answers ``WRONG_QUEUE`` with the routes (only where a provider is rate-limited), saving
+        every other journey a local activity, its marker and a workflow task.
+        """
+        if self._send_queues is None and self.engine >= 2:
+            return None
         if self._send_queues is None:
             self._send_queues = await workflow.execute_local_activity(
                 SEND_QUEUES, result_type=dict[Channel, str], start_to_close_timeout=ROUTE_TIMEOUT, summary="send queues"
@@ -209,6 +225,14 @@ def _failure_type(err: ActivityError) -> str:
             return "timeout"
         cause = getattr(cause, "cause", None)  # the SDK's failures chain through .cause
     return "unknown"
+
+
+def _routes_of(err: ActivityError) -> dict[Channel, str]:
+    """The routes a ``WRONG_QUEUE`` failure carries (channel -> task queue)."""
+    cause = err.cause
+    details = cause.details if isinstance(cause, ApplicationError) else ()
+    routes = details[0] if details and isinstance(details[0], dict) else {}
+    return {Channel(k): str(v) for k, v in routes.items() if k in Channel._value2member_map_}
 
 
 def _maybe_sent(failure: str) -> bool:

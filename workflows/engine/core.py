@@ -27,7 +27,7 @@ from durable_journeys.activities.contracts import (
 with workflow.unsafe.imports_passed_through():
     from durable_journeys.activities.metrics import count_journey
 
-from durable_journeys.workflows.constants import JOURNEY_STAGE
+from durable_journeys.workflows.constants import ENGINE, ENGINE_MEMO, JOURNEY_STAGE
 from durable_journeys.workflows.models import (
     EventType,
     JourneyEvent,
@@ -164,6 +164,7 @@ class JourneyCore:
         self._resend_keys: dict[str, str] = {}  # key -> step of a resend awaiting its receipt
         self._on_skip: str | None = None  # what a skip_wait of the current wait does
         self._waiting_for: frozenset[EventType] = frozenset()  # events the current wait ends on
+        self._engine: int | None = None  # see engine
 
     # journey bookkeeping ---------------------------------------------------------------------
 
@@ -182,6 +183,13 @@ class JourneyCore:
             return
         workflow.set_current_details(f"{self.journey}: {name}")
         self._stage = name
+
+    @property
+    def engine(self) -> int:
+        """The engine generation this run started with (``ENGINE_MEMO``; 1 for runs started before 1.1)."""
+        if self._engine is None:
+            self._engine = int(workflow.memo_value(ENGINE_MEMO, 1, type_hint=int))
+        return self._engine
 
     def _publish_stage(self) -> None:
         """Write the pending stage to ``JourneyStage`` if it differs from what is there."""
@@ -222,7 +230,7 @@ class JourneyCore:
         """
         await self.until_handlers_finished()
         state = self.state.carried(timeline=self.carried_timeline, event_ids=self.carried_event_ids)
-        workflow.continue_as_new(inp.model_copy(update={"state": state}))
+        workflow.continue_as_new(inp.model_copy(update={"state": state}), memo={ENGINE_MEMO: ENGINE})
 
     def _episode(self) -> str | None:
         return workflow.info().first_execution_run_id if self.reuses_workflow_id else None

@@ -128,11 +128,22 @@ class JourneySending(JourneyAttempts):
         """One provider call carrying every channel of the step; None: it was not taken.
 
         Not waiting for the receipt is the point: the provider falls back by itself, and the
-        receipt, whenever it comes, records the channel that delivered.
+        receipt, whenever it comes, records the channel that delivered. From engine 2 it is not
+        signalled either: the log keeps it and the facade's timeline reads it from there.
         """
         first = channels[0]
+        signalled = self.engine < 2
         outcome = await self._send_one(
-            step, first, template, variables, purpose, tried, started, gateway=channels[1:], cap=cap
+            step,
+            first,
+            template,
+            variables,
+            purpose,
+            tried,
+            started,
+            gateway=channels[1:],
+            cap=cap,
+            await_receipt=signalled,
         )
         if outcome is None:
             return StepResult(step=step, config_error=True)
@@ -143,7 +154,7 @@ class JourneySending(JourneyAttempts):
             self._went_out(step, template, variables, purpose, outcome.idempotency_key)
             rest = ", ".join(c.value for c in channels[1:])
             self._record(step, Outcome.SENT, first, f"gateway fallback to {rest}")
-            if outcome.receipt is not ReceiptMode.NONE:
+            if outcome.receipt is not ReceiptMode.NONE and signalled:
                 self._track_receipt(self._gateway_keys, outcome.idempotency_key, step)
             return StepResult(step=step)
         self._record_not_sent(step, first, outcome)
