@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from durable_journeys.activities import SendActivities, Store, TemplateRegistry
@@ -48,8 +48,9 @@ PASSED_THROUGH = (
     "durable_journeys.workflows.models",
 )
 RESTRICTIONS = SandboxRestrictions.default.with_passthrough_modules(*PASSED_THROUGH)
-# A production worker also passes through the pack's own journeys and their engine: re-importing
-# them cost ~24 ms of CPU per run, a fifth of a journey's worker CPU (bench/README.md). They are
+# A production worker also passes through the pack's own journeys and their engine (and runs them
+# outside the sandbox when it runs nothing else: workflow_runner): re-importing them cost ~24 ms
+# of CPU per run, a fifth of a journey's worker CPU (bench/README.md). They are
 # checked where they are written: the test suite runs them under RESTRICTIONS and under the
 # sandbox's defaults, so a datetime.now() or an I/O call in them fails CI. A shop's own journeys
 # (JOURNEYS_JOURNEYS) are not in this package and stay checked in production.
@@ -199,6 +200,22 @@ class WorkerGroup:
         await asyncio.gather(*(w.__aexit__(*exc) for w in reversed(self.workers)))
 
 
+def workflow_runner(workflows: Sequence[type], *, check_pack_journeys: bool = False) -> WorkflowRunner:
+    """The sandbox for ``workflows``: checked as in the tests, or as in production.
+
+    In production the pack's own journeys are passed through (WORKER_RESTRICTIONS); a worker that
+    runs only them runs them outside the sandbox, whose per-activation cost (a code string
+    executed for each payload's serialization context) was a sixth of a journey's worker CPU
+    (bench/README.md): passed through, they were no longer checked by it anyway. A worker with a
+    shop's own journeys keeps the sandbox for them.
+    """
+    if check_pack_journeys:
+        return SandboxedWorkflowRunner(restrictions=RESTRICTIONS)
+    if all(w.__module__.startswith(f"{PACK_JOURNEYS[0]}.") for w in workflows):
+        return UnsandboxedWorkflowRunner()
+    return SandboxedWorkflowRunner(restrictions=WORKER_RESTRICTIONS)
+
+
 def build_worker(
     client: Client,
     activities: SendActivities,
@@ -220,11 +237,11 @@ def build_worker(
         workflows: the journeys to run.
         graceful_shutdown: how long in-flight sends may finish on shutdown.
         check_pack_journeys: re-import and check the pack's own journeys for every run, as the
-            tests do (the default passes them through, checked once by the suite).
+            tests do (the default passes them through, checked once by the suite: see
+            :func:`workflow_runner`).
         **worker_kwargs: passed to the journeys' ``Worker``.
     """
-    restrictions = RESTRICTIONS if check_pack_journeys else WORKER_RESTRICTIONS
-    worker_kwargs.setdefault("workflow_runner", SandboxedWorkflowRunner(restrictions=restrictions))
+    worker_kwargs.setdefault("workflow_runner", workflow_runner(workflows, check_pack_journeys=check_pack_journeys))
     main = Worker(
         client,
         task_queue=task_queue,

@@ -48,3 +48,20 @@ async def test_every_journey_completes_under_default_sandbox_restrictions(
     assert [(e.step, e.detail) for e in care_timeline if e.outcome is Outcome.SKIPPED] == [
         ("care_recommendation", "frequency_cap")
     ]
+
+
+def test_production_workers_check_a_shop_s_own_journeys_and_run_the_pack_s_as_tested() -> None:
+    """The pack's journeys are checked here, by the suite; a worker that also runs a shop's keeps the sandbox."""
+    from temporalio.worker import UnsandboxedWorkflowRunner
+
+    from durable_journeys.starter.assembly import WORKER_RESTRICTIONS, workflow_runner
+    from durable_journeys.workflows import ALL_WORKFLOWS
+    from tests.starter.app_tips import AppTipsJourney
+
+    assert isinstance(workflow_runner(ALL_WORKFLOWS), UnsandboxedWorkflowRunner)
+    shop = workflow_runner([*ALL_WORKFLOWS, AppTipsJourney])
+    assert isinstance(shop, SandboxedWorkflowRunner) and shop.restrictions is WORKER_RESTRICTIONS
+    assert not any(m.startswith("tests") for m in WORKER_RESTRICTIONS.passthrough_modules)
+    checked = workflow_runner(ALL_WORKFLOWS, check_pack_journeys=True)
+    assert isinstance(checked, SandboxedWorkflowRunner)
+    assert "durable_journeys.workflows" not in checked.restrictions.passthrough_modules
