@@ -430,7 +430,7 @@ async def memory_per_1000_waiting(client: Client, database_url: str, k: int = 10
         post_purchase=TIMINGS,
         task_queue=f"mem-{uuid.uuid4()}",
     ) as stack:
-        async with stack.worker(max_cached_workflows=cache or k + 100):
+        async with stack.worker(max_cached_workflows=cache or k + 100, check_pack_journeys=False):
             before = rss_mb()
             customers = [_customer(i) for i in range(k)]
             handles = await asyncio.gather(
