@@ -199,32 +199,18 @@ async def measured(driver: Driver, n: int, meter: CpuMeter, sandbox_url: str, ap
 
 async def bare(client: Client, n: int) -> dict[str, Any]:
     queue = f"bare-{uuid.uuid4()}"
-    meter = CpuMeter()
+    run = uuid.uuid4().hex[:8]
+
+    async def paid(i: int) -> WorkflowHandle[Any, Any]:
+        inp = BareInput(REVIEW_DELAY, SALE_AFTER)
+        return await client.start_workflow(BarePostPurchase.run, inp, id=f"bare-{run}-{i}", task_queue=queue)
+
+    async def told(i: int, event: str) -> None:
+        await client.get_workflow_handle(f"bare-{run}-{i}").signal(BarePostPurchase.event, event)
+
     async with Worker(client, task_queue=queue, workflows=[BarePostPurchase], activities=[bare_send]):
-        cpu0 = meter.snapshot()
-        t0 = time.perf_counter()
-        handles = await asyncio.gather(
-            *(
-                client.start_workflow(
-                    BarePostPurchase.run,
-                    BareInput(REVIEW_DELAY, SALE_AFTER),
-                    id=f"bare-{uuid.uuid4()}",
-                    task_queue=queue,
-                )
-                for _ in range(n)
-            )
-        )
-        await asyncio.gather(*(h.signal(BarePostPurchase.event, "shipped") for h in handles))
-        await asyncio.gather(*(h.signal(BarePostPurchase.event, "delivered") for h in handles))
-        await asyncio.gather(*(h.result() for h in handles))
-        elapsed = time.perf_counter() - t0
-        cpu = CpuMeter.per_journey(cpu0, meter.snapshot(), n)
-    return {
-        "journeys_per_s": n / elapsed,
-        "seconds": elapsed,
-        "cpu_ms_per_journey": cpu,
-        **await costs(handles[:SAMPLE]),
-    }
+        driver = Driver(paid, lambda i: told(i, "shipped"), lambda i: told(i, "delivered"))
+        return await saturated(driver, n, CpuMeter())
 
 
 @dataclass
