@@ -153,6 +153,10 @@ class SendRequest(BaseModel):
         default=True,
         description="the journey waits for the receipt by signal; False: the webhook app only logs it",
     )
+    receipt_in_answer: bool = Field(
+        default=False,
+        description="engine 3: a receipt that comes within the worker's receipt grace is in the answer, unsignalled",
+    )
 
     @property
     def idempotency_key(self) -> str:
@@ -187,6 +191,9 @@ class SendOutcome(BaseModel):
     reason: str | None = None
     not_before: datetime | None = None
     replayed: bool = Field(default=False, description="answered from the message log, not sent")
+    delivery: DeliveryReceipt | None = Field(
+        default=None, description="the receipt, when it came within the worker's receipt grace (receipt_in_answer)"
+    )
 
 
 class ConsentClocksRequest(BaseModel):

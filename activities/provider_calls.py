@@ -221,7 +221,7 @@ class ProviderCalls:
         return await self._store.claim_message(
             limits=limits,
             resend_of=req.resend_of,
-            receipt_awaited=req.await_receipt,
+            receipt_awaited=req.await_receipt and not req.receipt_in_answer,  # held: see take_receipt
             final_channel=msg.fallback[-1].channel.value if msg.fallback else None,
             idempotency_key=msg.idempotency_key,
             workflow_id=req.workflow_id,

@@ -19,6 +19,7 @@ Every other outcome (accepted, rejected, skipped by policy, deferred) is returne
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -56,6 +57,7 @@ from durable_journeys.providers import (
     ConfigError,
     ErrorClass,
     ProviderRegistry,
+    ReceiptMode,
 )
 
 log = structlog.get_logger("activities.send")
@@ -72,6 +74,8 @@ class SendActivities(ProviderCalls, ConsentActivities):
         send_queues: provider name -> the task queue its sends run on (rate-limited providers only).
         failover_after: attempts a provider may stay unavailable before the channel's next provider
             takes the message (when the channel has one).
+        receipt_grace: seconds a send of an engine-3 journey waits for its receipt before the
+            webhook app signals it instead (0: only a receipt that came before the answer).
     """
 
     def __init__(
@@ -82,6 +86,7 @@ class SendActivities(ProviderCalls, ConsentActivities):
         policy: PolicyConfig | None = None,
         send_queues: Mapping[str, str] | None = None,
         failover_after: int = 3,
+        receipt_grace: float = 0.0,
     ) -> None:
         self._store = store
         self._providers = providers
@@ -89,6 +94,7 @@ class SendActivities(ProviderCalls, ConsentActivities):
         self._policy = policy or PolicyConfig()
         self._send_queues = dict(send_queues or {})
         self._failover_after = failover_after
+        self._receipt_grace = receipt_grace
 
     @activity.defn(name=SEND_QUEUES)
     async def send_queues(self) -> dict[Channel, str]:
@@ -121,7 +127,16 @@ class SendActivities(ProviderCalls, ConsentActivities):
                 f"{req.channel.value} sends on the task queue {queue}", routes, type=WRONG_QUEUE, non_retryable=True
             )
         try:
-            outcome = await self._send_message(req)
+            try:
+                outcome = await self._send_message(req)
+            except ApplicationError as exc:
+                if not req.receipt_in_answer:
+                    raise
+                settled = await self._settled_by_receipt(req, exc)
+                if settled is None:
+                    raise
+                outcome = settled
+            outcome = await self._with_receipt(req, outcome)
             await self._note(req, outcome)
             return outcome
         except SQLAlchemyError as exc:
@@ -135,6 +150,54 @@ class SendActivities(ProviderCalls, ConsentActivities):
                 error=type(exc).__name__,
             )
             raise ApplicationError(f"store unavailable ({type(exc).__name__})", type=STORE_UNAVAILABLE) from None
+
+    async def _with_receipt(self, req: SendRequest, outcome: SendOutcome) -> SendOutcome:
+        """``outcome`` with its receipt if one comes within the receipt grace (engine 3; see take_receipt).
+
+        The journey then neither waits for a signal nor starts a receipt timer: two billed
+        actions fewer per message whose receipt comes quickly (most AlimTalk receipts do).
+        """
+        if not (req.receipt_in_answer and req.await_receipt) or outcome.status is not OutcomeStatus.ACCEPTED:
+            return outcome
+        if outcome.receipt is ReceiptMode.NONE:
+            return outcome
+        held = await self._store.take_receipt(outcome.idempotency_key, grace=self._grace_left())
+        return outcome if held is None else outcome.model_copy(update={"delivery": held.as_receipt()})
+
+    async def _settled_by_receipt(self, req: SendRequest, exc: ApplicationError) -> SendOutcome | None:
+        """A held send that failed: its receipt from now on is signalled; one already logged settles it.
+
+        A receipt proves the provider took the message (its answer was lost, or an earlier
+        attempt's was): the send is accepted, with the receipt in the answer.
+        """
+        held = await self._store.take_receipt(req.idempotency_key, grace=0)
+        if held is None or exc.non_retryable:
+            return None
+        await self._store.finish_message(
+            held.idempotency_key, MessageStatus.ACCEPTED, receipt_mode=ReceiptMode.WEBHOOK.value
+        )
+        accepted = held.model_copy(update={"status": MessageStatus.ACCEPTED, "receipt_mode": ReceiptMode.WEBHOOK.value})
+        log.info("message.settled_by_receipt", workflow_id=req.workflow_id, step=req.step, channel=req.channel.value)
+        return from_record(accepted).model_copy(
+            update={"replayed": False, "reason": "settled by its receipt", "delivery": held.as_receipt()}
+        )
+
+    def _grace_left(self) -> float:
+        """The receipt grace, cut to half of what is left of this attempt's timeouts.
+
+        A grace longer than the journey's ``send_timeout`` would time out every attempt of a
+        send whose receipt never comes, and retry it for ever: the attempt answers well before.
+        """
+        info = activity.info()
+        now = datetime.now(UTC)
+        grace = self._receipt_grace
+        for timeout, since in (
+            (info.start_to_close_timeout, info.started_time),
+            (info.schedule_to_close_timeout, info.scheduled_time),
+        ):
+            if timeout:
+                grace = min(grace, (since + timeout - now).total_seconds() / 2)
+        return max(grace, 0.0)
 
     async def _note(self, req: SendRequest, outcome: SendOutcome) -> None:
         """Count the outcome in the metrics, and remember a skip or a deferral for the report."""

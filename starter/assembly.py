@@ -361,4 +361,5 @@ def build_activities(
         settings.policy(),
         send_queues={name: queue for name, (queue, _) in send_queues(settings, task_queue).items()},
         failover_after=settings.failover_after_attempts,
+        receipt_grace=settings.receipt_grace_seconds,
     )

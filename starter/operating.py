@@ -40,19 +40,25 @@ from durable_journeys.workflows import (
 
 
 def with_logged_receipts(entries: list[TimelineEntry], logged: list[MessageRecord]) -> list[TimelineEntry]:
-    """``entries`` with each logged receipt after its step's ``sent`` line (at no earlier journey time)."""
+    """``entries`` with each logged receipt after its message's ``sent`` line (at no earlier journey time).
+
+    A message is matched by step and the channel it was sent on: a send still waiting for its
+    receipt within the receipt grace has no ``sent`` line yet, and its receipt, which the
+    journey is about to learn from the send's answer, is not shown before it.
+    """
     if not logged or not entries:
         return entries
     started = entries[0].at - entries[0].elapsed
-    by_step: dict[str, list[MessageRecord]] = {}
+    by_send: dict[tuple[str, str], list[MessageRecord]] = {}
     for message in logged:
-        by_step.setdefault(message.step, []).append(message)
+        by_send.setdefault((message.step, message.channel), []).append(message)
     merged: list[TimelineEntry] = []
     for entry in entries:
         merged.append(entry)
-        if entry.outcome is not Outcome.SENT or entry.step not in by_step:
+        sent = (entry.step, entry.channel.value if entry.channel else "")
+        if entry.outcome is not Outcome.SENT or sent not in by_send:
             continue
-        for message in by_step.pop(entry.step):
+        for message in by_send.pop(sent):
             delivered = message.receipt_status == ReceiptStatus.DELIVERED.value
             at = max(entry.at, message.receipt_at or entry.at)
             merged.append(

@@ -66,20 +66,17 @@ class ReceiptIntake:
         if record.interim:  # an earlier channel of the provider's own chain failed; it tries the next
             log.info("receipt.interim", workflow_id=msg.workflow_id, step=msg.step, channel=receipt.channel)
             return INTERIM
-        if not msg.receipt_awaited:  # nobody waits for it: the journey's timeline reads it from the log
+        if not msg.receipt_awaited:  # held for a send's answer, or a gateway chain's: the log has it
+            _observe_latency(record)
             return LOGGED
         # The journey is told what the log holds (the first receipt wins), so receipts signalled
         # concurrently, or out of order, cannot tell it two different outcomes.
+        told = msg.as_receipt()
         logged = ReceiptStatus(msg.receipt_status or receipt.status)
-        enriched = receipt.model_copy(
+        enriched = (told or receipt).model_copy(
             update={
-                "idempotency_key": msg.idempotency_key,
-                "workflow_id": msg.workflow_id,
-                "step": msg.step,
-                # A gateway chain: the channel that settled it; otherwise the one we sent on.
-                "channel": (msg.receipt_channel or msg.channel) if msg.final_channel else msg.channel,
-                "status": logged,
-                "error_code": msg.receipt_error_code,
+                "provider_message_id": receipt.provider_message_id,
+                "occurred_at": receipt.occurred_at,
                 "error_class": receipt.error_class if receipt.status is logged else None,
             }
         )
@@ -91,9 +88,7 @@ class ReceiptIntake:
                 return UNAVAILABLE
             log.info("receipt.late", workflow_id=msg.workflow_id, step=msg.step, channel=msg.channel)
             return LATE
-        if not record.duplicate and msg.receipt_at is not None:
-            latency = (msg.receipt_at - msg.created_at).total_seconds()
-            RECEIPT_LATENCY.labels(label(msg.provider), label(msg.channel), logged.value).observe(max(latency, 0.0))
+        _observe_latency(record)
         log.info(
             "receipt.signalled",
             workflow_id=msg.workflow_id,
@@ -103,6 +98,14 @@ class ReceiptIntake:
             late=record.late,
         )
         return SIGNALLED
+
+
+def _observe_latency(record: ReceiptRecord) -> None:
+    """A message's first receipt: how long after the send it came, by provider, channel and status."""
+    msg = record.message
+    if not record.duplicate and msg.receipt_at is not None and msg.receipt_status is not None:
+        latency = (msg.receipt_at - msg.created_at).total_seconds()
+        RECEIPT_LATENCY.labels(label(msg.provider), label(msg.channel), msg.receipt_status).observe(max(latency, 0.0))
 
 
 class ReceiptsUnavailable(Exception):

@@ -315,15 +315,24 @@ async def journey_kit(
     ``stack_options`` go to :func:`starter.stack.embedded_stack` (``post_purchase``, ``cart``,
     ``care``, ``care_segment`` (default ``"off"``), ``templates``, ``consent_notices`` ...).
     With ``settings.codec_keys`` set, the stack's client encrypts payloads as production does.
+    Receipts come before the sandbox answers, and the workers' receipt grace is 0 unless
+    ``settings`` sets ``receipt_grace_seconds``: a receipt that came with the answer is in it.
     """
     stack_options.setdefault("care_segment", "off")
-    codec = settings.codec() if settings is not None else None  # JOURNEYS_CODEC_KEYS: payloads encrypted
+    # Under time skipping a receipt posted after the answer could lose the race against the
+    # receipt timer (unless it comes within the worker's receipt grace, which waits in real time).
+    stack_options.setdefault("receipt_timing", ReceiptTiming.BEFORE_RESPONSE)
+    # The receipts come with the answer here, so waiting for one that never comes (a customer
+    # whose receipt is lost, a test that reports it itself) would only cost the test real time.
+    settings = settings or Settings()
+    if "receipt_grace_seconds" not in settings.model_fields_set:
+        settings = settings.model_copy(update={"receipt_grace_seconds": 0.0})
+    codec = settings.codec()  # JOURNEYS_CODEC_KEYS: payloads encrypted
     async with embedded_stack(
         with_codec(env.client, codec) if codec is not None else env.client,
         database_url=f"sqlite+aiosqlite:///{database}",
         settings=settings,
         task_queue=f"kit-{uuid.uuid4()}",
-        receipt_timing=ReceiptTiming.BEFORE_RESPONSE,
         **stack_options,
     ) as stack:
         kit = JourneyKit(env, stack)

@@ -57,4 +57,11 @@ GENERATIONS: tuple[Generation, ...] = (
         "for a rate-limited provider answers WrongSendQueue with the routes): a local activity, its marker "
         "and a workflow task fewer per journey",
     ),
+    Generation(
+        3,
+        since="1.2",
+        why="a send whose receipt the journey waits for asks for it in its answer: a receipt that comes within "
+        "the worker's receipt grace (JOURNEYS_RECEIPT_GRACE_SECONDS) arrives with the activity's result, so the "
+        "journey neither takes a signal nor starts a receipt timer: two actions fewer per message",
+    ),
 )

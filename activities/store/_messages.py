@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,6 +28,9 @@ from durable_journeys.activities.store.records import (
     _aware,
 )
 from durable_journeys.providers import DeliveryReceipt, ReceiptStatus
+
+# How often a send held for its receipt looks for it (take_receipt): soon, then less often.
+RECEIPT_POLL_FIRST, RECEIPT_POLL_MAX = 0.05, 0.5
 
 
 class MessageLog(StoreBase):
@@ -203,6 +207,46 @@ class MessageLog(StoreBase):
         """The logged message with this key, or None."""
         row = await self._one(select(_messages).where(_messages.c.idempotency_key == idempotency_key))
         return None if row is None else MessageRecord.model_validate(row)
+
+    async def take_receipt(self, idempotency_key: str, *, grace: float) -> MessageRecord | None:
+        """A held message's receipt if it comes within ``grace`` seconds; else hand it to the webhook app.
+
+        A message claimed with ``receipt_awaited=False`` is *held*: its receipt, if the webhook
+        app records one meanwhile, is only logged. This waits (polling the row) up to ``grace``
+        seconds for it, then sets ``receipt_awaited`` in one statement: a receipt recorded
+        before that statement is returned here (the journey learns it from the send's answer,
+        no signal), one recorded after it is signalled by the webhook app. Row-level atomicity
+        decides which, so a receipt is told exactly once either way.
+
+        Returns:
+            The message with its receipt, or None: no receipt yet (the journey waits for its signal).
+        """
+        m = _messages.c
+        deadline = asyncio.get_running_loop().time() + grace
+        pause = RECEIPT_POLL_FIRST
+        while True:
+            row = await self._one(select(m.receipt_status).where(m.idempotency_key == idempotency_key))
+            if row is None or row.receipt_status is not None:
+                break
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                break
+            await asyncio.sleep(min(pause, left))
+            pause = min(pause * 2, RECEIPT_POLL_MAX)
+        async with self._write() as conn:
+            row = (
+                await conn.execute(
+                    update(_messages)
+                    .where(m.idempotency_key == idempotency_key, m.receipt_awaited.is_(False))
+                    .values(receipt_awaited=True)
+                    .returning(_messages)
+                )
+            ).first()
+            if row is None:  # handed off already (an earlier attempt), or never held
+                row = (await conn.execute(select(_messages).where(m.idempotency_key == idempotency_key))).first()
+        if row is None or row.receipt_status is None:
+            return None
+        return MessageRecord.model_validate(row)
 
     async def finish_message(self, idempotency_key: str, status: MessageStatus, **fields: Any) -> None:
         """Record the provider's answer for a claimed row."""

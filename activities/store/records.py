@@ -8,6 +8,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from durable_journeys.providers import Channel, DeliveryReceipt, ReceiptStatus
+
 
 class MessageStatus(StrEnum):
     """Where a logged message stands."""
@@ -48,8 +50,28 @@ class MessageRecord(BaseModel):
     receipt_channel: str | None = None
     journey: str | None = None
     resend_of: str | None = None
-    receipt_awaited: bool = True  # False: the journey reads this receipt from the log, unsignalled
+    # True: the journey learns the receipt (signalled, or in the send's answer, see take_receipt);
+    # False: the log holds it (a gateway chain's, or a send held for its receipt, not yet handed off).
+    receipt_awaited: bool = True
     created_at: datetime
+
+    def as_receipt(self) -> DeliveryReceipt | None:
+        """The receipt as the journey is told it: what the log holds (the first receipt won), or None."""
+        if self.receipt_status is None:
+            return None
+        # A gateway chain: the channel that settled it; otherwise the one we sent on.
+        channel = (self.receipt_channel or self.channel) if self.final_channel else self.channel
+        return DeliveryReceipt(
+            provider=self.provider,
+            provider_message_id=self.provider_message_id,
+            idempotency_key=self.idempotency_key,
+            status=ReceiptStatus(self.receipt_status),
+            error_code=self.receipt_error_code,
+            occurred_at=self.receipt_at,
+            workflow_id=self.workflow_id,
+            step=self.step,
+            channel=Channel(channel),
+        )
 
     @field_validator("receipt_at", "journey_time", "created_at")
     @classmethod

@@ -35,6 +35,10 @@ class RoutingSettings(BaseModel):
     # A channel's next provider takes a message its provider refused for configuration at once, or
     # one it was unavailable for (known not sent) after this many attempts; never an unknown one.
     failover_after_attempts: int = Field(default=3, ge=1, le=100)
+    # How long a send waits for its message's receipt before the webhook app signals it instead:
+    # a receipt within it comes back in the send's answer, sparing the journey a signal and a
+    # receipt timer (two billed actions). The send activity holds its slot meanwhile.
+    receipt_grace_seconds: float = Field(default=3.0, ge=0, le=10)
     default_provider: Literal["sandbox", "none"] = "sandbox"
     provider_timeout_seconds: float = Field(default=10.0, gt=0)
     # Fleet-wide send rates of providers (JSON, e.g. {"fcm": 500}): each gets its own task queue.

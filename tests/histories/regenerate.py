@@ -1,6 +1,6 @@
 """Record one history per journey scenario into ``tests/histories/<name>-<version>.json``.
 
-Run ``python -m tests.histories.regenerate 1.1`` after changing a journey's command sequence (a
+Run ``python -m tests.histories.regenerate 1.2`` after changing a journey's command sequence (a
 change behind ``workflow.patched()``), *keeping* the files of earlier versions:
 ``tests/test_replay.py`` replays every file against today's code, so a change that would break
 journeys already running fails CI. See README, "Changing a live journey safely".

@@ -91,3 +91,12 @@ def test_without_logged_receipts_the_timeline_is_the_journey_s() -> None:
     assert with_logged_receipts(TIMELINE, []) == TIMELINE
     unsent = logged("review_request", "delivered", START)  # a step with no sent line: nothing to attach
     assert with_logged_receipts(TIMELINE, [unsent]) == TIMELINE
+
+
+@pytest.mark.parametrize("sent_on", ["sms", "push"])
+def test_a_receipt_held_for_a_send_s_answer_is_not_shown_before_the_journey_has_it(sent_on: str) -> None:
+    """Within the receipt grace the log has the receipt and the journey has no ``sent`` line for that channel yet."""
+    held = logged("payment_complete", "delivered", START + timedelta(minutes=2)).model_copy(
+        update={"idempotency_key": f"wf:payment_complete:{sent_on}", "channel": sent_on, "final_channel": None}
+    )
+    assert with_logged_receipts(TIMELINE, [held]) == TIMELINE

@@ -11,13 +11,17 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import time, timedelta
+from pathlib import Path
 
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
 from durable_journeys.activities import KST
+from durable_journeys.providers.sandbox import ReceiptTiming
+from durable_journeys.starter.settings import Settings
 from durable_journeys.starter.stack import Stack
+from durable_journeys.starter.testing import journey_kit
 from tests.factories import customer, order
 
 BILLABLE = {
@@ -30,21 +34,38 @@ BILLABLE = {
 }
 
 # Paid; shipped 20 hours later; delivered a day after that; review request and recent-buyer sale.
-# signal: shipped, delivered and a delivery receipt per message; timer: the waits for shipping
-# and for delivery (each bounded), the review delay (and one to daytime), the sale delay; upsert:
-# JourneyStage while waiting for delivery, for the review day, for the sale day (waiting for
-# shipping is the start's stage), and at the end. No marker: engine 2 asks for no send queues
-# (workflows/patches.py, GENERATIONS).
-ORDINARY = {"start": 1, "activity": 4, "signal": 6, "timer": 4, "upsert": 4}
+# signal: shipped and delivered (engine 3: each message's receipt comes back in its send's answer
+# when it comes within the worker's receipt grace, so no receipt signal and no receipt timer);
+# timer: the waits for shipping and for delivery (each bounded), the review delay (and one to
+# daytime), the sale delay; upsert: JourneyStage while waiting for delivery, for the review day,
+# for the sale day (waiting for shipping is the start's stage), and at the end. No marker:
+# engine 2 asks for no send queues (workflows/patches.py, GENERATIONS).
+ORDINARY = {"start": 1, "activity": 4, "signal": 2, "timer": 4, "upsert": 4}
 # Gateway fallback (each AlimTalk-or-SMS step; the sale is SMS only): the provider falls back by
-# itself, and its receipts go to the log, not to the journey (engine 2): three signals fewer.
-GATEWAY = {**ORDINARY, "signal": 3}
+# itself, and its receipts go to the log, not to the journey (engine 2); the sale's comes back
+# with its send as above.
+GATEWAY = ORDINARY
 
 
-@pytest.mark.parametrize(("fallback", "expected"), [(None, ORDINARY), ("gateway", GATEWAY)])
+@pytest.mark.parametrize(
+    ("fallback", "timing", "expected"),
+    [
+        (None, ReceiptTiming.BEFORE_RESPONSE, ORDINARY),
+        # As providers do: each receipt a moment after the answer, within the receipt grace.
+        (None, ReceiptTiming.AFTER_RESPONSE, ORDINARY),
+        ("gateway", ReceiptTiming.BEFORE_RESPONSE, GATEWAY),
+    ],
+)
 async def test_an_ordinary_post_purchase_journey_costs_the_actions_accounted_for(
-    env: WorkflowEnvironment, stack: Stack, fallback: str | None, expected: dict[str, int]
+    env: WorkflowEnvironment, tmp_path: Path, fallback: str | None, timing: ReceiptTiming, expected: dict[str, int]
 ) -> None:
+    # The workers' receipt grace as in production (the kit's default is 0).
+    settings = Settings(receipt_grace_seconds=3)
+    async with journey_kit(env, tmp_path / "journeys.db", settings=settings, receipt_timing=timing) as kit:
+        await _count(env, kit.stack, fallback, expected)
+
+
+async def _count(env: WorkflowEnvironment, stack: Stack, fallback: str | None, expected: dict[str, int]) -> None:
     c = customer()
     o = order(c)
     settings = {"fallback": {"*": fallback}} if fallback else None

@@ -145,7 +145,12 @@ class JourneyAttempts(JourneyWaiting):
     def _request(
         self, step: str, channel: Channel, template: str, variables: dict[str, str], purpose: Purpose, **extra: Any
     ) -> SendRequest:
-        """The send request of ``step`` on ``channel`` at this journey time (``extra``: the other fields)."""
+        """The send request of ``step`` on ``channel`` at this journey time (``extra``: the other fields).
+
+        From engine 3 a send whose receipt the journey waits for asks for it in its answer when
+        it comes within the worker's receipt grace (see ``_execute_send``).
+        """
+        extra.setdefault("receipt_in_answer", extra.get("await_receipt", True) and self.engine >= 3)
         return SendRequest(
             workflow_id=workflow.info().workflow_id,
             journey=self.journey,
@@ -176,6 +181,8 @@ class JourneyAttempts(JourneyWaiting):
             retry_policy=SEND_RETRY,
             summary=summary,
         )
+        if outcome.delivery is not None:  # it came within the receipt grace: no signal, no receipt timer
+            self.on_receipt(outcome.delivery)
         return outcome
 
     async def _queue_for(self, channel: Channel) -> str | None:
