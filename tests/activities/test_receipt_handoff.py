@@ -8,8 +8,10 @@ PostgreSQL.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -137,3 +139,35 @@ async def test_racing_the_webhook_app_every_receipt_is_told_exactly_once(store: 
     )
     assert all(in_answer != signalled for in_answer, signalled in told), told
     assert {in_answer for in_answer, _ in told} == {True, False}  # both paths were taken
+
+
+@pytest.mark.parametrize(
+    ("grace", "start_to_close", "schedule_to_close", "at_most"),
+    [
+        (3.0, timedelta(seconds=30), None, 3.0),  # production: the setting
+        (3.0, timedelta(seconds=3), None, 1.5),  # a send_timeout as short as the grace: half of it
+        (10.0, timedelta(seconds=30), timedelta(seconds=4), 2.0),  # the step's deadline is near
+        (0.0, timedelta(seconds=30), None, 0.0),
+    ],
+)
+def test_the_grace_never_outlasts_the_attempt(
+    grace: float, start_to_close: timedelta, schedule_to_close: timedelta | None, at_most: float
+) -> None:
+    """A grace as long as the attempt would time out every send whose receipt never comes, for ever."""
+    from temporalio.testing import ActivityEnvironment
+
+    from durable_journeys.activities import SendActivities
+
+    now = datetime.now(UTC)
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(
+        env.info,
+        started_time=now,
+        scheduled_time=now,
+        start_to_close_timeout=start_to_close,
+        schedule_to_close_timeout=schedule_to_close,
+    )
+    acts = SendActivities(None, None, None, receipt_grace=grace)  # type: ignore[arg-type]
+    left = env.run(acts._grace_left)
+    assert 0 <= left <= at_most
+    assert left >= at_most - 0.5  # not cut for nothing
