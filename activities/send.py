@@ -159,7 +159,7 @@ class SendActivities(ProviderCalls, ConsentActivities):
         """
         if not (req.receipt_in_answer and req.await_receipt) or outcome.status is not OutcomeStatus.ACCEPTED:
             return outcome
-        if outcome.receipt is ReceiptMode.NONE:
+        if outcome.receipt is ReceiptMode.NONE or outcome.delivery is not None:  # none due, or settled by it
             return outcome
         held = await self._store.take_receipt(outcome.idempotency_key, grace=self._grace_left())
         return outcome if held is None else outcome.model_copy(update={"delivery": held.as_receipt()})

@@ -222,14 +222,13 @@ class MessageLog(StoreBase):
             The message with its receipt, or None: no receipt yet (the journey waits for its signal).
         """
         m = _messages.c
-        deadline = asyncio.get_running_loop().time() + grace
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
         pause = RECEIPT_POLL_FIRST
-        while True:
+        # Polls only while time is left: the hand-over's RETURNING reads the row at the end anyway.
+        while (left := deadline - loop.time()) > 0:
             row = await self._one(select(m.receipt_status).where(m.idempotency_key == idempotency_key))
             if row is None or row.receipt_status is not None:
-                break
-            left = deadline - asyncio.get_running_loop().time()
-            if left <= 0:
                 break
             await asyncio.sleep(min(pause, left))
             pause = min(pause * 2, RECEIPT_POLL_MAX)
