@@ -78,6 +78,20 @@ async def alimtalk_waiting_for_receipt(stack: Stack) -> tuple[str, dict[str, Any
     return handle.id, message
 
 
+def message(key: str = "post-purchase:o-1:payment_complete:alimtalk") -> dict[str, str]:
+    """The fields of a payment AlimTalk to claim in the message log (``Store.claim_message``)."""
+    return {
+        "idempotency_key": key,
+        "workflow_id": "post-purchase:o-1",
+        "step": "payment_complete",
+        "channel": "alimtalk",
+        "customer_id": "c-1",
+        "provider": "sandbox",
+        "purpose": "informational",
+        "template": "order_paid",
+    }
+
+
 @asynccontextmanager
 async def migrated_store(kind: str, directory: Path) -> AsyncIterator[Store]:
     """A migrated store: a SQLite file in ``directory``, or PostgreSQL on a fresh schema (``kind``)."""

@@ -18,7 +18,7 @@ import pytest
 
 from durable_journeys.activities import MessageStatus, Store
 from durable_journeys.providers import Channel, DeliveryReceipt, ReceiptStatus
-from tests.helpers import migrated_store
+from tests.helpers import message, migrated_store
 
 KEY = "post-purchase:o-1:payment_complete:alimtalk"
 
@@ -31,17 +31,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 
 async def sent(store: Store, key: str = KEY, *, held: bool = True) -> None:
     """A message the provider took, claimed as a send of an engine-3 journey does (held) or not."""
-    await store.claim_message(
-        idempotency_key=key,
-        workflow_id="post-purchase:o-1",
-        step="payment_complete",
-        channel="alimtalk",
-        customer_id="c-1",
-        provider="sandbox",
-        purpose="informational",
-        template="order_paid",
-        receipt_awaited=not held,
-    )
+    await store.claim_message(**message(key), receipt_awaited=not held)
     await store.finish_message(key, MessageStatus.ACCEPTED, provider_message_id=f"m-{key}")
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from durable_journeys.activities import CustomerProfile, MessageStatus, Store
 from durable_journeys.providers import DeliveryReceipt, ReceiptStatus
-from tests.helpers import migrated_store
+from tests.helpers import message, migrated_store
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -23,19 +23,6 @@ def profile(**overrides: object) -> CustomerProfile:
     data: dict[str, object] = {"customer_id": "c-1", "phone": "010-1234-5678", "email": "a@example.com"}
     data.update(overrides)
     return CustomerProfile.model_validate(data)
-
-
-def message(key: str = "post-purchase:o-1:payment_complete:alimtalk") -> dict[str, str]:
-    return {
-        "idempotency_key": key,
-        "workflow_id": "post-purchase:o-1",
-        "step": "payment_complete",
-        "channel": "alimtalk",
-        "customer_id": "c-1",
-        "provider": "sandbox",
-        "purpose": "informational",
-        "template": "order_paid",
-    }
 
 
 async def test_migrate_twice_is_harmless(store: Store) -> None:
