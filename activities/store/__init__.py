@@ -9,10 +9,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from durable_journeys.activities.store.records import (
+    Assignment,
     Cap,
     ContactLimits,
     ContactRefused,
     Engagement,
+    ExperimentSetting,
     InboxMessage,
     MessageRecord,
     MessageStatus,
@@ -26,10 +28,12 @@ if TYPE_CHECKING:
     from durable_journeys.activities.store._store import Store as Store
 
 __all__ = [
+    "Assignment",
     "Cap",
     "ContactLimits",
     "ContactRefused",
     "Engagement",
+    "ExperimentSetting",
     "InboxMessage",
     "MessageRecord",
     "MessageStatus",

@@ -13,10 +13,12 @@ from sqlalchemy import Table, event, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from durable_journeys.activities.store._tables import (
+    AssignmentRow,
     ContactHoldRow,
     CustomerRow,
     EngagementRow,
     EventCountRow,
+    ExperimentRow,
     InboxRow,
     MessageRow,
     OrderRow,
@@ -38,6 +40,8 @@ _skips = cast(Table, SendSkipRow.__table__)
 _engagements = cast(Table, EngagementRow.__table__)
 _event_counts = cast(Table, EventCountRow.__table__)
 _signatures = cast(Table, WebhookSignatureRow.__table__)
+_assignments = cast(Table, AssignmentRow.__table__)
+_experiments = cast(Table, ExperimentRow.__table__)
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
 

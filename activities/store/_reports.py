@@ -93,12 +93,19 @@ class ReportStore(StoreBase):
 
     # orders ---------------------------------------------------------------------------------
 
-    async def record_order(self, customer_id: str, order_id: str, paid_at: datetime | None = None) -> bool:
-        """Remember a paid order; True if it is the customer's first (the same order again: same answer)."""
+    async def record_order(
+        self, customer_id: str, order_id: str, paid_at: datetime | None = None, *, amount: int = 0
+    ) -> bool:
+        """Remember a paid order (``amount``: KRW, the report's revenue); True if it is the customer's first.
+
+        The same order again gives the same answer and keeps its first amount.
+        """
         try:
             async with self._write() as conn:
                 await conn.execute(
-                    insert(_orders).values(order_id=order_id, customer_id=customer_id, paid_at=paid_at or _now())
+                    insert(_orders).values(
+                        order_id=order_id, customer_id=customer_id, paid_at=paid_at or _now(), amount=amount
+                    )
                 )
         except IntegrityError:
             pass  # the same order again, or recorded concurrently: it is there now

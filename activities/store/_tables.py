@@ -69,6 +69,11 @@ class MessageRow(Base):
     # Whether the journey waits for this message's receipt by signal; when not (a gateway chain
     # from engine 2), the webhook app logs the receipt and the timeline reads it from here.
     receipt_awaited: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # Experiments: the journey's variant when it sent this, and what the provider was asked for
+    # (``sms`` or ``lms`` on the SMS channel, else the channel): the report prices it.
+    experiment: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    variant: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    message_type: Mapped[str | None] = mapped_column(String(32), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
@@ -110,6 +115,35 @@ class OrderRow(Base):
     order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     customer_id: Mapped[str] = mapped_column(String(64), index=True)
     paid_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    amount: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # KRW, for the report's revenue
+
+
+class AssignmentRow(Base):
+    """The variant a customer took in an experiment: the first one holds for every later journey."""
+
+    __tablename__ = "experiment_assignments"
+
+    experiment: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    variant: Mapped[str] = mapped_column(String(64))
+    how: Mapped[str] = mapped_column(String(16))  # assigned | forced
+    journey: Mapped[str] = mapped_column(String(64))
+    workflow_id: Mapped[str] = mapped_column(String(200))
+    assigned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class ExperimentRow(Base):
+    """An operator's live setting of one experiment: new weights, stopped, or a winner for everyone."""
+
+    __tablename__ = "experiments"
+
+    experiment: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))  # running | stopped | winner
+    weights: Mapped[dict[str, int] | None] = mapped_column(JSON, nullable=True)
+    winner: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    changed_by: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(300))
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class InboxRow(Base):

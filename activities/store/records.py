@@ -53,6 +53,9 @@ class MessageRecord(BaseModel):
     # True: the journey learns the receipt (signalled, or in the send's answer, see take_receipt);
     # False: the log holds it (a gateway chain's, or a send held for its receipt, not yet handed off).
     receipt_awaited: bool = True
+    experiment: str | None = None
+    variant: str | None = None
+    message_type: str | None = None
     created_at: datetime
 
     def as_receipt(self) -> DeliveryReceipt | None:
@@ -181,6 +184,35 @@ class PaidOrder(BaseModel):
     order_id: str
     customer_id: str
     paid_at: StoredTime
+    amount: int = 0
+
+
+class Assignment(BaseModel):
+    """A customer's variant in an experiment (the first assignment holds)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    experiment: str
+    customer_id: str
+    variant: str
+    how: str  # assigned (by the split) | forced (the testing kit or an operator)
+    journey: str
+    workflow_id: str
+    assigned_at: StoredTime
+
+
+class ExperimentSetting(BaseModel):
+    """An operator's live setting of an experiment (see ``Store.set_experiment``)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    experiment: str
+    state: str  # running | stopped | winner
+    weights: dict[str, int] | None = None
+    winner: str | None = None
+    changed_by: str
+    reason: str
+    changed_at: StoredTime
 
 
 class ReceiptRecord(BaseModel):
