@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from durable_journeys.providers.base import (
     EDGE,
@@ -30,6 +30,7 @@ from durable_journeys.providers.base import (
 __all__ = [
     "CHANNEL_SKIPS",
     "CONFIG_ERROR",
+    "ASSIGN_VARIANT",
     "CONSENT_CLOCKS",
     "RECORD_CONSENT_NOTICE",
     "SEND_MESSAGE",
@@ -56,6 +57,9 @@ __all__ = [
     "ReceiptStatus",
     "SendOutcome",
     "SendRequest",
+    "SplitAnswer",
+    "SplitRequest",
+    "Variant",
     "bounded_json",
     "idempotency_key",
 ]
@@ -68,6 +72,7 @@ SEND_MESSAGE = "send_message"  # SendRequest -> SendOutcome
 SEND_QUEUES = "send_queues"  # local: () -> dict[Channel, str], the task queue of each rate-limited channel
 CONSENT_CLOCKS = "consent_clocks"  # ConsentClocksRequest -> list[ConsentClock]
 RECORD_CONSENT_NOTICE = "record_consent_notice"  # ConsentNotice -> None
+ASSIGN_VARIANT = "assign_variant"  # SplitRequest -> SplitAnswer
 
 # Why a send is skipped, split by what the rule is about (README "Contact policy": the table).
 # A rule about the customer holds on every channel: the step ends with it. A rule about one
@@ -80,6 +85,7 @@ CUSTOMER_SKIPS = frozenset(
         "frequency_cap",  # the customer's ads across channels and journeys
         "priority_grace",  # a higher-priority journey's ad may take the window's last slot
         "duplicate_content",  # the same content reached the customer lately, on any channel
+        "holdout",  # the customer is in the global holdout: no ads from any journey
     }
 )
 CHANNEL_SKIPS = frozenset(
@@ -157,6 +163,8 @@ class SendRequest(BaseModel):
         default=False,
         description="engine 3: a receipt that comes within the worker's receipt grace is in the answer, unsignalled",
     )
+    experiment: str | None = Field(default=None, max_length=64, description="the journey's experiment (its last split)")
+    variant: str | None = Field(default=None, max_length=64, description="the customer's variant in it")
 
     @property
     def idempotency_key(self) -> str:
@@ -218,3 +226,46 @@ class ConsentNotice(BaseModel):
     customer_id: str
     channel: Channel
     at: datetime
+
+
+Name64 = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
+
+
+class Variant(BaseModel):
+    """One arm of an experiment and its weight (a share of the sum of the weights)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name64
+    weight: int = Field(default=1, ge=0, le=10_000)
+
+
+class SplitRequest(BaseModel):
+    """Which variant of ``experiment`` the journey's customer takes (the split step)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    experiment: Name64
+    variants: list[Variant] = Field(min_length=1, max_length=20)
+    customer_id: str
+    journey: str
+    workflow_id: str
+    journey_time: datetime
+
+    @model_validator(mode="after")
+    def _distinct(self) -> SplitRequest:
+        names = [v.name for v in self.variants]
+        if len(set(names)) != len(names):
+            raise ValueError("variants: each name once")
+        return self
+
+
+class SplitAnswer(BaseModel):
+    """The customer's variant, and how it was chosen.
+
+    ``assigned`` now, ``kept`` from before, ``forced`` (the kit), or by the experiment's live
+    setting, ``winner`` or ``stopped`` (neither counts in its arms).
+    """
+
+    variant: str
+    how: str

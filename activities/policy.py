@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from durable_journeys.activities.contracts import KST
 from durable_journeys.activities.customers import CustomerProfile
+from durable_journeys.activities.experiments import in_holdout
 from durable_journeys.activities.store import Cap, ContactLimits
 from durable_journeys.providers import Channel, Purpose
 from durable_journeys.providers.channels import AdRule, channel_spec
@@ -50,6 +51,12 @@ class PolicyConfig(BaseModel):
     # before it takes a window's last slot. Empty: every journey is equal, nobody waits.
     journey_priority: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=50)
     priority_grace: timedelta = Field(default=timedelta(minutes=10), ge=timedelta(0), le=timedelta(days=1))
+    # The global holdout: this share of customers (chosen by a hash of their id, the same in every
+    # process) and these customers get no ad from any journey; informational messages still go.
+    holdout_percent: float = Field(default=0.0, ge=0, le=50, description="percent of customers held out of every ad")
+    holdout_customers: list[Annotated[str, Field(max_length=64)]] = Field(
+        default_factory=list, max_length=1000, description="customers always held out (QA accounts, tests)"
+    )
 
     @field_validator("duplicate_window", mode="before")
     @classmethod
@@ -97,8 +104,10 @@ def _quiet_hours_end(at: datetime, cfg: PolicyConfig) -> datetime:
 def check(profile: CustomerProfile, channel: Channel, purpose: Purpose, at: datetime, cfg: PolicyConfig) -> Decision:
     """Decide whether a message may go out now (``at`` is journey time, not wall time)."""
     spec = channel_spec(channel)
-    if purpose is not Purpose.ADVERTISING or not spec.consent:
+    if purpose is not Purpose.ADVERTISING:
         return Decision(allowed=True)
+    if not spec.consent:
+        return _holdout(profile, cfg)
     if profile.unsubscribed:
         return Decision(allowed=False, reason="unsubscribed")
     opted_in = profile.consent_since(channel)  # a biennial notice renews the consent
@@ -108,6 +117,17 @@ def check(profile: CustomerProfile, channel: Channel, purpose: Purpose, at: date
         return Decision(allowed=False, reason="marketing_consent_expired")
     if spec.quiet_hours and profile.night_consent_at is None and _in_quiet_hours(at.astimezone(KST).time(), cfg):
         return Decision(allowed=False, reason="quiet_hours", not_before=_quiet_hours_end(at, cfg))
+    return _holdout(profile, cfg)
+
+
+def _holdout(profile: CustomerProfile, cfg: PolicyConfig) -> Decision:
+    """An ad the customer may have is held back if they are in the global holdout.
+
+    Checked last, so the holdout counts customers who would have got the ad: the report compares
+    them with those who did.
+    """
+    if in_holdout(profile.customer_id, cfg.holdout_percent, cfg.holdout_customers):
+        return Decision(allowed=False, reason="holdout")
     return Decision(allowed=True)
 
 

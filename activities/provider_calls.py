@@ -234,6 +234,9 @@ class ProviderCalls:
             journey_time=req.journey_time,
             episode=req.episode,
             journey=req.journey,
+            experiment=req.experiment,
+            variant=req.variant,
+            message_type=msg.sms_kind.value.lower() if msg.sms_kind is not None else req.channel.value,
         )
 
     def _refused(self, req: SendRequest, key: str, refused: ContactRefused) -> SendOutcome:

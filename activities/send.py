@@ -40,6 +40,7 @@ from durable_journeys.activities.contracts import (
     SendOutcome,
     SendRequest,
 )
+from durable_journeys.activities.experiments import ExperimentActivities
 from durable_journeys.activities.metrics import DEFERRED, FALLBACKS, RESENDS, SENDS, SKIPPED, label
 from durable_journeys.activities.policy import PolicyConfig, check
 from durable_journeys.activities.provider_calls import (
@@ -63,7 +64,7 @@ from durable_journeys.providers import (
 log = structlog.get_logger("activities.send")
 
 
-class SendActivities(ProviderCalls, ConsentActivities):
+class SendActivities(ProviderCalls, ConsentActivities, ExperimentActivities):
     """Activities that send messages; built by ``worker.py`` from the store and providers.
 
     Args:
@@ -95,6 +96,15 @@ class SendActivities(ProviderCalls, ConsentActivities):
         self._send_queues = dict(send_queues or {})
         self._failover_after = failover_after
         self._receipt_grace = receipt_grace
+
+    @property
+    def policy(self) -> PolicyConfig:
+        """The contact policy every send obeys."""
+        return self._policy
+
+    @policy.setter
+    def policy(self, policy: PolicyConfig) -> None:
+        self._policy = policy
 
     @activity.defn(name=SEND_QUEUES)
     async def send_queues(self) -> dict[Channel, str]:
