@@ -251,6 +251,7 @@ def build_worker(
             activities.send_queues,
             activities.consent_clocks,
             activities.record_consent_notice,
+            activities.assign_variant,
         ],
         graceful_shutdown_timeout=graceful_shutdown,
         **worker_kwargs,

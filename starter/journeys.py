@@ -213,7 +213,9 @@ class Journeys(JourneyOperations):
             self._check_templates("care", CARE_STEPS, {**care_variables(self.care), **profile_variables(profile)})
 
         await self.save_profile(profile)
-        first_order = await self.store.record_order(profile.customer_id, order.order_id, order.paid_at)
+        first_order = await self.store.record_order(
+            profile.customer_id, order.order_id, order.paid_at, amount=order.amount
+        )
         handle = await self._start_post_purchase(order, journey_settings)
         if self.care_segment == "every_order" or (self.care_segment == "first_order" and first_order):
             await self._start_care(order, profile)

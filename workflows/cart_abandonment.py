@@ -10,6 +10,11 @@ Storyboard (journey time):
 3. ``purchase`` or ``cart.cleared`` ends the journey at once, whatever it waits on: no send
    starts after one arrived, even one landing in the same instant as a timer.
 
+The reference experiment (``coupon_experiment``): after the push, the split
+``cart_coupon_timing`` gives the customer a variant of ``coupon_variants`` (12 h against 24 h),
+whose wait replaces ``second_touch_after``; a variant named ``control`` ends the journey
+without a coupon. Runs started without it never split, so their history replays as before.
+
 One run per customer (``cart:{customer_id}``), fed by signal-with-start. A new cart after a run
 ended starts a new run; its sends are skipped while another run of this id sent within
 ``reentry_cooldown`` (7 days), but the cart is still tracked. A run continues-as-new (state kept)
@@ -39,6 +44,8 @@ from durable_journeys.workflows.models import (
 from durable_journeys.workflows.steps import JourneyWorkflow
 
 JOURNEY = "cart"
+COUPON_EXPERIMENT = "cart_coupon_timing"
+CONTROL = "control"
 PUSH_CHANNELS = (Channel.PUSH, Channel.WEB_PUSH)
 COUPON_CHANNELS = (Channel.BRAND_MESSAGE, Channel.EMAIL)
 ENGAGED = frozenset({EventType.MESSAGE_OPENED, EventType.MESSAGE_CLICKED})
@@ -129,8 +136,14 @@ class CartAbandonmentJourney(JourneyWorkflow):
             st.pushed_at = workflow.now()
             st.push_delivered = result.delivered is not None
 
+        wait = s.second_touch_after
+        if s.coupon_experiment:
+            variant = await self.split(COUPON_EXPERIMENT, list(s.coupon_variants))
+            if variant == CONTROL:
+                return "control"
+            wait = s.coupon_variants[variant]
         self.stage("waiting_for_engagement")
-        second_touch = st.pushed_at + s.second_touch_after
+        second_touch = st.pushed_at + wait
         while await self.wait_until(
             lambda: self.has_event(ENGAGED) or self._history_is_long(s),
             second_touch - workflow.now(),

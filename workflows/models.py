@@ -18,6 +18,7 @@ from durable_journeys.activities.contracts import (
     OpaqueId,
     PlainText,
     Purpose,
+    Variant,
     bounded_json,
 )
 
@@ -230,6 +231,7 @@ class Outcome(StrEnum):
     EVENT = "event"
     IGNORED = "ignored"  # an event whose data the journey could not read
     OPERATOR = "operator"  # an operator's action (skip_wait, exit, resend): who and why in detail
+    SPLIT = "split"  # the customer's variant of an experiment (step ``split:<experiment>``)
     ENDED = "ended"
 
 
@@ -279,6 +281,7 @@ class JourneyState(BaseModel):
     event_counts: dict[EventType, int] = Field(default_factory=dict, description="events taken this run, by type")
     sent_steps: dict[str, SentStep] = Field(default_factory=dict)
     resends: dict[str, int] = Field(default_factory=dict, description="step -> resends so far (numbers their keys)")
+    variants: dict[str, str] = Field(default_factory=dict, description="experiment -> the variant taken (split)")
 
     @field_validator("event_ids", mode="before")
     @classmethod
@@ -385,6 +388,24 @@ class CartSettings(JourneySettings):
         description="a coupon over the frequency cap waits for the window this long at most, then is skipped",
     )
     continue_as_new_after: int = Field(default=2000, ge=100, description="history events per run")
+    # The reference experiment (README "Experiments"): when on, the coupon's wait after the push
+    # is the customer's variant's, not second_touch_after; a variant named "control" gets none.
+    coupon_experiment: bool = Field(default=False, description="split the coupon's timing (cart_coupon_timing)")
+    coupon_variants: dict[Annotated[str, Field(max_length=64)], timedelta] = Field(
+        default_factory=lambda: {"12h": timedelta(hours=12), "24h": timedelta(hours=24)},
+        min_length=1,
+        max_length=10,
+        description="variant -> the coupon's wait after the push (equal weights; operators reweigh live)",
+    )
+
+    @field_validator("coupon_variants")
+    @classmethod
+    def _variant_waits(cls, value: dict[str, timedelta]) -> dict[str, timedelta]:
+        for name, wait in value.items():
+            Variant(name=name)  # 1-64 letters, digits and _.-
+            if not timedelta(0) < wait <= MAX_DURATION:
+                raise ValueError(f"{name}: the wait must be positive and at most {MAX_DURATION.days} days")
+        return value
 
 
 class CartState(JourneyState):

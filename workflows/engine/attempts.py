@@ -67,6 +67,10 @@ class CapRule:
 class JourneyAttempts(JourneyWaiting):
     """Sending on one channel until it is settled: taken, refused, skipped, deferred, expired or unknown."""
 
+    def _experiment(self) -> tuple[str | None, str | None]:
+        """The experiment and variant a send carries (none here; see ``JourneySplits``)."""
+        return None, None
+
     async def _send_one(
         self,
         step: str,
@@ -151,6 +155,7 @@ class JourneyAttempts(JourneyWaiting):
         it comes within the worker's receipt grace (see ``_execute_send``).
         """
         extra.setdefault("receipt_in_answer", extra.get("await_receipt", True) and self.engine >= 3)
+        experiment, variant = self._experiment()
         return SendRequest(
             workflow_id=workflow.info().workflow_id,
             journey=self.journey,
@@ -162,6 +167,8 @@ class JourneyAttempts(JourneyWaiting):
             variables=variables,
             journey_time=workflow.now(),
             episode=self._episode(),
+            experiment=experiment,
+            variant=variant,
             **extra,
         )
 

@@ -20,7 +20,7 @@ with workflow.unsafe.imports_passed_through():
 from durable_journeys.activities.masking import mask
 from durable_journeys.workflows.engine.attempts import SEND_ROUND, _failure_type
 from durable_journeys.workflows.engine.core import SKIP_TIMER
-from durable_journeys.workflows.engine.sending import JourneySending
+from durable_journeys.workflows.engine.splits import JourneySplits
 from durable_journeys.workflows.models import (
     JourneyEvent,
     OperatorAction,
@@ -30,7 +30,7 @@ from durable_journeys.workflows.models import (
 )
 
 
-class JourneyOperators(JourneySending):
+class JourneyOperators(JourneySplits):
     """Operators steer a running journey; each action takes who and why and is kept in the timeline."""
 
     # operators' updates -----------------------------------------------------------------------
