@@ -263,8 +263,9 @@ class SplitRequest(BaseModel):
 class SplitAnswer(BaseModel):
     """The customer's variant, and how it was chosen.
 
-    ``assigned`` now, ``kept`` from before, ``forced`` (the kit), or by the experiment's live
-    setting, ``winner`` or ``stopped`` (neither counts in its arms).
+    ``assigned`` now, ``kept`` from before, ``forced`` (the kit), or uncounted in its arms: by
+    the experiment's live setting, ``winner`` or ``stopped``, or ``holdout`` (the customer is in
+    the global holdout and takes the first variant).
     """
 
     variant: str

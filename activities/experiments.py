@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import structlog
 from temporalio import activity
 
 from durable_journeys.activities.contracts import ASSIGN_VARIANT, SplitAnswer, SplitRequest
 from durable_journeys.activities.store import Store
+
+if TYPE_CHECKING:
+    from durable_journeys.activities.policy import PolicyConfig
 
 log = structlog.get_logger("activities.experiments")
 
@@ -55,10 +59,17 @@ class ExperimentActivities:
     """The split step's activity: the customer's variant, recorded once."""
 
     _store: Store
+    policy: PolicyConfig
 
     @activity.defn(name=ASSIGN_VARIANT)
     async def assign_variant(self, req: SplitRequest) -> SplitAnswer:
-        """The customer's variant in ``req.experiment``: kept, assigned now, or set by an operator."""
+        """The customer's variant in ``req.experiment``: kept, assigned now, or set by an operator.
+
+        A customer in the global holdout takes the first variant and counts in no arm: they get
+        no ad anyway, and the holdout is their group.
+        """
+        if in_holdout(req.customer_id, self.policy.holdout_percent, self.policy.holdout_customers):
+            return SplitAnswer(variant=req.variants[0].name, how="holdout")
         variant, how = await self._store.assign_variant(
             req.experiment,
             req.customer_id,

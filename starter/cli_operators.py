@@ -213,12 +213,19 @@ def report(
     window: int = typer.Option(7, "--window", min=1, max=90, help="Attribution window for conversions, days."),
     fmt: ReportFormat = REPORT_FORMAT,
     output: str | None = typer.Option(None, "--output", "-o", help="Write to this file (html: report.html)."),
+    experiments: bool = typer.Option(
+        False, "--experiments", help="Only the experiments: a row per variant with its test (csv, table, json)."
+    ),
 ) -> None:
-    """Per journey, step and channel: sent, delivered, fallback, skipped by reason, opened, clicked, converted."""
+    """Per journey, step and channel: sent, delivered, fallback, skipped, opened, clicked, converted, revenue, cost.
+
+    Then per experiment and variant (and the holdout): customers, conversions, revenue, cost and
+    a verdict. Message prices: JOURNEYS_MESSAGE_PRICES.
+    """
     from datetime import UTC, datetime, timedelta
     from pathlib import Path
 
-    from durable_journeys.starter.report import journey_report, render
+    from durable_journeys.starter.report import journey_report, render, render_experiments_csv
 
     settings = command_settings()
     now = datetime.now(UTC)
@@ -232,11 +239,18 @@ def report(
         store = await open_store(settings, create=False)
         try:
             made = await journey_report(
-                store, since=start, until=end, attribution=timedelta(days=window), journey=journey
+                store,
+                since=start,
+                until=end,
+                attribution=timedelta(days=window),
+                journey=journey,
+                prices=settings.message_prices,
             )
         finally:
             await store.close()
-        text = render(made, fmt.value)
+        if experiments:
+            made = made.model_copy(update={"rows": []})
+        text = render_experiments_csv(made) if experiments and fmt is ReportFormat.CSV else render(made, fmt.value)
         target = output or ("report.html" if fmt is ReportFormat.HTML else None)
         if target is None:
             typer.echo(text, nl=False)
@@ -245,3 +259,112 @@ def report(
         typer.echo(f"wrote {target} ({len(made.rows)} rows)")
 
     raise typer.Exit(run_command(build()))
+
+
+def _weights(text: str) -> dict[str, int]:
+    """``12h=1,24h=3`` as a mapping; a one-line error naming --weights otherwise."""
+    from pydantic import ValidationError
+
+    from durable_journeys.activities.contracts import Variant
+
+    weights: dict[str, int] = {}
+    for part in text.split(","):
+        name, sep, value = part.strip().partition("=")
+        try:
+            if not sep:
+                raise ValueError
+            variant = Variant(name=name.strip(), weight=int(value))
+        except (ValueError, ValidationError):
+            raise typer.BadParameter(
+                f"{part.strip()!r}: use variant=weight, e.g. 12h=1,24h=3 (weights 0-10000)", param_hint="--weights"
+            ) from None
+        weights[variant.name] = variant.weight
+    if not any(weights.values()):
+        raise typer.BadParameter("at least one weight above 0", param_hint="--weights")
+    return weights
+
+
+@operators_app.command("experiment", epilog=reads(STORE, LOGS))
+def experiment(
+    name: str = typer.Argument(..., help="The experiment, e.g. cart_coupon_timing."),
+    weights: str | None = typer.Option(None, "--weights", help="New weights for new customers, e.g. 12h=1,24h=3."),
+    stop: bool = typer.Option(False, "--stop", help="Stop: new customers take the first variant, uncounted."),
+    winner: str | None = typer.Option(None, "--winner", help="Send this variant to everyone from now on."),
+    resume: bool = typer.Option(False, "--resume", help="Run again with the journey's own weights."),
+    operator: str | None = OPERATOR,
+    reason: str | None = typer.Option(None, "--reason", "-r", help="Why; kept with the setting."),
+) -> None:
+    """Show an experiment's live setting, or change it without a deploy (journeys read it at their split).
+
+    A journey that already took its variant keeps it; customers assigned before keep theirs
+    under new weights.
+    """
+    from pydantic import ValidationError
+
+    from durable_journeys.activities.contracts import EDGE, PlainText, Variant
+
+    try:
+        Variant(name=name)
+        if winner is not None:
+            Variant(name=winner)
+    except ValidationError:
+        raise typer.BadParameter("1-64 letters, digits and _.- (the name the journey's split uses)") from None
+    chosen = [
+        flag
+        for flag, on in (("--weights", weights), ("--stop", stop), ("--winner", winner), ("--resume", resume))
+        if on
+    ]
+    if len(chosen) > 1:
+        raise typer.BadParameter(f"one change at a time, not {' and '.join(chosen)}", param_hint=chosen[1])
+    settings = command_settings()
+    change: dict[str, Any] | None = None
+    if chosen:
+        if not reason or not reason.strip() or len(reason) > 300:
+            raise typer.BadParameter("say why in 1-300 characters; it is kept with the setting", param_hint="--reason")
+        from pydantic import TypeAdapter
+
+        try:
+            TypeAdapter(PlainText).validate_python(reason, context=EDGE)
+        except ValidationError:
+            raise typer.BadParameter("plain text only (no control characters)", param_hint="--reason") from None
+        who = _operator(operator)[:64]
+        change = {"changed_by": who, "reason": reason}
+        if weights is not None:
+            change |= {"state": "running", "weights": _weights(weights)}
+        elif stop:
+            change |= {"state": "stopped"}
+        elif winner is not None:
+            change |= {"state": "winner", "winner": winner}
+        else:
+            change |= {"state": "running"}
+
+    async def act() -> None:
+        from durable_journeys.starter.database import open_store
+
+        store = await open_store(settings, create=False)
+        try:
+            named = [winner] if winner else list((change or {}).get("weights") or {})
+            seen = await store.experiment_variants(name)
+            unknown = [v for v in named if seen and v not in seen]
+            if unknown:
+                raise typer.BadParameter(
+                    f"no customer took {', '.join(unknown)} in {name} (its variants so far: {', '.join(seen)})",
+                    param_hint="--winner" if winner else "--weights",
+                )
+            setting = await store.set_experiment(name, **change) if change else await store.experiment_setting(name)
+        finally:
+            await store.close()
+        if setting is None:
+            typer.echo(f"{name}: running as the journey declares it (no live setting)")
+            return
+        what = {
+            "running": f"running with weights {setting.weights}"
+            if setting.weights
+            else "running (the journey's weights)",
+            "stopped": "stopped: new customers take the first variant",
+            "winner": f"winner {setting.winner}: every customer takes it from now on",
+        }[setting.state]
+        when = setting.changed_at.astimezone(KST).strftime("%Y-%m-%d %H:%M KST")
+        typer.echo(f"{name}: {what} (set by {setting.changed_by} at {when}: {setting.reason})")
+
+    raise typer.Exit(run_command(act()))

@@ -131,6 +131,8 @@ class SentMessage:
     journey_time: datetime | None
     idempotency_key: str
     body: str | None  # as the sandbox received it (None for the in-app inbox)
+    experiment: str | None = None  # the journey's experiment when it sent this (its last split)
+    variant: str | None = None
 
 
 class StartedJourneys(Interceptor):

@@ -5,7 +5,10 @@ so, or the channel has no receipts), failed (refused, or a failed receipt), sent
 (an earlier channel of the step did not deliver), skipped by reason and deferred (the contact
 policy), opened and clicked (``message.opened``/``message.clicked``), resent by an operator,
 and converted: an order of the customer paid within the attribution window after the message,
-credited to the customer's last message before it (last touch, so each order counts once).
+credited to the customer's last message before it (last touch, so each order counts once);
+revenue is what the converted orders paid, cost the price of the messages sent (per message
+type: ``JOURNEYS_MESSAGE_PRICES``). Experiments and the holdout have a section of their own
+(``experiment_report``): per variant, customers, conversions, revenue, cost and a verdict.
 
 Times are journey time (``journey_time`` in the log), the same clock as the orders' ``paid_at``.
 """
@@ -17,13 +20,23 @@ import html
 import io
 import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 from pydantic import BaseModel, Field
 
 from durable_journeys.activities import KST
-from durable_journeys.activities.store import Engagement, MessageRecord, MessageStatus, PaidOrder, SkipRecord, Store
+from durable_journeys.activities.store import (
+    Assignment,
+    Engagement,
+    MessageRecord,
+    MessageStatus,
+    PaidOrder,
+    SkipRecord,
+    Store,
+)
+from durable_journeys.starter.experiment_report import Arm, ExperimentResult, experiment_results, price_of
+from durable_journeys.starter.settings.operators import DEFAULT_PRICES
 
 COUNTS = ("sent", "delivered", "failed", "fallback", "opened", "clicked", "converted", "resent", "deferred")
 
@@ -44,6 +57,8 @@ class ReportRow(BaseModel):
     resent: int = 0
     deferred: int = 0
     skipped: dict[str, int] = Field(default_factory=dict, description="reason -> sends skipped")
+    revenue: int = Field(default=0, description="KRW paid by the orders this row converted")
+    cost: float = Field(default=0.0, description="KRW, the price of the messages sent")
 
     @property
     def conversion(self) -> float | None:
@@ -59,6 +74,7 @@ class Report(BaseModel):
     attribution: timedelta
     journey: str | None = None
     rows: list[ReportRow]
+    experiments: list[ExperimentResult] = Field(default_factory=list)
 
     def journeys(self) -> list[str]:
         """The journeys in the report, in order of their first row."""
@@ -104,6 +120,8 @@ def build_report(
     until: datetime,
     attribution: timedelta,
     journey: str | None = None,
+    assignments: Sequence[Assignment] = (),
+    prices: Mapping[str, float] = DEFAULT_PRICES,
 ) -> Report:
     """Count the log's rows into the report (see the module's docstring for what each count means)."""
     rows: dict[tuple[str, str, str], ReportRow] = {}
@@ -139,6 +157,7 @@ def build_report(
         if m.status is not MessageStatus.ACCEPTED:
             continue  # still sending, or unknown: not counted until it settles
         r.sent += 1
+        r.cost += price_of(m, prices)
         sent.append(m)
         if m.receipt_status == "delivered" or (m.receipt_mode == "none" and m.receipt_status is None):
             r.delivered += 1
@@ -184,31 +203,63 @@ def build_report(
             marked[e.kind].add(touched.idempotency_key)
             if e.kind == "clicked":  # a click is an open too
                 marked["opened"].add(touched.idempotency_key)
+    revenue: dict[str, int] = defaultdict(int)
     for order in orders:
         touched = last_touch(order.customer_id, order.paid_at, order_id=order.order_id)
         if touched is not None:
             marked["converted"].add(touched.idempotency_key)
+            revenue[touched.idempotency_key] += order.amount
     for m in sent:
         r = row(m.journey or m.workflow_id.split(":", 1)[0], m.step, m.channel)
         for kind, keys in marked.items():
             if m.idempotency_key in keys:
                 setattr(r, kind, getattr(r, kind) + 1)
+        r.revenue += revenue.get(m.idempotency_key, 0)
+    for r in rows.values():
+        r.cost = round(r.cost, 2)
     # Grouped by journey, steps in the order they first sent, each step's channels in their order.
     journeys = {name: i for i, name in enumerate(dict.fromkeys(k[0] for k in rows))}
     steps = {step: i for i, step in enumerate(dict.fromkeys(k[:2] for k in rows))}
     ordered = sorted(rows.values(), key=lambda r: (journeys[r.journey], steps[(r.journey, r.step)]))
-    return Report(since=since, until=until, attribution=attribution, journey=journey, rows=ordered)
+    experiments = experiment_results(
+        [a for a in assignments if journey is None or a.journey == journey],
+        sent,
+        skips,
+        orders,
+        marked,
+        attribution=attribution,
+        prices=prices,
+    )
+    return Report(
+        since=since, until=until, attribution=attribution, journey=journey, rows=ordered, experiments=experiments
+    )
 
 
 async def journey_report(
-    store: Store, *, since: datetime, until: datetime, attribution: timedelta, journey: str | None = None
+    store: Store,
+    *,
+    since: datetime,
+    until: datetime,
+    attribution: timedelta,
+    journey: str | None = None,
+    prices: Mapping[str, float] = DEFAULT_PRICES,
 ) -> Report:
     """The report of the store's log over ``[since, until)``."""
     messages, skips, engagements, orders = await store.report_rows(
         since=since, until=until, attribution=attribution, journey=journey
     )
+    assignments = await store.assignments(since=since, until=until)
     return build_report(
-        messages, skips, engagements, orders, since=since, until=until, attribution=attribution, journey=journey
+        messages,
+        skips,
+        engagements,
+        orders,
+        since=since,
+        until=until,
+        attribution=attribution,
+        journey=journey,
+        assignments=assignments,
+        prices=prices,
     )
 
 
@@ -223,7 +274,13 @@ def _skipped(row: ReportRow) -> str:
     return " ".join(f"{reason}={n}" for reason, n in sorted(row.skipped.items())) or "-"
 
 
-HEADERS = ("journey", "step", "channel", *COUNTS, "conversion", "skipped")
+HEADERS = ("journey", "step", "channel", *COUNTS, "conversion", "revenue", "cost", "skipped")
+ARM_COUNTS = ("customers", "sent", "delivered", "opened", "clicked", "converted")
+ARM_HEADERS = ("experiment", "variant", *ARM_COUNTS, "conversion", "revenue", "cost")
+
+
+def _won(amount: float) -> str:
+    return f"{amount:,.0f}" if float(amount).is_integer() else f"{amount:,.2f}"
 
 
 def _cells(row: ReportRow) -> list[str]:
@@ -233,19 +290,39 @@ def _cells(row: ReportRow) -> list[str]:
         row.channel,
         *(str(getattr(row, n)) for n in COUNTS),
         _percent(row.converted, row.sent),
+        _won(row.revenue),
+        _won(row.cost),
         _skipped(row),
     ]
 
 
+def _arm_cells(experiment: ExperimentResult, arm: Arm) -> list[str]:
+    return [
+        experiment.experiment,
+        arm.variant,
+        *(str(getattr(arm, n)) for n in ARM_COUNTS),
+        _percent(arm.converted, arm.customers),
+        _won(arm.revenue),
+        _won(arm.cost),
+    ]
+
+
+def _aligned(table: Sequence[Sequence[str]]) -> list[str]:
+    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
+    return ["  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip() for cells in table]
+
+
 def render_table(report: Report) -> str:
-    """Aligned columns for a terminal."""
+    """Aligned columns for a terminal: the steps, then each experiment's arms and verdict."""
     lines = [_period(report)]
-    table = [list(HEADERS), *(_cells(r) for r in report.rows)]
-    widths = [max(len(line[i]) for line in table) for i in range(len(HEADERS))]
-    for cells in table:
-        lines.append("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip())
-    if not report.rows:
+    if report.rows or not report.experiments:  # (journeys report --experiments: the experiments only)
+        lines.extend(_aligned([list(HEADERS), *(_cells(r) for r in report.rows)]))
+    if not report.rows and not report.experiments:
         lines.append("(no messages in this period)")
+    for experiment in report.experiments:
+        lines.append("")
+        lines.extend(_aligned([list(ARM_HEADERS), *(_arm_cells(experiment, a) for a in experiment.arms)]))
+        lines.append(f"verdict: {experiment.verdict}")
     return "\n".join(lines) + "\n"
 
 
@@ -254,7 +331,9 @@ def render_csv(report: Report) -> str:
     reasons = sorted({reason for r in report.rows for reason in r.skipped})
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["journey", "step", "channel", *COUNTS, "conversion", *(f"skipped_{r}" for r in reasons)])
+    writer.writerow(
+        ["journey", "step", "channel", *COUNTS, "conversion", "revenue", "cost", *(f"skipped_{r}" for r in reasons)]
+    )
     for r in report.rows:
         conversion = f"{r.conversion:.4f}" if r.conversion is not None else ""
         writer.writerow(
@@ -262,9 +341,36 @@ def render_csv(report: Report) -> str:
                 *(_safe_csv(v) for v in (r.journey, r.step, r.channel)),
                 *(getattr(r, n) for n in COUNTS),
                 conversion,
+                r.revenue,
+                r.cost,
                 *(r.skipped.get(reason, 0) for reason in reasons),
             ]
         )
+    return out.getvalue()
+
+
+def render_experiments_csv(report: Report) -> str:
+    """One row per experiment and variant (``journeys report --experiments``), with the experiment's test."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([*ARM_HEADERS, "test", "p_value", "significant", "verdict"])
+    for e in report.experiments:
+        for a in e.arms:
+            conversion = f"{a.conversion:.4f}" if a.conversion is not None else ""
+            writer.writerow(
+                [
+                    _safe_csv(e.experiment),
+                    _safe_csv(a.variant),
+                    *(getattr(a, n) for n in ARM_COUNTS),
+                    conversion,
+                    a.revenue,
+                    a.cost,
+                    e.test or "",
+                    "" if e.p_value is None else f"{e.p_value:.6g}",
+                    e.significant,
+                    _safe_csv(e.verdict),
+                ]
+            )
     return out.getvalue()
 
 
@@ -278,6 +384,9 @@ def render_json(report: Report) -> str:
     data = report.model_dump(mode="json")
     for row, model in zip(data["rows"], report.rows, strict=True):
         row["conversion"] = model.conversion
+    for experiment, result in zip(data["experiments"], report.experiments, strict=True):
+        for arm, model_arm in zip(experiment["arms"], result.arms, strict=True):
+            arm["conversion"] = model_arm.conversion
     return json.dumps(data, ensure_ascii=False, indent=2) + "\n"
 
 
@@ -345,6 +454,46 @@ def _channel_svg(channels: Sequence[tuple[str, dict[str, int]]]) -> str:
     return "".join(parts)
 
 
+def _experiment_svg(experiment: ExperimentResult) -> str:
+    """One bar per arm: its conversion rate, scaled to the highest."""
+    highest = max((a.conversion or 0.0 for a in experiment.arms), default=0.0) or 1.0
+    bar, gap, label_width, width = 18, 8, 120, 640
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{width}" '
+        f'height="{len(experiment.arms) * (bar + gap) + 10}">'
+    ]
+    for i, arm in enumerate(experiment.arms):
+        y = i * (bar + gap) + 4
+        length = (width - label_width - 200) * (arm.conversion or 0.0) / highest
+        colour = "#54a24b" if arm.variant == experiment.leader and experiment.significant else "#4c78a8"
+        parts.append(f'<text x="0" y="{y + bar - 4}">{html.escape(arm.variant)}</text>')
+        parts.append(f'<rect x="{label_width}" y="{y}" width="{length:.1f}" height="{bar}" fill="{colour}"/>')
+        parts.append(
+            f'<text x="{label_width + length + 6:.1f}" y="{y + bar - 4}" class="n" '
+            f'data-experiment="{html.escape(experiment.experiment)}" data-variant="{html.escape(arm.variant)}">'
+            f"{_percent(arm.converted, arm.customers)} ({arm.converted} / {arm.customers})</text>"
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _experiments_html(report: Report) -> str:
+    if not report.experiments:
+        return ""
+    header = "".join(f"<th>{html.escape(h)}</th>" for h in ARM_HEADERS)
+    sections = []
+    for e in report.experiments:
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in _arm_cells(e, a)) + "</tr>" for a in e.arms
+        )
+        sections.append(
+            f"<section><h3>{html.escape(e.experiment)}</h3>{_experiment_svg(e)}"
+            f'<p class="verdict">{html.escape(e.verdict)}</p>'
+            f"<table><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table></section>"
+        )
+    return "<section><h2>Experiments</h2>" + "".join(sections) + "</section>"
+
+
 def render_html(report: Report) -> str:
     """One self-contained page (no script, no CDN, inline SVG): a funnel per journey, a bar per channel, the table."""
     sections = []
@@ -368,6 +517,7 @@ svg text {{ font-family: system-ui, sans-serif; }}
 <h1>Durable Journeys: per-step report</h1>
 <p>{html.escape(_period(report))}</p>
 {"".join(sections) or "<p>No messages in this period.</p>"}
+{_experiments_html(report)}
 <section><h2>By channel</h2>{_channel_svg(report.channels())}</section>
 <section><h2>Every step and channel</h2><table><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table></section>
 </body></html>

@@ -36,10 +36,11 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError
 from temporalio.client import (
     Client,
@@ -49,6 +50,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from durable_journeys.activities import Channel, CustomerProfile, MessageStatus
 from durable_journeys.activities.codec import with_codec
+from durable_journeys.activities.contracts import Variant
 from durable_journeys.activities.templates import check_templates
 from durable_journeys.providers import (
     ConfigError,
@@ -71,6 +73,7 @@ from durable_journeys.starter.kit_parts import (
     terminate_journeys,
 )
 from durable_journeys.starter.receipts import ReceiptIntake
+from durable_journeys.starter.report import Report, journey_report
 from durable_journeys.starter.settings import Settings
 from durable_journeys.starter.stack import Stack, embedded_stack
 from durable_journeys.workflows import (
@@ -190,9 +193,23 @@ class JourneyKit:
                     journey_time=m.journey_time,
                     idempotency_key=m.idempotency_key,
                     body=bodies.get(m.idempotency_key),
+                    experiment=m.experiment,
+                    variant=m.variant,
                 )
             )
         return found
+
+    async def report(self, *, attribution: timedelta = timedelta(days=7), journey: str | None = None) -> Report:
+        """The report (``journeys report``) over everything this test's journeys did, in journey time."""
+        now = await self.now()
+        return await journey_report(
+            self.stack.store,
+            since=datetime(2000, 1, 1, tzinfo=UTC),
+            until=now + timedelta(days=1),
+            attribution=attribution,
+            journey=journey,
+            prices=self.stack.settings.message_prices,
+        )
 
     async def timeline(self, workflow_id: str) -> list[TimelineEntry]:
         """A journey's timeline (query ``timeline``)."""
@@ -300,6 +317,25 @@ class JourneyKit:
             parsed = CustomerProfile.model_validate({**parsed.model_dump(), **changes})
         await self.journeys.update_customer(parsed)
         return parsed
+
+    async def force_variant(self, experiment: str, customer_id: str, variant: str) -> None:
+        """Put ``customer_id`` in ``variant`` of ``experiment``: the journey's split takes it (and it counts).
+
+        Raises:
+            KitSetupError: a name the split would refuse (1-64 letters, digits and ``_.-``).
+        """
+        try:
+            Variant(name=experiment)
+            Variant(name=variant)
+        except ValidationError as exc:
+            raise KitSetupError(f"force_variant: {exc.errors()[0]['msg']}") from None
+        await self.stack.store.force_variant(experiment, customer_id, variant, at=await self.now())
+
+    def holdout(self, *customer_ids: str) -> None:
+        """Put customers in the global holdout: no ad reaches them from any journey (informational ones do)."""
+        policy = self.stack.activities.policy
+        held = [*policy.holdout_customers, *(c for c in customer_ids if c not in policy.holdout_customers)]
+        self.stack.activities.policy = policy.model_copy(update={"holdout_customers": held})
 
     async def terminate_all(self) -> None:
         """End every journey this test started or that messaged its customers (no orphaned timers)."""

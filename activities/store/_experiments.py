@@ -124,7 +124,7 @@ class ExperimentStore(StoreBase):
             rows = await conn.execute(
                 select(_assignments.c.variant).where(_assignments.c.experiment == experiment).distinct()
             )
-            return sorted(str(v) for v in rows.scalars())
+            return sorted(str(row.variant) for row in rows)
 
     async def set_experiment(
         self,
