@@ -38,6 +38,7 @@ from durable_journeys.workflows import (
     TimelineEntry,
     care_id,
 )
+from durable_journeys.workflows.cart_abandonment import COUPON_EXPERIMENT
 
 # Demo time: one second stands for one day (the cart journey's hours become seconds too).
 DEMO_TIMINGS = PostPurchaseSettings(
@@ -49,8 +50,20 @@ DEMO_TIMINGS = PostPurchaseSettings(
     sale_defer_within=timedelta(seconds=10),
 )
 DEMO_CART = CartSettings(
-    idle_after=timedelta(seconds=2), second_touch_after=timedelta(seconds=5), receipt_timeout=timedelta(seconds=3)
+    idle_after=timedelta(seconds=2),
+    second_touch_after=timedelta(seconds=5),
+    receipt_timeout=timedelta(seconds=3),
+    # The reference experiment, compressed as the cart's day is (5 s): the coupon 12 h (2.5 s) or
+    # 24 h (5 s) after the push.
+    coupon_experiment=True,
+    coupon_variants={"12h": timedelta(seconds=2.5), "24h": timedelta(seconds=5)},
 )
+# The experiment's crowd: 16 more shoppers, half forced into each variant, and 2 in the global
+# holdout. Scripted so the report has a verdict to show: 6 of 8 buy after the 12 h coupon, 1 of 8
+# after the 24 h one, none of the 2 held out.
+CROWD = [(f"demo-x{n:02}", "12h" if n % 2 else "24h") for n in range(1, 17)]
+CROWD_BUYERS = {"demo-x01", "demo-x03", "demo-x05", "demo-x07", "demo-x09", "demo-x11", "demo-x02"}
+HELD_OUT = ["demo-h1", "demo-h2"]
 DEMO_CARE = CareSettings(
     banner_after=timedelta(seconds=9), tier_message_after=timedelta(seconds=14), receipt_timeout=timedelta(seconds=3)
 )
@@ -162,7 +175,9 @@ async def _start(stack: Stack, consented: datetime, run: str) -> tuple[list[tupl
 
 async def _scenario(stack: Stack, ui: str | None) -> list[tuple[Sample, str, JourneyResult]]:
     journeys = stack.journeys
-    handles, orders = await _start(stack, datetime.now(UTC) - timedelta(days=30), datetime.now(UTC).strftime("%H%M%S"))
+    consented, run = datetime.now(UTC) - timedelta(days=30), datetime.now(UTC).strftime("%H%M%S")
+    handles, orders = await _start(stack, consented, run)
+    crowd = asyncio.create_task(_crowd(stack, consented, run))
     for _, handle in handles:
         typer.echo(f"started {handle.id:<36} {_link(ui, handle.id)}".rstrip())
     await asyncio.sleep(2)  # day 2: an app user opens the app
@@ -186,7 +201,20 @@ async def _scenario(stack: Stack, ui: str | None) -> list[tuple[Sample, str, Jou
     for sample, handle in handles:
         result = await asyncio.wait_for(handle.result(), timeout=45)
         results.append((sample, handle.id, result))
+    await crowd
     return results
+
+
+async def _crowd(stack: Stack, consented: datetime, run: str) -> None:
+    """The experiment's crowd leaves carts; after their coupons (8 s), the scripted ones buy."""
+    for n, (customer_id, variant) in enumerate([*CROWD, *((c, None) for c in HELD_OUT)]):
+        if variant is not None:
+            await stack.store.force_variant(COUPON_EXPERIMENT, customer_id, variant)
+        sample = Sample(f"shopper {n}", customer_id, "손님", f"010-7100-81{n:02}", app=True, orders=False, cart=True)
+        await stack.journeys.cart_updated(customer_id, CART_ITEMS, customer=_profile(sample, consented))
+    await asyncio.sleep(8)
+    for customer_id in sorted(CROWD_BUYERS):
+        await stack.journeys.purchase(customer_id, f"{run}-{customer_id}", amount=48000)
 
 
 def _link(ui: str | None, workflow_id: str) -> str:
@@ -211,7 +239,9 @@ async def run_demo(
     are encrypted with a key made for this run and the UI decodes them through the codec server.
     """
     started = datetime.now(UTC)
-    settings = Settings(ad_cap_window=DEMO_AD_CAP_WINDOW, channel_ad_cap_window=DEMO_CHANNEL_AD_CAP_WINDOW)
+    settings = Settings(
+        ad_cap_window=DEMO_AD_CAP_WINDOW, channel_ad_cap_window=DEMO_CHANNEL_AD_CAP_WINDOW, holdout_customers=HELD_OUT
+    )
     async with AsyncExitStack() as running:
         codec_url = None
         if codec_port is not None:
@@ -268,7 +298,9 @@ async def _demo(
                 f"{where}Temporal: localhost:{port}   sandbox: {stack.sandbox_url}   webhooks: {stack.webhook_url}"
             )
             typer.echo("Demo time: 1 s stands for 1 day. Post-purchase: receipt timeout 3 s, review on day 3,")
-            typer.echo("sale on day 14. Cart: push after 2 s idle, coupon 5 s later. Care: day 9 and day 14.")
+            typer.echo("sale on day 14. Cart: push after 2 s idle, then the experiment cart_coupon_timing: the coupon")
+            typer.echo("2.5 s (12 h) or 5 s (24 h) later, for the samples and 16 more shoppers; 2 more are in the")
+            typer.echo("holdout (no ads). Care: day 9 and day 14.")
             typer.echo("Ads: at most 2 per 20 s and 1 per channel per 3 s (the frequency caps, compressed).\n")
             async with stack.worker():
                 results = await _scenario(stack, ui)

@@ -106,7 +106,12 @@ def visibility_query(
     return " AND ".join(parts)
 
 
-def validated(adapter: TypeAdapter[str], value: str, what: str) -> str:
+V = TypeVar("V")
+Amount = Annotated[int, Field(strict=True, gt=0, le=10**12, description="KRW")]
+AMOUNT_TYPE: TypeAdapter[int] = TypeAdapter(Amount)
+
+
+def validated(adapter: TypeAdapter[V], value: V, what: str) -> V:
     """``value`` as ``adapter`` reads it; a one-line ``InvalidInput`` naming ``what`` if it cannot."""
     try:
         return adapter.validate_python(value)

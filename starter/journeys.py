@@ -32,6 +32,7 @@ from durable_journeys.starter.database import open_store
 from durable_journeys.starter.dispatch import StartCheck
 from durable_journeys.starter.errors import InvalidInput, JourneyNotFound, all_problems
 from durable_journeys.starter.inputs import (
+    AMOUNT_TYPE,
     CUSTOMER_ID_TYPE,
     ORDER_ID_TYPE,
     CareSegment,
@@ -330,11 +331,30 @@ class Journeys(JourneyOperations):
         customer_id = validated(CUSTOMER_ID_TYPE, customer_id, "customer_id")
         return await self._signal_if_running(cart_id(customer_id), JourneyEvent(type=EventType.CART_CLEARED))
 
-    async def purchase(self, customer_id: str, order_id: str | None = None) -> bool:
-        """A purchase without order details: ends the cart journey at once (``order_paid`` does too)."""
+    async def purchase(
+        self,
+        customer_id: str,
+        order_id: str | None = None,
+        *,
+        amount: int | None = None,
+        paid_at: datetime | None = None,
+    ) -> bool:
+        """A purchase without the order's items: ends the cart journey at once (``order_paid`` does too).
+
+        With ``order_id`` and ``amount`` (KRW) the order is recorded for the report's conversions
+        and revenue, as ``order_paid`` records its order; no post-purchase journey starts.
+
+        Raises:
+            InvalidInput: an id, or an amount without an order id or out of 1..10**12.
+        """
         customer_id = validated(CUSTOMER_ID_TYPE, customer_id, "customer_id")
         if order_id is not None:
             order_id = validated(ORDER_ID_TYPE, order_id, "order_id")
+        if amount is not None:
+            if order_id is None:
+                raise InvalidInput("amount", ["an amount needs the order_id it was paid for"])
+            amount = validated(AMOUNT_TYPE, amount, "amount")
+            await self.store.record_order(customer_id, order_id, paid_at, amount=amount)
         event_id = f"purchase:{order_id}" if order_id else None
         event = JourneyEvent(
             type=EventType.PURCHASE, event_id=event_id, data={"order_id": order_id} if order_id else {}

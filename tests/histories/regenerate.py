@@ -255,6 +255,7 @@ SCENARIOS: dict[str, Scenario] = {
     "cart_capped": _cart_over_the_cap,  # the coupon waits 2 days at most for the window: skipped
     "cart_deferred": _cart_over_the_cap,  # it may wait 7 days: deferred, then sent
     "cart_continue_as_new": cart_continue_as_new,
+    "cart_experiment": cart,  # from 1.3: the split of the reference experiment (cart_coupon_timing)
 }
 # What a scenario's stack runs with, besides the defaults (embedded_stack's options).
 STACKS: dict[str, dict[str, Any]] = {
@@ -263,6 +264,7 @@ STACKS: dict[str, dict[str, Any]] = {
     "cart_capped": {"settings": Settings(ad_cap=1)},
     "cart_deferred": {"settings": Settings(ad_cap=1), "cart": CartSettings(coupon_defer_within=timedelta(days=7))},
     "cart_continue_as_new": {"cart": CartSettings(continue_as_new_after=100)},
+    "cart_experiment": {"cart": CartSettings(coupon_experiment=True)},
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -204,6 +205,9 @@ def test_the_demo_runs_every_journey_and_exits(tmp_path: Path) -> None:
     assert len(deferred) == 1 and deferred[0][-1] == "KST"
     sent = [line for line in lines if line[1:4] == ["recent_buyer_sale", "sms", "sent"]]
     assert len(sent) == 4  # demo-c1, c2, c3 at once, and demo-c7 once its window freed
+    # The report ends with the experiment's verdict: 6 of the 8 shoppers forced into 12h bought.
+    assert re.search(r"^verdict: 12h converts \d+\.\dx 24h, significant at 95 %", done.stdout, re.MULTILINE)
+    assert re.search(r"^holdout +holdout +2 +0 ", done.stdout, re.MULTILINE)
 
 
 def test_a_shared_dotenv_with_other_programs_names_is_fine(tmp_path: Path) -> None:
