@@ -303,12 +303,14 @@ def experiment(
 
     from durable_journeys.activities.contracts import EDGE, PlainText, Variant
 
-    try:
-        Variant(name=name)
-        if winner is not None:
-            Variant(name=winner)
-    except ValidationError:
-        raise typer.BadParameter("1-64 letters, digits and _.- (the name the journey's split uses)") from None
+    for value, hint in ((name, "NAME"), (winner, "--winner")):
+        try:
+            if value is not None:
+                Variant(name=value)
+        except ValidationError:
+            raise typer.BadParameter(
+                f"{value!r}: 1-64 letters, digits and _.- (the name the journey's split uses)", param_hint=hint
+            ) from None
     chosen = [
         flag
         for flag, on in (("--weights", weights), ("--stop", stop), ("--winner", winner), ("--resume", resume))
@@ -316,7 +318,6 @@ def experiment(
     ]
     if len(chosen) > 1:
         raise typer.BadParameter(f"one change at a time, not {' and '.join(chosen)}", param_hint=chosen[1])
-    settings = command_settings()
     change: dict[str, Any] | None = None
     if chosen:
         if not reason or not reason.strip() or len(reason) > 300:
@@ -337,6 +338,7 @@ def experiment(
             change |= {"state": "winner", "winner": winner}
         else:
             change |= {"state": "running"}
+    settings = command_settings()  # after every check of the arguments
 
     async def act() -> None:
         from durable_journeys.starter.database import open_store

@@ -9,6 +9,7 @@
   arrive early are not lost.
 - :meth:`JourneyWorkflow.delay` / :meth:`JourneyWorkflow.delay_until`: durable timers with a
   summary shown in the Temporal UI.
+- :meth:`JourneyWorkflow.split`: the customer's variant of an experiment (README "Experiments").
 
 Every wait ends early when an exit event (``exit_events``) arrives, raising :class:`JourneyExit`;
 and no send starts after one arrived.

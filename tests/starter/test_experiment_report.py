@@ -194,17 +194,29 @@ def test_operators_change_an_experiment_live_from_the_command_line(tmp_path: Pat
 @pytest.mark.parametrize(
     ("args", "names"),
     [
-        (["--winner", "36h", "-r", "x"], "--winner"),  # no customer took it
-        (["--weights", "12h=1,36h=1", "-r", "x"], "--weights"),
         (["--weights", "12h=one", "-r", "x"], "--weights"),
         (["--weights", "12h=0", "-r", "x"], "--weights"),
+        (["--weights", "=1", "-r", "x"], "--weights"),
         (["--stop", "--winner", "12h", "-r", "x"], "--winner"),
         (["--stop"], "--reason"),
         (["--stop", "-r", "a\x1b[31mb"], "--reason"),
+        (["--winner", "a b", "-r", "x"], "--winner"),
+        (["--stop", "-r", "x"], "NAME"),
     ],
-    ids=["unknown-winner", "unknown-weight", "not-a-number", "all-zero", "two-changes", "no-reason", "control-chars"],
+    ids=["not-a-number", "all-zero", "no-name", "two-changes", "no-reason", "control-chars", "bad-winner", "bad-name"],
 )
-def test_a_wrong_experiment_change_is_one_line_naming_the_option(tmp_path: Path, args: list[str], names: str) -> None:
+def test_a_wrong_experiment_change_is_one_line_naming_the_option(args: list[str], names: str) -> None:
+    """Refused before any setting is read or the store opened (in process: nothing is left configured)."""
+    from typer.testing import CliRunner
+
+    from durable_journeys.starter.cli import app
+
+    experiment = "a/b" if names == "NAME" else COUPON_EXPERIMENT
+    done = CliRunner().invoke(app, ["experiment", experiment, *args])
+    assert done.exit_code == 2 and names in done.output and "Traceback" not in done.output
+
+
+def test_a_variant_no_customer_took_is_refused_in_one_line(tmp_path: Path) -> None:
     import asyncio
 
     from durable_journeys.activities.store import Store
@@ -218,5 +230,8 @@ def test_a_wrong_experiment_change_is_one_line_naming_the_option(tmp_path: Path,
         await s.close()
 
     asyncio.run(seed())
-    done = journeys("experiment", COUPON_EXPERIMENT, *args, env={"JOURNEYS_DATABASE_URL": url})
-    assert done.returncode == 2 and names in done.stderr and "Traceback" not in done.stderr + done.stdout
+    env = {"JOURNEYS_DATABASE_URL": url}
+    for args, names in ((["--winner", "36h"], "--winner"), (["--weights", "12h=1,36h=1"], "--weights")):
+        done = journeys("experiment", COUPON_EXPERIMENT, *args, "-r", "x", env=env)
+        assert done.returncode == 2 and names in done.stderr and "36h" in done.stderr
+        assert "Traceback" not in done.stderr + done.stdout

@@ -3,7 +3,7 @@
 The engine is layered, each layer a class in a module of its own that uses the ones below it:
 ``core`` <- ``intake`` (signals, queries) <- ``waiting`` (timers, events, receipts) <- ``attempts``
 (one channel's send through outages, deferrals, reconciling) <- ``sending`` (a step's channels:
-fallback, gateway) <- ``operators`` (Updates). ``workflows.steps.JourneyWorkflow``
+fallback, gateway) <- ``splits`` (experiments) <- ``operators`` (Updates). ``workflows.steps.JourneyWorkflow``
 is the top: the base of every journey.
 """
 
