@@ -268,7 +268,10 @@ def _weights(text: str) -> dict[str, int]:
     from durable_journeys.activities.contracts import Variant
 
     weights: dict[str, int] = {}
-    for part in text.split(","):
+    parts = text.split(",")
+    if len(parts) > 20:
+        raise typer.BadParameter("at most 20 variants", param_hint="--weights")
+    for part in parts:
         name, sep, value = part.strip().partition("=")
         try:
             if not sep:
@@ -301,7 +304,7 @@ def experiment(
     """
     from pydantic import ValidationError
 
-    from durable_journeys.activities.contracts import EDGE, PlainText, Variant
+    from durable_journeys.activities.contracts import EDGE, Variant
 
     for value, hint in ((name, "NAME"), (winner, "--winner")):
         try:
@@ -322,13 +325,18 @@ def experiment(
     if chosen:
         if not reason or not reason.strip() or len(reason) > 300:
             raise typer.BadParameter("say why in 1-300 characters; it is kept with the setting", param_hint="--reason")
-        from pydantic import TypeAdapter
+        from durable_journeys.workflows.models import OperatorAction
 
+        who = _operator(operator)
         try:
-            TypeAdapter(PlainText).validate_python(reason, context=EDGE)
-        except ValidationError:
-            raise typer.BadParameter("plain text only (no control characters)", param_hint="--reason") from None
-        who = _operator(operator)[:64]
+            OperatorAction.model_validate({"operator": who, "reason": reason}, context=EDGE)
+        except ValidationError as exc:
+            operator_wrong = exc.errors()[0]["loc"][0] == "operator"
+            limit = "1-64" if operator_wrong else "1-300"
+            raise typer.BadParameter(
+                f"{limit} characters of plain text (no control characters)",
+                param_hint="--operator" if operator_wrong else "--reason",
+            ) from None
         change = {"changed_by": who, "reason": reason}
         if weights is not None:
             change |= {"state": "running", "weights": _weights(weights)}

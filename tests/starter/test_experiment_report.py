@@ -201,9 +201,22 @@ def test_operators_change_an_experiment_live_from_the_command_line(tmp_path: Pat
         (["--stop"], "--reason"),
         (["--stop", "-r", "a\x1b[31mb"], "--reason"),
         (["--winner", "a b", "-r", "x"], "--winner"),
+        (["--weights", ",".join(f"v{n}=1" for n in range(21)), "-r", "x"], "--weights"),
+        (["--stop", "-r", "x", "-o", "a\nb"], "--operator"),
         (["--stop", "-r", "x"], "NAME"),
     ],
-    ids=["not-a-number", "all-zero", "no-name", "two-changes", "no-reason", "control-chars", "bad-winner", "bad-name"],
+    ids=[
+        "not-a-number",
+        "all-zero",
+        "no-name",
+        "two-changes",
+        "no-reason",
+        "control-chars",
+        "bad-winner",
+        "too-many",
+        "bad-operator",
+        "bad-name",
+    ],
 )
 def test_a_wrong_experiment_change_is_one_line_naming_the_option(args: list[str], names: str) -> None:
     """Refused before any setting is read or the store opened (in process: nothing is left configured)."""

@@ -148,6 +148,7 @@ async def test_the_holdout_gets_no_ad_from_any_journey_and_its_informational_mes
     held, exposed = shopper(kakao=True), shopper(kakao=True)
     async with journey_kit(env, tmp_path / "j.db", cart=EXPERIMENT_CART) as kit:
         kit.holdout(held.customer_id)
+        await kit.force_variant(COUPON_EXPERIMENT, exposed.customer_id, "24h")  # not the control arm
         async with kit.worker():
             for c in (held, exposed):
                 await kit.journeys.cart_updated(c.customer_id, CART, customer=c)
