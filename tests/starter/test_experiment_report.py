@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from temporalio.testing import WorkflowEnvironment
 
@@ -144,6 +144,7 @@ def test_customers_needed_per_arm_match_the_textbook(p1: float, p2: float, n: in
     assert needed_per_arm(p1, p2) == n
 
 
+@settings(deadline=None)  # the first example imports SciPy
 @given(
     st.integers(1, 400),
     st.integers(1, 400),
