@@ -16,6 +16,7 @@ from sqlalchemy import text
 
 from durable_journeys.activities import Store
 from durable_journeys.starter.stack import Stack
+from durable_journeys.starter.testing import migrated_sqlite
 from durable_journeys.workflows import Outcome
 from tests.factories import customer, order
 
@@ -96,8 +97,11 @@ def message(key: str = "post-purchase:o-1:payment_complete:alimtalk") -> dict[st
 async def migrated_store(kind: str, directory: Path) -> AsyncIterator[Store]:
     """A migrated store: a SQLite file in ``directory``, or PostgreSQL on a fresh schema (``kind``)."""
     if kind == "sqlite":
-        store = Store.from_url(f"sqlite+aiosqlite:///{directory / 'store.db'}")
-        await store.migrate()
+        path = directory / "store.db"
+        if not path.exists():
+            path.write_bytes(await migrated_sqlite())
+        store = Store.from_url(f"sqlite+aiosqlite:///{path}")
+        await store.migrate()  # current already: it only reads the revision
         try:
             yield store
         finally:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Self, cast
+from typing import TYPE_CHECKING, Any, Self, cast
 
 from sqlalchemy import Table, event, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -44,6 +45,9 @@ _assignments = cast(Table, AssignmentRow.__table__)
 _experiments = cast(Table, ExperimentRow.__table__)
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
+if TYPE_CHECKING:
+    from alembic.script import ScriptDirectory
+
 
 def _now() -> datetime:
     return datetime.now(UTC)
@@ -76,6 +80,17 @@ def _lock_for_migration(sync_conn: Any) -> None:
         # for it (busy_timeout) and then see the schema the first one made.
         sync_conn.execute(text("CREATE TABLE IF NOT EXISTS journeys_migration_lock (id INTEGER)"))
         sync_conn.execute(text("DELETE FROM journeys_migration_lock"))
+
+
+@functools.cache
+def _migration_scripts() -> ScriptDirectory:
+    """The migration scripts, parsed once a process (each store of a test suite migrates its own database)."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    return ScriptDirectory.from_config(cfg)
 
 
 class StoreBase:
@@ -126,15 +141,20 @@ class StoreBase:
         lock held for its transaction (a PostgreSQL advisory lock; SQLite's write lock), so the
         first one migrates and the others find the schema current.
         """
-        from alembic import command  # loaded by the processes that migrate, not by every import
-        from alembic.config import Config
+        from alembic.config import Config  # loaded by the processes that migrate, not by every import
+        from alembic.runtime.environment import EnvironmentContext
 
         def upgrade(sync_conn: Any) -> None:
             _lock_for_migration(sync_conn)
             cfg = Config()
             cfg.set_main_option("script_location", str(_MIGRATIONS))
             cfg.attributes["connection"] = sync_conn
-            command.upgrade(cfg, "head")
+            script = _migration_scripts()
+            # What ``alembic.command.upgrade(cfg, "head")`` does, with the scripts read once a process.
+            with EnvironmentContext(
+                cfg, script, fn=lambda rev, _context: script._upgrade_revs("head", rev), destination_rev="head"
+            ):
+                script.run_env()
 
         async with self.engine.begin() as conn:
             await conn.run_sync(upgrade)
