@@ -262,28 +262,15 @@ def report(
 
 
 def _weights(text: str) -> dict[str, int]:
-    """``12h=1,24h=3`` as a mapping; a one-line error naming --weights otherwise."""
-    from pydantic import ValidationError
-
-    from durable_journeys.activities.contracts import Variant
-
+    """``12h=1,24h=3`` as a mapping (``ExperimentChange`` checks the names and weights)."""
     weights: dict[str, int] = {}
-    parts = text.split(",")
-    if len(parts) > 20:
-        raise typer.BadParameter("at most 20 variants", param_hint="--weights")
-    for part in parts:
+    for part in text.split(",")[:21]:  # one more than allowed: the model refuses it
         name, sep, value = part.strip().partition("=")
-        try:
-            if not sep:
-                raise ValueError
-            variant = Variant(name=name.strip(), weight=int(value))
-        except (ValueError, ValidationError):
+        if not sep or not value.strip().isdigit() or len(value.strip()) > 6:
             raise typer.BadParameter(
-                f"{part.strip()!r}: use variant=weight, e.g. 12h=1,24h=3 (weights 0-10000)", param_hint="--weights"
-            ) from None
-        weights[variant.name] = variant.weight
-    if not any(weights.values()):
-        raise typer.BadParameter("at least one weight above 0", param_hint="--weights")
+                f"{part.strip()[:40]!r}: use variant=weight, e.g. 12h=1,24h=3 (weights 0-10000)", param_hint="--weights"
+            )
+        weights[name.strip()] = int(value)
     return weights
 
 
@@ -302,18 +289,12 @@ def experiment(
     A journey that already took its variant keeps it; customers assigned before keep theirs
     under new weights.
     """
-    from pydantic import ValidationError
+    from pydantic import TypeAdapter, ValidationError
 
-    from durable_journeys.activities.contracts import EDGE, Variant
+    from durable_journeys.activities.contracts import EDGE, Name64
+    from durable_journeys.starter.errors import InvalidInput
+    from durable_journeys.starter.inputs import ExperimentChange, apply_experiment_change
 
-    for value, hint in ((name, "NAME"), (winner, "--winner")):
-        try:
-            if value is not None:
-                Variant(name=value)
-        except ValidationError:
-            raise typer.BadParameter(
-                f"{value!r}: 1-64 letters, digits and _.- (the name the journey's split uses)", param_hint=hint
-            ) from None
     chosen = [
         flag
         for flag, on in (("--weights", weights), ("--stop", stop), ("--winner", winner), ("--resume", resume))
@@ -321,31 +302,33 @@ def experiment(
     ]
     if len(chosen) > 1:
         raise typer.BadParameter(f"one change at a time, not {' and '.join(chosen)}", param_hint=chosen[1])
-    change: dict[str, Any] | None = None
-    if chosen:
-        if not reason or not reason.strip() or len(reason) > 300:
-            raise typer.BadParameter("say why in 1-300 characters; it is kept with the setting", param_hint="--reason")
-        from durable_journeys.workflows.models import OperatorAction
-
-        who = _operator(operator)
-        try:
-            OperatorAction.model_validate({"operator": who, "reason": reason}, context=EDGE)
-        except ValidationError as exc:
-            operator_wrong = exc.errors()[0]["loc"][0] == "operator"
-            limit = "1-64" if operator_wrong else "1-300"
-            raise typer.BadParameter(
-                f"{limit} characters of plain text (no control characters)",
-                param_hint="--operator" if operator_wrong else "--reason",
-            ) from None
-        change = {"changed_by": who, "reason": reason}
-        if weights is not None:
-            change |= {"state": "running", "weights": _weights(weights)}
-        elif stop:
-            change |= {"state": "stopped"}
-        elif winner is not None:
-            change |= {"state": "winner", "winner": winner}
+    options = {"experiment": "NAME", "weights": "--weights", "winner": "--winner", "operator": "--operator"}
+    change: ExperimentChange | None = None
+    try:
+        if chosen:
+            state = "winner" if winner is not None else "stopped" if stop else "running"
+            change = ExperimentChange.model_validate(
+                {
+                    "experiment": name,
+                    "state": state,
+                    "weights": _weights(weights) if weights is not None else None,
+                    "winner": winner,
+                    "operator": _operator(operator),
+                    "reason": reason or "",
+                },
+                context=EDGE,
+            )
         else:
-            change |= {"state": "running"}
+            TypeAdapter(Name64).validate_python(name)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        message = str(error["msg"]).removeprefix("Value error, ")
+        whole = next((f for f in ("weights", "winner") if message.startswith(f"{f}:")), "experiment")
+        field = str(error["loc"][0]) if error["loc"] else whole
+        hint = options.get(field, "--reason")
+        if hint in ("NAME", "--weights", "--winner"):
+            message += " (names: 1-64 letters, digits and _.-; weights 0-10000, at most 20)"
+        raise typer.BadParameter(message, param_hint=hint) from None
     settings = command_settings()  # after every check of the arguments
 
     async def act() -> None:
@@ -353,15 +336,15 @@ def experiment(
 
         store = await open_store(settings, create=False)
         try:
-            named = [winner] if winner else list((change or {}).get("weights") or {})
-            seen = await store.experiment_variants(name)
-            unknown = [v for v in named if seen and v not in seen]
-            if unknown:
-                raise typer.BadParameter(
-                    f"no customer took {', '.join(unknown)} in {name} (its variants so far: {', '.join(seen)})",
-                    param_hint="--winner" if winner else "--weights",
-                )
-            setting = await store.set_experiment(name, **change) if change else await store.experiment_setting(name)
+            if change is None:
+                setting = await store.experiment_setting(name)
+            else:
+                try:
+                    setting = await apply_experiment_change(store, change)
+                except InvalidInput as exc:
+                    raise typer.BadParameter(
+                        exc.problems[0], param_hint="--winner" if winner else "--weights"
+                    ) from None
         finally:
             await store.close()
         if setting is None:

@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError, model_validator
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
@@ -17,7 +17,9 @@ from durable_journeys.activities import (
     EDGE,
     Channel,
 )
+from durable_journeys.activities.contracts import Name64
 from durable_journeys.activities.masking import mask
+from durable_journeys.activities.store import ExperimentSetting, Store
 from durable_journeys.starter.errors import InvalidInput
 from durable_journeys.workflows import (
     CUSTOMER_ID,
@@ -192,3 +194,49 @@ def checked_event(event: JourneyEvent | Mapping[str, Any]) -> JourneyEvent:
     except ValidationError as exc:
         raise InvalidInput.from_validation(f"{parsed.type.value} data", exc) from None
     return parsed.model_copy(update={"data": data})
+
+
+class ExperimentChange(OperatorAction):
+    """An operator's live change of an experiment (``journeys experiment``, ``Journeys.set_experiment``).
+
+    ``running`` with ``weights`` (for customers not yet assigned) or without (the journey's own),
+    ``stopped`` (new splits take the first variant), or ``winner`` (every split takes it from now on).
+    """
+
+    experiment: Name64
+    state: Literal["running", "stopped", "winner"]
+    weights: dict[Name64, Annotated[int, Field(ge=0, le=10_000)]] | None = Field(default=None, max_length=20)
+    winner: Name64 | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ExperimentChange:
+        if (self.state == "winner") != (self.winner is not None):
+            raise ValueError("winner: give the winner exactly when the state is winner")
+        if self.weights is not None and (self.state != "running" or not any(self.weights.values())):
+            raise ValueError("weights: only to run with, and at least one above 0")
+        return self
+
+
+async def apply_experiment_change(store: Store, change: ExperimentChange) -> ExperimentSetting:
+    """Store ``change``; a winner or weights naming a variant no customer took is refused.
+
+    Raises:
+        InvalidInput: the change names a variant the experiment's customers never took.
+    """
+    named = [change.winner] if change.winner else list(change.weights or {})
+    seen = await store.experiment_variants(change.experiment)
+    unknown = [v for v in named if seen and v not in seen]
+    if unknown:
+        field = "winner" if change.winner else "weights"
+        raise InvalidInput(
+            "experiment change",
+            [f"{field}: no customer took {', '.join(unknown)} (its variants so far: {', '.join(seen)})"],
+        )
+    return await store.set_experiment(
+        change.experiment,
+        state=change.state,
+        weights=change.weights,
+        winner=change.winner,
+        changed_by=change.operator,
+        reason=change.reason,
+    )

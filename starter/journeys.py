@@ -26,6 +26,7 @@ from durable_journeys.activities import (
     default_templates,
     profile_variables,
 )
+from durable_journeys.activities.store import ExperimentSetting
 from durable_journeys.starter.assembly import journey_classes, journey_templates
 from durable_journeys.starter.connect import connect_client
 from durable_journeys.starter.database import open_store
@@ -37,6 +38,8 @@ from durable_journeys.starter.inputs import (
     ORDER_ID_TYPE,
     CareSegment,
     Delivery,
+    ExperimentChange,
+    apply_experiment_change,
     check_links,
     checked_event,
     parse,
@@ -330,6 +333,47 @@ class Journeys(JourneyOperations):
         """End the customer's cart journey (the cart was emptied); False if none runs."""
         customer_id = validated(CUSTOMER_ID_TYPE, customer_id, "customer_id")
         return await self._signal_if_running(cart_id(customer_id), JourneyEvent(type=EventType.CART_CLEARED))
+
+    async def set_experiment(
+        self,
+        experiment: str,
+        *,
+        operator: str,
+        reason: str,
+        weights: Mapping[str, int] | None = None,
+        winner: str | None = None,
+        stop: bool = False,
+    ) -> ExperimentSetting:
+        """Change an experiment live (README "Experiments"), as ``journeys experiment`` does.
+
+        New ``weights`` (for customers not yet assigned), a ``winner`` for everyone from now on,
+        ``stop``, or none of them: run with the journey's own weights again. Journeys read it at
+        their split; one that took its variant keeps it.
+
+        Raises:
+            InvalidInput: more than one change, a bad name or weight, a variant no customer took,
+                or a missing operator or reason.
+        """
+        if sum((weights is not None, winner is not None, stop)) > 1:
+            raise InvalidInput("experiment change", ["one change at a time: weights, winner or stop"])
+        state = "winner" if winner is not None else "stopped" if stop else "running"
+        change = parse(
+            ExperimentChange,
+            {
+                "experiment": experiment,
+                "state": state,
+                "weights": dict(weights) if weights is not None else None,
+                "winner": winner,
+                "operator": operator,
+                "reason": reason,
+            },
+            "experiment change",
+        )
+        return await apply_experiment_change(self.store, change)
+
+    async def experiment(self, experiment: str) -> ExperimentSetting | None:
+        """An experiment's live setting (None: it runs as its journey declares it)."""
+        return await self.store.experiment_setting(experiment)
 
     async def purchase(
         self,

@@ -15,6 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 from durable_journeys.activities import Channel, CustomerProfile
 from durable_journeys.activities.experiments import pick_variant
 from durable_journeys.activities.store import SkipRecord
+from durable_journeys.starter.errors import InvalidInput
 from durable_journeys.starter.kit_parts import SentMessage
 from durable_journeys.starter.testing import JourneyKit, journey_kit
 from durable_journeys.workflows import CartSettings, JourneyResult, Outcome, cart_id
@@ -173,3 +174,42 @@ async def _skips(kit: JourneyKit) -> list[SkipRecord]:
         since=datetime(2000, 1, 1, tzinfo=UTC), until=await kit.now() + timedelta(days=1), attribution=timedelta(0)
     )
     return skips
+
+
+async def test_an_app_changes_an_experiment_through_the_facade(env: WorkflowEnvironment, tmp_path: Path) -> None:
+    async with journey_kit(env, tmp_path / "j.db", cart=EXPERIMENT_CART) as kit:
+        assert await kit.journeys.experiment(COUPON_EXPERIMENT) is None
+        await kit.force_variant(COUPON_EXPERIMENT, "c-1", "12h")
+        setting = await kit.journeys.set_experiment(COUPON_EXPERIMENT, winner="12h", operator="mina", reason="sells")
+        assert (setting.state, setting.winner, setting.changed_by, setting.reason) == ("winner", "12h", "mina", "sells")
+        again = await kit.journeys.set_experiment(COUPON_EXPERIMENT, operator="mina", reason="rerun")
+        assert (again.state, again.winner, again.weights) == ("running", None, None)
+        assert await kit.journeys.experiment(COUPON_EXPERIMENT) == again
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"winner": "12h", "stop": True}, "one change at a time"),
+        ({"winner": "36h"}, "winner: no customer took 36h"),
+        ({"weights": {"12h": 0}}, "at least one above 0"),
+        ({"weights": {f"v{n}": 1 for n in range(21)}}, "weights"),
+        ({"weights": {"12h": 10_001}}, "weights"),
+        ({"winner": "a\nb"}, "winner"),
+        ({"stop": True, "reason": ""}, "reason"),
+        ({"stop": True, "operator": "x" * 65}, "operator"),
+        ({"stop": True, "experiment": "../etc"}, "experiment"),
+    ],
+    ids=["two", "unknown", "zero", "many", "heavy", "newline", "no-reason", "long-operator", "bad-name"],
+)
+async def test_a_wrong_change_from_an_app_is_one_line(
+    env: WorkflowEnvironment, tmp_path: Path, change: dict[str, Any], problem: str
+) -> None:
+    args: dict[str, Any] = {"experiment": COUPON_EXPERIMENT, "operator": "mina", "reason": "r", **change}
+    async with journey_kit(env, tmp_path / "j.db") as kit:
+        await kit.force_variant(COUPON_EXPERIMENT, "c-1", "12h")
+        with pytest.raises(InvalidInput) as raised:
+            await kit.journeys.set_experiment(args.pop("experiment"), **args)
+        assert await kit.journeys.experiment(COUPON_EXPERIMENT) is None
+    message = str(raised.value)
+    assert problem in message and "\n" not in message
