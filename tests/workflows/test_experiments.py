@@ -213,3 +213,23 @@ async def test_a_wrong_change_from_an_app_is_one_line(
         assert await kit.journeys.experiment(COUPON_EXPERIMENT) is None
     message = str(raised.value)
     assert problem in message and "\n" not in message
+
+
+async def test_a_shop_s_own_journey_branches_on_its_split(journey_kit: JourneyKit) -> None:
+    """Each customer's branch is the function's pick (a mapping of weights); a second split returns it again."""
+    from tests.workflows.split_journey import GUIDE_SPLIT, GuideInput, SplitGuideJourney
+
+    customers = [factories.customer(app_installed=True) for _ in range(8)]
+    async with journey_kit.worker(SplitGuideJourney):
+        for c in customers:
+            await journey_kit.set_profile(c)
+        handles = [await journey_kit.start(SplitGuideJourney, GuideInput(customer_id=c.customer_id)) for c in customers]
+        results = [await h.result() for h in handles]
+    arms = [("in_app", 2), ("email", 1), ("control", 1)]
+    for c, handle, result in zip(customers, handles, results, strict=True):
+        variant = pick_variant(GUIDE_SPLIT, c.customer_id, arms)
+        sent = await journey_kit.sent(workflow_id=handle.id)
+        expected = [] if variant == "control" else [("guide", Channel(variant), GUIDE_SPLIT, variant)]
+        assert [(m.step, m.channel, m.experiment, m.variant) for m in sent] == expected
+        assert result.outcome == ("control" if variant == "control" else f"{variant}/{variant}")
+        assert [e.detail for e in result.timeline if e.outcome is Outcome.SPLIT] == [f"{variant} (assigned)"]
