@@ -17,14 +17,12 @@ import structlog
 from temporalio import activity
 
 from durable_journeys.activities.contracts import ASSIGN_VARIANT, SplitAnswer, SplitRequest
-from durable_journeys.activities.store import Store
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the contact policy imports in_holdout: neither the store nor SQLAlchemy loads with it
     from durable_journeys.activities.policy import PolicyConfig
+    from durable_journeys.activities.store import Store
 
 log = structlog.get_logger("activities.experiments")
-
-CONTROL = "control"  # by convention the arm that sends nothing; the report's baseline when present
 
 
 def bucket(salt: str, customer_id: str) -> float:
