@@ -75,11 +75,13 @@ def price_of(message: MessageRecord, prices: Mapping[str, float]) -> float:
     return prices.get(kind, prices.get(message.channel, 0.0))
 
 
-def _delivered(m: MessageRecord) -> bool:
+def delivered(m: MessageRecord) -> bool:
+    """Whether a sent message counts as delivered: a receipt said so, or its channel has no receipts."""
     return m.receipt_status == "delivered" or (m.receipt_mode == "none" and m.receipt_status is None)
 
 
-def _at(m: MessageRecord) -> datetime:
+def sent_at(m: MessageRecord) -> datetime:
+    """When a message was sent, in journey time (the log's own time for a row without one)."""
     return m.journey_time or m.created_at
 
 
@@ -105,7 +107,7 @@ class _ArmBuilder:
         arm = Arm(variant=self.variant, customers=len(self.entered))
         for m in self.messages:
             arm.sent += 1
-            arm.delivered += _delivered(m)
+            arm.delivered += delivered(m)
             arm.opened += m.idempotency_key in marks.get("opened", set())
             arm.clicked += m.idempotency_key in marks.get("clicked", set())
             arm.cost += price_of(m, prices)
@@ -140,7 +142,7 @@ def experiment_results(
         if m.experiment in experiments and m.variant in experiments[m.experiment]:
             arm = experiments[m.experiment][m.variant]
             entered = arm.entered.get(m.customer_id)
-            if entered is not None and _at(m) >= entered:
+            if entered is not None and sent_at(m) >= entered:
                 arm.messages.append(m)
     results = [
         judge(name, [b.build(marks, by_customer, attribution, prices) for b in _ordered(arms.values())])
@@ -153,7 +155,7 @@ def experiment_results(
             holdout.enter(s.customer_id, s.journey_time)
         for m in sent:
             if m.purpose == "advertising" and m.customer_id not in holdout.entered:
-                exposed.enter(m.customer_id, _at(m))
+                exposed.enter(m.customer_id, sent_at(m))
                 exposed.messages.append(m)
         results.append(judge(HOLDOUT, [b.build(marks, by_customer, attribution, prices) for b in (exposed, holdout)]))
     return results

@@ -35,7 +35,14 @@ from durable_journeys.activities.store import (
     SkipRecord,
     Store,
 )
-from durable_journeys.starter.experiment_report import Arm, ExperimentResult, experiment_results, price_of
+from durable_journeys.starter.experiment_report import (
+    Arm,
+    ExperimentResult,
+    delivered,
+    experiment_results,
+    price_of,
+    sent_at,
+)
 from durable_journeys.starter.settings.operators import DEFAULT_PRICES
 
 COUNTS = ("sent", "delivered", "failed", "fallback", "opened", "clicked", "converted", "resent", "deferred")
@@ -106,10 +113,6 @@ def _logical(key: str) -> str:
     return f"{head}:{last.split('~', 1)[0]}"
 
 
-def _at(message: MessageRecord) -> datetime:
-    return message.journey_time or message.created_at
-
-
 def build_report(
     messages: Sequence[MessageRecord],
     skips: Sequence[SkipRecord],
@@ -141,7 +144,7 @@ def build_report(
             logical[key] = m
     tried_before: set[tuple[str, str | None, str]] = set()  # step instances with an earlier channel
     sent: list[MessageRecord] = []
-    for m in sorted(logical.values(), key=lambda m: (_at(m), m.idempotency_key)):
+    for m in sorted(logical.values(), key=lambda m: (sent_at(m), m.idempotency_key)):
         name = m.journey or m.workflow_id.split(":", 1)[0]
         r = row(name, m.step, m.channel)
         instance = (m.workflow_id, m.episode, m.step)
@@ -159,7 +162,7 @@ def build_report(
         r.sent += 1
         r.cost += price_of(m, prices)
         sent.append(m)
-        if m.receipt_status == "delivered" or (m.receipt_mode == "none" and m.receipt_status is None):
+        if delivered(m):
             r.delivered += 1
         elif m.receipt_status is not None:
             r.failed += 1
@@ -185,14 +188,14 @@ def build_report(
         """The customer's latest message at or before ``at`` within the window (strictly before, for an order)."""
         found = None
         for m in by_customer.get(customer_id, ()):
-            when = _at(m)
+            when = sent_at(m)
             if when > at or at - when > attribution or (order_id is not None and when == at):
                 continue
             if (step is not None and m.step != step) or (channel is not None and m.channel != channel):
                 continue
             if order_id is not None and m.workflow_id.endswith(f":{order_id}"):
                 continue  # an order's own notices (its post-purchase journey) do not convert it
-            if found is None or when >= _at(found):
+            if found is None or when >= sent_at(found):
                 found = m
         return found
 
