@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from durable_journeys.providers.base import (
     EDGE,
+    OPAQUE_ID_PATTERN,
     Channel,
     DeliveryReceipt,
     ErrorClass,
@@ -228,7 +229,8 @@ class ConsentNotice(BaseModel):
     at: datetime
 
 
-Name64 = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
+# An experiment's or a variant's name: the rule of an opaque id (1-64 letters, digits and _.-).
+Name64 = Annotated[str, Field(pattern=OPAQUE_ID_PATTERN)]
 
 
 class Variant(BaseModel):

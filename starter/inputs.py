@@ -34,6 +34,7 @@ from durable_journeys.workflows import (
     SkipAction,
     event_data,
 )
+from durable_journeys.workflows.models import MAX_AMOUNT
 
 M = TypeVar("M", bound=BaseModel)
 CareSegment = Literal["first_order", "every_order", "off"]
@@ -109,7 +110,7 @@ def visibility_query(
 
 
 V = TypeVar("V")
-Amount = Annotated[int, Field(strict=True, gt=0, le=10**12, description="KRW")]
+Amount = Annotated[int, Field(strict=True, gt=0, le=MAX_AMOUNT, description="KRW")]  # an order's bound
 AMOUNT_TYPE: TypeAdapter[int] = TypeAdapter(Amount)
 
 
