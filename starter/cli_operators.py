@@ -291,7 +291,7 @@ def experiment(
     """
     from pydantic import TypeAdapter, ValidationError
 
-    from durable_journeys.activities.contracts import EDGE, Name64
+    from durable_journeys.activities.contracts import Name64
     from durable_journeys.starter.errors import InvalidInput
     from durable_journeys.starter.inputs import ExperimentChange, apply_experiment_change
 
@@ -306,17 +306,13 @@ def experiment(
     change: ExperimentChange | None = None
     try:
         if chosen:
-            state = "winner" if winner is not None else "stopped" if stop else "running"
-            change = ExperimentChange.model_validate(
-                {
-                    "experiment": name,
-                    "state": state,
-                    "weights": _weights(weights) if weights is not None else None,
-                    "winner": winner,
-                    "operator": _operator(operator),
-                    "reason": reason or "",
-                },
-                context=EDGE,
+            change = ExperimentChange.of(
+                name,
+                operator=_operator(operator),
+                reason=reason or "",
+                weights=_weights(weights) if weights is not None else None,
+                winner=winner,
+                stop=stop,
             )
         else:
             TypeAdapter(Name64).validate_python(name)

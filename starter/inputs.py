@@ -209,6 +209,34 @@ class ExperimentChange(OperatorAction):
     weights: dict[Name64, Annotated[int, Field(ge=0, le=10_000)]] | None = Field(default=None, max_length=20)
     winner: Name64 | None = None
 
+    @classmethod
+    def of(
+        cls,
+        experiment: str,
+        *,
+        operator: str,
+        reason: str,
+        weights: Mapping[str, int] | None = None,
+        winner: str | None = None,
+        stop: bool = False,
+    ) -> ExperimentChange:
+        """The change that new ``weights``, a ``winner``, ``stop`` or none of them (run again) make.
+
+        Raises:
+            ValidationError: a bad name, weight, operator or reason (edge checks on).
+        """
+        return cls.model_validate(
+            {
+                "experiment": experiment,
+                "state": "winner" if winner is not None else "stopped" if stop else "running",
+                "weights": dict(weights) if weights is not None else None,
+                "winner": winner,
+                "operator": operator,
+                "reason": reason,
+            },
+            context=EDGE,
+        )
+
     @model_validator(mode="after")
     def _consistent(self) -> ExperimentChange:
         if (self.state == "winner") != (self.winner is not None):

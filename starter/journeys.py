@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from temporalio.client import (
     Client,
     WorkflowHandle,
@@ -356,19 +356,12 @@ class Journeys(JourneyOperations):
         """
         if sum((weights is not None, winner is not None, stop)) > 1:
             raise InvalidInput("experiment change", ["one change at a time: weights, winner or stop"])
-        state = "winner" if winner is not None else "stopped" if stop else "running"
-        change = parse(
-            ExperimentChange,
-            {
-                "experiment": experiment,
-                "state": state,
-                "weights": dict(weights) if weights is not None else None,
-                "winner": winner,
-                "operator": operator,
-                "reason": reason,
-            },
-            "experiment change",
-        )
+        try:
+            change = ExperimentChange.of(
+                experiment, operator=operator, reason=reason, weights=weights, winner=winner, stop=stop
+            )
+        except ValidationError as exc:
+            raise InvalidInput.from_validation("experiment change", exc) from None
         return await apply_experiment_change(self.store, change)
 
     async def experiment(self, experiment: str) -> ExperimentSetting | None:
