@@ -163,7 +163,7 @@ class StoreBase:
         """Release every pooled connection."""
         await self.engine.dispose()
 
-    async def _one(self, statement: Any) -> Any:
-        """The first row of a read, or None."""
+    async def _one(self, statement: Any, params: dict[str, Any] | None = None) -> Any:
+        """The first row of a read, or None (``params``: the values of a prebuilt statement's bind parameters)."""
         async with self.engine.connect() as conn:
-            return (await conn.execute(statement)).first()
+            return (await conn.execute(statement, params)).first()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -14,6 +14,15 @@ from durable_journeys.activities.store._base import (
     _customers,
     _now,
 )
+
+# The statements of every journey's profile read and every order's profile save, built once (see
+# _messages.py): values go in as bind parameters.
+_c = _customers.c
+_BY_ID = _c.customer_id == bindparam("p_customer_id")
+_PROFILE = select(_c.profile, _c.dead_addresses, _c.consent_notices).where(_BY_ID)
+_PROFILE_LOCKED = _PROFILE.with_for_update()
+_NEW_CUSTOMER = insert(_customers)
+_SAVE_CUSTOMER = update(_customers).where(_BY_ID)  # SET: the columns the call gives
 
 
 class CustomerStore(StoreBase):
@@ -31,27 +40,22 @@ class CustomerStore(StoreBase):
         """
         data = profile.model_dump(mode="json", exclude={"dead_addresses", "consent_notices"})
         now = _now()
-        key = _customers.c.customer_id == profile.customer_id
+        key = {"p_customer_id": profile.customer_id}
         for _ in range(3):
             try:
                 async with self._write() as conn:
-                    row = (
-                        await conn.execute(
-                            select(_customers.c.profile, _customers.c.dead_addresses, _customers.c.consent_notices)
-                            .where(key)
-                            .with_for_update()
-                        )
-                    ).first()
+                    row = (await conn.execute(_PROFILE_LOCKED, key)).first()
                     if row is None:
                         await conn.execute(
-                            insert(_customers).values(
-                                customer_id=profile.customer_id,
-                                profile=data,
-                                dead_addresses=[],
-                                consent_notices={},
-                                created_at=now,
-                                updated_at=now,
-                            )
+                            _NEW_CUSTOMER,
+                            {
+                                "customer_id": profile.customer_id,
+                                "profile": data,
+                                "dead_addresses": [],
+                                "consent_notices": {},
+                                "created_at": now,
+                                "updated_at": now,
+                            },
                         )
                         return bool(profile.marketing_consent)
                     addresses = {profile.phone, profile.email, *profile.push_tokens, *profile.addresses.values()}
@@ -62,14 +66,14 @@ class CustomerStore(StoreBase):
                         if channel in consents and consents[channel] <= datetime.fromisoformat(at)
                     }
                     await conn.execute(
-                        update(_customers)
-                        .where(key)
-                        .values(
-                            profile=data,
-                            dead_addresses=[a for a in row.dead_addresses if a in addresses],
-                            consent_notices=notices,
-                            updated_at=now,
-                        )
+                        _SAVE_CUSTOMER,
+                        {
+                            **key,
+                            "profile": data,
+                            "dead_addresses": [a for a in row.dead_addresses if a in addresses],
+                            "consent_notices": notices,
+                            "updated_at": now,
+                        },
                     )
                     return bool((row.profile or {}).get("marketing_consent") != data["marketing_consent"])
             except IntegrityError:  # a concurrent insert (another process) won: update theirs
@@ -88,10 +92,7 @@ class CustomerStore(StoreBase):
 
     async def get_customer(self, customer_id: str) -> CustomerProfile | None:
         """The current profile, or None."""
-        c = _customers.c
-        row = await self._one(
-            select(c.profile, c.dead_addresses, c.consent_notices).where(c.customer_id == customer_id)
-        )
+        row = await self._one(_PROFILE, {"p_customer_id": customer_id})
         if row is None:
             return None
         return CustomerProfile.model_validate(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from durable_journeys.activities.store._base import (
@@ -14,6 +14,30 @@ from durable_journeys.activities.store._base import (
     _seen,
     _signatures,
 )
+
+# The facade's statements for every event, built once: building a Core statement (and its cache
+# key) costs more CPU than SQLAlchemy's compiled cache saves (bench/README.md, change 7).
+_EVENT_SEEN = select(_seen.c.event_id).where(
+    _seen.c.workflow_id == bindparam("p_workflow_id"), _seen.c.event_id == bindparam("p_event_id")
+)
+_REMEMBER_EVENT = insert(_seen)
+_c = _event_counts.c
+_COUNT_KEY = (
+    (_c.workflow_id == bindparam("p_workflow_id"))
+    & (_c.event_type == bindparam("p_event_type"))
+    & (_c.bucket == bindparam("p_bucket"))
+)
+_COUNT_UP = (
+    update(_event_counts)
+    .where(_COUNT_KEY & (_c.count < bindparam("p_limit")))
+    .values(count=_c.count + 1, updated_at=bindparam("p_now"))
+)
+_COUNTED = select(_c.count).where(_COUNT_KEY)
+_FIRST_COUNT = insert(_event_counts)
+_s = _signatures.c
+_FORGET_SIGNATURES = delete(_signatures).where(_s.seen_at < bindparam("p_before"))
+_NEW_SIGNATURE = insert(_signatures)
+_SIGNED_BODY = select(_s.body).where(_s.provider == bindparam("p_provider"), _s.signature == bindparam("p_signature"))
 
 
 class EventStore(StoreBase):
@@ -27,9 +51,7 @@ class EventStore(StoreBase):
         A redelivered event is dropped before it is signalled: it would only add to the
         journey's history, which has a size limit.
         """
-        row = await self._one(
-            select(_seen.c.event_id).where(_seen.c.workflow_id == workflow_id, _seen.c.event_id == event_id)
-        )
+        row = await self._one(_EVENT_SEEN, {"p_workflow_id": workflow_id, "p_event_id": event_id})
         return row is not None
 
     async def remember_event(self, workflow_id: str, event_id: str) -> None:
@@ -40,7 +62,9 @@ class EventStore(StoreBase):
         """
         try:
             async with self._write() as conn:
-                await conn.execute(insert(_seen).values(workflow_id=workflow_id, event_id=event_id, created_at=_now()))
+                await conn.execute(
+                    _REMEMBER_EVENT, {"workflow_id": workflow_id, "event_id": event_id, "created_at": _now()}
+                )
         except IntegrityError:
             pass  # remembered already (a concurrent redelivery)
 
@@ -52,24 +76,24 @@ class EventStore(StoreBase):
         """
         if limit < 1:
             return False
-        c = _event_counts.c
-        key = (c.workflow_id == workflow_id) & (c.event_type == event_type) & (c.bucket == bucket)
+        key = {"p_workflow_id": workflow_id, "p_event_type": event_type, "p_bucket": bucket}
         for _ in range(2):
             try:
                 async with self._write() as conn:
-                    counted = await conn.execute(
-                        update(_event_counts)
-                        .where(key & (c.count < limit))
-                        .values(count=c.count + 1, updated_at=_now())
-                    )
+                    counted = await conn.execute(_COUNT_UP, {**key, "p_limit": limit, "p_now": _now()})
                     if counted.rowcount:
                         return True
-                    if (await conn.execute(select(c.count).where(key))).first() is not None:
+                    if (await conn.execute(_COUNTED, key)).first() is not None:
                         return False  # at the limit
                     await conn.execute(
-                        insert(_event_counts).values(
-                            workflow_id=workflow_id, event_type=event_type, bucket=bucket, count=1, updated_at=_now()
-                        )
+                        _FIRST_COUNT,
+                        {
+                            "workflow_id": workflow_id,
+                            "event_type": event_type,
+                            "bucket": bucket,
+                            "count": 1,
+                            "updated_at": _now(),
+                        },
                     )
                     return True
             except IntegrityError:
@@ -85,15 +109,14 @@ class EventStore(StoreBase):
         Returns:
             True if the signature is new, or came before with this same body; False for another body.
         """
-        s = _signatures.c
         now = _now()
         try:
             async with self._write() as conn:
-                await conn.execute(delete(_signatures).where(s.seen_at < now - keep))
+                await conn.execute(_FORGET_SIGNATURES, {"p_before": now - keep})
                 await conn.execute(
-                    insert(_signatures).values(provider=provider, signature=signature, body=body, seen_at=now)
+                    _NEW_SIGNATURE, {"provider": provider, "signature": signature, "body": body, "seen_at": now}
                 )
             return True
         except IntegrityError:
-            row = await self._one(select(s.body).where(s.provider == provider, s.signature == signature))
+            row = await self._one(_SIGNED_BODY, {"p_provider": provider, "p_signature": signature})
             return row is not None and row[0] == body

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -31,6 +32,52 @@ from durable_journeys.providers import DeliveryReceipt, ReceiptStatus
 
 # How often a send held for its receipt looks for it (take_receipt): soon, then less often.
 RECEIPT_POLL_FIRST, RECEIPT_POLL_MAX = 0.05, 0.5
+
+# Every send's statements, built once: building a Core statement (and its cache key) for each call
+# cost more CPU than SQLAlchemy's compiled cache saves (bench/README.md, change 7). Values go
+# in as bind parameters (``p_*``; the others are the message log's own columns).
+_m = _messages.c
+_BY_KEY = _m.idempotency_key == bindparam("p_key")
+_INSERT_MESSAGE = insert(_messages).returning(_messages)
+_BUMP_ATTEMPTS = (
+    update(_messages)
+    .where(_BY_KEY)
+    .values(attempts=_m.attempts + 1, updated_at=bindparam("p_now"))
+    .returning(_messages)
+)
+# Take the customer's turn: every checked claim for this customer waits here, so its count sees
+# the claim before it. (An UPDATE, not SELECT ... FOR UPDATE: SQLite has no row locks, and an
+# UPDATE takes its write lock at once.)
+_LOCK_CUSTOMER = (
+    update(_customers)
+    .where(_customers.c.customer_id == bindparam("p_customer_id"))
+    .values(updated_at=_customers.c.updated_at)
+)
+_CLAIM_COLUMNS = (
+    _m.idempotency_key,
+    _m.workflow_id,
+    _m.episode,
+    _m.step,
+    _m.channel,
+    _m.purpose,
+    _m.status,
+    _m.receipt_status,
+    _m.journey_time,
+    _m.content_key,
+    _m.resend_of,
+)
+# One read: this key's row (an earlier attempt) and, with windows, the customer's rows in them.
+_CLAIM_ROWS = select(*_CLAIM_COLUMNS).where(_BY_KEY)
+_CLAIM_ROWS_IN_WINDOWS = select(*_CLAIM_COLUMNS).where(
+    _BY_KEY | ((_m.customer_id == bindparam("p_customer_id")) & (_m.journey_time >= bindparam("p_since")))
+)
+_DROP_HOLD = _holds.delete().where(_holds.c.idempotency_key == bindparam("p_key"))
+_MESSAGE = select(_messages).where(_BY_KEY)
+_RECEIPT_STATUS = select(_m.receipt_status).where(_BY_KEY)
+_HAND_OVER = (
+    update(_messages).where(_BY_KEY, _m.receipt_awaited.is_(False)).values(receipt_awaited=True).returning(_messages)
+)
+_FINISH = update(_messages).where(_BY_KEY)  # SET: the columns the call gives
 
 
 class MessageLog(StoreBase):
@@ -67,24 +114,15 @@ class MessageLog(StoreBase):
             return await self._claim_within(limits, values)
         try:
             async with self._write() as conn:
-                row = (await conn.execute(insert(_messages).values(values).returning(_messages))).one()
+                row = (await conn.execute(_INSERT_MESSAGE, values)).one()
             return MessageRecord.model_validate(row), True
         except IntegrityError:
             pass
-        key = _messages.c.idempotency_key == fields["idempotency_key"]
         async with self._write() as conn:
-            row = (
-                await conn.execute(
-                    update(_messages)
-                    .where(key)
-                    .values(attempts=_messages.c.attempts + 1, updated_at=now)
-                    .returning(_messages)
-                )
-            ).one()
+            row = (await conn.execute(_BUMP_ATTEMPTS, {"p_key": fields["idempotency_key"], "p_now": now})).one()
             return MessageRecord.model_validate(row), False
 
     async def _claim_within(self, limits: ContactLimits, values: dict[str, Any]) -> tuple[MessageRecord, bool]:
-        m = _messages.c
         key = values["idempotency_key"]
         values.setdefault("content_key", limits.content_key)
         at: datetime = values["journey_time"]
@@ -93,50 +131,21 @@ class MessageLog(StoreBase):
             windows.append(limits.duplicate_window)
         refusal: ContactRefused | None = None
         async with self._write() as conn:
-            # Lock the customer's row first: every checked claim for this customer takes its turn
-            # here, so its count sees the claim before it. (An UPDATE, not SELECT ... FOR UPDATE:
-            # SQLite has no row locks, and an UPDATE takes its write lock at once.)
-            await conn.execute(
-                update(_customers)
-                .where(_customers.c.customer_id == values["customer_id"])
-                .values(updated_at=_customers.c.updated_at)
-            )
-            # One read: this key's row (an earlier attempt) and the customer's rows in the windows.
-            wanted = m.idempotency_key == key
+            # The customer's row first: the claims for this customer take their turns.
+            await conn.execute(_LOCK_CUSTOMER, {"p_customer_id": values["customer_id"]})
             if windows:
-                wanted |= (m.customer_id == values["customer_id"]) & (m.journey_time >= at - max(windows))
-            rows = list(
-                await conn.execute(
-                    select(
-                        m.idempotency_key,
-                        m.workflow_id,
-                        m.episode,
-                        m.step,
-                        m.channel,
-                        m.purpose,
-                        m.status,
-                        m.receipt_status,
-                        m.journey_time,
-                        m.content_key,
-                        m.resend_of,
-                    ).where(wanted)
-                )
-            )
+                params = {"p_key": key, "p_customer_id": values["customer_id"], "p_since": at - max(windows)}
+                rows = list(await conn.execute(_CLAIM_ROWS_IN_WINDOWS, params))
+            else:
+                rows = list(await conn.execute(_CLAIM_ROWS, {"p_key": key}))
             if any(r.idempotency_key == key for r in rows):
-                existing = (
-                    await conn.execute(
-                        update(_messages)
-                        .where(m.idempotency_key == key)
-                        .values(attempts=m.attempts + 1, updated_at=values["updated_at"])
-                        .returning(_messages)
-                    )
-                ).one()
+                existing = (await conn.execute(_BUMP_ATTEMPTS, {"p_key": key, "p_now": values["updated_at"]})).one()
                 return MessageRecord.model_validate(existing), False
             refusal = await self._contact_refusal(conn, limits, values, rows)
             if refusal is None:
-                row = (await conn.execute(insert(_messages).values(values).returning(_messages))).one()
+                row = (await conn.execute(_INSERT_MESSAGE, values)).one()
                 if limits.priority_grace:  # a hold this claim waited out is done with
-                    await conn.execute(_holds.delete().where(_holds.c.idempotency_key == key))
+                    await conn.execute(_DROP_HOLD, {"p_key": key})
                 return MessageRecord.model_validate(row), True
         raise refusal  # after the commit: a priority hold it made is kept
 
@@ -205,7 +214,7 @@ class MessageLog(StoreBase):
 
     async def get_message(self, idempotency_key: str) -> MessageRecord | None:
         """The logged message with this key, or None."""
-        row = await self._one(select(_messages).where(_messages.c.idempotency_key == idempotency_key))
+        row = await self._one(_MESSAGE, {"p_key": idempotency_key})
         return None if row is None else MessageRecord.model_validate(row)
 
     async def take_receipt(self, idempotency_key: str, *, grace: float) -> MessageRecord | None:
@@ -221,28 +230,21 @@ class MessageLog(StoreBase):
         Returns:
             The message with its receipt, or None: no receipt yet (the journey waits for its signal).
         """
-        m = _messages.c
+        key = {"p_key": idempotency_key}
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace
         pause = RECEIPT_POLL_FIRST
         # Polls only while time is left: the hand-over's RETURNING reads the row at the end anyway.
         while (left := deadline - loop.time()) > 0:
-            row = await self._one(select(m.receipt_status).where(m.idempotency_key == idempotency_key))
+            row = await self._one(_RECEIPT_STATUS, key)
             if row is None or row.receipt_status is not None:
                 break
             await asyncio.sleep(min(pause, left))
             pause = min(pause * 2, RECEIPT_POLL_MAX)
         async with self._write() as conn:
-            row = (
-                await conn.execute(
-                    update(_messages)
-                    .where(m.idempotency_key == idempotency_key, m.receipt_awaited.is_(False))
-                    .values(receipt_awaited=True)
-                    .returning(_messages)
-                )
-            ).first()
+            row = (await conn.execute(_HAND_OVER, key)).first()
             if row is None:  # handed off already (an earlier attempt), or never held
-                row = (await conn.execute(select(_messages).where(m.idempotency_key == idempotency_key))).first()
+                row = (await conn.execute(_MESSAGE, key)).first()
         if row is None or row.receipt_status is None:
             return None
         return MessageRecord.model_validate(row)
@@ -251,9 +253,7 @@ class MessageLog(StoreBase):
         """Record the provider's answer for a claimed row."""
         async with self._write() as conn:
             await conn.execute(
-                update(_messages)
-                .where(_messages.c.idempotency_key == idempotency_key)
-                .values(status=status.value, updated_at=_now(), **fields)
+                _FINISH, {"p_key": idempotency_key, "status": status.value, "updated_at": _now(), **fields}
             )
 
     async def mark_superseded(self, idempotency_keys: list[str]) -> None:
@@ -290,45 +290,37 @@ class MessageLog(StoreBase):
         return records
 
     async def _record_receipt(self, conn: AsyncConnection, receipt: DeliveryReceipt) -> ReceiptRecord | None:
-        m = _messages.c
-        # A receipt settles a message only of the provider that reported it, and only when it
-        # names the provider's message id logged at send time, exactly (if one was logged): a
-        # key alone is guessable.
-        if receipt.idempotency_key:
-            match = (m.provider == receipt.provider) & (m.idempotency_key == receipt.idempotency_key)
-            if receipt.provider_message_id:
-                match &= m.provider_message_id.is_(None) | (m.provider_message_id == receipt.provider_message_id)
-            else:
-                match &= m.provider_message_id.is_(None)
-        elif receipt.provider_message_id:
-            match = (m.provider == receipt.provider) & (m.provider_message_id == receipt.provider_message_id)
-        else:
+        if not (receipt.idempotency_key or receipt.provider_message_id):
             return None
         now = _now()
-        final = match & m.receipt_status.is_(None)
-        if receipt.status is ReceiptStatus.FAILED and receipt.channel is not None:
-            # In a gateway chain only the last channel's failure is final: the provider tries the next.
-            final &= m.final_channel.is_(None) | (m.final_channel == receipt.channel.value)
+        settle, matching = _receipt_statements(
+            by_key=bool(receipt.idempotency_key),
+            with_id=bool(receipt.provider_message_id),
+            chain_failure=receipt.status is ReceiptStatus.FAILED and receipt.channel is not None,
+        )
+        params = {
+            "p_provider": receipt.provider,
+            "p_key": receipt.idempotency_key,
+            "p_message_id": receipt.provider_message_id,
+            "p_channel": receipt.channel.value if receipt.channel else None,
+        }
         # One statement in the common case: the first receipt for a message.
         row = (
             await conn.execute(
-                update(_messages)
-                .where(final)
-                .values(
-                    receipt_status=receipt.status.value,
-                    receipt_error_code=receipt.error_code,
-                    receipt_channel=receipt.channel.value if receipt.channel else None,
-                    receipt_at=receipt.occurred_at or now,
-                    receipt_late=m.superseded,
-                    provider_message_id=func.coalesce(m.provider_message_id, receipt.provider_message_id),
-                    updated_at=now,
-                )
-                .returning(_messages)
+                settle,
+                {
+                    **params,
+                    "receipt_status": receipt.status.value,
+                    "receipt_error_code": receipt.error_code,
+                    "receipt_channel": params["p_channel"],
+                    "receipt_at": receipt.occurred_at or now,
+                    "updated_at": now,
+                },
             )
         ).first()
         duplicate = row is None
         if duplicate:
-            row = (await conn.execute(select(_messages).where(match))).first()
+            row = (await conn.execute(matching, params)).first()
             if row is None:
                 return None
         message = MessageRecord.model_validate(row)
@@ -361,3 +353,36 @@ class MessageLog(StoreBase):
         if episode is not None:
             query = query.where((m.episode != episode) | m.episode.is_(None))
         return bool((await self._one(query))[0])
+
+
+@functools.cache
+def _receipt_statements(*, by_key: bool, with_id: bool, chain_failure: bool) -> tuple[Any, Any]:
+    """The statements that settle a receipt's message and read it, for the receipt's shape (built once each).
+
+    A receipt settles a message only of the provider that reported it, and only when it names the
+    provider's message id logged at send time, exactly (if one was logged): a key alone is guessable.
+    """
+    m = _messages.c
+    match = m.provider == bindparam("p_provider")
+    if by_key:
+        match &= _BY_KEY
+        if with_id:
+            match &= m.provider_message_id.is_(None) | (m.provider_message_id == bindparam("p_message_id"))
+        else:
+            match &= m.provider_message_id.is_(None)
+    else:
+        match &= m.provider_message_id == bindparam("p_message_id")
+    final = match & m.receipt_status.is_(None)
+    if chain_failure:
+        # In a gateway chain only the last channel's failure is final: the provider tries the next.
+        final &= m.final_channel.is_(None) | (m.final_channel == bindparam("p_channel"))
+    settle = (
+        update(_messages)
+        .where(final)
+        .values(
+            receipt_late=m.superseded,
+            provider_message_id=func.coalesce(m.provider_message_id, bindparam("p_message_id")),
+        )
+        .returning(_messages)
+    )  # SET also: the receipt's columns, given with the call
+    return settle, select(_messages).where(match)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from durable_journeys.activities.store._base import (
@@ -22,6 +22,14 @@ from durable_journeys.activities.store.records import (
     PaidOrder,
     SkipRecord,
 )
+
+# Every order's statements, built once (see _messages.py).
+_o = _orders.c
+_NEW_ORDER = insert(_orders)
+_FIRST_ORDER = (
+    select(_o.order_id).where(_o.customer_id == bindparam("p_customer_id")).order_by(_o.paid_at, _o.order_id).limit(1)
+)
+_ORDER_CUSTOMER = select(_o.customer_id).where(_o.order_id == bindparam("p_order_id"))
 
 
 class ReportStore(StoreBase):
@@ -103,23 +111,17 @@ class ReportStore(StoreBase):
         try:
             async with self._write() as conn:
                 await conn.execute(
-                    insert(_orders).values(
-                        order_id=order_id, customer_id=customer_id, paid_at=paid_at or _now(), amount=amount
-                    )
+                    _NEW_ORDER,
+                    {"order_id": order_id, "customer_id": customer_id, "paid_at": paid_at or _now(), "amount": amount},
                 )
         except IntegrityError:
             pass  # the same order again, or recorded concurrently: it is there now
-        first = await self._one(
-            select(_orders.c.order_id)
-            .where(_orders.c.customer_id == customer_id)
-            .order_by(_orders.c.paid_at, _orders.c.order_id)
-            .limit(1)
-        )
+        first = await self._one(_FIRST_ORDER, {"p_customer_id": customer_id})
         return bool(first and first.order_id == order_id)
 
     async def order_customer(self, order_id: str) -> str | None:
         """The customer who paid ``order_id`` (None: no such order recorded)."""
-        row = await self._one(select(_orders.c.customer_id).where(_orders.c.order_id == order_id))
+        row = await self._one(_ORDER_CUSTOMER, {"p_order_id": order_id})
         return None if row is None else str(row[0])
 
     async def customer_orders(self, customer_id: str, *, limit: int = 20) -> list[str]:
