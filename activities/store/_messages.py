@@ -30,8 +30,10 @@ from durable_journeys.activities.store.records import (
 )
 from durable_journeys.providers import DeliveryReceipt, ReceiptStatus
 
-# How often a send held for its receipt looks for it (take_receipt): soon, then less often.
-RECEIPT_POLL_FIRST, RECEIPT_POLL_MAX = 0.05, 0.5
+# How often a send held for its receipt looks for it (take_receipt): soon, then less often. The
+# first look is after a pause: right after the provider's answer a receipt is almost never there
+# (and one that came before the answer is found a pause later).
+RECEIPT_POLL_FIRST, RECEIPT_POLL_MAX = 0.1, 0.5
 
 # Every send's statements, built once: building a Core statement (and its cache key) for each call
 # cost more CPU than SQLAlchemy's compiled cache saves (bench/README.md, change 7). Values go
@@ -234,13 +236,15 @@ class MessageLog(StoreBase):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace
         pause = RECEIPT_POLL_FIRST
-        # Polls only while time is left: the hand-over's RETURNING reads the row at the end anyway.
-        while (left := deadline - loop.time()) > 0:
+        # Polls only while time is left after a pause: the hand-over's RETURNING reads the row at the end anyway.
+        while deadline - loop.time() > pause:
+            await asyncio.sleep(pause)
             row = await self._one(_RECEIPT_STATUS, key)
             if row is None or row.receipt_status is not None:
                 break
-            await asyncio.sleep(min(pause, left))
             pause = min(pause * 2, RECEIPT_POLL_MAX)
+        else:
+            await asyncio.sleep(max(0.0, deadline - loop.time()))  # the rest of the grace
         async with self._write() as conn:
             row = (await conn.execute(_HAND_OVER, key)).first()
             if row is None:  # handed off already (an earlier attempt), or never held
