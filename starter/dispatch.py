@@ -25,6 +25,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from durable_journeys.activities import CustomerProfile, Store
+from durable_journeys.activities.store import EventAdmission
 from durable_journeys.starter.errors import InvalidInput, JourneyNotFound
 from durable_journeys.starter.inputs import (
     CUSTOMER_ID_TYPE,
@@ -283,15 +284,15 @@ class JourneyDispatch:
         neither reaches history, which has a size limit, whatever ids a caller makes up.
         """
         event_id = event.event_id
-        if event_id is not None and await self.store.event_seen(workflow_id, event_id):
-            return Delivery.DUPLICATE if await self._running(workflow_id) else Delivery.ENDED
         journey = self._journey_of(workflow_id)
         limit = journey.event_limit(event.type) if journey is not None else None
-        if limit is not None:
-            # A journey whose id later runs reuse counts per day; any other, over its one run.
-            bucket = datetime.now(UTC).strftime("%Y-%m-%d") if journey and journey.reuses_workflow_id else ""
-            if not await self.store.count_event(workflow_id, event.type.value, limit=limit, bucket=bucket):
-                return Delivery.LIMITED if await self._running(workflow_id) else Delivery.ENDED
+        # A journey whose id later runs reuse counts per day; any other, over its one run.
+        bucket = datetime.now(UTC).strftime("%Y-%m-%d") if journey and journey.reuses_workflow_id else ""
+        admission = await self.store.admit_event(workflow_id, event_id, event.type.value, limit=limit, bucket=bucket)
+        if admission is not EventAdmission.ADMITTED:
+            if not await self._running(workflow_id):
+                return Delivery.ENDED
+            return Delivery.DUPLICATE if admission is EventAdmission.SEEN else Delivery.LIMITED
         try:
             await self.client.get_workflow_handle(workflow_id).signal(event_signal(event), event)
         except RPCError as exc:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from durable_journeys.activities.store._base import (
     StoreBase,
@@ -14,6 +17,7 @@ from durable_journeys.activities.store._base import (
     _seen,
     _signatures,
 )
+from durable_journeys.activities.store.records import EventAdmission
 
 # The facade's statements for every event, built once: building a Core statement (and its cache
 # key) costs more CPU than SQLAlchemy's compiled cache saves (bench/README.md, change 7).
@@ -21,19 +25,29 @@ _EVENT_SEEN = select(_seen.c.event_id).where(
     _seen.c.workflow_id == bindparam("p_workflow_id"), _seen.c.event_id == bindparam("p_event_id")
 )
 _REMEMBER_EVENT = insert(_seen)
-_c = _event_counts.c
-_COUNT_KEY = (
-    (_c.workflow_id == bindparam("p_workflow_id"))
-    & (_c.event_type == bindparam("p_event_type"))
-    & (_c.bucket == bindparam("p_bucket"))
-)
-_COUNT_UP = (
-    update(_event_counts)
-    .where(_COUNT_KEY & (_c.count < bindparam("p_limit")))
-    .values(count=_c.count + 1, updated_at=bindparam("p_now"))
-)
-_COUNTED = select(_c.count).where(_COUNT_KEY)
-_FIRST_COUNT = insert(_event_counts)
+
+
+def _count_one_more(dialect_insert: Any) -> Any:
+    """One statement: the first event of its type counts 1, a later one adds 1 while under the limit.
+
+    Returns the new count, or no row at the limit. (An upsert: PostgreSQL and SQLite spell it alike.)
+    """
+    c = _event_counts.c
+    first = dialect_insert(_event_counts).values(
+        workflow_id=bindparam("p_workflow_id"),
+        event_type=bindparam("p_event_type"),
+        bucket=bindparam("p_bucket"),
+        count=1,
+        updated_at=bindparam("p_now"),
+    )
+    return first.on_conflict_do_update(
+        index_elements=[c.workflow_id, c.event_type, c.bucket],
+        set_={"count": c.count + 1, "updated_at": first.excluded.updated_at},
+        where=c.count < bindparam("p_limit"),
+    ).returning(c.count)
+
+
+_COUNT_ONE_MORE = {"postgresql": _count_one_more(postgresql.insert), "sqlite": _count_one_more(sqlite.insert)}
 _s = _signatures.c
 _FORGET_SIGNATURES = delete(_signatures).where(_s.seen_at < bindparam("p_before"))
 _NEW_SIGNATURE = insert(_signatures)
@@ -53,6 +67,28 @@ class EventStore(StoreBase):
         """
         row = await self._one(_EVENT_SEEN, {"p_workflow_id": workflow_id, "p_event_id": event_id})
         return row is not None
+
+    async def admit_event(
+        self, workflow_id: str, event_id: str | None, event_type: str, *, limit: int | None, bucket: str = ""
+    ) -> EventAdmission:
+        """Whether the facade may signal an event to ``workflow_id``: both checks in one transaction.
+
+        ``SEEN``: ``event_id`` was signalled to the journey before (:meth:`event_seen`). ``LIMITED``:
+        the journey took ``limit`` events of ``event_type`` (in ``bucket``) already. ``ADMITTED``:
+        neither, and the event is counted (:meth:`count_event`); ``limit`` None counts nothing.
+        """
+        if limit is None:
+            if event_id is not None and await self.event_seen(workflow_id, event_id):
+                return EventAdmission.SEEN
+            return EventAdmission.ADMITTED
+        async with self._write() as conn:
+            if event_id is not None:
+                seen = await conn.execute(_EVENT_SEEN, {"p_workflow_id": workflow_id, "p_event_id": event_id})
+                if seen.first() is not None:
+                    return EventAdmission.SEEN
+            if not await self._count(conn, workflow_id, event_type, limit=limit, bucket=bucket):
+                return EventAdmission.LIMITED
+            return EventAdmission.ADMITTED
 
     async def remember_event(self, workflow_id: str, event_id: str) -> None:
         """Record that ``event_id`` reached ``workflow_id``.
@@ -74,31 +110,22 @@ class EventStore(StoreBase):
         Returns:
             True if it was counted (the event may be signalled), False if the limit was reached.
         """
+        async with self._write() as conn:
+            return await self._count(conn, workflow_id, event_type, limit=limit, bucket=bucket)
+
+    @staticmethod
+    async def _count(conn: AsyncConnection, workflow_id: str, event_type: str, *, limit: int, bucket: str) -> bool:
         if limit < 1:
             return False
-        key = {"p_workflow_id": workflow_id, "p_event_type": event_type, "p_bucket": bucket}
-        for _ in range(2):
-            try:
-                async with self._write() as conn:
-                    counted = await conn.execute(_COUNT_UP, {**key, "p_limit": limit, "p_now": _now()})
-                    if counted.rowcount:
-                        return True
-                    if (await conn.execute(_COUNTED, key)).first() is not None:
-                        return False  # at the limit
-                    await conn.execute(
-                        _FIRST_COUNT,
-                        {
-                            "workflow_id": workflow_id,
-                            "event_type": event_type,
-                            "bucket": bucket,
-                            "count": 1,
-                            "updated_at": _now(),
-                        },
-                    )
-                    return True
-            except IntegrityError:
-                continue  # a concurrent first event of this type: count again
-        return False
+        params = {
+            "p_workflow_id": workflow_id,
+            "p_event_type": event_type,
+            "p_bucket": bucket,
+            "p_limit": limit,
+            "p_now": _now(),
+        }
+        counted = await conn.execute(_COUNT_ONE_MORE[conn.dialect.name], params)
+        return counted.first() is not None
 
     async def remember_signature(self, provider: str, signature: str, body: str, *, keep: timedelta) -> bool:
         """Remember a webhook signature (a digest) with the digest of the body it came with.

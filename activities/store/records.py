@@ -20,6 +20,14 @@ class MessageStatus(StrEnum):
     UNKNOWN = "unknown"  # the provider call's outcome is unknown: reconcile before resending
 
 
+class EventAdmission(StrEnum):
+    """Whether the facade may signal an event to a journey (``Store.admit_event``)."""
+
+    ADMITTED = "admitted"  # new, and under the journey's limit for its type: counted
+    SEEN = "seen"  # its event id was signalled to this journey before
+    LIMITED = "limited"  # the journey took as many events of this type as it can use
+
+
 class MessageRecord(BaseModel):
     """One row of the message log."""
 

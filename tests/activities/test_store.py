@@ -185,3 +185,41 @@ async def test_hostile_text_is_stored_verbatim(store: Store) -> None:
     await store.upsert_customer(profile(name=name))
     got = await store.get_customer("c-1")
     assert got is not None and got.name == name
+
+
+@pytest.mark.parametrize("limit", [0, 1, 3])
+async def test_events_are_counted_up_to_their_limit_per_journey_type_and_bucket(store: Store, limit: int) -> None:
+    assert [await store.count_event("w-1", "order.shipped", limit=limit) for _ in range(5)] == [True] * limit + [
+        False
+    ] * (5 - limit)
+    # Another journey, another type and another bucket each count from zero.
+    assert await store.count_event("w-2", "order.shipped", limit=1)
+    assert await store.count_event("w-1", "order.delivered", limit=1)
+    assert await store.count_event("w-1", "order.shipped", limit=1, bucket="2026-12-06")
+    # A higher limit later lets more through, counted from where the count stands.
+    assert await store.count_event("w-1", "order.shipped", limit=limit + 1)
+    assert not await store.count_event("w-1", "order.shipped", limit=limit + 1)
+
+
+async def test_concurrent_events_are_counted_exactly_to_the_limit(store: Store) -> None:
+    counted = await asyncio.gather(*(store.count_event("w-1", "purchase", limit=7) for _ in range(20)))
+    assert sum(counted) == 7
+
+
+async def test_an_event_is_admitted_once_by_id_and_up_to_the_limit(store: Store) -> None:
+    from durable_journeys.activities.store import EventAdmission
+
+    admit = store.admit_event
+    assert await admit("w-1", "e-1", "order.shipped", limit=2) is EventAdmission.ADMITTED
+    await store.remember_event("w-1", "e-1")
+    # Seen: not counted again, whatever the limit.
+    assert await admit("w-1", "e-1", "order.shipped", limit=2) is EventAdmission.SEEN
+    assert await admit("w-1", "e-1", "order.shipped", limit=None) is EventAdmission.SEEN
+    assert await admit("w-1", "e-2", "order.shipped", limit=2) is EventAdmission.ADMITTED
+    assert await admit("w-1", "e-3", "order.shipped", limit=2) is EventAdmission.LIMITED
+    assert await admit("w-1", None, "order.shipped", limit=2) is EventAdmission.LIMITED
+    # No limit: only the id is checked, and nothing is counted.
+    assert await admit("w-1", "e-3", "order.shipped", limit=None) is EventAdmission.ADMITTED
+    assert await admit("w-1", None, "app.opened", limit=None) is EventAdmission.ADMITTED
+    # The id is per journey.
+    assert await admit("w-2", "e-1", "order.shipped", limit=1) is EventAdmission.ADMITTED

@@ -505,7 +505,7 @@ async def test_an_unreachable_dependency_is_a_503_not_a_500(
         monkeypatch.setattr(stack.journeys, "_signal_if_running", down)
     else:
         monkeypatch.setattr(stack.store, "inbox", down)
-        monkeypatch.setattr(stack.store, "event_seen", down)
+        monkeypatch.setattr(stack.store, "admit_event", down)
     event = await http.post("/events", json={"type": "order.shipped", "order_id": "o-1"}, headers=stack.api_auth())
     assert event.status_code == 503 and "김하늘" not in event.text
     if failure == "database":
