@@ -102,15 +102,29 @@ class StoreBase:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        # One-statement reads need no transaction. On PostgreSQL, autocommit spares each read its
-        # BEGIN and ROLLBACK (a third of a read's CPU); SQLite's driver begins no transaction for a
-        # read anyway, and switching it costs more than it saves.
-        self._reads = (
-            engine.execution_options(isolation_level="AUTOCOMMIT") if engine.dialect.name == "postgresql" else engine
+        # A statement that is atomic on its own needs no transaction around it. On PostgreSQL,
+        # autocommit spares each its BEGIN and its COMMIT or ROLLBACK (a third of a read's CPU);
+        # SQLite's driver begins no transaction for a read anyway, and switching it costs more
+        # than it saves.
+        self._autocommit = (
+            engine.execution_options(isolation_level="AUTOCOMMIT") if engine.dialect.name == "postgresql" else None
         )
         # SQLite has one writer at a time: queue writers here instead of in busy-waiting
         # threads that each hold a pooled connection. PostgreSQL needs no such lock.
         self._write_lock: asyncio.Lock | None = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+
+    @asynccontextmanager
+    async def _single_writes(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for writes each atomic on its own (one statement, no invariant across them).
+
+        In autocommit on PostgreSQL; in one write transaction on SQLite (it has one writer anyway).
+        """
+        if self._autocommit is None:
+            async with self._write() as conn:
+                yield conn
+            return
+        async with self._autocommit.connect() as conn:
+            yield conn
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[AsyncConnection]:
@@ -171,5 +185,5 @@ class StoreBase:
 
     async def _one(self, statement: Any, params: dict[str, Any] | None = None) -> Any:
         """The first row of a read, or None (``params``: the values of a prebuilt statement's bind parameters)."""
-        async with self._reads.connect() as conn:
+        async with (self._autocommit or self.engine).connect() as conn:
             return (await conn.execute(statement, params)).first()

@@ -81,7 +81,7 @@ class EventStore(StoreBase):
             if event_id is not None and await self.event_seen(workflow_id, event_id):
                 return EventAdmission.SEEN
             return EventAdmission.ADMITTED
-        async with self._write() as conn:
+        async with self._single_writes() as conn:  # seen, then counted: no invariant across the two
             if event_id is not None:
                 seen = await conn.execute(_EVENT_SEEN, {"p_workflow_id": workflow_id, "p_event_id": event_id})
                 if seen.first() is not None:
@@ -97,7 +97,7 @@ class EventStore(StoreBase):
         worst signalled twice, which the journey ignores.
         """
         try:
-            async with self._write() as conn:
+            async with self._single_writes() as conn:
                 await conn.execute(
                     _REMEMBER_EVENT, {"workflow_id": workflow_id, "event_id": event_id, "created_at": _now()}
                 )
@@ -110,7 +110,7 @@ class EventStore(StoreBase):
         Returns:
             True if it was counted (the event may be signalled), False if the limit was reached.
         """
-        async with self._write() as conn:
+        async with self._single_writes() as conn:
             return await self._count(conn, workflow_id, event_type, limit=limit, bucket=bucket)
 
     @staticmethod

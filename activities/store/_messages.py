@@ -245,7 +245,7 @@ class MessageLog(StoreBase):
             pause = min(pause * 2, RECEIPT_POLL_MAX)
         else:
             await asyncio.sleep(max(0.0, deadline - loop.time()))  # the rest of the grace
-        async with self._write() as conn:
+        async with self._single_writes() as conn:
             row = (await conn.execute(_HAND_OVER, key)).first()
             if row is None:  # handed off already (an earlier attempt), or never held
                 row = (await conn.execute(_MESSAGE, key)).first()
@@ -255,7 +255,7 @@ class MessageLog(StoreBase):
 
     async def finish_message(self, idempotency_key: str, status: MessageStatus, **fields: Any) -> None:
         """Record the provider's answer for a claimed row."""
-        async with self._write() as conn:
+        async with self._single_writes() as conn:
             await conn.execute(
                 _FINISH, {"p_key": idempotency_key, "status": status.value, "updated_at": _now(), **fields}
             )

@@ -109,7 +109,7 @@ class ReportStore(StoreBase):
         The same order again gives the same answer and keeps its first amount.
         """
         try:
-            async with self._write() as conn:
+            async with self._single_writes() as conn:
                 await conn.execute(
                     _NEW_ORDER,
                     {"order_id": order_id, "customer_id": customer_id, "paid_at": paid_at or _now(), "amount": amount},
