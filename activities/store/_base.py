@@ -149,6 +149,12 @@ class StoreBase:
         engine_kwargs.setdefault("hide_parameters", True)
         if url.startswith("postgresql+asyncpg"):  # a server that accepts but never answers: give up
             engine_kwargs.setdefault("connect_args", {}).setdefault("timeout", connect_timeout)
+        if url.startswith("sqlite+aiosqlite") and "async_creator" not in engine_kwargs:
+            from durable_journeys.activities.store._sqlite import one_trip_creator
+
+            creator = one_trip_creator(url)  # one trip to aiosqlite's thread per statement, not four
+            if creator is not None:
+                engine_kwargs["async_creator"] = creator
         engine = create_async_engine(url, **engine_kwargs)
         if engine.dialect.name == "sqlite":
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
