@@ -590,9 +590,9 @@ async def main(n: int) -> dict[str, Any]:
                 "postgres": lambda: on_postgres(client, n),
                 "gateway_postgres": lambda: on_postgres(client, n, timings=GATEWAY),
                 "scale_out": lambda: on_postgres(client, n, worker_processes=2),
-                # The dev server keeps every run in memory and slows as they pile up (by a tenth and
-                # more over a whole run): the peer runs again last, and ours are compared with the
-                # mean of its two runs, so no system gains from running early.
+                # The dev server keeps every run in memory and may slow as they pile up (in one of
+                # four full runs the peer's last run was a fifth slower than its first): the peer
+                # runs again last, and ours are compared with the mean of its two runs.
                 "peer_after": lambda: peer(target, n),
             }
             only = set(filter(None, os.environ.get("BENCH_ONLY", "").split(",")))  # profiling: some systems only

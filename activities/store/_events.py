@@ -20,7 +20,7 @@ from durable_journeys.activities.store._base import (
 from durable_journeys.activities.store.records import EventAdmission
 
 # The facade's statements for every event, built once: building a Core statement (and its cache
-# key) costs more CPU than SQLAlchemy's compiled cache saves (bench/README.md, change 7).
+# key) costs more CPU than SQLAlchemy's compiled cache saves (bench/README.md, change 8).
 _EVENT_SEEN = select(_seen.c.event_id).where(
     _seen.c.workflow_id == bindparam("p_workflow_id"), _seen.c.event_id == bindparam("p_event_id")
 )

@@ -36,7 +36,7 @@ from durable_journeys.providers import DeliveryReceipt, ReceiptStatus
 RECEIPT_POLL_FIRST, RECEIPT_POLL_MAX = 0.1, 0.5
 
 # Every send's statements, built once: building a Core statement (and its cache key) for each call
-# cost more CPU than SQLAlchemy's compiled cache saves (bench/README.md, change 7). Values go
+# cost more CPU than SQLAlchemy's compiled cache saves (bench/README.md, change 8). Values go
 # in as bind parameters (``p_*``; the others are the message log's own columns).
 _m = _messages.c
 _BY_KEY = _m.idempotency_key == bindparam("p_key")
