@@ -5,7 +5,8 @@ four calls per statement (open a cursor, execute, fetch, close): four hand-offs 
 and back, each a queue put, a wake-up and a future resolved across threads. Those hand-offs were
 about a seventh of the worker's CPU on SQLite (bench/README.md, change 14). The connection here
 gives SQLAlchemy cursors that execute, fetch every row and close in one hand-off; what SQLAlchemy
-reads afterwards (rows, ``description``, ``rowcount``, ``lastrowid``) is kept from that trip.
+reads afterwards (rows, ``description``, ``rowcount``, ``lastrowid``) is kept from that trip. A
+commit or rollback with nothing to end makes no trip.
 
 It relies on two of aiosqlite's internals (``Connection._execute``, which queues a call for the
 thread, and ``Connection._conn``, the sqlite3 connection there); :func:`one_trip_creator` returns
@@ -86,10 +87,23 @@ class _OneTripCursor:
 
 
 class OneTripConnection(aiosqlite.Connection):
-    """An aiosqlite connection whose cursors make one trip to its thread per statement."""
+    """An aiosqlite connection whose cursors make one trip to its thread per statement.
+
+    A commit or rollback with no transaction open makes no trip at all: sqlite3 would do nothing
+    with it on the thread either. SQLAlchemy rolls back every connection it takes back into its
+    pool, most often after a read, which opens no transaction on SQLite.
+    """
 
     def cursor(self) -> _OneTripCursor:  # type: ignore[override]
         return _OneTripCursor(self)
+
+    async def commit(self) -> None:
+        if self._conn.in_transaction:  # a flag of the connection; no statement of it is in flight now
+            await super().commit()
+
+    async def rollback(self) -> None:
+        if self._conn.in_transaction:
+            await super().rollback()
 
 
 def one_trip_creator(url: str) -> Callable[[], Awaitable[OneTripConnection]] | None:
