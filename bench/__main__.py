@@ -1,6 +1,6 @@
 """``python -m bench [N]``: the pack against the same journey written by hand on Temporal.
 
-One run, one dev server, the same machine: **bare** (the post-purchase shape with trivial
+One run, the same machine, each system on a fresh instance of the same dev server: **bare** (the post-purchase shape with trivial
 activities), the **hand-written peer** (``bench/_peer.py``: what a shop writes from Temporal's
 samples, over the same sandbox provider and a minimal webhook) and **ours** (the pack: facade,
 contact policy, store, log, metrics, timeline) on SQLite and PostgreSQL, in journey-level and in
@@ -246,6 +246,11 @@ def sandbox_process(p: Ports, secrets_env: dict[str, str]) -> Any:
         ],
         {**secrets_env, "JOURNEYS_LOG_LEVEL": "ERROR"},
     )
+
+
+def target_of(client: Client) -> str:
+    """The address of the server ``client`` talks to."""
+    return client.service_client.config.target_host
 
 
 async def peer(target: str, n: int) -> dict[str, Any]:
@@ -574,37 +579,45 @@ def targets(r: dict[str, Any]) -> list[tuple[str, bool]]:
 
 async def main(n: int) -> dict[str, Any]:
     configure_logging(json=False, level="ERROR")
-    env = await start_dev_server()
     r: dict[str, Any] = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "n": n}
-    try:
-        client = env.client
-        target = client.service_client.config.target_host
-        with tempfile.TemporaryDirectory() as tmp:
-            systems: dict[str, Callable[[], Awaitable[dict[str, Any] | None]]] = {
-                "bare": lambda: bare(client, n),
-                "peer": lambda: peer(target, n),
-                "sqlite": lambda: ours(client, n, f"sqlite+aiosqlite:///{Path(tmp) / 'ours.db'}"),
-                "gateway_sqlite": lambda: ours(
-                    client, n, f"sqlite+aiosqlite:///{Path(tmp) / 'gw.db'}", timings=GATEWAY
-                ),
-                "postgres": lambda: on_postgres(client, n),
-                "gateway_postgres": lambda: on_postgres(client, n, timings=GATEWAY),
-                "scale_out": lambda: on_postgres(client, n, worker_processes=2),
-                # The dev server keeps every run in memory and may slow as they pile up (in one of
-                # four full runs the peer's last run was a fifth slower than its first): the peer
-                # runs again last, and ours are compared with the mean of its two runs.
-                "peer_after": lambda: peer(target, n),
-            }
-            only = set(filter(None, os.environ.get("BENCH_ONLY", "").split(",")))  # profiling: some systems only
-            for name, run in systems.items():
-                r[name] = await run() if not only or name in only else None
-            if os.environ.get("BENCH_SKIP_EXTRAS") != "1":
+    with tempfile.TemporaryDirectory() as tmp:
+        systems: dict[str, Callable[[Client], Awaitable[dict[str, Any] | None]]] = {
+            "bare": lambda client: bare(client, n),
+            "peer": lambda client: peer(target_of(client), n),
+            "sqlite": lambda client: ours(client, n, f"sqlite+aiosqlite:///{Path(tmp) / 'ours.db'}"),
+            "gateway_sqlite": lambda client: ours(
+                client, n, f"sqlite+aiosqlite:///{Path(tmp) / 'gw.db'}", timings=GATEWAY
+            ),
+            "postgres": lambda client: on_postgres(client, n),
+            "gateway_postgres": lambda client: on_postgres(client, n, timings=GATEWAY),
+            "scale_out": lambda client: on_postgres(client, n, worker_processes=2),
+            # The peer runs again last, and ours are compared with the mean of its two runs: the
+            # machine itself is faster in some minutes than in others.
+            "peer_after": lambda client: peer(target_of(client), n),
+        }
+        only = set(filter(None, os.environ.get("BENCH_ONLY", "").split(",")))  # profiling: some systems only
+        for name, run in systems.items():
+            if only and name not in only:
+                r[name] = None
+                continue
+            # Each system on a dev server of its own (the same binary and settings): one server
+            # slows with every run it keeps in memory, and whatever ran later paid for it
+            # (bench/README.md, change 16).
+            env = await start_dev_server()
+            try:
+                r[name] = await run(env.client)
+            finally:
+                await env.shutdown()
+        if os.environ.get("BENCH_SKIP_EXTRAS") != "1":
+            env = await start_dev_server()
+            try:
+                target = target_of(env.client)
                 r["rss_mb_per_1000_waiting"] = await memory_in_fresh_process(target, Path(tmp) / "mem.db", cache=None)
                 r[f"rss_mb_per_1000_waiting_cache_{SMALL_CACHE}"] = await memory_in_fresh_process(
                     target, Path(tmp) / "mem2.db", cache=SMALL_CACHE
                 )
-    finally:
-        await env.shutdown()
+            finally:
+                await env.shutdown()
     if os.environ.get("BENCH_SKIP_EXTRAS") != "1":
         r["time_skipping_full_journey_test_s"] = await time_skipping_journey_seconds()
     if r["peer"] and r.get("peer_after"):
@@ -642,7 +655,7 @@ ROWS = (
 
 
 def report(r: dict[str, Any]) -> str:
-    lines = [f"N = {r['n']} post-purchase journeys, one dev server, {r['date']}", ""]
+    lines = [f"N = {r['n']} post-purchase journeys, a fresh dev server each, {r['date']}", ""]
     lines.append(
         f"{'':40s} {'j/s':>6s} {'/bare':>6s} {'/peer':>6s} {'actions':>8s} {'events':>7s} {'p50 ms':>7s} {'p99 ms':>7s}"
     )
