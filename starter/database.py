@@ -50,7 +50,11 @@ def build_store(settings: Settings, *, create: bool = True) -> Store:
             with contextlib.suppress(FileExistsError):  # another process made it first
                 os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     try:
-        return Store.from_url(settings.database_url, connect_timeout=settings.database_connect_timeout_seconds)
+        return Store.from_url(
+            settings.database_url,
+            connect_timeout=settings.database_connect_timeout_seconds,
+            pool_size=settings.database_pool_size,
+        )
     except (ImportError, ArgumentError) as exc:
         missing = getattr(exc, "name", None) or "its driver"
         raise ConfigError(

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self, cast
 
 from sqlalchemy import Table, event, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from durable_journeys.activities.store._tables import (
@@ -47,6 +48,19 @@ _MIGRATIONS = Path(__file__).parent / "migrations"
 
 if TYPE_CHECKING:
     from alembic.script import ScriptDirectory
+
+
+# Connections a store keeps open (``JOURNEYS_DATABASE_POOL_SIZE``): as many as SQLAlchemy's default
+# pool reached at most (5 kept and 10 more), now kept.
+POOL_SIZE = 15
+
+
+def _in_memory(url: str) -> bool:
+    """Whether ``url`` is an in-memory SQLite database (SQLAlchemy gives it a pool of one connection)."""
+    parsed = make_url(url)
+    return parsed.get_backend_name() == "sqlite" and (
+        parsed.database in (None, "", ":memory:") or parsed.query.get("mode") == "memory"
+    )
 
 
 def _now() -> datetime:
@@ -137,16 +151,26 @@ class StoreBase:
             yield conn
 
     @classmethod
-    def from_url(cls, url: str, *, connect_timeout: float = 10.0, **engine_kwargs: Any) -> Self:
+    def from_url(
+        cls, url: str, *, connect_timeout: float = 10.0, pool_size: int = POOL_SIZE, **engine_kwargs: Any
+    ) -> Self:
         """Build a store for a database URL.
 
         Args:
             url: ``sqlite+aiosqlite:///path`` or ``postgresql+asyncpg://user@host/db``.
             connect_timeout: seconds to wait for a database server that accepts but never answers.
+            pool_size: connections kept open, and never more (a call waits for one to come free).
             **engine_kwargs: passed to ``create_async_engine``.
         """
         # Statement parameters (names, message bodies) never reach an exception or a log line.
         engine_kwargs.setdefault("hide_parameters", True)
+        if "poolclass" not in engine_kwargs and not _in_memory(url):
+            # A fixed pool. SQLAlchemy's default keeps 5 and opens up to 10 more under load, each
+            # closed as soon as it is returned: under a burst every call paid for a new connection
+            # (PostgreSQL: TLS negotiation, authentication, the driver's type setup; 684 of them
+            # for 300 journeys in the bench; bench/README.md, change 17).
+            engine_kwargs.setdefault("pool_size", pool_size)
+            engine_kwargs.setdefault("max_overflow", 0)
         if url.startswith("postgresql+asyncpg"):  # a server that accepts but never answers: give up
             engine_kwargs.setdefault("connect_args", {}).setdefault("timeout", connect_timeout)
         if url.startswith("sqlite+aiosqlite") and "async_creator" not in engine_kwargs:

@@ -27,12 +27,15 @@ def without_password(url: Any) -> Any:
 
 
 class DatabaseSettings(BaseModel):
-    """``JOURNEYS_DATA_DIR``, ``JOURNEYS_DATABASE_URL`` (default: SQLite in the data directory)."""
+    """``JOURNEYS_DATA_DIR``, ``JOURNEYS_DATABASE_URL`` (default: SQLite in the data directory) and its pool."""
 
     # One place for local state, the same for every process whatever its working directory.
     data_dir: Path = Field(default_factory=lambda: default_data_dir())
     database_url: str = Field(default="", description="default: SQLite file journeys.db in data_dir")
     database_connect_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    # Connections each process keeps open (PostgreSQL: one server backend each). A process never
+    # opens more; a call waits for one to come free.
+    database_pool_size: int = Field(default=15, ge=1, le=200)
 
     @model_validator(mode="after")
     def _default_database(self) -> Any:

@@ -223,3 +223,52 @@ async def test_an_event_is_admitted_once_by_id_and_up_to_the_limit(store: Store)
     assert await admit("w-1", None, "app.opened", limit=None) is EventAdmission.ADMITTED
     # The id is per journey.
     assert await admit("w-2", "e-1", "order.shipped", limit=1) is EventAdmission.ADMITTED
+
+
+@pytest.mark.parametrize("burst", [16, 60])
+async def test_a_burst_of_calls_shares_the_connections_the_pool_keeps(store: Store, burst: int) -> None:
+    """A store opens at most its pool's connections, however many calls come at once, and keeps them.
+
+    (SQLAlchemy's default pool opened a connection for each call over its five and closed it
+    after: hundreds of connections for one burst of journeys.)
+    """
+    from sqlalchemy import event
+
+    from durable_journeys.activities.store._base import POOL_SIZE
+
+    opened: list[object] = []
+    event.listen(store.engine.sync_engine.pool, "connect", lambda *_: opened.append(1))
+    for i in range(burst):
+        await store.upsert_customer(profile(customer_id=f"c-{i}"))
+    for _ in range(3):
+        got = await asyncio.gather(*(store.get_customer(f"c-{i}") for i in range(burst)))
+        assert [p.customer_id if p else None for p in got] == [f"c-{i}" for i in range(burst)]
+    assert len(opened) <= POOL_SIZE, len(opened)
+    assert store.engine.sync_engine.pool.size() == POOL_SIZE  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("pool_size", [1, 3])
+async def test_the_pool_size_is_what_the_caller_asks_for(tmp_path: Path, pool_size: int) -> None:
+    from sqlalchemy import event
+
+    async with migrated_store("sqlite", tmp_path):  # the schema, in store.db
+        pass
+    store = Store.from_url(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}", pool_size=pool_size)
+    try:
+        opened: list[object] = []
+        event.listen(store.engine.sync_engine.pool, "connect", lambda *_: opened.append(1))
+        got = await asyncio.gather(*(store.get_customer(f"c-{i}") for i in range(20)))
+        assert got == [None] * 20 and len(opened) == pool_size
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("url", ["sqlite+aiosqlite://", "sqlite+aiosqlite:///:memory:"])
+async def test_an_in_memory_store_keeps_its_one_connection(url: str) -> None:
+    store = Store.from_url(url)
+    try:
+        await store.migrate()
+        await store.upsert_customer(profile())
+        assert (await store.get_customer("c-1")) is not None  # the same database, not a new empty one
+    finally:
+        await store.close()

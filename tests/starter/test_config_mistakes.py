@@ -51,6 +51,11 @@ def test_malformed_json_in_a_setting_is_one_line_naming_it(tmp_path: Path, name:
     one_line(journeys("db", "upgrade", env={name: value}, cwd=tmp_path), name, "not valid JSON")
 
 
+@pytest.mark.parametrize("value", ["0", "201", "many"])
+def test_a_pool_size_out_of_bounds_is_one_line_naming_it(tmp_path: Path, value: str) -> None:
+    one_line(journeys("db", "upgrade", env={"JOURNEYS_DATABASE_POOL_SIZE": value}, cwd=tmp_path), "DATABASE_POOL_SIZE")
+
+
 async def test_a_namespace_the_server_does_not_have_is_one_line(dev_env: WorkflowEnvironment, tmp_path: Path) -> None:
     import asyncio
 
