@@ -1,9 +1,10 @@
 """``python -m bench [N]``: the pack against the same journey written by hand on Temporal.
 
-One run, the same machine, each system on a fresh instance of the same dev server: **bare** (the post-purchase shape with trivial
-activities), the **hand-written peer** (``bench/_peer.py``: what a shop writes from Temporal's
-samples, over the same sandbox provider and a minimal webhook) and **ours** (the pack: facade,
-contact policy, store, log, metrics, timeline) on SQLite and PostgreSQL, in journey-level and in
+One run, the same machine, each system on a fresh instance of the same dev server: **bare** (the
+post-purchase shape with trivial activities), the **hand-written peer** (``bench/_peer.py``: what
+a shop writes from Temporal's samples, over the same sandbox provider and a minimal webhook) and
+**ours** (the pack: facade, contact policy, store, log, metrics, timeline) on SQLite and
+PostgreSQL, in journey-level and in
 gateway fallback, and once scaled out (two worker processes, the webhook app in its own,
 PostgreSQL). Every system runs as deployed: the sandbox provider and the webhook app in their own
 processes, the worker (and the starter) in this one.

@@ -34,7 +34,7 @@ class DatabaseSettings(BaseModel):
     database_url: str = Field(default="", description="default: SQLite file journeys.db in data_dir")
     database_connect_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     # Connections each process keeps open (PostgreSQL: one server backend each). A process never
-    # opens more; a call waits for one to come free.
+    # opens more; a call waits for one to come free. The default is the store's own (POOL_SIZE).
     database_pool_size: int = Field(default=15, ge=1, le=200)
 
     @model_validator(mode="after")
