@@ -14,6 +14,7 @@ from sqlalchemy import Table, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from durable_journeys.activities.store._lane import Lane
 from durable_journeys.activities.store._tables import (
     AssignmentRow,
     ContactHoldRow,
@@ -126,6 +127,8 @@ class StoreBase:
         # SQLite has one writer at a time: queue writers here instead of in busy-waiting
         # threads that each hold a pooled connection. PostgreSQL needs no such lock.
         self._write_lock: asyncio.Lock | None = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+        # Every send's statements, on the driver's connection (change 18): see _lane.py.
+        self._lane = Lane(engine, self._write_lock)
 
     @asynccontextmanager
     async def _single_writes(self) -> AsyncIterator[AsyncConnection]:

@@ -92,7 +92,7 @@ class CustomerStore(StoreBase):
 
     async def get_customer(self, customer_id: str) -> CustomerProfile | None:
         """The current profile, or None."""
-        row = await self._one(_PROFILE, {"p_customer_id": customer_id})
+        row = await self._lane.read(_PROFILE, {"p_customer_id": customer_id})
         if row is None:
             return None
         return CustomerProfile.model_validate(

@@ -20,6 +20,7 @@ from durable_journeys.activities.store._base import (
     _now,
     _sent_as,
 )
+from durable_journeys.activities.store._lane import LaneConnection
 from durable_journeys.activities.store.records import (
     ContactLimits,
     ContactRefused,
@@ -74,6 +75,8 @@ _CLAIM_ROWS_IN_WINDOWS = select(*_CLAIM_COLUMNS).where(
     _BY_KEY | ((_m.customer_id == bindparam("p_customer_id")) & (_m.journey_time >= bindparam("p_since")))
 )
 _DROP_HOLD = _holds.delete().where(_holds.c.idempotency_key == bindparam("p_key"))
+_HOLD = select(_holds.c.until).where(_holds.c.idempotency_key == bindparam("p_key"))
+_NEW_HOLD = insert(_holds)  # VALUES: the columns the call gives
 _MESSAGE = select(_messages).where(_BY_KEY)
 _RECEIPT_STATUS = select(_m.receipt_status).where(_BY_KEY)
 _HAND_OVER = (
@@ -115,13 +118,13 @@ class MessageLog(StoreBase):
         if limits is not None:
             return await self._claim_within(limits, values)
         try:
-            async with self._write() as conn:
-                row = (await conn.execute(_INSERT_MESSAGE, values)).one()
+            async with self._lane.write() as conn:
+                row = (await conn.execute(_INSERT_MESSAGE, values))[0]
             return MessageRecord.model_validate(row), True
         except IntegrityError:
             pass
-        async with self._write() as conn:
-            row = (await conn.execute(_BUMP_ATTEMPTS, {"p_key": fields["idempotency_key"], "p_now": now})).one()
+        async with self._lane.write() as conn:
+            row = (await conn.execute(_BUMP_ATTEMPTS, {"p_key": fields["idempotency_key"], "p_now": now}))[0]
             return MessageRecord.model_validate(row), False
 
     async def _claim_within(self, limits: ContactLimits, values: dict[str, Any]) -> tuple[MessageRecord, bool]:
@@ -132,20 +135,20 @@ class MessageLog(StoreBase):
         if limits.content_key and limits.duplicate_window:
             windows.append(limits.duplicate_window)
         refusal: ContactRefused | None = None
-        async with self._write() as conn:
+        async with self._lane.write() as conn:
             # The customer's row first: the claims for this customer take their turns.
             await conn.execute(_LOCK_CUSTOMER, {"p_customer_id": values["customer_id"]})
             if windows:
                 params = {"p_key": key, "p_customer_id": values["customer_id"], "p_since": at - max(windows)}
-                rows = list(await conn.execute(_CLAIM_ROWS_IN_WINDOWS, params))
+                rows = await conn.execute(_CLAIM_ROWS_IN_WINDOWS, params)
             else:
-                rows = list(await conn.execute(_CLAIM_ROWS, {"p_key": key}))
+                rows = await conn.execute(_CLAIM_ROWS, {"p_key": key})
             if any(r.idempotency_key == key for r in rows):
-                existing = (await conn.execute(_BUMP_ATTEMPTS, {"p_key": key, "p_now": values["updated_at"]})).one()
+                existing = (await conn.execute(_BUMP_ATTEMPTS, {"p_key": key, "p_now": values["updated_at"]}))[0]
                 return MessageRecord.model_validate(existing), False
             refusal = await self._contact_refusal(conn, limits, values, rows)
             if refusal is None:
-                row = (await conn.execute(_INSERT_MESSAGE, values)).one()
+                row = (await conn.execute(_INSERT_MESSAGE, values))[0]
                 if limits.priority_grace:  # a hold this claim waited out is done with
                     await conn.execute(_DROP_HOLD, {"p_key": key})
                 return MessageRecord.model_validate(row), True
@@ -153,7 +156,7 @@ class MessageLog(StoreBase):
 
     @staticmethod
     async def _contact_refusal(
-        conn: AsyncConnection, limits: ContactLimits, values: dict[str, Any], rows: Sequence[Any]
+        conn: LaneConnection, limits: ContactLimits, values: dict[str, Any], rows: Sequence[Any]
     ) -> ContactRefused | None:
         """Why the contact policy refuses this new claim now, or None (the customer's row is locked).
 
@@ -201,22 +204,26 @@ class MessageLog(StoreBase):
             return ContactRefused("frequency_cap" if customer_wide else "channel_frequency_cap", free_at)
         if fills_last and limits.priority_grace:
             key = values["idempotency_key"]
-            hold = (await conn.execute(select(_holds.c.until).where(_holds.c.idempotency_key == key))).first()
-            if hold is None:
+            holds = await conn.execute(_HOLD, {"p_key": key})
+            if not holds:
                 until = at + limits.priority_grace
                 await conn.execute(
-                    insert(_holds).values(
-                        idempotency_key=key, customer_id=values["customer_id"], until=until, created_at=_now()
-                    )
+                    _NEW_HOLD,
+                    {
+                        "idempotency_key": key,
+                        "customer_id": values["customer_id"],
+                        "until": until,
+                        "created_at": _now(),
+                    },
                 )
                 return ContactRefused("priority_grace", until)
-            if at < _aware(hold.until):
-                return ContactRefused("priority_grace", _aware(hold.until))
+            if at < _aware(holds[0].until):
+                return ContactRefused("priority_grace", _aware(holds[0].until))
         return None
 
     async def get_message(self, idempotency_key: str) -> MessageRecord | None:
         """The logged message with this key, or None."""
-        row = await self._one(_MESSAGE, {"p_key": idempotency_key})
+        row = await self._lane.read(_MESSAGE, {"p_key": idempotency_key})
         return None if row is None else MessageRecord.model_validate(row)
 
     async def take_receipt(self, idempotency_key: str, *, grace: float) -> MessageRecord | None:
@@ -239,23 +246,24 @@ class MessageLog(StoreBase):
         # Polls only while time is left after a pause: the hand-over's RETURNING reads the row at the end anyway.
         while deadline - loop.time() > pause:
             await asyncio.sleep(pause)
-            row = await self._one(_RECEIPT_STATUS, key)
+            row = await self._lane.read(_RECEIPT_STATUS, key)
             if row is None or row.receipt_status is not None:
                 break
             pause = min(pause * 2, RECEIPT_POLL_MAX)
         else:
             await asyncio.sleep(max(0.0, deadline - loop.time()))  # the rest of the grace
-        async with self._single_writes() as conn:
-            row = (await conn.execute(_HAND_OVER, key)).first()
-            if row is None:  # handed off already (an earlier attempt), or never held
-                row = (await conn.execute(_MESSAGE, key)).first()
+        async with self._lane.single_writes() as conn:
+            rows = await conn.execute(_HAND_OVER, key)
+            if not rows:  # handed off already (an earlier attempt), or never held
+                rows = await conn.execute(_MESSAGE, key)
+        row = rows[0] if rows else None
         if row is None or row.receipt_status is None:
             return None
         return MessageRecord.model_validate(row)
 
     async def finish_message(self, idempotency_key: str, status: MessageStatus, **fields: Any) -> None:
         """Record the provider's answer for a claimed row."""
-        async with self._single_writes() as conn:
+        async with self._lane.single_writes() as conn:
             await conn.execute(
                 _FINISH, {"p_key": idempotency_key, "status": status.value, "updated_at": _now(), **fields}
             )
