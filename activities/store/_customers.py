@@ -43,8 +43,9 @@ class CustomerStore(StoreBase):
         key = {"p_customer_id": profile.customer_id}
         for _ in range(3):
             try:
-                async with self._write() as conn:
-                    row = (await conn.execute(_PROFILE_LOCKED, key)).first()
+                async with self._lane.write() as conn:
+                    rows = await conn.execute(_PROFILE_LOCKED, key)
+                    row = rows[0] if rows else None
                     if row is None:
                         await conn.execute(
                             _NEW_CUSTOMER,

@@ -8,7 +8,6 @@ from typing import Any
 from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from durable_journeys.activities.store._base import (
     StoreBase,
@@ -17,6 +16,7 @@ from durable_journeys.activities.store._base import (
     _seen,
     _signatures,
 )
+from durable_journeys.activities.store._lane import LaneConnection
 from durable_journeys.activities.store.records import EventAdmission
 
 # The facade's statements for every event, built once: building a Core statement (and its cache
@@ -65,7 +65,7 @@ class EventStore(StoreBase):
         A redelivered event is dropped before it is signalled: it would only add to the
         journey's history, which has a size limit.
         """
-        row = await self._one(_EVENT_SEEN, {"p_workflow_id": workflow_id, "p_event_id": event_id})
+        row = await self._lane.read(_EVENT_SEEN, {"p_workflow_id": workflow_id, "p_event_id": event_id})
         return row is not None
 
     async def admit_event(
@@ -81,10 +81,9 @@ class EventStore(StoreBase):
             if event_id is not None and await self.event_seen(workflow_id, event_id):
                 return EventAdmission.SEEN
             return EventAdmission.ADMITTED
-        async with self._single_writes() as conn:  # seen, then counted: no invariant across the two
+        async with self._lane.single_writes() as conn:  # seen, then counted: no invariant across the two
             if event_id is not None:
-                seen = await conn.execute(_EVENT_SEEN, {"p_workflow_id": workflow_id, "p_event_id": event_id})
-                if seen.first() is not None:
+                if await conn.execute(_EVENT_SEEN, {"p_workflow_id": workflow_id, "p_event_id": event_id}):
                     return EventAdmission.SEEN
             if not await self._count(conn, workflow_id, event_type, limit=limit, bucket=bucket):
                 return EventAdmission.LIMITED
@@ -97,7 +96,7 @@ class EventStore(StoreBase):
         worst signalled twice, which the journey ignores.
         """
         try:
-            async with self._single_writes() as conn:
+            async with self._lane.single_writes() as conn:
                 await conn.execute(
                     _REMEMBER_EVENT, {"workflow_id": workflow_id, "event_id": event_id, "created_at": _now()}
                 )
@@ -110,11 +109,11 @@ class EventStore(StoreBase):
         Returns:
             True if it was counted (the event may be signalled), False if the limit was reached.
         """
-        async with self._single_writes() as conn:
+        async with self._lane.single_writes() as conn:
             return await self._count(conn, workflow_id, event_type, limit=limit, bucket=bucket)
 
     @staticmethod
-    async def _count(conn: AsyncConnection, workflow_id: str, event_type: str, *, limit: int, bucket: str) -> bool:
+    async def _count(conn: LaneConnection, workflow_id: str, event_type: str, *, limit: int, bucket: str) -> bool:
         if limit < 1:
             return False
         params = {
@@ -124,8 +123,7 @@ class EventStore(StoreBase):
             "p_limit": limit,
             "p_now": _now(),
         }
-        counted = await conn.execute(_COUNT_ONE_MORE[conn.dialect.name], params)
-        return counted.first() is not None
+        return bool(await conn.execute(_COUNT_ONE_MORE[conn.dialect.name], params))
 
     async def remember_signature(self, provider: str, signature: str, body: str, *, keep: timedelta) -> bool:
         """Remember a webhook signature (a digest) with the digest of the body it came with.

@@ -105,6 +105,7 @@ class LaneConnection:
     def __init__(self, lane: Lane, driver: Any) -> None:
         self._lane = lane
         self._driver = driver
+        self.dialect = lane.dialect
         self.broken = False
 
     async def execute(self, statement: ClauseElement, params: dict[str, Any]) -> list[Any]:
@@ -152,7 +153,7 @@ class Lane:
 
     def __init__(self, engine: AsyncEngine, write_lock: asyncio.Lock | None) -> None:
         self._engine = engine
-        self._dialect = engine.dialect
+        self.dialect = engine.dialect
         self.sqlite = engine.dialect.name == "sqlite"
         self._write_lock = write_lock
         self._compiled: dict[tuple[int, frozenset[str]], tuple[ClauseElement, _Compiled]] = {}
@@ -161,7 +162,7 @@ class Lane:
         key = (id(statement), frozenset(params))
         entry = self._compiled.get(key)
         if entry is None or entry[0] is not statement:
-            entry = (statement, _compile(statement, self._dialect, params))
+            entry = (statement, _compile(statement, self.dialect, params))
             self._compiled[key] = entry  # the statement is kept with it: its id stays its own
         return entry[1]
 

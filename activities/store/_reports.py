@@ -109,19 +109,19 @@ class ReportStore(StoreBase):
         The same order again gives the same answer and keeps its first amount.
         """
         try:
-            async with self._single_writes() as conn:
+            async with self._lane.single_writes() as conn:
                 await conn.execute(
                     _NEW_ORDER,
                     {"order_id": order_id, "customer_id": customer_id, "paid_at": paid_at or _now(), "amount": amount},
                 )
         except IntegrityError:
             pass  # the same order again, or recorded concurrently: it is there now
-        first = await self._one(_FIRST_ORDER, {"p_customer_id": customer_id})
+        first = await self._lane.read(_FIRST_ORDER, {"p_customer_id": customer_id})
         return bool(first and first.order_id == order_id)
 
     async def order_customer(self, order_id: str) -> str | None:
         """The customer who paid ``order_id`` (None: no such order recorded)."""
-        row = await self._one(_ORDER_CUSTOMER, {"p_order_id": order_id})
+        row = await self._lane.read(_ORDER_CUSTOMER, {"p_order_id": order_id})
         return None if row is None else str(row[0])
 
     async def customer_orders(self, customer_id: str, *, limit: int = 20) -> list[str]:
