@@ -136,12 +136,12 @@ class EventStore(StoreBase):
         """
         now = _now()
         try:
-            async with self._write() as conn:
+            async with self._lane.write() as conn:
                 await conn.execute(_FORGET_SIGNATURES, {"p_before": now - keep})
                 await conn.execute(
                     _NEW_SIGNATURE, {"provider": provider, "signature": signature, "body": body, "seen_at": now}
                 )
             return True
         except IntegrityError:
-            row = await self._one(_SIGNED_BODY, {"p_provider": provider, "p_signature": signature})
+            row = await self._lane.read(_SIGNED_BODY, {"p_provider": provider, "p_signature": signature})
             return row is not None and row[0] == body

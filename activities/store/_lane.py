@@ -78,25 +78,23 @@ def _compile(statement: ClauseElement, dialect: Any, columns: Iterable[str]) -> 
     )
 
 
-def _driver_error(exc: BaseException, sql: str) -> tuple[DBAPIError, bool] | None:
-    """SQLAlchemy's error for a driver's, and whether the connection is still good; None: not a driver error."""
-    if isinstance(exc, sqlite3.IntegrityError):
-        return IntegrityError(sql, None, exc, hide_parameters=True), True
-    if isinstance(exc, sqlite3.OperationalError):
-        return OperationalError(sql, None, exc, hide_parameters=True), True  # locked, busy: the file is fine
+def _driver_error(exc: BaseException, sql: str, driver: Any) -> tuple[DBAPIError, bool] | None:
+    """SQLAlchemy's error for a driver's, and whether the connection is broken; None: not a driver's error."""
     if isinstance(exc, sqlite3.Error):
-        return DBAPIError(sql, None, exc, hide_parameters=True), False
-    try:
-        import asyncpg
-    except ImportError:  # pragma: no cover - installed with the package
-        return None
-    if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
-        return IntegrityError(sql, None, exc, hide_parameters=True), True
-    if isinstance(exc, asyncpg.PostgresError):
+        if isinstance(exc, sqlite3.IntegrityError):
+            return IntegrityError(sql, None, exc, hide_parameters=True), False
+        if isinstance(exc, sqlite3.OperationalError):  # locked, busy, disk full: the connection is fine
+            return OperationalError(sql, None, exc, hide_parameters=True), False
         return DBAPIError(sql, None, exc, hide_parameters=True), True
-    if isinstance(exc, (asyncpg.InterfaceError, OSError)):  # the connection is gone or broken
-        return OperationalError(sql, None, exc, hide_parameters=True), False
-    return None
+    import asyncpg
+
+    if not isinstance(exc, (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)):
+        return None
+    if isinstance(exc, (asyncpg.InterfaceError, OSError)) or driver.is_closed():  # gone: a restart, a kill
+        return OperationalError(sql, None, exc, hide_parameters=True), True
+    if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
+        return IntegrityError(sql, None, exc, hide_parameters=True), False
+    return DBAPIError(sql, None, exc, hide_parameters=True), False
 
 
 class LaneConnection:
@@ -119,11 +117,11 @@ class LaneConnection:
         try:
             raw = await self._run(compiled.sql, args)
         except Exception as exc:
-            translated = _driver_error(exc, compiled.sql)
+            translated = _driver_error(exc, compiled.sql, self._driver)
             if translated is None:
                 raise
-            error, good = translated
-            self.broken = self.broken or not good
+            error, broken = translated
+            self.broken = self.broken or broken
             raise error from exc
         if compiled.row is None:
             return []
@@ -174,7 +172,9 @@ class Lane:
         try:
             yield conn
         finally:
-            if conn.broken:
+            # A broken connection is dropped; so is one left in a transaction of the lane's own on
+            # PostgreSQL (a call cancelled half-way), which the pool's rollback would not see.
+            if conn.broken or (not self.sqlite and conn._driver.is_in_transaction()):
                 pooled.invalidate()
             await greenlet_spawn(pooled.close)
 
@@ -224,9 +224,9 @@ class Lane:
             except BaseException as exc:
                 if self.sqlite:
                     await driver.rollback()
-                translated = _driver_error(exc, "COMMIT")
+                translated = _driver_error(exc, "COMMIT", driver)
                 if translated is None:
                     raise
-                error, good = translated
-                conn.broken = conn.broken or not good
+                error, broken = translated
+                conn.broken = conn.broken or broken
                 raise error from exc

@@ -10,7 +10,6 @@ from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from durable_journeys.activities.store._base import (
     StoreBase,
@@ -296,12 +295,12 @@ class MessageLog(StoreBase):
             key=lambda i: (receipts[i].idempotency_key or "", receipts[i].provider_message_id or ""),
         )
         records: list[ReceiptRecord | None] = [None] * len(receipts)
-        async with self._write() as conn:
+        async with self._lane.write() as conn:
             for i in order:
                 records[i] = await self._record_receipt(conn, receipts[i])
         return records
 
-    async def _record_receipt(self, conn: AsyncConnection, receipt: DeliveryReceipt) -> ReceiptRecord | None:
+    async def _record_receipt(self, conn: LaneConnection, receipt: DeliveryReceipt) -> ReceiptRecord | None:
         if not (receipt.idempotency_key or receipt.provider_message_id):
             return None
         now = _now()
@@ -317,24 +316,23 @@ class MessageLog(StoreBase):
             "p_channel": receipt.channel.value if receipt.channel else None,
         }
         # One statement in the common case: the first receipt for a message.
-        row = (
-            await conn.execute(
-                settle,
-                {
-                    **params,
-                    "receipt_status": receipt.status.value,
-                    "receipt_error_code": receipt.error_code,
-                    "receipt_channel": params["p_channel"],
-                    "receipt_at": receipt.occurred_at or now,
-                    "updated_at": now,
-                },
-            )
-        ).first()
-        duplicate = row is None
+        rows = await conn.execute(
+            settle,
+            {
+                **params,
+                "receipt_status": receipt.status.value,
+                "receipt_error_code": receipt.error_code,
+                "receipt_channel": params["p_channel"],
+                "receipt_at": receipt.occurred_at or now,
+                "updated_at": now,
+            },
+        )
+        duplicate = not rows
         if duplicate:
-            row = (await conn.execute(matching, params)).first()
-            if row is None:
+            rows = await conn.execute(matching, params)
+            if not rows:
                 return None
+        row = rows[0]
         message = MessageRecord.model_validate(row)
         interim = duplicate and message.receipt_status is None  # an earlier channel of a chain failed
         return ReceiptRecord(
