@@ -90,11 +90,20 @@ def _driver_error(exc: BaseException, sql: str, driver: Any) -> tuple[DBAPIError
 
     if not isinstance(exc, (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)):
         return None
+    orig = DriverError(exc)
     if isinstance(exc, (asyncpg.InterfaceError, OSError)) or driver.is_closed():  # gone: a restart, a kill
-        return OperationalError(sql, None, exc, hide_parameters=True), True
+        return OperationalError(sql, None, orig, hide_parameters=True), True
     if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
-        return IntegrityError(sql, None, exc, hide_parameters=True), False
-    return DBAPIError(sql, None, exc, hide_parameters=True), False
+        return IntegrityError(sql, None, orig, hide_parameters=True), False
+    return DBAPIError(sql, None, orig, hide_parameters=True), False
+
+
+class DriverError(Exception):
+    """A PostgreSQL error without its DETAIL, which quotes the row's values (``Key (order_id)=(...)``)."""
+
+    def __init__(self, exc: BaseException) -> None:
+        super().__init__(f"{type(exc).__name__}: {getattr(exc, 'message', None) or exc}")
+        self.sqlstate: str | None = getattr(exc, "sqlstate", None)
 
 
 class LaneConnection:
