@@ -88,10 +88,10 @@ def _driver_error(exc: BaseException, sql: str, driver: Any) -> tuple[DBAPIError
         return DBAPIError(sql, None, exc, hide_parameters=True), True
     import asyncpg
 
-    if not isinstance(exc, (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)):
+    if not isinstance(exc, (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError)):
         return None
     orig = DriverError(exc)
-    if isinstance(exc, (asyncpg.InterfaceError, OSError)) or driver.is_closed():  # gone: a restart, a kill
+    if not isinstance(exc, asyncpg.PostgresError) or driver.is_closed():  # gone (a restart, a kill) or confused
         return OperationalError(sql, None, orig, hide_parameters=True), True
     if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
         return IntegrityError(sql, None, orig, hide_parameters=True), False
