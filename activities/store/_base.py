@@ -127,21 +127,9 @@ class StoreBase:
         # SQLite has one writer at a time: queue writers here instead of in busy-waiting
         # threads that each hold a pooled connection. PostgreSQL needs no such lock.
         self._write_lock: asyncio.Lock | None = asyncio.Lock() if engine.dialect.name == "sqlite" else None
-        # Every send's statements, on the driver's connection (change 18): see _lane.py.
+        # The statements every journey runs (its sends, the facade's events and orders, the webhook
+        # app's receipts), on the driver's connection (change 18): see _lane.py.
         self._lane = Lane(engine, self._write_lock)
-
-    @asynccontextmanager
-    async def _single_writes(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for writes each atomic on its own (one statement, no invariant across them).
-
-        In autocommit on PostgreSQL; in one write transaction on SQLite (it has one writer anyway).
-        """
-        if self._autocommit is None:
-            async with self._write() as conn:
-                yield conn
-            return
-        async with self._autocommit.connect() as conn:
-            yield conn
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[AsyncConnection]:
