@@ -12,8 +12,9 @@ conversions as through SQLAlchemy: JSON, datetimes on SQLite, booleans), and run
 driver's connection (aiosqlite, in one trip to its thread; asyncpg), borrowed from and given back
 to the engine's pool. A driver's error is raised as SQLAlchemy's (``IntegrityError``,
 ``OperationalError``, ``DBAPIError``), without the statement's values, as the store's other
-calls raise them; a connection that failed otherwise than by a constraint is dropped from the
-pool.
+calls raise them; a connection the error left unusable (closed by the server, a client-side
+protocol error; on SQLite an error other than a constraint's, a lock's or the file's) is dropped
+from the pool.
 
 Only statements built once belong here (a statement built per call would be compiled per call):
 the lane keeps every statement it compiled.
@@ -126,18 +127,23 @@ class LaneConnection:
         try:
             raw = await self._run(compiled.sql, args)
         except Exception as exc:
-            translated = _driver_error(exc, compiled.sql, self._driver)
-            if translated is None:
-                raise
-            error, broken = translated
-            self.broken = self.broken or broken
-            raise error from exc
+            self._raise_as_sqlalchemy(exc, compiled.sql)
+            raise
         if compiled.row is None:
             return []
         results, make = compiled.results, compiled.row._make
         if not any(results):
             return [make(r) for r in raw]
         return [make(v if p is None else p(v) for p, v in zip(results, r, strict=True)) for r in raw]
+
+    def _raise_as_sqlalchemy(self, exc: BaseException, sql: str) -> None:
+        """Raise SQLAlchemy's error for a driver's error (marking the connection if it broke); else return."""
+        translated = _driver_error(exc, sql, self._driver)
+        if translated is None:
+            return
+        error, broken = translated
+        self.broken = self.broken or broken
+        raise error from exc
 
     async def _run(self, sql: str, args: Sequence[Any]) -> Sequence[Sequence[Any]]:
         driver = self._driver
@@ -168,9 +174,8 @@ class Lane:
     def compiled(self, statement: ClauseElement, params: dict[str, Any]) -> _Compiled:
         key = (id(statement), frozenset(params))
         entry = self._compiled.get(key)
-        if entry is None or entry[0] is not statement:
-            entry = (statement, _compile(statement, self.dialect, params))
-            self._compiled[key] = entry  # the statement is kept with it: its id stays its own
+        if entry is None:  # the statement is kept with it, so no other statement can take its id
+            entry = self._compiled[key] = (statement, _compile(statement, self.dialect, params))
         return entry[1]
 
     @asynccontextmanager
@@ -233,9 +238,5 @@ class Lane:
             except BaseException as exc:
                 if self.sqlite:
                     await driver.rollback()
-                translated = _driver_error(exc, "COMMIT", driver)
-                if translated is None:
-                    raise
-                error, broken = translated
-                conn.broken = conn.broken or broken
-                raise error from exc
+                conn._raise_as_sqlalchemy(exc, "COMMIT")
+                raise
