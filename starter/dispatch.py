@@ -223,6 +223,11 @@ class JourneyDispatch:
         summary = summary or journey.start_summary
         if summary:
             options["static_summary"] = summary
+        # A journey told not to write its stage (stage_search) shows none in the list, rather than a stale one.
+        settings = getattr(inp, "settings", None)
+        searched = not isinstance(settings, JourneySettings) or settings.stage_search
+        stage = (stage or journey.start_stage) if searched else None
+        attributes = journey_attributes(customer_id, journey.journey, stage)
         for attempt in range(SIGNAL_WITH_START_ATTEMPTS):
             try:
                 handle = await self.client.start_workflow(
@@ -230,7 +235,7 @@ class JourneyDispatch:
                     inp,
                     id=workflow_id,
                     task_queue=self.task_queue,
-                    search_attributes=journey_attributes(customer_id, journey.journey, stage or journey.start_stage),
+                    search_attributes=attributes,
                     **options,
                 )
                 break

@@ -122,15 +122,15 @@ def validated(adapter: TypeAdapter[V], value: V, what: str) -> V:
         raise InvalidInput.from_validation(what, exc) from None
 
 
-def journey_attributes(customer_id: str, journey: str, stage: str) -> TypedSearchAttributes:
-    """A journey run's search attributes: ``CustomerId``, ``Journey``, ``JourneyStage``."""
-    return TypedSearchAttributes(
-        [
-            SearchAttributePair(CUSTOMER_ID, customer_id),
-            SearchAttributePair(JOURNEY, journey),
-            SearchAttributePair(JOURNEY_STAGE, stage),
-        ]
-    )
+def journey_attributes(customer_id: str, journey: str, stage: str | None) -> TypedSearchAttributes:
+    """A journey run's search attributes: ``CustomerId``, ``Journey`` and ``JourneyStage`` (None: not searched)."""
+    pairs: list[SearchAttributePair[str]] = [
+        SearchAttributePair(CUSTOMER_ID, customer_id),
+        SearchAttributePair(JOURNEY, journey),
+    ]
+    if stage is not None:
+        pairs.append(SearchAttributePair(JOURNEY_STAGE, stage))
+    return TypedSearchAttributes(pairs)
 
 
 def parse(model: type[M], value: M | Mapping[str, Any], what: str) -> M:

@@ -15,4 +15,4 @@ SEARCH_ATTRIBUTES = (CUSTOMER_ID, JOURNEY, JOURNEY_STAGE)
 # actions for as long as the patch lives: runs started before the change (no memo: generation 1)
 # replay the old path, new runs take the new one (workflows/patches.py lists what each changed).
 ENGINE_MEMO = "journeys_engine"
-ENGINE = 3
+ENGINE = 4

@@ -130,6 +130,14 @@ class JourneySettings(BaseModel):
         'receipt names the channel that delivered); "*" for every step; default "journey"',
     )
 
+    stage_search: bool = Field(
+        default=True,
+        description="write the JourneyStage search attribute when the journey waits and when it ends, so that "
+        "'journeys list --stage' and the Temporal UI's list find runs by stage (each write is one billed "
+        "action); false: the stage shows only in the run's current details, 'journeys inspect' and the "
+        "timeline, and each journey costs up to one action per wait less",
+    )
+
     def fallback_mode(self, step: str) -> FallbackMode:
         """How ``step`` falls back to its next channel."""
         return self.fallback.get(step) or self.fallback.get("*") or "journey"

@@ -64,4 +64,12 @@ GENERATIONS: tuple[Generation, ...] = (
         "the worker's receipt grace (JOURNEYS_RECEIPT_GRACE_SECONDS) arrives with the activity's result, so the "
         "journey neither takes a signal nor starts a receipt timer: two actions fewer per message",
     ),
+    Generation(
+        4,
+        since="1.4",
+        why="a run's waits share their timers: a wait an event can end takes a running timer that fires no later "
+        "than its deadline (a post-purchase journey's wait for delivery takes the wait for shipping's), and "
+        "starts one for the rest only if that fires first: a timer fewer per post-purchase journey, and a "
+        "cart's idle wait no longer starts a timer at each update",
+    ),
 )

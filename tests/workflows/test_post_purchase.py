@@ -143,6 +143,37 @@ async def test_ordinary_customer_gets_four_messages_at_journey_times(env: Workfl
     ]
 
 
+async def test_without_stage_search_the_stage_is_shown_but_never_written(
+    env: WorkflowEnvironment, stack: Stack
+) -> None:
+    """``stage_search: false``: no JourneyStage at the start or later (no upsert, no stale stage), while
+    the run's current details and the operators' view of its wait still say where it is."""
+    c = customer()
+    o = order(c)
+    async with stack.worker():
+        handle = await stack.journeys.order_paid(o, c, settings={"stage_search": False})
+        await env.sleep(timedelta(hours=20))
+        assert await stage_of(handle) is None
+        assert await stack.journeys.order_shipped(o.order_id)
+        await env.sleep(timedelta(days=1))
+        assert await stage_of(handle) is None
+        metadata = await handle.query("__temporal_workflow_metadata")
+        assert metadata.current_details == "post-purchase: waiting_for_delivery"
+        assert (await stack.journeys.waiting(handle.id)).waiting == "wait for delivery"
+        assert await stack.journeys.order_delivered(o.order_id)
+        result: JourneyResult = await handle.result()
+        description = await handle.describe()
+    assert description.typed_search_attributes.get(JOURNEY_STAGE) is None
+    assert await upserted_stages(handle) == []
+    assert result.outcome == "completed"
+    assert [step for step, _ in deliveries(result)] == [
+        "payment_complete",
+        "shipping_started",
+        "review_request",
+        "recent_buyer_sale",
+    ]
+
+
 async def test_not_a_kakao_user_gets_sms_at_once(env: WorkflowEnvironment, stack: Stack) -> None:
     _, timeline = await timeline_after(env, stack, "010-0000-0001", timedelta(minutes=1))
     rejected = [e for e in timeline if e.outcome is Outcome.REJECTED]
@@ -300,6 +331,52 @@ async def test_no_shipment_within_give_up_after_ends_the_journey(env: WorkflowEn
     assert result.outcome == "gave_up:not_shipped"
     assert result.timeline[-1].elapsed >= timedelta(days=30)
     assert sandbox_sends(stack) == [("payment_complete", "alimtalk")]
+
+
+@pytest.mark.parametrize(
+    ("shipped_after", "delivered_after", "outcome", "ends_after"),
+    [
+        # The wait for delivery takes the wait for shipping's timer (day 30) while it can (engine 4),
+        # but each wait's own deadline holds: 30 days from the shipment, not from the order.
+        (timedelta(days=1), None, "gave_up:not_delivered", timedelta(days=31)),
+        (timedelta(days=29), None, "gave_up:not_delivered", timedelta(days=59)),
+        (timedelta(days=20), timedelta(days=29, hours=23), "completed", None),
+        (timedelta(days=29, hours=23), timedelta(days=29, hours=23), "completed", None),
+        (
+            timedelta(days=29, hours=23),
+            timedelta(days=30, hours=1),
+            "gave_up:not_delivered",
+            timedelta(days=59, hours=23),
+        ),
+    ],
+    ids=["shipped-day-1", "shipped-day-29", "delivered-after-day-30", "both-just-in-time", "delivery-an-hour-late"],
+)
+async def test_each_wait_gives_up_at_its_own_deadline(
+    env: WorkflowEnvironment,
+    stack: Stack,
+    shipped_after: timedelta,
+    delivered_after: timedelta | None,
+    outcome: str,
+    ends_after: timedelta | None,
+) -> None:
+    c = customer()
+    o = order(c)
+    async with stack.worker():
+        handle = await stack.journeys.order_paid(o, c)
+        await env.sleep(shipped_after)
+        await stack.journeys.order_shipped(o.order_id)
+        if delivered_after is not None:
+            await env.sleep(delivered_after)
+            await stack.journeys.order_delivered(o.order_id)
+        result: JourneyResult = await handle.result()
+    assert result.outcome == outcome
+    sent = [step for step, _ in deliveries(result)]
+    if outcome == "completed":
+        assert sent == ["payment_complete", "shipping_started", "review_request", "recent_buyer_sale"]
+    else:
+        assert sent == ["payment_complete", "shipping_started"]
+        assert ends_after is not None
+        assert ends_after <= result.timeline[-1].elapsed < ends_after + timedelta(hours=1)
 
 
 async def test_delivered_without_shipped_event_still_gets_review_and_sale(

@@ -9,8 +9,10 @@ is the top: the base of every journey.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import ClassVar, NoReturn
 
 from pydantic import BaseModel
@@ -45,6 +47,14 @@ SEND_START_TO_CLOSE = timedelta(seconds=30)  # one attempt of the send activity
 # are dropped before they reach the journey's state, and the timeline stops growing with them.
 MAX_TIMELINE_EVENTS = 500  # event and ignored entries in a run's timeline
 MAX_RECEIPTS = 500  # receipts a run keeps (one per message it sent, in any real journey)
+
+
+@dataclass
+class Alarm:
+    """A timer the run keeps (engine 4): it fires at ``at``, and waits that end no earlier share it."""
+
+    at: datetime
+    task: asyncio.Task[None]
 
 
 class JourneyExit(Exception):
@@ -165,6 +175,7 @@ class JourneyCore:
         self._on_skip: str | None = None  # what a skip_wait of the current wait does
         self._waiting_for: frozenset[EventType] = frozenset()  # events the current wait ends on
         self._engine: int | None = None  # see engine
+        self._alarms: list[Alarm] = []  # running timers the run's waits share (engine 4, see waiting)
 
     # journey bookkeeping ---------------------------------------------------------------------
 
@@ -192,8 +203,10 @@ class JourneyCore:
         return self._engine
 
     def _publish_stage(self) -> None:
-        """Write the pending stage to ``JourneyStage`` if it differs from what is there."""
-        if self._stage is not None and workflow.info().typed_search_attributes.get(JOURNEY_STAGE) != self._stage:
+        """Write the pending stage to ``JourneyStage`` if it differs from what is there (and stages are searched)."""
+        if not self._settings.stage_search or self._stage is None:
+            return
+        if workflow.info().typed_search_attributes.get(JOURNEY_STAGE) != self._stage:
             workflow.upsert_search_attributes([JOURNEY_STAGE.value_set(self._stage)])
 
     async def run_story(self, customer_id: str, settings: JourneySettings, story: object) -> JourneyResult:

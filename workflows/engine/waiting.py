@@ -1,7 +1,15 @@
-"""Waiting: durable timers, events and receipts, each cut short by an exit or an operator's skip."""
+"""Waiting: durable timers, events and receipts, each cut short by an exit or an operator's skip.
+
+From engine generation 4 a run's waits share their timers (:class:`Alarm`): a wait that an event
+can end early takes a timer already running that fires no later than its own deadline instead of
+starting one (when that timer fires before the deadline, a timer for the rest is started then).
+Each started timer is a billed action; a timer that a wait no longer needs is left running, not
+cancelled, because a later wait may take it. Deadlines are kept exactly as before.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Collection
 from datetime import datetime, time, timedelta
 
@@ -17,12 +25,14 @@ from durable_journeys.activities.contracts import (
 with workflow.unsafe.imports_passed_through():
     pass
 
-from durable_journeys.workflows.engine.core import SKIP_TIMER
+from durable_journeys.workflows.engine.core import SKIP_TIMER, Alarm
 from durable_journeys.workflows.engine.intake import JourneyIntake
 from durable_journeys.workflows.models import (
     EventType,
     JourneyEvent,
 )
+
+MAX_ALARMS = 4  # timers a run keeps running for later waits; past this the latest is cancelled
 
 
 class JourneyWaiting(JourneyIntake):
@@ -76,6 +86,18 @@ class JourneyWaiting(JourneyIntake):
         Raises:
             JourneyExit: an exit event arrived.
         """
+        return await self._wait(predicate, timeout, summary=summary, on_timeout=on_timeout, early=True)
+
+    async def _wait(
+        self,
+        predicate: Callable[[], bool],
+        timeout: timedelta,
+        *,
+        summary: str,
+        on_timeout: str | None,
+        early: bool,
+    ) -> bool:
+        """``wait_until``; ``early``: whether anything but the timer usually ends the wait (an event)."""
         if timeout <= timedelta(0):
             self._raise_if_exited()
             return predicate()
@@ -84,9 +106,13 @@ class JourneyWaiting(JourneyIntake):
         self._waiting, self._skip, self._skipped = summary, False, False
         self._on_skip = on_timeout or SKIP_TIMER
         try:
-            await workflow.wait_condition(
-                lambda: self._exiting() or self._skip or predicate(), timeout=timeout, timeout_summary=summary
-            )
+            ended = lambda: self._exiting() or self._skip or predicate()  # noqa: E731
+            if self.engine >= 4:
+                if not await self._until(ended, workflow.now() + timeout, summary, early=early):
+                    self._raise_if_exited()
+                    return False
+            else:
+                await workflow.wait_condition(ended, timeout=timeout, timeout_summary=summary)
         except TimeoutError:
             self._raise_if_exited()
             return False
@@ -108,7 +134,36 @@ class JourneyWaiting(JourneyIntake):
         Raises:
             JourneyExit: an exit event arrived.
         """
-        await self.wait_until(lambda: False, duration, summary=summary)
+        await self._wait(lambda: False, duration, summary=summary, on_timeout=None, early=False)
+
+    async def _until(self, ended: Callable[[], bool], deadline: datetime, summary: str, *, early: bool) -> bool:
+        """Wait until ``ended()`` (True) or journey time ``deadline`` (False), on the run's shared timers."""
+        while not ended():
+            if workflow.now() >= deadline:
+                return False
+            alarm = self._alarm(deadline, summary, early=early)
+            await workflow.wait_condition(lambda: ended() or alarm.task.done())  # noqa: B023 (awaited here)
+        return True
+
+    def _alarm(self, deadline: datetime, summary: str, *, early: bool) -> Alarm:
+        """A running timer to wait on for ``deadline``: one that fires then (or, if ``early``, before), or a new one.
+
+        A timer that fires before the deadline saves one only if the wait ends first, so a plain
+        delay (``early`` False) takes only a timer that fires at its deadline.
+        """
+        alarms = [a for a in self._alarms if not a.task.done()]
+        usable = [a for a in alarms if a.at == deadline or (early and a.at < deadline)]
+        if usable:
+            self._alarms = alarms
+            return max(usable, key=lambda a: a.at)
+        if len(alarms) >= MAX_ALARMS:
+            latest = max(alarms, key=lambda a: a.at)
+            latest.task.cancel()
+            alarms.remove(latest)
+        task = asyncio.create_task(workflow.sleep(deadline - workflow.now(), summary=summary))
+        alarm = Alarm(deadline, task)
+        self._alarms = [*alarms, alarm]
+        return alarm
 
     async def delay_until(self, when: datetime, *, summary: str) -> None:
         """Wait until ``when`` in journey time (no wait if it has passed)."""
