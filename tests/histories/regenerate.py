@@ -1,6 +1,6 @@
 """Record one history per journey scenario into ``tests/histories/<name>-<version>.json``.
 
-Run ``python -m tests.histories.regenerate 1.2`` after changing a journey's command sequence (a
+Run ``python -m tests.histories.regenerate 1.4`` after changing a journey's command sequence (a
 change behind ``workflow.patched()``), *keeping* the files of earlier versions:
 ``tests/test_replay.py`` replays every file against today's code, so a change that would break
 journeys already running fails CI. See README, "Changing a live journey safely".
@@ -220,6 +220,23 @@ async def post_purchase_skip_as(env: WorkflowEnvironment, stack: Stack) -> Workf
     return handle
 
 
+async def post_purchase_late(env: WorkflowEnvironment, stack: Stack) -> WorkflowHandle:
+    """Shipped on day 29, delivered on day 45, without stage search (from 1.4).
+
+    The wait for delivery takes the wait for shipping's timer, which fires on day 30 before its
+    deadline (day 59): a timer for the rest starts then (engine 4). No JourneyStage is written.
+    """
+    c = _customer()
+    o = factories.order(c)
+    handle = await stack.journeys.order_paid(o, c, settings={"review_hours_kst": None, "stage_search": False})
+    await env.sleep(timedelta(days=29))
+    await stack.journeys.order_shipped(o.order_id)
+    await env.sleep(timedelta(days=16))
+    await stack.journeys.order_delivered(o.order_id)
+    await handle.result()
+    return handle
+
+
 async def _cart_over_the_cap(env: WorkflowEnvironment, stack: Stack) -> WorkflowHandle:
     """One ad a week (ad_cap 1): the push goes out, the coupon 24 hours later is over the cap."""
     _, handle = await _start_cart(stack)
@@ -256,6 +273,7 @@ SCENARIOS: dict[str, Scenario] = {
     "cart_deferred": _cart_over_the_cap,  # it may wait 7 days: deferred, then sent
     "cart_continue_as_new": cart_continue_as_new,
     "cart_experiment": cart,  # from 1.3: the split of the reference experiment (cart_coupon_timing)
+    "post_purchase_late": post_purchase_late,  # from 1.4: a shared timer fires before its wait's deadline
 }
 # What a scenario's stack runs with, besides the defaults (embedded_stack's options).
 STACKS: dict[str, dict[str, Any]] = {
