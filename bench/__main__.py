@@ -5,7 +5,7 @@ post-purchase shape with trivial activities), the **hand-written peer** (``bench
 a shop writes from Temporal's samples, over the same sandbox provider and a minimal webhook) and
 **ours** (the pack: facade, contact policy, store, log, metrics, timeline) on SQLite and
 PostgreSQL, in journey-level and in
-gateway fallback, and once scaled out (two worker processes, the webhook app in its own,
+gateway fallback (without stage search), and once scaled out (two worker processes, the webhook app in its own,
 PostgreSQL). Every system runs as deployed: the sandbox provider and the webhook app in their own
 processes, the worker (and the starter) in this one.
 
@@ -61,7 +61,9 @@ TIMINGS = PostPurchaseSettings(
     receipt_timeout=timedelta(seconds=RECEIPT_TIMEOUT),
     review_hours_kst=None,
 )
-GATEWAY = TIMINGS.model_copy(update={"fallback": {"*": "gateway"}})
+# Gateway fallback as a shop that wants the fewest actions runs it: no JourneyStage writes either
+# (stage_search false: the stage is in the run's current details, not in the list's search).
+GATEWAY = TIMINGS.model_copy(update={"fallback": {"*": "gateway"}, "stage_search": False})
 POSTGRES_ADMIN = os.environ.get("JOURNEYS_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 BILLABLE = {
     EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED: "start",
@@ -572,8 +574,14 @@ def targets(r: dict[str, Any]) -> list[tuple[str, bool]]:
         gw = r.get(f"gateway_{name}")
         if gw:
             found += [
-                (f"{name}, gateway: throughput >= 1.0x the peer ({ratio(gw, peer_):.2f})", ratio(gw, peer_) >= 1.0),  # type: ignore[operator]
-                (f"{name}, gateway: <= 10 actions per journey ({gw['actions']})", gw["actions"] <= 10),
+                (
+                    f"{name}, gateway (no stage search): throughput >= 1.0x the peer ({ratio(gw, peer_):.2f})",
+                    ratio(gw, peer_) >= 1.0,  # type: ignore[operator]
+                ),
+                (
+                    f"{name}, gateway (no stage search): <= 10 actions per journey ({gw['actions']})",
+                    gw["actions"] <= 10,
+                ),
             ]
     return found
 
@@ -648,9 +656,9 @@ ROWS = (
     ("peer_after", "hand-written peer, run last"),
     ("peer", "hand-written peer, mean of both"),
     ("sqlite", "ours, SQLite"),
-    ("gateway_sqlite", "ours, SQLite, gateway fallback"),
+    ("gateway_sqlite", "ours, SQLite, gateway fallback, no stage search"),
     ("postgres", "ours, PostgreSQL"),
-    ("gateway_postgres", "ours, PostgreSQL, gateway fallback"),
+    ("gateway_postgres", "ours, PostgreSQL, gateway fallback, no stage search"),
     ("scale_out", "ours, PostgreSQL, 2 worker processes"),
 )
 
