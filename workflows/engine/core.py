@@ -57,6 +57,10 @@ class Alarm:
     task: asyncio.Task[None]
 
 
+class NewerEngine(RuntimeError):
+    """A run started by a newer release than this worker's: its workflow task fails and is retried."""
+
+
 class JourneyExit(Exception):
     """An exit event (cancelled order, purchase ...) or an operator's ``exit`` ended the journey.
 
@@ -199,7 +203,15 @@ class JourneyCore:
     def engine(self) -> int:
         """The engine generation this run started with (``ENGINE_MEMO``; 1 for runs started before 1.1)."""
         if self._engine is None:
-            self._engine = int(workflow.memo_value(ENGINE_MEMO, 1, type_hint=int))
+            engine = int(workflow.memo_value(ENGINE_MEMO, 1, type_hint=int))
+            if engine > ENGINE:
+                # Not an ApplicationError: this fails the workflow task, not the run, and Temporal
+                # retries it until a worker that knows the generation takes it.
+                raise NewerEngine(
+                    f"this run takes engine generation {engine} and this worker knows up to {ENGINE}: "
+                    "deploy the newer workers before the apps that start journeys"
+                )
+            self._engine = engine
         return self._engine
 
     def _publish_stage(self) -> None:
@@ -212,6 +224,7 @@ class JourneyCore:
     async def run_story(self, customer_id: str, settings: JourneySettings, story: object) -> JourneyResult:
         """Run a journey's story coroutine with its send settings; an exit event ends it cleanly."""
         self.state.customer_id = customer_id
+        _ = self.engine  # a run of a newer generation than this worker's goes no further (NewerEngine)
         self._settings = settings
         self._send_timeout = settings.send_timeout
         self._send_deadline = settings.send_deadline
