@@ -22,7 +22,8 @@ from durable_journeys.providers.sandbox import ReceiptTiming
 from durable_journeys.starter.settings import Settings
 from durable_journeys.starter.stack import Stack
 from durable_journeys.starter.testing import journey_kit
-from tests.factories import clock, customer, order
+from tests import factories
+from tests.factories import customer, order
 
 BILLABLE = {
     EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED: "start",
@@ -114,7 +115,7 @@ async def test_a_burst_of_cart_updates_costs_two_idle_timers_not_one_per_update(
     new deadline), and a timer for the rest starts only when that one fires; the push still goes out
     an hour after the last update."""
     settings = Settings(receipt_grace_seconds=3)
-    c = customer(app_installed=True, push_tokens=["device-token-1"], marketing_consent={Channel.PUSH: clock})
+    c = customer(app_installed=True, push_tokens=["device-token-1"], marketing_consent={Channel.PUSH: factories.clock})
     async with journey_kit(env, tmp_path / "journeys.db", settings=settings) as kit:
         stack = kit.stack
         async with stack.worker(check_pack_journeys=False):

@@ -224,7 +224,11 @@ class JourneyCore:
     async def run_story(self, customer_id: str, settings: JourneySettings, story: object) -> JourneyResult:
         """Run a journey's story coroutine with its send settings; an exit event ends it cleanly."""
         self.state.customer_id = customer_id
-        _ = self.engine  # a run of a newer generation than this worker's goes no further (NewerEngine)
+        try:
+            _ = self.engine  # a run of a newer generation than this worker's goes no further
+        except NewerEngine:
+            getattr(story, "close", lambda: None)()  # the story never started
+            raise
         self._settings = settings
         self._send_timeout = settings.send_timeout
         self._send_deadline = settings.send_deadline
