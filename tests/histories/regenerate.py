@@ -44,12 +44,18 @@ def _customer(phone: str = "010-1234-5678", *, app: bool = False) -> CustomerPro
 
 
 async def _ship_and_deliver(
-    env: WorkflowEnvironment, stack: Stack, order_id: str, handle: WorkflowHandle
+    env: WorkflowEnvironment,
+    stack: Stack,
+    order_id: str,
+    handle: WorkflowHandle,
+    *,
+    shipped_after: timedelta = timedelta(hours=20),
+    delivered_after: timedelta = timedelta(days=1),
 ) -> WorkflowHandle:
-    """Shipped 20 hours after payment, delivered a day later; the journey runs to its end."""
-    await env.sleep(timedelta(hours=20))
+    """Shipped 20 hours after payment, delivered a day later (by default); the journey runs to its end."""
+    await env.sleep(shipped_after)
     await stack.journeys.order_shipped(order_id)
-    await env.sleep(timedelta(days=1))
+    await env.sleep(delivered_after)
     await stack.journeys.order_delivered(order_id)
     await handle.result()
     return handle
@@ -229,12 +235,9 @@ async def post_purchase_late(env: WorkflowEnvironment, stack: Stack) -> Workflow
     c = _customer()
     o = factories.order(c)
     handle = await stack.journeys.order_paid(o, c, settings={"review_hours_kst": None, "stage_search": False})
-    await env.sleep(timedelta(days=29))
-    await stack.journeys.order_shipped(o.order_id)
-    await env.sleep(timedelta(days=16))
-    await stack.journeys.order_delivered(o.order_id)
-    await handle.result()
-    return handle
+    return await _ship_and_deliver(
+        env, stack, o.order_id, handle, shipped_after=timedelta(days=29), delivered_after=timedelta(days=16)
+    )
 
 
 async def _cart_over_the_cap(env: WorkflowEnvironment, stack: Stack) -> WorkflowHandle:
