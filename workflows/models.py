@@ -134,8 +134,8 @@ class JourneySettings(BaseModel):
         default=True,
         description="write the JourneyStage search attribute when the journey waits and when it ends, so that "
         "'journeys list --stage' and the Temporal UI's list find runs by stage (each write is one billed "
-        "action); false: the stage shows only in the run's current details, 'journeys inspect' and the "
-        "timeline, and each journey costs up to one action per wait less",
+        "action); false: no JourneyStage at all (none at the start either); the stage shows only in the run's "
+        "current details, 'journeys skip' and the timeline, and each journey costs up to one action per wait less",
     )
 
     def fallback_mode(self, step: str) -> FallbackMode:

@@ -108,17 +108,18 @@ class JourneyWaiting(JourneyIntake):
         try:
             ended = lambda: self._exiting() or self._skip or predicate()  # noqa: E731
             if self.engine >= 4:
-                if not await self._until(ended, workflow.now() + timeout, summary, early=early):
-                    self._raise_if_exited()
-                    return False
+                came = await self._until(ended, workflow.now() + timeout, summary, early=early)
             else:
-                await workflow.wait_condition(ended, timeout=timeout, timeout_summary=summary)
-        except TimeoutError:
-            self._raise_if_exited()
-            return False
+                try:
+                    await workflow.wait_condition(ended, timeout=timeout, timeout_summary=summary)
+                    came = True
+                except TimeoutError:
+                    came = False
         finally:
             self._waiting = None
         self._raise_if_exited()
+        if not came:
+            return False
         if self._skip and not predicate():  # an operator's skip_wait: as if the wait had run out
             self._skip, self._skipped = False, True
             return False
