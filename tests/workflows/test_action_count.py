@@ -17,13 +17,13 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
-from durable_journeys.activities import KST, Channel
+from durable_journeys.activities import KST
 from durable_journeys.providers.sandbox import ReceiptTiming
 from durable_journeys.starter.settings import Settings
 from durable_journeys.starter.stack import Stack
 from durable_journeys.starter.testing import journey_kit
-from tests import factories
 from tests.factories import customer, order
+from tests.workflows.test_cart_abandonment import CART, shopper
 
 BILLABLE = {
     EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED: "start",
@@ -48,11 +48,10 @@ ORDINARY = {"start": 1, "activity": 4, "signal": 2, "timer": 3, "upsert": 4}
 # with its send as above.
 GATEWAY = ORDINARY
 # Without stage search (stage_search false): no JourneyStage upsert; the stage is in the run's
-# current details, `journeys inspect` and the timeline.
+# current details, `journeys skip` and the timeline.
 UNSEARCHED = {"start": 1, "activity": 4, "signal": 2, "timer": 3}
 
 
-CART = {"items": [{"name": "무선 이어폰", "unit_price": 39000}]}
 UPDATES = 5  # ten minutes apart
 GATEWAY_EVERY_STEP = {"fallback": {"*": "gateway"}}
 
@@ -115,7 +114,7 @@ async def test_a_burst_of_cart_updates_costs_two_idle_timers_not_one_per_update(
     new deadline), and a timer for the rest starts only when that one fires; the push still goes out
     an hour after the last update."""
     settings = Settings(receipt_grace_seconds=3)
-    c = customer(app_installed=True, push_tokens=["device-token-1"], marketing_consent={Channel.PUSH: factories.clock})
+    c = shopper()
     async with journey_kit(env, tmp_path / "journeys.db", settings=settings) as kit:
         stack = kit.stack
         async with stack.worker(check_pack_journeys=False):
